@@ -137,6 +137,3 @@ func Sdot(x, y []float32) float32 {
 	}
 	return (s0 + s1) + (s2 + s3)
 }
-
-// sgemm is the dispatch point for the backends.
-var sgemm = sgemmSimple

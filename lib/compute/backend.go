@@ -1,0 +1,70 @@
+package compute
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+)
+
+// EnvBLAS is the environment variable that forces a backend: "go" for the
+// pure-Go kernel, "openblas" for OpenBLAS (falling back to pure Go, with the
+// reason in Backend, when the library cannot be loaded). Unset or "auto"
+// uses OpenBLAS when present.
+const EnvBLAS = "DETLAB_BLAS"
+
+// gemmFunc is the signature every backend implements.
+type gemmFunc func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
+
+type backend struct {
+	name string
+	gemm gemmFunc
+}
+
+var chosen = sync.OnceValue(func() backend { return chooseBackend(os.Getenv(EnvBLAS)) })
+
+// chooseBackend picks the backend for a DETLAB_BLAS value.
+func chooseBackend(env string) backend {
+	pure := backend{name: "pure Go", gemm: sgemmGo}
+	switch strings.ToLower(strings.TrimSpace(env)) {
+	case "go", "purego", "pure":
+		pure.name += " (" + EnvBLAS + "=go)"
+		return pure
+	case "", "auto", "openblas":
+		lib, err := openBLAS()
+		if err != nil {
+			if env != "" && !strings.EqualFold(env, "auto") {
+				pure.name += fmt.Sprintf(" (%s=openblas but %v)", EnvBLAS, err)
+			}
+			return pure
+		}
+		return backend{name: fmt.Sprintf("openblas %s (runtime, %d threads)", lib.version, lib.threads), gemm: lib.sgemm}
+	default:
+		pure.name += fmt.Sprintf(" (unknown %s=%q; want go or openblas)", EnvBLAS, env)
+		return pure
+	}
+}
+
+// Backend names the implementation Sgemm runs, e.g.
+// "openblas 0.3.21 (runtime, 2 threads)" or "pure Go".
+func Backend() string { return chosen().name }
+
+// sgemm dispatches to the chosen backend.
+func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	chosen().gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// openblasLib is a loaded OpenBLAS.
+type openblasLib struct {
+	version string
+	threads int
+	sgemm   gemmFunc
+}
+
+var openBLAS = sync.OnceValues(func() (*openblasLib, error) {
+	return loadOpenBLAS(runtime.GOMAXPROCS(0))
+})
+
+// getenv is os.Getenv, kept apart so the platform files share it.
+func getenv(k string) string { return os.Getenv(k) }

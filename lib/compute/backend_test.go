@@ -1,0 +1,62 @@
+package compute
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestSgemmGo(t *testing.T) {
+	checkSgemmAgainstRef(t, func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+		if m == 0 || n == 0 {
+			return
+		}
+		sgemmGo(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	})
+}
+
+func TestSgemmOpenBLAS(t *testing.T) {
+	lib, err := openBLAS()
+	if err != nil {
+		if errors.Is(err, errNoOpenBLAS) {
+			t.Skip("libopenblas0 not installed: apt-get install libopenblas0")
+		}
+		t.Fatal(err)
+	}
+	t.Logf("openblas %s, %d threads", lib.version, lib.threads)
+	checkSgemmAgainstRef(t, func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+		if m == 0 || n == 0 {
+			return
+		}
+		lib.sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	})
+}
+
+func TestChooseBackend(t *testing.T) {
+	_, errLib := openBLAS()
+	cases := []struct {
+		env, want string
+	}{
+		{"go", "pure Go (DETLAB_BLAS=go)"},
+		{"GO", "pure Go (DETLAB_BLAS=go)"},
+		{"bogus", `pure Go (unknown DETLAB_BLAS="bogus"`},
+	}
+	if errLib == nil {
+		cases = append(cases, struct{ env, want string }{"openblas", "openblas "}, struct{ env, want string }{"", "openblas "})
+	} else {
+		cases = append(cases, struct{ env, want string }{"openblas", "pure Go (DETLAB_BLAS=openblas but"}, struct{ env, want string }{"", "pure Go"})
+	}
+	for _, tc := range cases {
+		if got := chooseBackend(tc.env).name; !strings.HasPrefix(got, tc.want) {
+			t.Errorf("chooseBackend(%q) = %q, want prefix %q", tc.env, got, tc.want)
+		}
+	}
+}
+
+func TestCPU(t *testing.T) {
+	c := CPU()
+	if c.Cores < 1 || c.Model == "" {
+		t.Fatalf("CPU() = %+v", c)
+	}
+	t.Log(c)
+}

@@ -1,0 +1,246 @@
+package compute
+
+import (
+	"runtime"
+	"sync"
+)
+
+// Block sizes of the pure-Go kernel (Goto's scheme): a kc x nc panel of
+// op(B) and an mc x kc block of op(A) are packed into contiguous strips,
+// and an mr x nr micro-kernel accumulates one tile of C in local variables.
+const (
+	mr = 4
+	nr = 4
+	kc = 256
+	mc = 64
+	nc = 512
+)
+
+// packBuf holds one goroutine's packed panels; buffers are reused through
+// packPool so steady-state calls do not allocate.
+type packBuf struct {
+	a []float32
+	b []float32
+}
+
+var packPool = sync.Pool{New: func() any {
+	return &packBuf{a: make([]float32, mc*kc), b: make([]float32, kc*nc)}
+}}
+
+// minParallelFlops is the problem size (2*m*n*k) under which Sgemm stays on
+// the calling goroutine.
+const minParallelFlops = 1 << 21
+
+// sgemmGo is the blocked, packed, parallel pure-Go Sgemm.
+func sgemmGo(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	scaleC(m, n, beta, c, ldc)
+	if alpha == 0 || k == 0 {
+		return
+	}
+	if m*n*k < 512 {
+		sgemmSimple(transA, transB, m, n, k, alpha, a, lda, b, ldb, 1, c, ldc)
+		return
+	}
+	workers := runtime.GOMAXPROCS(0)
+	if f := 2 * m * n * k / minParallelFlops; f < workers {
+		workers = max(f, 1)
+	}
+	if workers == 1 {
+		gemmBlock(transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc)
+		return
+	}
+	// Split the larger dimension of C into one contiguous range per worker,
+	// aligned to the micro-tile so no tile straddles two workers.
+	var wg sync.WaitGroup
+	splitRows := m >= n
+	total, unit := n, nr
+	if splitRows {
+		total, unit = m, mr
+	}
+	tiles := (total + unit - 1) / unit
+	workers = min(workers, tiles)
+	for w := 0; w < workers; w++ {
+		lo := tiles * w / workers * unit
+		hi := min(tiles*(w+1)/workers*unit, total)
+		if lo >= hi {
+			continue
+		}
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			if splitRows {
+				gemmBlock(transA, transB, lo, hi, 0, n, k, alpha, a, lda, b, ldb, c, ldc)
+			} else {
+				gemmBlock(transA, transB, 0, m, lo, hi, k, alpha, a, lda, b, ldb, c, ldc)
+			}
+		}(lo, hi)
+	}
+	wg.Wait()
+}
+
+// gemmBlock adds alpha*op(A)*op(B) into rows [i0,i1) and columns [j0,j1)
+// of C, serially.
+func gemmBlock(transA, transB bool, i0, i1, j0, j1, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	buf := packPool.Get().(*packBuf)
+	defer packPool.Put(buf)
+	var tile [mr * nr]float32
+	for jc := j0; jc < j1; jc += nc {
+		nb := min(nc, j1-jc)
+		for pc := 0; pc < k; pc += kc {
+			kb := min(kc, k-pc)
+			packB(buf.b, transB, b, ldb, pc, kb, jc, nb)
+			for ic := i0; ic < i1; ic += mc {
+				mb := min(mc, i1-ic)
+				packA(buf.a, transA, a, lda, ic, mb, pc, kb, alpha)
+				for jr := 0; jr < nb; jr += nr {
+					bs := buf.b[jr*kb : jr*kb+kb*nr]
+					w := min(nr, nb-jr)
+					for ir := 0; ir < mb; ir += mr {
+						as := buf.a[ir*kb : ir*kb+kb*mr]
+						h := min(mr, mb-ir)
+						off := (ic+ir)*ldc + jc + jr
+						if h == mr && w == nr {
+							kernel4x4(kb, as, bs, c[off:], ldc)
+							continue
+						}
+						tile = [mr * nr]float32{}
+						kernel4x4(kb, as, bs, tile[:], nr)
+						for i := 0; i < h; i++ {
+							row := c[off+i*ldc : off+i*ldc+w]
+							for j := range row {
+								row[j] += tile[i*nr+j]
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// packA copies alpha*op(A)[i0:i0+mb, p0:p0+kb] into strips of mr rows: strip
+// s holds, for each p, the mr values of rows s*mr..s*mr+mr-1 (zero padded).
+func packA(dst []float32, transA bool, a []float32, lda, i0, mb, p0, kb int, alpha float32) {
+	for s := 0; s*mr < mb; s++ {
+		strip := dst[s*mr*kb : (s+1)*mr*kb]
+		h := min(mr, mb-s*mr)
+		r0 := i0 + s*mr
+		if !transA {
+			for i := 0; i < mr; i++ {
+				if i >= h {
+					for p := 0; p < kb; p++ {
+						strip[p*mr+i] = 0
+					}
+					continue
+				}
+				row := a[(r0+i)*lda+p0 : (r0+i)*lda+p0+kb]
+				for p, v := range row {
+					strip[p*mr+i] = alpha * v
+				}
+			}
+			continue
+		}
+		for p := 0; p < kb; p++ {
+			src := a[(p0+p)*lda+r0:]
+			d := strip[p*mr : p*mr+mr]
+			for i := range d {
+				if i < h {
+					d[i] = alpha * src[i]
+				} else {
+					d[i] = 0
+				}
+			}
+		}
+	}
+}
+
+// packB copies op(B)[p0:p0+kb, j0:j0+nb] into strips of nr columns: strip s
+// holds, for each p, the nr values of columns s*nr..s*nr+nr-1 (zero padded).
+func packB(dst []float32, transB bool, b []float32, ldb, p0, kb, j0, nb int) {
+	for s := 0; s*nr < nb; s++ {
+		strip := dst[s*nr*kb : (s+1)*nr*kb]
+		w := min(nr, nb-s*nr)
+		c0 := j0 + s*nr
+		if !transB {
+			for p := 0; p < kb; p++ {
+				src := b[(p0+p)*ldb+c0:]
+				d := strip[p*nr : p*nr+nr]
+				for j := range d {
+					if j < w {
+						d[j] = src[j]
+					} else {
+						d[j] = 0
+					}
+				}
+			}
+			continue
+		}
+		for j := 0; j < nr; j++ {
+			if j >= w {
+				for p := 0; p < kb; p++ {
+					strip[p*nr+j] = 0
+				}
+				continue
+			}
+			col := b[(c0+j)*ldb+p0 : (c0+j)*ldb+p0+kb]
+			for p, v := range col {
+				strip[p*nr+j] = v
+			}
+		}
+	}
+}
+
+// kernel4x4 adds the product of a packed mr x kb strip of A and a packed
+// kb x nr strip of B into the 4x4 tile of c at leading dimension ldc.
+func kernel4x4(kb int, a, b []float32, c []float32, ldc int) {
+	var c00, c01, c02, c03 float32
+	var c10, c11, c12, c13 float32
+	var c20, c21, c22, c23 float32
+	var c30, c31, c32, c33 float32
+	a = a[:kb*mr]
+	b = b[:kb*nr]
+	for len(a) >= 4 && len(b) >= 4 {
+		aa := a[:4:4]
+		bb := b[:4:4]
+		a0, a1, a2, a3 := aa[0], aa[1], aa[2], aa[3]
+		b0, b1, b2, b3 := bb[0], bb[1], bb[2], bb[3]
+		c00 += a0 * b0
+		c01 += a0 * b1
+		c02 += a0 * b2
+		c03 += a0 * b3
+		c10 += a1 * b0
+		c11 += a1 * b1
+		c12 += a1 * b2
+		c13 += a1 * b3
+		c20 += a2 * b0
+		c21 += a2 * b1
+		c22 += a2 * b2
+		c23 += a2 * b3
+		c30 += a3 * b0
+		c31 += a3 * b1
+		c32 += a3 * b2
+		c33 += a3 * b3
+		a = a[4:]
+		b = b[4:]
+	}
+	r := c[0:4:4]
+	r[0] += c00
+	r[1] += c01
+	r[2] += c02
+	r[3] += c03
+	r = c[ldc : ldc+4 : ldc+4]
+	r[0] += c10
+	r[1] += c11
+	r[2] += c12
+	r[3] += c13
+	r = c[2*ldc : 2*ldc+4 : 2*ldc+4]
+	r[0] += c20
+	r[1] += c21
+	r[2] += c22
+	r[3] += c23
+	r = c[3*ldc : 3*ldc+4 : 3*ldc+4]
+	r[0] += c30
+	r[1] += c31
+	r[2] += c32
+	r[3] += c33
+}
