@@ -55,6 +55,10 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	chosen().gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
+// smallGemm is the m*n*k under which the OpenBLAS path runs the pure-Go
+// kernel instead.
+const smallGemm = 4096
+
 // openblasLib is a loaded OpenBLAS.
 type openblasLib struct {
 	version string

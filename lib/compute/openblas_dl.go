@@ -69,8 +69,9 @@ func loadOpenBLAS(threads int) (lib *openblasLib, err error) {
 		version = f[1]
 	}
 	gemm := func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-		if alpha == 0 || k == 0 || max(m, n, k, lda, ldb, ldc) > math.MaxInt32 {
-			// BLAS's quick return; and huge sizes overflow the 32-bit ints.
+		if alpha == 0 || k == 0 || m*n*k < smallGemm || max(m, n, k, lda, ldb, ldc) > math.MaxInt32 {
+			// BLAS's quick return; tiny products, where the foreign call
+			// costs more than the arithmetic; sizes that overflow int32.
 			sgemmGo(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 			return
 		}
