@@ -1,0 +1,191 @@
+// Package anchor generates the reference boxes of a region proposal network,
+// as torchvision's AnchorGenerator (models/detection/anchor_utils.py).
+//
+// Each feature level has a set of sizes and aspect ratios (height/width);
+// every (ratio, size) pair gives one zero-centred cell anchor, rounded half
+// to even as torch.round does, and the cell anchors are repeated at every
+// feature-map location, shifted by the stride. The anchors of an image are
+// location-major: row (y*Wf + x)*A + a, with a = ratioIndex*len(Sizes) +
+// sizeIndex.
+//
+//	g, _ := anchor.New(anchor.Defaults())
+//	anchors, _ := g.Generate(320, 480, [][2]int{{10, 15}}) // 10*15*15 = 2250 boxes
+package anchor
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/detlab/detlab/lib/box"
+)
+
+// ErrConfig reports an unusable anchor configuration or feature size.
+var ErrConfig = errors.New("anchor: invalid configuration")
+
+// Config is one feature level's anchor shapes: every size (the square root
+// of the anchor area, in pixels) with every aspect ratio (height/width).
+type Config struct {
+	Sizes        []float64
+	AspectRatios []float64
+}
+
+// Defaults returns the single-level configuration detlab's Faster R-CNN uses
+// (a ResNet18 body with one stride-32 map): sizes (32, 64, 128, 256, 512),
+// aspect ratios (0.5, 1, 2), 15 anchors per location.
+func Defaults() Config {
+	return Config{Sizes: []float64{32, 64, 128, 256, 512}, AspectRatios: []float64{0.5, 1, 2}}
+}
+
+// NumAnchorsPerLocation returns len(Sizes)*len(AspectRatios).
+func (c Config) NumAnchorsPerLocation() int { return len(c.Sizes) * len(c.AspectRatios) }
+
+func (c Config) validate() error {
+	if len(c.Sizes) == 0 || len(c.AspectRatios) == 0 {
+		return fmt.Errorf("%w: need at least one size and one aspect ratio (have %d and %d)", ErrConfig, len(c.Sizes), len(c.AspectRatios))
+	}
+	for _, s := range c.Sizes {
+		if !(s > 0) || math.IsInf(s, 0) {
+			return fmt.Errorf("%w: anchor size %v is not a positive number", ErrConfig, s)
+		}
+	}
+	for _, r := range c.AspectRatios {
+		if !(r > 0) || math.IsInf(r, 0) {
+			return fmt.Errorf("%w: aspect ratio %v is not a positive number", ErrConfig, r)
+		}
+	}
+	return nil
+}
+
+// CellAnchors returns the zero-centred base anchors of one level, as
+// AnchorGenerator.generate_anchors: h = sqrt(r), w = 1/h, then
+// round([-w*s, -h*s, w*s, h*s] / 2) in float32 with round-half-to-even,
+// anchor a = ratioIndex*len(Sizes) + sizeIndex.
+func CellAnchors(c Config) ([]box.Box, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	out := make([]box.Box, 0, c.NumAnchorsPerLocation())
+	for _, r := range c.AspectRatios {
+		hr := float32(math.Sqrt(float64(float32(r))))
+		wr := 1 / hr
+		for _, s := range c.Sizes {
+			ws := wr * float32(s)
+			hs := hr * float32(s)
+			out = append(out, box.Box{
+				X1: round32(-ws / 2), Y1: round32(-hs / 2),
+				X2: round32(ws / 2), Y2: round32(hs / 2),
+			})
+		}
+	}
+	return out, nil
+}
+
+func round32(v float32) float32 { return float32(math.RoundToEven(float64(v))) }
+
+// Generator holds the cell anchors of every feature level.
+type Generator struct {
+	levels []Config
+	cells  [][]box.Box
+}
+
+// New builds a generator with one Config per feature level.
+func New(levels ...Config) (*Generator, error) {
+	if len(levels) == 0 {
+		return nil, fmt.Errorf("%w: no feature levels", ErrConfig)
+	}
+	g := &Generator{}
+	for i, c := range levels {
+		cells, err := CellAnchors(c)
+		if err != nil {
+			return nil, fmt.Errorf("level %d: %w", i, err)
+		}
+		g.levels = append(g.levels, Config{
+			Sizes:        append([]float64(nil), c.Sizes...),
+			AspectRatios: append([]float64(nil), c.AspectRatios...),
+		})
+		g.cells = append(g.cells, cells)
+	}
+	return g, nil
+}
+
+// NumLevels returns the number of feature levels.
+func (g *Generator) NumLevels() int { return len(g.levels) }
+
+// NumAnchorsPerLocation returns the number of anchors at each location, per
+// level (what the RPN head's output channels must match).
+func (g *Generator) NumAnchorsPerLocation() []int {
+	out := make([]int, len(g.levels))
+	for i, c := range g.levels {
+		out[i] = c.NumAnchorsPerLocation()
+	}
+	return out
+}
+
+// CellAnchors returns a copy of one level's zero-centred base anchors.
+func (g *Generator) CellAnchors(level int) ([]box.Box, error) {
+	if level < 0 || level >= len(g.cells) {
+		return nil, fmt.Errorf("%w: level %d of %d", ErrConfig, level, len(g.cells))
+	}
+	return append([]box.Box(nil), g.cells[level]...), nil
+}
+
+// GridAnchors returns one level's anchors for a (featH, featW) feature map of
+// a (padH, padW) padded batch: stride = pad // feat per axis, anchor
+// (y*featW + x)*A + a = cell[a] + (x*sx, y*sy, x*sx, y*sy). As in torchvision
+// the shift origin is the top-left corner, with no half-stride offset.
+func (g *Generator) GridAnchors(level, padH, padW, featH, featW int) ([]box.Box, error) {
+	if level < 0 || level >= len(g.cells) {
+		return nil, fmt.Errorf("%w: level %d of %d", ErrConfig, level, len(g.cells))
+	}
+	if padH <= 0 || padW <= 0 || featH <= 0 || featW <= 0 {
+		return nil, fmt.Errorf("%w: image %dx%d and feature map %dx%d must be positive", ErrConfig, padH, padW, featH, featW)
+	}
+	if featH > padH || featW > padW {
+		return nil, fmt.Errorf("%w: feature map %dx%d larger than the image %dx%d", ErrConfig, featH, featW, padH, padW)
+	}
+	sy, sx := padH/featH, padW/featW
+	cells := g.cells[level]
+	out := make([]box.Box, 0, featH*featW*len(cells))
+	for y := 0; y < featH; y++ {
+		oy := float32(y * sy)
+		for x := 0; x < featW; x++ {
+			ox := float32(x * sx)
+			for _, c := range cells {
+				out = append(out, box.Box{X1: ox + c.X1, Y1: oy + c.Y1, X2: ox + c.X2, Y2: oy + c.Y2})
+			}
+		}
+	}
+	return out, nil
+}
+
+// Generate returns the anchors of all levels concatenated (level 0 first),
+// for a padded batch of size (padH, padW) and one (featH, featW) per level.
+// Every image of the batch gets the same anchors.
+func (g *Generator) Generate(padH, padW int, featSizes [][2]int) ([]box.Box, error) {
+	if len(featSizes) != len(g.levels) {
+		return nil, fmt.Errorf("%w: %d feature sizes for %d levels", ErrConfig, len(featSizes), len(g.levels))
+	}
+	var out []box.Box
+	for l, fs := range featSizes {
+		a, err := g.GridAnchors(l, padH, padW, fs[0], fs[1])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a...)
+	}
+	return out, nil
+}
+
+// NumAnchors returns the number of anchors per level for the given feature
+// sizes (featH*featW*A each), the split filter_proposals needs.
+func (g *Generator) NumAnchors(featSizes [][2]int) ([]int, error) {
+	if len(featSizes) != len(g.levels) {
+		return nil, fmt.Errorf("%w: %d feature sizes for %d levels", ErrConfig, len(featSizes), len(g.levels))
+	}
+	out := make([]int, len(featSizes))
+	for l, fs := range featSizes {
+		out[l] = fs[0] * fs[1] * len(g.cells[l])
+	}
+	return out, nil
+}
