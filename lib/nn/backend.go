@@ -1,0 +1,197 @@
+package nn
+
+import (
+	"runtime"
+	"sync"
+
+	"github.com/detlab/detlab/lib/compute"
+)
+
+// Backend runs the heavy kernels: matrix products, convolutions, the
+// per-channel BatchNorm arithmetic and pooling. Every layer of this package
+// reaches them only through a Backend, so an OpenBLAS, oneDNN or GPU
+// implementation can slot in by implementing this interface (embedding CPU
+// and overriding only what it accelerates is the easy way).
+//
+// All slices are row-major float32; activations are NCHW. Kernels accumulate
+// into gradient slices (they add, never overwrite), except where a comment
+// says otherwise.
+type Backend interface {
+	// Name says which implementation runs ("cpu (compute.Sgemm)", ...).
+	Name() string
+	// Gemm is compute.Sgemm's contract: C = alpha*op(A)*op(B) + beta*C,
+	// row-major, beta 0 overwriting C.
+	Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
+	// Conv2d writes y (N,K,OH,OW) = conv(x (N,C,H,W), w (K,C,KH,KW)) + bias
+	// (bias may be nil). y is overwritten.
+	Conv2d(geo ConvGeom, x, w, bias, y []float32, s Scratch)
+	// Conv2dBackward adds the gradients for dy to dx, dw and db; any of
+	// them may be nil when not wanted.
+	Conv2dBackward(geo ConvGeom, x, w, dy, dx, dw, db []float32, s Scratch)
+	// ChannelStats returns per-channel mean and biased variance of x
+	// (N,C,HW), accumulated in float64.
+	ChannelStats(x []float32, n, c, hw int, mean, variance []float64)
+	// ChannelAffine writes y = x*scale[c] + shift[c], then max(y, 0) when
+	// relu. y may alias x.
+	ChannelAffine(x, y []float32, n, c, hw int, scale, shift []float32, relu bool)
+	// MaxPool2d writes y and, per output, the flat input index (within its
+	// plane) of the first maximum in row-major window order.
+	MaxPool2d(geo PoolGeom, x, y []float32, arg []int32)
+	// MaxPool2dBackward adds dy to dx at the recorded arg positions.
+	MaxPool2dBackward(geo PoolGeom, dy, dx []float32, arg []int32)
+}
+
+// Scratch hands out temporary buffers (im2col columns) to kernels. Arena
+// implements it; nil means plain allocation.
+type Scratch interface {
+	// Get returns a slice of length n; its contents are undefined.
+	Get(n int) []float32
+	// Put returns a slice obtained from Get for reuse.
+	Put(b []float32)
+}
+
+var (
+	backendMu sync.RWMutex
+	backend   Backend = CPU{}
+)
+
+// SetBackend makes b the backend used by graphs created afterwards (a nil b
+// restores the pure-Go CPU backend).
+func SetBackend(b Backend) {
+	backendMu.Lock()
+	defer backendMu.Unlock()
+	if b == nil {
+		b = CPU{}
+	}
+	backend = b
+}
+
+// CurrentBackend returns the backend new graphs use.
+func CurrentBackend() Backend {
+	backendMu.RLock()
+	defer backendMu.RUnlock()
+	return backend
+}
+
+// CPU is the portable backend: im2col plus compute.Sgemm for convolutions,
+// plain Go loops for the rest, split over the available cores.
+type CPU struct{}
+
+// Name reports the backend and the GEMM it calls.
+func (CPU) Name() string { return "cpu (im2col + compute.Sgemm)" }
+
+// Gemm calls compute.Sgemm, splitting large products by rows of C across
+// the available cores.
+func (CPU) Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	workers := numWorkers()
+	if workers < 2 || m < 2*16 || int64(m)*int64(n)*int64(k) < 1<<18 {
+		compute.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (m + workers - 1) / workers
+	for m0 := 0; m0 < m; m0 += chunk {
+		m1 := min(m, m0+chunk)
+		wg.Add(1)
+		go func(m0, m1 int) {
+			defer wg.Done()
+			aoff := m0 * lda
+			if transA {
+				aoff = m0
+			}
+			compute.Sgemm(transA, transB, m1-m0, n, k, alpha, a[aoff:], lda, b, ldb, beta, c[m0*ldc:], ldc)
+		}(m0, m1)
+	}
+	wg.Wait()
+}
+
+// maxWorkers caps the goroutines a kernel splits into (the project's
+// machines have 2 cores; more only adds scheduling).
+var maxWorkers = 0
+
+func numWorkers() int {
+	w := runtime.GOMAXPROCS(0)
+	if maxWorkers > 0 && w > maxWorkers {
+		w = maxWorkers
+	}
+	return w
+}
+
+// parallelFor runs fn over [0,n) split into contiguous ranges, one per
+// worker; small n runs inline.
+func parallelFor(n int, fn func(lo, hi int)) {
+	workers := numWorkers()
+	if workers > n {
+		workers = n
+	}
+	if workers <= 1 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (n + workers - 1) / workers
+	for lo := 0; lo < n; lo += chunk {
+		hi := min(n, lo+chunk)
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			fn(lo, hi)
+		}(lo, hi)
+	}
+	wg.Wait()
+}
+
+// Arena recycles float32 buffers between iterations: a graph created with
+// an arena takes its activations, gradients and im2col columns from it and
+// gives them back on Graph.Release. It is safe for concurrent use.
+type Arena struct {
+	mu   sync.Mutex
+	free map[int][][]float32
+}
+
+// NewArena returns an empty arena.
+func NewArena() *Arena { return &Arena{free: map[int][][]float32{}} }
+
+// Get returns a buffer of length n with undefined contents.
+func (a *Arena) Get(n int) []float32 {
+	if a == nil {
+		return make([]float32, n)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l := a.free[n]
+	if len(l) == 0 {
+		return make([]float32, n)
+	}
+	b := l[len(l)-1]
+	a.free[n] = l[:len(l)-1]
+	return b
+}
+
+// Put gives b back for reuse.
+func (a *Arena) Put(b []float32) {
+	if a == nil || cap(b) == 0 {
+		return
+	}
+	b = b[:cap(b)]
+	a.mu.Lock()
+	a.free[len(b)] = append(a.free[len(b)], b)
+	a.mu.Unlock()
+}
+
+// Held returns the number of float32 elements the arena keeps for reuse.
+func (a *Arena) Held() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for size, l := range a.free {
+		n += size * len(l)
+	}
+	return n
+}
+
+// heapScratch is the Scratch used without an arena.
+type heapScratch struct{}
+
+func (heapScratch) Get(n int) []float32 { return make([]float32, n) }
+func (heapScratch) Put([]float32)       {}

@@ -1,0 +1,302 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/detlab/detlab/lib/tensor"
+)
+
+// BNMode selects how a BatchNorm2d normalises.
+type BNMode int
+
+const (
+	// BNEval normalises with the running statistics; gamma and beta still
+	// receive gradients (torch's model.eval()).
+	BNEval BNMode = iota
+	// BNTrain normalises with the batch statistics (biased variance) and
+	// updates the running statistics (unbiased variance, momentum), as
+	// torch's model.train().
+	BNTrain
+	// BNFrozen is torchvision's FrozenBatchNorm2d: a fixed affine map from
+	// the running statistics, no parameter gradients, never updated.
+	BNFrozen
+)
+
+// String names the mode.
+func (m BNMode) String() string {
+	switch m {
+	case BNEval:
+		return "eval"
+	case BNTrain:
+		return "train"
+	case BNFrozen:
+		return "frozen"
+	}
+	return fmt.Sprintf("BNMode(%d)", int(m))
+}
+
+// BatchNorm2d is torch.nn.BatchNorm2d (affine, tracking running stats) with
+// a frozen mode matching torchvision.ops.FrozenBatchNorm2d.
+type BatchNorm2d struct {
+	C        int
+	Eps      float64 // 1e-5
+	Momentum float64 // 0.1
+	Mode     BNMode
+
+	Weight, Bias *Param // gamma (init 1), beta (init 0)
+	// RunningMean (init 0) and RunningVar (init 1), shape (C).
+	RunningMean, RunningVar *tensor.Tensor
+	// NumBatchesTracked is a float32 scalar (shape []) counting train-mode
+	// forwards; weight files store it as int64.
+	NumBatchesTracked *tensor.Tensor
+}
+
+// NewBatchNorm2d returns a BatchNorm over c channels in eval mode, with
+// parameters named name+".weight" etc.
+func NewBatchNorm2d(name string, c int) (*BatchNorm2d, error) {
+	if c <= 0 {
+		return nil, fmt.Errorf("nn: BatchNorm2d %s: %d channels", name, c)
+	}
+	bn := &BatchNorm2d{C: c, Eps: 1e-5, Momentum: 0.1,
+		Weight: NewParam(joinName(name, "weight"), c), Bias: NewParam(joinName(name, "bias"), c),
+		RunningMean: tensor.New(c), RunningVar: tensor.New(c), NumBatchesTracked: tensor.New()}
+	Fill(bn.Weight.Value, 1)
+	Fill(bn.RunningVar, 1)
+	return bn, nil
+}
+
+// SetMode switches between train and eval; a frozen BatchNorm stays frozen
+// (its parameters are then not trainable).
+func (bn *BatchNorm2d) SetMode(m BNMode) {
+	if bn.Mode == BNFrozen && m != BNFrozen {
+		return
+	}
+	bn.Mode = m
+	if m == BNFrozen {
+		bn.Weight.Trainable = false
+		bn.Bias.Trainable = false
+	}
+}
+
+// OutputShape returns in unchanged after checking it.
+func (bn *BatchNorm2d) OutputShape(in []int) ([]int, error) {
+	if len(in) != 4 {
+		return nil, fmt.Errorf("nn: BatchNorm2d %s: input must be NCHW, got shape %v", bn.Weight.Name, in)
+	}
+	if in[1] != bn.C {
+		return nil, fmt.Errorf("nn: BatchNorm2d %s: input has %d channels, want %d", bn.Weight.Name, in[1], bn.C)
+	}
+	if tensor.Numel(in) == 0 {
+		return nil, fmt.Errorf("nn: BatchNorm2d %s: empty input shape %v", bn.Weight.Name, in)
+	}
+	return append([]int(nil), in...), nil
+}
+
+// Forward normalises x.
+func (bn *BatchNorm2d) Forward(g *Graph, x *Var) (*Var, error) { return bn.forward(g, x, false) }
+
+// ForwardReLU is ReLU(BatchNorm(x)) in one pass over the data.
+func (bn *BatchNorm2d) ForwardReLU(g *Graph, x *Var) (*Var, error) { return bn.forward(g, x, true) }
+
+func (bn *BatchNorm2d) forward(g *Graph, x *Var, relu bool) (*Var, error) {
+	shape, err := bn.OutputShape(x.Shape())
+	if err != nil {
+		return nil, err
+	}
+	n, c, hw := shape[0], shape[1], shape[2]*shape[3]
+	m := n * hw
+	gamma, beta := bn.Weight.Value.Data(), bn.Bias.Value.Data()
+	mean := make([]float64, c)
+	invstd := make([]float64, c)
+	train := bn.Mode == BNTrain
+	if train {
+		if m < 2 {
+			return nil, fmt.Errorf("nn: BatchNorm2d %s: train mode needs more than one value per channel, input shape %v", bn.Weight.Name, shape)
+		}
+		variance := make([]float64, c)
+		g.backend.ChannelStats(x.Value.Data(), n, c, hw, mean, variance)
+		rm, rv := bn.RunningMean.Data(), bn.RunningVar.Data()
+		mom := bn.Momentum
+		unbias := float64(m) / float64(m-1)
+		for i := range c {
+			invstd[i] = 1 / math.Sqrt(variance[i]+bn.Eps)
+			rm[i] = float32((1-mom)*float64(rm[i]) + mom*mean[i])
+			rv[i] = float32((1-mom)*float64(rv[i]) + mom*variance[i]*unbias)
+		}
+		bn.NumBatchesTracked.Data()[0]++
+	} else {
+		rm, rv := bn.RunningMean.Data(), bn.RunningVar.Data()
+		for i := range c {
+			mean[i] = float64(rm[i])
+			invstd[i] = 1 / math.Sqrt(float64(rv[i])+bn.Eps)
+		}
+	}
+	scale := make([]float32, c)
+	shift := make([]float32, c)
+	for i := range c {
+		s := float64(gamma[i]) * invstd[i]
+		scale[i] = float32(s)
+		shift[i] = float32(float64(beta[i]) - mean[i]*s)
+	}
+	out := g.newTensorNoZero(shape...)
+	g.backend.ChannelAffine(x.Value.Data(), out.Data(), n, c, hw, scale, shift, relu)
+
+	var wv, bv *Var
+	if bn.Mode != BNFrozen {
+		wv, bv = g.Param(bn.Weight), g.Param(bn.Bias)
+	}
+	return g.Op(out, []*Var{x, wv, bv}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+		dy := gy.Data()
+		if relu {
+			// Mask in a scratch copy: gy belongs to the graph's output.
+			masked := g.scratch().Get(len(dy))
+			defer g.scratch().Put(masked)
+			o := out.Data()
+			for i, d := range dy {
+				if o[i] > 0 {
+					masked[i] = d
+				} else {
+					masked[i] = 0
+				}
+			}
+			dy = masked
+		}
+		var dx, dgamma, dbeta []float32
+		if gin[0] != nil {
+			dx = gin[0].Data()
+		}
+		if gin[1] != nil {
+			dgamma = gin[1].Data()
+		}
+		if gin[2] != nil {
+			dbeta = gin[2].Data()
+		}
+		bnBackward(x.Value.Data(), dy, dx, dgamma, dbeta, n, c, hw, mean, invstd, gamma, train)
+	}), nil
+}
+
+// bnBackward adds BatchNorm's gradients. With batch statistics (train) the
+// input gradient includes the paths through the mean and variance:
+// dx = gamma*invstd*(dy - mean(dy) - xhat*mean(dy*xhat)).
+func bnBackward(x, dy, dx, dgamma, dbeta []float32, n, c, hw int, mean, invstd []float64, gamma []float32, train bool) {
+	m := float64(n * hw)
+	parallelFor(c, func(c0, c1 int) {
+		for ch := c0; ch < c1; ch++ {
+			mu, is := mean[ch], invstd[ch]
+			var sdy, sdyx float64
+			if train || dgamma != nil || dbeta != nil {
+				for b := 0; b < n; b++ {
+					off := (b*c + ch) * hw
+					xs, ds := x[off:off+hw], dy[off:off+hw]
+					for i, d := range ds {
+						dd := float64(d)
+						sdy += dd
+						sdyx += dd * (float64(xs[i]) - mu)
+					}
+				}
+				sdyx *= is
+			}
+			if dgamma != nil {
+				dgamma[ch] += float32(sdyx)
+			}
+			if dbeta != nil {
+				dbeta[ch] += float32(sdy)
+			}
+			if dx == nil {
+				continue
+			}
+			k := float64(gamma[ch]) * is
+			if !train {
+				kf := float32(k)
+				for b := 0; b < n; b++ {
+					off := (b*c + ch) * hw
+					xd, ds := dx[off:off+hw], dy[off:off+hw]
+					for i, d := range ds {
+						xd[i] += d * kf
+					}
+				}
+				continue
+			}
+			mdy, mdyx := sdy/m, sdyx/m
+			for b := 0; b < n; b++ {
+				off := (b*c + ch) * hw
+				xs, xd, ds := x[off:off+hw], dx[off:off+hw], dy[off:off+hw]
+				for i, d := range ds {
+					xhat := (float64(xs[i]) - mu) * is
+					xd[i] += float32(k * (float64(d) - mdy - xhat*mdyx))
+				}
+			}
+		}
+	})
+}
+
+// Params returns gamma and beta (none when frozen: FrozenBatchNorm2d holds
+// them as buffers).
+func (bn *BatchNorm2d) Params() []*Param {
+	if bn.Mode == BNFrozen {
+		return nil
+	}
+	return []*Param{bn.Weight, bn.Bias}
+}
+
+// AddState adds weight, bias, running_mean, running_var and
+// num_batches_tracked under prefix (torchvision's keys). The frozen mode
+// keeps num_batches_tracked too, so a torchvision resnet18 state dict loads
+// strictly in every mode.
+func (bn *BatchNorm2d) AddState(sd *StateDict, prefix string) {
+	sd.AddParam(prefix+"weight", bn.Weight)
+	sd.AddParam(prefix+"bias", bn.Bias)
+	sd.AddBuffer(prefix+"running_mean", bn.RunningMean)
+	sd.AddBuffer(prefix+"running_var", bn.RunningVar)
+	sd.AddBuffer(prefix+"num_batches_tracked", bn.NumBatchesTracked)
+}
+
+// ChannelStats implements Backend with a two-pass float64 mean and biased
+// variance per channel.
+func (CPU) ChannelStats(x []float32, n, c, hw int, mean, variance []float64) {
+	m := float64(n * hw)
+	parallelFor(c, func(c0, c1 int) {
+		for ch := c0; ch < c1; ch++ {
+			var s float64
+			for b := 0; b < n; b++ {
+				for _, v := range x[(b*c+ch)*hw : (b*c+ch+1)*hw] {
+					s += float64(v)
+				}
+			}
+			mu := s / m
+			var q float64
+			for b := 0; b < n; b++ {
+				for _, v := range x[(b*c+ch)*hw : (b*c+ch+1)*hw] {
+					d := float64(v) - mu
+					q += d * d
+				}
+			}
+			mean[ch], variance[ch] = mu, q/m
+		}
+	})
+}
+
+// ChannelAffine implements Backend.
+func (CPU) ChannelAffine(x, y []float32, n, c, hw int, scale, shift []float32, relu bool) {
+	parallelFor(n*c, func(p0, p1 int) {
+		for p := p0; p < p1; p++ {
+			ch := p % c
+			s, t := scale[ch], shift[ch]
+			src, dst := x[p*hw:(p+1)*hw], y[p*hw:(p+1)*hw]
+			if relu {
+				for i, v := range src {
+					o := v*s + t
+					if !(o > 0) && o == o { // NaN propagates
+						o = 0
+					}
+					dst[i] = o
+				}
+				continue
+			}
+			for i, v := range src {
+				dst[i] = v*s + t
+			}
+		}
+	})
+}

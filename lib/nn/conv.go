@@ -1,0 +1,270 @@
+package nn
+
+import (
+	"fmt"
+	"math/rand"
+
+	"github.com/detlab/detlab/lib/tensor"
+)
+
+// ConvGeom describes one 2-D convolution (groups 1, dilation 1): input
+// (N,C,H,W), weight (K,C,KH,KW), output (N,K,OH,OW).
+type ConvGeom struct {
+	N, C, H, W     int
+	K, KH, KW      int
+	SH, SW, PH, PW int
+	OH, OW         int
+}
+
+// pointwise reports a 1x1, stride 1, unpadded convolution, whose im2col
+// matrix is the input itself.
+func (c ConvGeom) pointwise() bool {
+	return c.KH == 1 && c.KW == 1 && c.SH == 1 && c.SW == 1 && c.PH == 0 && c.PW == 0
+}
+
+// Conv2d is torch.nn.Conv2d with groups=1 and dilation=1: weight (out, in,
+// k, k) and an optional bias (out).
+type Conv2d struct {
+	InC, OutC       int
+	Kernel          int
+	Stride, Padding int
+	Weight          *Param
+	Bias            *Param // nil without bias
+}
+
+// NewConv2d returns a convolution whose parameters are named name+".weight"
+// and name+".bias", initialised as torch does by default:
+// kaiming_uniform_(a=sqrt(5)) for the weight, U(-1/sqrt(fan_in),
+// 1/sqrt(fan_in)) for the bias.
+func NewConv2d(name string, in, out, kernel, stride, padding int, bias bool, rng *rand.Rand) (*Conv2d, error) {
+	if in <= 0 || out <= 0 || kernel <= 0 || stride <= 0 || padding < 0 {
+		return nil, fmt.Errorf("nn: Conv2d %s: bad configuration in=%d out=%d kernel=%d stride=%d padding=%d", name, in, out, kernel, stride, padding)
+	}
+	c := &Conv2d{InC: in, OutC: out, Kernel: kernel, Stride: stride, Padding: padding,
+		Weight: NewParam(joinName(name, "weight"), out, in, kernel, kernel)}
+	fanIn := in * kernel * kernel
+	KaimingUniform(c.Weight.Value, fanIn, sqrt5, rng)
+	if bias {
+		c.Bias = NewParam(joinName(name, "bias"), out)
+		b := 1 / sqrtf(float64(fanIn))
+		Uniform(c.Bias.Value, -b, b, rng)
+	}
+	return c, nil
+}
+
+// OutputShape returns the output shape for an NCHW input shape.
+func (c *Conv2d) OutputShape(in []int) ([]int, error) {
+	geo, err := c.geom(in)
+	if err != nil {
+		return nil, err
+	}
+	return []int{geo.N, geo.K, geo.OH, geo.OW}, nil
+}
+
+func (c *Conv2d) geom(in []int) (ConvGeom, error) {
+	if len(in) != 4 {
+		return ConvGeom{}, fmt.Errorf("nn: Conv2d %s: input must be NCHW, got shape %v", c.Weight.Name, in)
+	}
+	if in[1] != c.InC {
+		return ConvGeom{}, fmt.Errorf("nn: Conv2d %s: input has %d channels, want %d (shape %v)", c.Weight.Name, in[1], c.InC, in)
+	}
+	g := ConvGeom{N: in[0], C: in[1], H: in[2], W: in[3], K: c.OutC, KH: c.Kernel, KW: c.Kernel,
+		SH: c.Stride, SW: c.Stride, PH: c.Padding, PW: c.Padding}
+	if g.N == 0 || g.H == 0 || g.W == 0 {
+		return ConvGeom{}, fmt.Errorf("nn: Conv2d %s: empty input shape %v", c.Weight.Name, in)
+	}
+	if g.H+2*g.PH < g.KH || g.W+2*g.PW < g.KW {
+		return ConvGeom{}, fmt.Errorf("nn: Conv2d %s: input %dx%d smaller than kernel %d with padding %d", c.Weight.Name, g.H, g.W, c.Kernel, c.Padding)
+	}
+	g.OH = (g.H+2*g.PH-g.KH)/g.SH + 1
+	g.OW = (g.W+2*g.PW-g.KW)/g.SW + 1
+	return g, nil
+}
+
+// Forward applies the convolution.
+func (c *Conv2d) Forward(g *Graph, x *Var) (*Var, error) {
+	geo, err := c.geom(x.Shape())
+	if err != nil {
+		return nil, err
+	}
+	w := g.Param(c.Weight)
+	var b *Var
+	var bias []float32
+	if c.Bias != nil {
+		b = g.Param(c.Bias)
+		bias = c.Bias.Value.Data()
+	}
+	out := g.newTensorNoZero(geo.N, geo.K, geo.OH, geo.OW)
+	g.backend.Conv2d(geo, x.Value.Data(), c.Weight.Value.Data(), bias, out.Data(), g.scratch())
+	return g.Op(out, []*Var{x, w, b}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+		var dx, dw, db []float32
+		if gin[0] != nil {
+			dx = gin[0].Data()
+		}
+		if gin[1] != nil {
+			dw = gin[1].Data()
+		}
+		if gin[2] != nil {
+			db = gin[2].Data()
+		}
+		g.backend.Conv2dBackward(geo, x.Value.Data(), c.Weight.Value.Data(), gy.Data(), dx, dw, db, g.scratch())
+	}), nil
+}
+
+// Params returns the weight and, if present, the bias.
+func (c *Conv2d) Params() []*Param {
+	if c.Bias == nil {
+		return []*Param{c.Weight}
+	}
+	return []*Param{c.Weight, c.Bias}
+}
+
+// AddState adds weight (and bias) under prefix.
+func (c *Conv2d) AddState(sd *StateDict, prefix string) {
+	sd.AddParam(prefix+"weight", c.Weight)
+	if c.Bias != nil {
+		sd.AddParam(prefix+"bias", c.Bias)
+	}
+}
+
+// Conv2d implements Backend with im2col into a scratch buffer and one GEMM
+// per image, writing NCHW output directly.
+func (b CPU) Conv2d(geo ConvGeom, x, w, bias, y []float32, s Scratch) {
+	ckk := geo.C * geo.KH * geo.KW
+	ohw := geo.OH * geo.OW
+	var col []float32
+	if !geo.pointwise() {
+		col = s.Get(ckk * ohw)
+		defer s.Put(col)
+	}
+	for n := 0; n < geo.N; n++ {
+		xn := x[n*geo.C*geo.H*geo.W : (n+1)*geo.C*geo.H*geo.W]
+		yn := y[n*geo.K*ohw : (n+1)*geo.K*ohw]
+		src := xn
+		if col != nil {
+			im2col(geo, xn, col)
+			src = col
+		}
+		b.Gemm(false, false, geo.K, ohw, ckk, 1, w, ckk, src, ohw, 0, yn, ohw)
+		if bias != nil {
+			for k := 0; k < geo.K; k++ {
+				bk := bias[k]
+				row := yn[k*ohw : (k+1)*ohw]
+				for i := range row {
+					row[i] += bk
+				}
+			}
+		}
+	}
+}
+
+// Conv2dBackward implements Backend: dw += dy * col^T, dcol = w^T * dy
+// then col2im into dx, db += sum(dy).
+func (b CPU) Conv2dBackward(geo ConvGeom, x, w, dy, dx, dw, db []float32, s Scratch) {
+	ckk := geo.C * geo.KH * geo.KW
+	ohw := geo.OH * geo.OW
+	chw := geo.C * geo.H * geo.W
+	var col []float32
+	if !geo.pointwise() && (dw != nil || dx != nil) {
+		col = s.Get(ckk * ohw)
+		defer s.Put(col)
+	}
+	for n := 0; n < geo.N; n++ {
+		xn := x[n*chw : (n+1)*chw]
+		dyn := dy[n*geo.K*ohw : (n+1)*geo.K*ohw]
+		if db != nil {
+			for k := 0; k < geo.K; k++ {
+				var sum float64
+				for _, v := range dyn[k*ohw : (k+1)*ohw] {
+					sum += float64(v)
+				}
+				db[k] += float32(sum)
+			}
+		}
+		if dw != nil {
+			src := xn
+			if col != nil {
+				im2col(geo, xn, col)
+				src = col
+			}
+			b.Gemm(false, true, geo.K, ckk, ohw, 1, dyn, ohw, src, ohw, 1, dw, ckk)
+		}
+		if dx != nil {
+			dxn := dx[n*chw : (n+1)*chw]
+			if col == nil {
+				b.Gemm(true, false, ckk, ohw, geo.K, 1, w, ckk, dyn, ohw, 1, dxn, ohw)
+				continue
+			}
+			b.Gemm(true, false, ckk, ohw, geo.K, 1, w, ckk, dyn, ohw, 0, col, ohw)
+			col2im(geo, col, dxn)
+		}
+	}
+}
+
+// im2col writes the (C*KH*KW, OH*OW) patch matrix of one image.
+func im2col(geo ConvGeom, x, col []float32) {
+	ohw := geo.OH * geo.OW
+	parallelFor(geo.C, func(c0, c1 int) {
+		for c := c0; c < c1; c++ {
+			plane := x[c*geo.H*geo.W : (c+1)*geo.H*geo.W]
+			for kh := 0; kh < geo.KH; kh++ {
+				for kw := 0; kw < geo.KW; kw++ {
+					row := col[((c*geo.KH+kh)*geo.KW+kw)*ohw:][:ohw]
+					for oh := 0; oh < geo.OH; oh++ {
+						ih := oh*geo.SH - geo.PH + kh
+						dst := row[oh*geo.OW : (oh+1)*geo.OW]
+						if ih < 0 || ih >= geo.H {
+							clear(dst)
+							continue
+						}
+						src := plane[ih*geo.W : (ih+1)*geo.W]
+						iw := kw - geo.PW
+						if geo.SW == 1 && iw >= 0 && iw+geo.OW <= geo.W {
+							copy(dst, src[iw:iw+geo.OW])
+							continue
+						}
+						for ow := range dst {
+							if iw >= 0 && iw < geo.W {
+								dst[ow] = src[iw]
+							} else {
+								dst[ow] = 0
+							}
+							iw += geo.SW
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// col2im adds a (C*KH*KW, OH*OW) patch-gradient matrix into one image's
+// gradient.
+func col2im(geo ConvGeom, col, dx []float32) {
+	ohw := geo.OH * geo.OW
+	parallelFor(geo.C, func(c0, c1 int) {
+		for c := c0; c < c1; c++ {
+			plane := dx[c*geo.H*geo.W : (c+1)*geo.H*geo.W]
+			for kh := 0; kh < geo.KH; kh++ {
+				for kw := 0; kw < geo.KW; kw++ {
+					row := col[((c*geo.KH+kh)*geo.KW+kw)*ohw:][:ohw]
+					for oh := 0; oh < geo.OH; oh++ {
+						ih := oh*geo.SH - geo.PH + kh
+						if ih < 0 || ih >= geo.H {
+							continue
+						}
+						dst := plane[ih*geo.W : (ih+1)*geo.W]
+						src := row[oh*geo.OW : (oh+1)*geo.OW]
+						iw := kw - geo.PW
+						for _, v := range src {
+							if iw >= 0 && iw < geo.W {
+								dst[iw] += v
+							}
+							iw += geo.SW
+						}
+					}
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,29 @@
+// Package nn is detlab's small neural-network engine: layers with
+// torchvision's parameter names and initialisation, and a define-by-run
+// reverse-mode autograd over lib/tensor.Tensor.
+//
+// A forward pass runs on a Graph. NewGraph records every operation so that
+// Backward can differentiate a scalar loss; NewInferenceGraph records
+// nothing (PyTorch's no_grad):
+//
+//	g := nn.NewGraph()
+//	y, err := conv.Forward(g, g.Input(x))   // conv is an *nn.Conv2d
+//	loss := nn.Sum(g, y)
+//	err = g.Backward(loss)                  // conv.Weight.Grad now holds d loss/d w
+//
+// Parameters (Param) accumulate gradients across Backward calls, as in
+// PyTorch; clear them with ZeroGrads. Modules expose their parameters and
+// buffers as a StateDict keyed by torchvision's names, whose tensors are the
+// model's own: weight loaders copy into them.
+//
+// Other packages add differentiable operations with Graph.Op, giving the
+// output value and a function that turns the output gradient into input
+// gradients. The heavy kernels (GEMM, convolution, BatchNorm arithmetic,
+// pooling) run behind the Backend interface (CPU by default) so faster
+// implementations can replace them; an Arena recycles buffers between
+// iterations.
+//
+// NaN policy: NaN inputs are not rejected by the layers; they propagate to
+// the outputs (ReLU and max pooling pass NaN on, as torch does). Callers
+// that need a clean input check it with tensor.HasNaN.
+package nn

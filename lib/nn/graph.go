@@ -1,0 +1,234 @@
+package nn
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/detlab/detlab/lib/tensor"
+)
+
+// ErrNoGrad reports a Backward call that cannot run: an inference graph, a
+// loss that does not depend on anything trainable, or a second Backward.
+var ErrNoGrad = errors.New("nn: nothing to differentiate")
+
+// Var is a value in a Graph: a tensor and, once Backward has run, the
+// gradient of the loss with respect to it.
+type Var struct {
+	// Value is the forward result. Do not modify it before Backward.
+	Value *tensor.Tensor
+	// Grad is the gradient accumulated by Backward; nil when no gradient
+	// reached the value. For a parameter it is the Param's own Grad.
+	Grad *tensor.Tensor
+
+	requiresGrad bool
+	g            *Graph
+}
+
+// RequiresGrad reports whether gradients flow back through v.
+func (v *Var) RequiresGrad() bool { return v != nil && v.requiresGrad }
+
+// Shape returns the shape of v's value.
+func (v *Var) Shape() []int { return v.Value.Shape() }
+
+// BackwardFunc receives the gradient of the loss with respect to an op's
+// output and adds the gradients with respect to its inputs into gradIns.
+// gradIns[i] is the (zero-initialised on first use) gradient buffer of input
+// i, shaped like that input, or nil when input i needs no gradient.
+type BackwardFunc func(gradOut *tensor.Tensor, gradIns []*tensor.Tensor)
+
+type record struct {
+	out      *Var
+	inputs   []*Var
+	backward BackwardFunc
+}
+
+// Graph records one forward pass so that Backward can run it in reverse
+// (define-by-run reverse-mode differentiation). Create one per forward pass
+// with NewGraph (training) or NewInferenceGraph (nothing is recorded).
+// A Graph is not safe for concurrent use.
+type Graph struct {
+	grad     bool
+	done     bool
+	tape     []record
+	backend  Backend
+	arena    *Arena
+	owned    [][]float32
+	released bool
+}
+
+// NewGraph returns a graph that records operations for Backward.
+func NewGraph() *Graph { return &Graph{grad: true, backend: CurrentBackend()} }
+
+// NewInferenceGraph returns a graph that records nothing (no-grad mode):
+// ops only compute their values.
+func NewInferenceGraph() *Graph { return &Graph{backend: CurrentBackend()} }
+
+// WithArena makes g take its buffers from a and return them on Release. It
+// returns g.
+func (g *Graph) WithArena(a *Arena) *Graph { g.arena = a; return g }
+
+// WithBackend makes g run its kernels on b. It returns g.
+func (g *Graph) WithBackend(b Backend) *Graph {
+	if b != nil {
+		g.backend = b
+	}
+	return g
+}
+
+// Backend returns the backend g's ops run on.
+func (g *Graph) Backend() Backend { return g.backend }
+
+// Recording reports whether g records operations for Backward.
+func (g *Graph) Recording() bool { return g.grad }
+
+// NewTensor returns a zeroed tensor owned by g: with an arena it is recycled
+// on Release. Ops built with Op should allocate their outputs with it.
+func (g *Graph) NewTensor(shape ...int) *tensor.Tensor {
+	t := g.newTensorNoZero(shape...)
+	clear(t.Data())
+	return t
+}
+
+func (g *Graph) newTensorNoZero(shape ...int) *tensor.Tensor {
+	n := tensor.Numel(shape)
+	if g.arena == nil {
+		return tensor.New(shape...)
+	}
+	b := g.arena.Get(n)
+	g.owned = append(g.owned, b)
+	return tensor.MustFromSlice(b, shape...)
+}
+
+// scratch returns what kernels use for temporary buffers.
+func (g *Graph) scratch() Scratch {
+	if g.arena == nil {
+		return heapScratch{}
+	}
+	return g.arena
+}
+
+// Release gives every buffer g allocated back to its arena. The values and
+// gradients of g's Vars (not those of Params) must not be used afterwards:
+// copy what you keep first. Without an arena Release only drops the tape.
+func (g *Graph) Release() {
+	if g.released {
+		return
+	}
+	g.released = true
+	for _, b := range g.owned {
+		g.arena.Put(b)
+	}
+	g.owned = nil
+	g.tape = nil
+}
+
+// Input wraps t as a constant: no gradient is computed for it.
+func (g *Graph) Input(t *tensor.Tensor) *Var { return &Var{Value: t, g: g} }
+
+// Leaf wraps t as a variable whose gradient Backward computes (into the
+// returned Var's Grad) when requiresGrad is set and g records.
+func (g *Graph) Leaf(t *tensor.Tensor, requiresGrad bool) *Var {
+	return &Var{Value: t, requiresGrad: requiresGrad && g.grad, g: g}
+}
+
+// Param wraps a parameter. When g records and p is trainable, Backward
+// accumulates into p.Grad (allocated on first use), as PyTorch does:
+// call ZeroGrad between steps.
+func (g *Graph) Param(p *Param) *Var {
+	v := &Var{Value: p.Value, g: g}
+	if g.grad && p.Trainable {
+		if p.Grad == nil {
+			p.Grad = tensor.New(p.Value.Shape()...)
+		}
+		v.Grad = p.Grad
+		v.requiresGrad = true
+	}
+	return v
+}
+
+// Op is the extension hook for differentiable operations defined outside
+// this package (RoIAlign, detection losses). The caller computes out from
+// the inputs' values itself; Op wraps it as a Var and, when g records and
+// any input requires a gradient, remembers backward. During Backward,
+// backward receives the gradient with respect to out and adds the gradient
+// with respect to each input i into gradIns[i] (nil for inputs that need
+// none). Inputs may be nil (an absent bias).
+//
+// Example (y = 2x, elementwise):
+//
+//	out := g.NewTensor(x.Shape()...)
+//	for i, v := range x.Value.Data() {
+//		out.Data()[i] = 2 * v
+//	}
+//	y := g.Op(out, []*nn.Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+//		if gin[0] != nil {
+//			for i, d := range gy.Data() {
+//				gin[0].Data()[i] += 2 * d
+//			}
+//		}
+//	})
+func (g *Graph) Op(out *tensor.Tensor, inputs []*Var, backward BackwardFunc) *Var {
+	v := &Var{Value: out, g: g}
+	if !g.grad || backward == nil {
+		return v
+	}
+	need := false
+	for _, in := range inputs {
+		if in.RequiresGrad() {
+			need = true
+			break
+		}
+	}
+	if !need {
+		return v
+	}
+	v.requiresGrad = true
+	g.tape = append(g.tape, record{out: v, inputs: inputs, backward: backward})
+	return v
+}
+
+// Backward computes the gradient of loss (a one-element tensor) with respect
+// to every recorded value, running the recorded backward functions in
+// reverse order with a seed of 1. Parameter gradients accumulate into
+// Param.Grad. A graph can be differentiated once.
+func (g *Graph) Backward(loss *Var) error {
+	switch {
+	case loss == nil:
+		return fmt.Errorf("%w: nil loss", ErrNoGrad)
+	case !g.grad:
+		return fmt.Errorf("%w: inference graph records nothing", ErrNoGrad)
+	case g.done:
+		return fmt.Errorf("%w: Backward already ran on this graph", ErrNoGrad)
+	case loss.g != g:
+		return fmt.Errorf("%w: loss belongs to another graph", ErrNoGrad)
+	case loss.Value.Len() != 1:
+		return fmt.Errorf("nn: Backward: loss must have one element, has shape %v", loss.Value.Shape())
+	case !loss.requiresGrad:
+		return fmt.Errorf("%w: loss does not depend on a trainable value", ErrNoGrad)
+	}
+	g.done = true
+	if loss.Grad == nil {
+		loss.Grad = g.NewTensor(loss.Value.Shape()...)
+	}
+	loss.Grad.Data()[0] += 1
+	gradIns := make([]*tensor.Tensor, 0, 4)
+	for i := len(g.tape) - 1; i >= 0; i-- {
+		r := g.tape[i]
+		if r.out.Grad == nil {
+			continue // nothing downstream used this value
+		}
+		gradIns = gradIns[:0]
+		for _, in := range r.inputs {
+			if !in.RequiresGrad() {
+				gradIns = append(gradIns, nil)
+				continue
+			}
+			if in.Grad == nil {
+				in.Grad = g.NewTensor(in.Value.Shape()...)
+			}
+			gradIns = append(gradIns, in.Grad)
+		}
+		r.backward(r.out.Grad, gradIns)
+	}
+	return nil
+}

@@ -1,0 +1,119 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+
+	"github.com/detlab/detlab/lib/tensor"
+)
+
+var sqrt5 = math.Sqrt(5)
+
+func sqrtf(v float64) float64 { return math.Sqrt(v) }
+
+// joinName joins a module name and a parameter name with a dot.
+func joinName(module, param string) string {
+	if module == "" {
+		return param
+	}
+	return module + "." + param
+}
+
+// Linear is torch.nn.Linear: y = x W^T + b with W shaped (out, in).
+type Linear struct {
+	In, Out int
+	Weight  *Param
+	Bias    *Param // nil without bias
+}
+
+// NewLinear returns a Linear initialised as torch does:
+// kaiming_uniform_(a=sqrt(5)) weight, U(-1/sqrt(in), 1/sqrt(in)) bias.
+func NewLinear(name string, in, out int, bias bool, rng *rand.Rand) (*Linear, error) {
+	if in <= 0 || out <= 0 {
+		return nil, fmt.Errorf("nn: Linear %s: bad sizes in=%d out=%d", name, in, out)
+	}
+	l := &Linear{In: in, Out: out, Weight: NewParam(joinName(name, "weight"), out, in)}
+	KaimingUniform(l.Weight.Value, in, sqrt5, rng)
+	if bias {
+		l.Bias = NewParam(joinName(name, "bias"), out)
+		b := 1 / math.Sqrt(float64(in))
+		Uniform(l.Bias.Value, -b, b, rng)
+	}
+	return l, nil
+}
+
+// OutputShape returns (N, out) for an input (N, in).
+func (l *Linear) OutputShape(in []int) ([]int, error) {
+	if len(in) != 2 {
+		return nil, fmt.Errorf("nn: Linear %s: input must be (N, %d), got shape %v", l.Weight.Name, l.In, in)
+	}
+	if in[1] != l.In {
+		return nil, fmt.Errorf("nn: Linear %s: input has %d features, want %d", l.Weight.Name, in[1], l.In)
+	}
+	return []int{in[0], l.Out}, nil
+}
+
+// Forward applies the layer.
+func (l *Linear) Forward(g *Graph, x *Var) (*Var, error) {
+	shape, err := l.OutputShape(x.Shape())
+	if err != nil {
+		return nil, err
+	}
+	n := shape[0]
+	out := g.newTensorNoZero(shape...)
+	od := out.Data()
+	w := l.Weight.Value.Data()
+	if n > 0 {
+		g.backend.Gemm(false, true, n, l.Out, l.In, 1, x.Value.Data(), l.In, w, l.In, 0, od, l.Out)
+	}
+	var bv *Var
+	if l.Bias != nil {
+		bv = g.Param(l.Bias)
+		b := l.Bias.Value.Data()
+		for r := 0; r < n; r++ {
+			row := od[r*l.Out : (r+1)*l.Out]
+			for j := range row {
+				row[j] += b[j]
+			}
+		}
+	}
+	return g.Op(out, []*Var{x, g.Param(l.Weight), bv}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+		dy := gy.Data()
+		if n == 0 {
+			return
+		}
+		if gin[0] != nil {
+			g.backend.Gemm(false, false, n, l.In, l.Out, 1, dy, l.Out, w, l.In, 1, gin[0].Data(), l.In)
+		}
+		if gin[1] != nil {
+			g.backend.Gemm(true, false, l.Out, l.In, n, 1, dy, l.Out, x.Value.Data(), l.In, 1, gin[1].Data(), l.In)
+		}
+		if gin[2] != nil {
+			db := gin[2].Data()
+			for j := range db {
+				var s float64
+				for r := 0; r < n; r++ {
+					s += float64(dy[r*l.Out+j])
+				}
+				db[j] += float32(s)
+			}
+		}
+	}), nil
+}
+
+// Params returns the weight and, if present, the bias.
+func (l *Linear) Params() []*Param {
+	if l.Bias == nil {
+		return []*Param{l.Weight}
+	}
+	return []*Param{l.Weight, l.Bias}
+}
+
+// AddState adds weight (and bias) under prefix.
+func (l *Linear) AddState(sd *StateDict, prefix string) {
+	sd.AddParam(prefix+"weight", l.Weight)
+	if l.Bias != nil {
+		sd.AddParam(prefix+"bias", l.Bias)
+	}
+}

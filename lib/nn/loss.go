@@ -1,0 +1,164 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/detlab/detlab/lib/tensor"
+)
+
+// BCEWithLogits is binary_cross_entropy_with_logits(x[idx], t[idx]) with
+// mean reduction over the selected flat indices idx (all elements when idx
+// is nil). targets holds one value per element of logits. An empty
+// selection gives NaN (torch's mean of nothing).
+func BCEWithLogits(g *Graph, logits *Var, targets []float32, idx []int) (*Var, error) {
+	n := logits.Value.Len()
+	if len(targets) != n {
+		return nil, fmt.Errorf("nn: BCEWithLogits: %d targets for %d logits", len(targets), n)
+	}
+	if idx == nil {
+		idx = make([]int, n)
+		for i := range idx {
+			idx[i] = i
+		}
+	} else {
+		idx = append([]int(nil), idx...)
+	}
+	for _, i := range idx {
+		if i < 0 || i >= n {
+			return nil, fmt.Errorf("nn: BCEWithLogits: index %d out of range for %d logits", i, n)
+		}
+	}
+	x := logits.Value.Data()
+	var s float64
+	for _, i := range idx {
+		v, t := float64(x[i]), float64(targets[i])
+		s += math.Max(v, 0) - v*t + math.Log1p(math.Exp(-math.Abs(v)))
+	}
+	cnt := float64(len(idx))
+	out := g.newTensorNoZero()
+	out.Data()[0] = float32(s / cnt)
+	return g.Op(out, []*Var{logits}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+		k := float64(gy.Data()[0]) / cnt
+		dx := gin[0].Data()
+		for _, i := range idx {
+			dx[i] += float32(k * (1/(1+math.Exp(-float64(x[i]))) - float64(targets[i])))
+		}
+	}), nil
+}
+
+// SmoothL1 is smooth_l1_loss(pred[rows], target[rows], beta, reduction
+// "sum"): rows selects rows of pred (dimension 0) and of target, which has
+// pred's shape; nil rows means all. beta 0 is the L1 loss.
+func SmoothL1(g *Graph, pred *Var, target *tensor.Tensor, rows []int, beta float64) (*Var, error) {
+	if !tensor.SameShape(pred.Shape(), target.Shape()) || pred.Value.Dims() < 1 {
+		return nil, fmt.Errorf("nn: SmoothL1: pred shape %v and target shape %v differ", pred.Shape(), target.Shape())
+	}
+	if beta < 0 {
+		return nil, fmt.Errorf("nn: SmoothL1: negative beta %v", beta)
+	}
+	nr := pred.Shape()[0]
+	width := 0
+	if nr > 0 {
+		width = pred.Value.Len() / nr
+	}
+	if rows == nil {
+		rows = make([]int, nr)
+		for i := range rows {
+			rows[i] = i
+		}
+	} else {
+		rows = append([]int(nil), rows...)
+	}
+	for _, r := range rows {
+		if r < 0 || r >= nr {
+			return nil, fmt.Errorf("nn: SmoothL1: row %d out of range for %d rows", r, nr)
+		}
+	}
+	p, t := pred.Value.Data(), target.Data()
+	var s float64
+	for _, r := range rows {
+		for j := r * width; j < (r+1)*width; j++ {
+			d := math.Abs(float64(p[j]) - float64(t[j]))
+			if d < beta {
+				s += 0.5 * d * d / beta
+			} else {
+				s += d - 0.5*beta
+			}
+		}
+	}
+	out := g.newTensorNoZero()
+	out.Data()[0] = float32(s)
+	return g.Op(out, []*Var{pred}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+		k := float64(gy.Data()[0])
+		dx := gin[0].Data()
+		for _, r := range rows {
+			for j := r * width; j < (r+1)*width; j++ {
+				d := float64(p[j]) - float64(t[j])
+				var gr float64
+				switch {
+				case math.Abs(d) < beta:
+					gr = d / beta
+				case d > 0:
+					gr = 1
+				case d < 0:
+					gr = -1
+				}
+				dx[j] += float32(k * gr)
+			}
+		}
+	}), nil
+}
+
+// CrossEntropy is cross_entropy(logits, labels) with mean reduction:
+// logits (N, C), labels in [0, C). An empty batch gives NaN.
+func CrossEntropy(g *Graph, logits *Var, labels []int) (*Var, error) {
+	if logits.Value.Dims() != 2 {
+		return nil, fmt.Errorf("nn: CrossEntropy: logits must be (N, C), got shape %v", logits.Shape())
+	}
+	n, c := logits.Shape()[0], logits.Shape()[1]
+	if len(labels) != n {
+		return nil, fmt.Errorf("nn: CrossEntropy: %d labels for %d rows", len(labels), n)
+	}
+	for _, l := range labels {
+		if l < 0 || l >= c {
+			return nil, fmt.Errorf("nn: CrossEntropy: label %d out of range for %d classes", l, c)
+		}
+	}
+	labels = append([]int(nil), labels...)
+	x := logits.Value.Data()
+	prob := make([]float64, n*c)
+	var s float64
+	for r := 0; r < n; r++ {
+		row := x[r*c : (r+1)*c]
+		m := math.Inf(-1)
+		for _, v := range row {
+			m = math.Max(m, float64(v))
+		}
+		var z float64
+		for j, v := range row {
+			e := math.Exp(float64(v) - m)
+			prob[r*c+j] = e
+			z += e
+		}
+		for j := range row {
+			prob[r*c+j] /= z
+		}
+		s += -(float64(row[labels[r]]) - m - math.Log(z))
+	}
+	out := g.newTensorNoZero()
+	out.Data()[0] = float32(s / float64(n))
+	return g.Op(out, []*Var{logits}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+		k := float64(gy.Data()[0]) / float64(n)
+		dx := gin[0].Data()
+		for r := 0; r < n; r++ {
+			for j := 0; j < c; j++ {
+				p := prob[r*c+j]
+				if j == labels[r] {
+					p--
+				}
+				dx[r*c+j] += float32(k * p)
+			}
+		}
+	}), nil
+}

@@ -1,0 +1,230 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/detlab/detlab/lib/tensor"
+)
+
+// ReLU returns max(x, 0); NaN propagates. The gradient passes where the
+// output is positive.
+func ReLU(g *Graph, x *Var) *Var {
+	out := g.newTensorNoZero(x.Shape()...)
+	xd, od := x.Value.Data(), out.Data()
+	for i, v := range xd {
+		if !(v > 0) && v == v {
+			v = 0
+		}
+		od[i] = v
+	}
+	return g.Op(out, []*Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+		dx := gin[0].Data()
+		for i, d := range gy.Data() {
+			if od[i] > 0 {
+				dx[i] += d
+			}
+		}
+	})
+}
+
+// Add returns a + b (same shapes).
+func Add(g *Graph, a, b *Var) (*Var, error) { return add(g, a, b, false) }
+
+// AddReLU returns max(a + b, 0) in one pass (ResNet's residual join).
+func AddReLU(g *Graph, a, b *Var) (*Var, error) { return add(g, a, b, true) }
+
+func add(g *Graph, a, b *Var, relu bool) (*Var, error) {
+	if !tensor.SameShape(a.Shape(), b.Shape()) {
+		return nil, fmt.Errorf("nn: Add: shapes %v and %v differ", a.Shape(), b.Shape())
+	}
+	out := g.newTensorNoZero(a.Shape()...)
+	ad, bd, od := a.Value.Data(), b.Value.Data(), out.Data()
+	parallelFor(len(od)/4096+1, func(c0, c1 int) {
+		lo, hi := c0*4096, min(c1*4096, len(od))
+		for i := lo; i < hi; i++ {
+			v := ad[i] + bd[i]
+			if relu && !(v > 0) && v == v {
+				v = 0
+			}
+			od[i] = v
+		}
+	})
+	return g.Op(out, []*Var{a, b}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+		for _, dx := range gin {
+			if dx == nil {
+				continue
+			}
+			d := dx.Data()
+			for i, v := range gy.Data() {
+				if !relu || od[i] > 0 {
+					d[i] += v
+				}
+			}
+		}
+	}), nil
+}
+
+// MulScalar returns s * x.
+func MulScalar(g *Graph, x *Var, s float32) *Var {
+	out := g.newTensorNoZero(x.Shape()...)
+	for i, v := range x.Value.Data() {
+		out.Data()[i] = s * v
+	}
+	return g.Op(out, []*Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+		dx := gin[0].Data()
+		for i, v := range gy.Data() {
+			dx[i] += s * v
+		}
+	})
+}
+
+// Mul returns the elementwise product a * b (same shapes).
+func Mul(g *Graph, a, b *Var) (*Var, error) {
+	if !tensor.SameShape(a.Shape(), b.Shape()) {
+		return nil, fmt.Errorf("nn: Mul: shapes %v and %v differ", a.Shape(), b.Shape())
+	}
+	out := g.newTensorNoZero(a.Shape()...)
+	ad, bd := a.Value.Data(), b.Value.Data()
+	for i := range out.Data() {
+		out.Data()[i] = ad[i] * bd[i]
+	}
+	return g.Op(out, []*Var{a, b}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+		if gin[0] != nil {
+			for i, v := range gy.Data() {
+				gin[0].Data()[i] += v * bd[i]
+			}
+		}
+		if gin[1] != nil {
+			for i, v := range gy.Data() {
+				gin[1].Data()[i] += v * ad[i]
+			}
+		}
+	}), nil
+}
+
+// Sum returns the sum of all elements as a scalar (shape []), accumulated
+// in float64.
+func Sum(g *Graph, x *Var) *Var { return reduce(g, x, 1) }
+
+// Mean returns the mean of all elements as a scalar; the mean of an empty
+// tensor is NaN, as in torch.
+func Mean(g *Graph, x *Var) *Var {
+	n := x.Value.Len()
+	return reduce(g, x, 1/float64(n))
+}
+
+func reduce(g *Graph, x *Var, scale float64) *Var {
+	var s float64
+	for _, v := range x.Value.Data() {
+		s += float64(v)
+	}
+	out := g.newTensorNoZero()
+	out.Data()[0] = float32(s * scale)
+	return g.Op(out, []*Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+		d := float32(float64(gy.Data()[0]) * scale)
+		dx := gin[0].Data()
+		for i := range dx {
+			dx[i] += d
+		}
+	})
+}
+
+// Reshape returns x with a new shape (one dimension may be -1); the value
+// shares x's data.
+func Reshape(g *Graph, x *Var, shape ...int) (*Var, error) {
+	out, err := x.Value.Reshape(shape...)
+	if err != nil {
+		return nil, fmt.Errorf("nn: Reshape: %w", err)
+	}
+	return g.Op(out, []*Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+		dx := gin[0].Data()
+		for i, v := range gy.Data() {
+			dx[i] += v
+		}
+	}), nil
+}
+
+// Sigmoid returns 1/(1+exp(-x)) elementwise.
+func Sigmoid(g *Graph, x *Var) *Var {
+	out := g.newTensorNoZero(x.Shape()...)
+	od := out.Data()
+	for i, v := range x.Value.Data() {
+		od[i] = sigmoid(v)
+	}
+	return g.Op(out, []*Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+		dx := gin[0].Data()
+		for i, v := range gy.Data() {
+			dx[i] += v * od[i] * (1 - od[i])
+		}
+	})
+}
+
+func sigmoid(v float32) float32 {
+	return float32(1 / (1 + math.Exp(-float64(v))))
+}
+
+// Softmax returns the softmax over the last dimension of a 2-D x. It is
+// for inference (post-processing) and records no gradient.
+func Softmax(g *Graph, x *Var) (*Var, error) {
+	if x.Value.Dims() != 2 {
+		return nil, fmt.Errorf("nn: Softmax: input must be 2-D, got shape %v", x.Shape())
+	}
+	rows, cols := x.Shape()[0], x.Shape()[1]
+	out := g.newTensorNoZero(rows, cols)
+	xd, od := x.Value.Data(), out.Data()
+	for r := range rows {
+		row := xd[r*cols : (r+1)*cols]
+		m := float32(math.Inf(-1))
+		for _, v := range row {
+			if v > m || v != v {
+				m = v
+			}
+		}
+		var s float64
+		for j, v := range row {
+			e := math.Exp(float64(v - m))
+			od[r*cols+j] = float32(e)
+			s += e
+		}
+		for j := range row {
+			od[r*cols+j] = float32(float64(od[r*cols+j]) / s)
+		}
+	}
+	return g.Input(out), nil
+}
+
+// IndexSelect returns the rows idx of x along dimension 0 (torch's
+// index_select(0, idx) / x[idx]); repeated indices are allowed and their
+// gradients add up (scatter-add backward).
+func IndexSelect(g *Graph, x *Var, idx []int) (*Var, error) {
+	if x.Value.Dims() < 1 {
+		return nil, fmt.Errorf("nn: IndexSelect: scalar input")
+	}
+	rows := x.Shape()[0]
+	row := 0
+	if rows > 0 {
+		row = x.Value.Len() / rows
+	}
+	for _, i := range idx {
+		if i < 0 || i >= rows {
+			return nil, fmt.Errorf("nn: IndexSelect: index %d out of range for %d rows", i, rows)
+		}
+	}
+	shape := append([]int{len(idx)}, x.Shape()[1:]...)
+	out := g.newTensorNoZero(shape...)
+	xd, od := x.Value.Data(), out.Data()
+	for j, i := range idx {
+		copy(od[j*row:(j+1)*row], xd[i*row:(i+1)*row])
+	}
+	idx = append([]int(nil), idx...)
+	return g.Op(out, []*Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+		dx, d := gin[0].Data(), gy.Data()
+		for j, i := range idx {
+			dst := dx[i*row : (i+1)*row]
+			for k, v := range d[j*row : (j+1)*row] {
+				dst[k] += v
+			}
+		}
+	}), nil
+}

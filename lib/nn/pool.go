@@ -1,0 +1,178 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/detlab/detlab/lib/tensor"
+)
+
+// PoolGeom describes a max pooling over (N*C) planes of HxW into OHxOW.
+type PoolGeom struct {
+	Planes, H, W   int
+	KH, KW         int
+	SH, SW, PH, PW int
+	OH, OW         int
+}
+
+// MaxPool2d is torch.nn.MaxPool2d(kernel, stride, padding) with padding
+// acting as -inf (ResNet's stem uses 3, 2, 1). The gradient goes to the
+// first maximum of each window in row-major order; a NaN in a window wins
+// the window and propagates.
+type MaxPool2d struct {
+	Kernel, Stride, Padding int
+}
+
+// OutputShape returns the pooled NCHW shape (floor mode).
+func (p MaxPool2d) OutputShape(in []int) ([]int, error) {
+	geo, err := p.geom(in)
+	if err != nil {
+		return nil, err
+	}
+	return []int{in[0], in[1], geo.OH, geo.OW}, nil
+}
+
+func (p MaxPool2d) geom(in []int) (PoolGeom, error) {
+	if len(in) != 4 {
+		return PoolGeom{}, fmt.Errorf("nn: MaxPool2d: input must be NCHW, got shape %v", in)
+	}
+	if p.Kernel <= 0 || p.Stride <= 0 || p.Padding < 0 || 2*p.Padding > p.Kernel {
+		return PoolGeom{}, fmt.Errorf("nn: MaxPool2d: bad configuration kernel=%d stride=%d padding=%d", p.Kernel, p.Stride, p.Padding)
+	}
+	if tensor.Numel(in) == 0 {
+		return PoolGeom{}, fmt.Errorf("nn: MaxPool2d: empty input shape %v", in)
+	}
+	g := PoolGeom{Planes: in[0] * in[1], H: in[2], W: in[3], KH: p.Kernel, KW: p.Kernel,
+		SH: p.Stride, SW: p.Stride, PH: p.Padding, PW: p.Padding}
+	if g.H+2*g.PH < g.KH || g.W+2*g.PW < g.KW {
+		return PoolGeom{}, fmt.Errorf("nn: MaxPool2d: input %dx%d smaller than kernel %d", g.H, g.W, p.Kernel)
+	}
+	g.OH = (g.H+2*g.PH-g.KH)/g.SH + 1
+	g.OW = (g.W+2*g.PW-g.KW)/g.SW + 1
+	return g, nil
+}
+
+// Forward pools x.
+func (p MaxPool2d) Forward(g *Graph, x *Var) (*Var, error) {
+	geo, err := p.geom(x.Shape())
+	if err != nil {
+		return nil, err
+	}
+	s := x.Shape()
+	out := g.newTensorNoZero(s[0], s[1], geo.OH, geo.OW)
+	arg := make([]int32, out.Len())
+	g.backend.MaxPool2d(geo, x.Value.Data(), out.Data(), arg)
+	return g.Op(out, []*Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+		g.backend.MaxPool2dBackward(geo, gy.Data(), gin[0].Data(), arg)
+	}), nil
+}
+
+// MaxPool2d implements Backend.
+func (CPU) MaxPool2d(geo PoolGeom, x, y []float32, arg []int32) {
+	hw, ohw := geo.H*geo.W, geo.OH*geo.OW
+	parallelFor(geo.Planes, func(p0, p1 int) {
+		for p := p0; p < p1; p++ {
+			plane := x[p*hw : (p+1)*hw]
+			for oh := 0; oh < geo.OH; oh++ {
+				h0 := oh*geo.SH - geo.PH
+				hs, he := max(h0, 0), min(h0+geo.KH, geo.H)
+				for ow := 0; ow < geo.OW; ow++ {
+					w0 := ow*geo.SW - geo.PW
+					ws, we := max(w0, 0), min(w0+geo.KW, geo.W)
+					best := float32(math.Inf(-1))
+					bi := hs*geo.W + ws
+				window:
+					for ih := hs; ih < he; ih++ {
+						for iw := ws; iw < we; iw++ {
+							v := plane[ih*geo.W+iw]
+							if v > best || v != v {
+								best, bi = v, ih*geo.W+iw
+								if v != v {
+									break window
+								}
+							}
+						}
+					}
+					o := p*ohw + oh*geo.OW + ow
+					y[o], arg[o] = best, int32(bi)
+				}
+			}
+		}
+	})
+}
+
+// MaxPool2dBackward implements Backend.
+func (CPU) MaxPool2dBackward(geo PoolGeom, dy, dx []float32, arg []int32) {
+	hw, ohw := geo.H*geo.W, geo.OH*geo.OW
+	parallelFor(geo.Planes, func(p0, p1 int) {
+		for p := p0; p < p1; p++ {
+			d := dx[p*hw : (p+1)*hw]
+			for i, g := range dy[p*ohw : (p+1)*ohw] {
+				d[arg[p*ohw+i]] += g
+			}
+		}
+	})
+}
+
+// AdaptiveAvgPool2d1 is torch.nn.AdaptiveAvgPool2d((1, 1)): the mean of
+// each channel plane, shape (N,C,1,1).
+type AdaptiveAvgPool2d1 struct{}
+
+// OutputShape returns (N,C,1,1).
+func (AdaptiveAvgPool2d1) OutputShape(in []int) ([]int, error) {
+	if len(in) != 4 {
+		return nil, fmt.Errorf("nn: AdaptiveAvgPool2d: input must be NCHW, got shape %v", in)
+	}
+	if tensor.Numel(in) == 0 {
+		return nil, fmt.Errorf("nn: AdaptiveAvgPool2d: empty input shape %v", in)
+	}
+	return []int{in[0], in[1], 1, 1}, nil
+}
+
+// Forward averages each plane (float64 accumulation).
+func (a AdaptiveAvgPool2d1) Forward(g *Graph, x *Var) (*Var, error) {
+	shape, err := a.OutputShape(x.Shape())
+	if err != nil {
+		return nil, err
+	}
+	hw := x.Shape()[2] * x.Shape()[3]
+	out := g.newTensorNoZero(shape...)
+	xd, od := x.Value.Data(), out.Data()
+	for p := range od {
+		var s float64
+		for _, v := range xd[p*hw : (p+1)*hw] {
+			s += float64(v)
+		}
+		od[p] = float32(s / float64(hw))
+	}
+	return g.Op(out, []*Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+		dx := gin[0].Data()
+		inv := 1 / float32(hw)
+		for p, d := range gy.Data() {
+			v := d * inv
+			for i := range dx[p*hw : (p+1)*hw] {
+				dx[p*hw+i] += v
+			}
+		}
+	}), nil
+}
+
+// Flatten is torch.flatten(x, 1): (N, ...) to (N, rest).
+type Flatten struct{}
+
+// OutputShape returns (N, product of the other dimensions).
+func (Flatten) OutputShape(in []int) ([]int, error) {
+	if len(in) < 1 {
+		return nil, fmt.Errorf("nn: Flatten: scalar input")
+	}
+	return []int{in[0], tensor.Numel(in[1:])}, nil
+}
+
+// Forward flattens x.
+func (f Flatten) Forward(g *Graph, x *Var) (*Var, error) {
+	shape, err := f.OutputShape(x.Shape())
+	if err != nil {
+		return nil, err
+	}
+	return Reshape(g, x, shape...)
+}
