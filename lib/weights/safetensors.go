@@ -28,6 +28,10 @@ const (
 	BF16 DType = "BF16"
 	I64  DType = "I64"
 	I32  DType = "I32"
+	I16  DType = "I16"
+	I8   DType = "I8"
+	U8   DType = "U8"
+	BOOL DType = "BOOL"
 )
 
 // Entry is one stored tensor: its element type, its shape and its values.
@@ -160,8 +164,10 @@ func elemSize(dt DType) (int, error) {
 		return 4, nil
 	case F64, I64:
 		return 8, nil
-	case F16, BF16:
+	case F16, BF16, I16:
 		return 2, nil
+	case I8, U8, BOOL:
+		return 1, nil
 	}
 	return 0, fmt.Errorf("%w: unsupported dtype %q", ErrFormat, dt)
 }
@@ -221,6 +227,21 @@ func decodeEntry(name string, h stHeaderEntry, data []byte) (*Entry, error) {
 		e.I64Data = make([]int64, count)
 		for i := range e.I64Data {
 			e.I64Data[i] = int64(int32(binary.LittleEndian.Uint32(buf[4*i:])))
+		}
+	case I16:
+		e.I64Data = make([]int64, count)
+		for i := range e.I64Data {
+			e.I64Data[i] = int64(int16(binary.LittleEndian.Uint16(buf[2*i:])))
+		}
+	case I8:
+		e.I64Data = make([]int64, count)
+		for i := range e.I64Data {
+			e.I64Data[i] = int64(int8(buf[i]))
+		}
+	case U8, BOOL:
+		e.I64Data = make([]int64, count)
+		for i := range e.I64Data {
+			e.I64Data[i] = int64(buf[i])
 		}
 	}
 	return e, nil
