@@ -1,0 +1,78 @@
+package rpn
+
+import (
+	"fmt"
+
+	"github.com/detlab/detlab/lib/tensor"
+)
+
+// FlatIndex returns, for one image of a head output with k values per anchor
+// laid out as (k*A, H, W) (k = 1 for objectness, 4 for deltas), the source
+// offset of every value in the flattened (H, W, A, k) order the anchors use:
+// dst[((y*W+x)*A+a)*k+j] = src[((a*k+j)*H+y)*W+x]. It is the permutation of
+// torchvision's concat_box_prediction_layers, for gathering values and
+// scattering gradients.
+func FlatIndex(k, a, h, w int) []int {
+	out := make([]int, k*a*h*w)
+	i := 0
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			for ai := 0; ai < a; ai++ {
+				for j := 0; j < k; j++ {
+					out[i] = ((ai*k+j)*h+y)*w + x
+					i++
+				}
+			}
+		}
+	}
+	return out
+}
+
+// FlattenPredictions reorders the RPN head outputs of every feature level,
+// objectness (N,A,H,W) and deltas (N,4A,H,W), into the anchor order and
+// concatenates the levels: objectness (N, total) and deltas (N, total, 4),
+// total = sum of H*W*A over levels, as concat_box_prediction_layers.
+func FlattenPredictions(objectness, deltas []*tensor.Tensor) (obj, del *tensor.Tensor, err error) {
+	if len(objectness) == 0 || len(objectness) != len(deltas) {
+		return nil, nil, fmt.Errorf("%w: %d objectness and %d delta levels", ErrInput, len(objectness), len(deltas))
+	}
+	n, total := -1, 0
+	for l := range objectness {
+		o, d := objectness[l], deltas[l]
+		if o == nil || d == nil || o.Dims() != 4 || d.Dims() != 4 {
+			return nil, nil, fmt.Errorf("%w: level %d: objectness and deltas must be 4-d (N,A,H,W) and (N,4A,H,W)", ErrInput, l)
+		}
+		os, ds := o.Shape(), d.Shape()
+		if ds[0] != os[0] || ds[1] != 4*os[1] || ds[2] != os[2] || ds[3] != os[3] {
+			return nil, nil, fmt.Errorf("%w: level %d: deltas %v do not match objectness %v", ErrInput, l, ds, os)
+		}
+		if n >= 0 && os[0] != n {
+			return nil, nil, fmt.Errorf("%w: level %d has batch %d, level 0 has %d", ErrInput, l, os[0], n)
+		}
+		n = os[0]
+		total += os[1] * os[2] * os[3]
+	}
+	obj, del = tensor.New(n, total), tensor.New(n, total, 4)
+	od, dd := obj.Data(), del.Data()
+	start := 0
+	for l := range objectness {
+		s := objectness[l].Shape()
+		a, h, w := s[1], s[2], s[3]
+		size := a * h * w
+		oi, di := FlatIndex(1, a, h, w), FlatIndex(4, a, h, w)
+		for img := 0; img < n; img++ {
+			src := objectness[l].Data()[img*size : (img+1)*size]
+			dst := od[img*total+start : img*total+start+size]
+			for i, j := range oi {
+				dst[i] = src[j]
+			}
+			srcD := deltas[l].Data()[img*4*size : (img+1)*4*size]
+			dstD := dd[4*(img*total+start) : 4*(img*total+start+size)]
+			for i, j := range di {
+				dstD[i] = srcD[j]
+			}
+		}
+		start += size
+	}
+	return obj, del, nil
+}

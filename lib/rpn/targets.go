@@ -1,0 +1,81 @@
+package rpn
+
+import (
+	"fmt"
+	"math/rand"
+
+	"github.com/detlab/detlab/lib/box"
+)
+
+// AnchorTargets are one image's training targets for the RPN.
+type AnchorTargets struct {
+	// Labels per anchor: 1 foreground, 0 background, -1 ignored.
+	Labels []int
+	// MatchedGT is the index of the GT box each anchor was matched to,
+	// clamped to 0 for background and ignored anchors (and 0 for every
+	// anchor of an image without GT boxes).
+	MatchedGT []int
+	// RegressionTargets holds 4 deltas per anchor: BoxCoder (1,1,1,1)
+	// encoding of the matched GT box relative to the anchor. Only the
+	// positives' targets are meaningful (and enter the loss); for an image
+	// without GT boxes the matched box is all zeros and the dw, dh targets
+	// are -Inf, as in torchvision.
+	RegressionTargets []float32
+}
+
+// AssignTargets labels the anchors of one image against its ground-truth
+// boxes, as RegionProposalNetwork.assign_targets_to_anchors followed by
+// box_coder.encode: IoU >= FGIoUThresh (or a low-quality best match of some
+// GT) is foreground, IoU < BGIoUThresh background, the rest ignored. Anchors
+// crossing the image border are kept. An image without GT boxes is valid:
+// every anchor is background.
+func AssignTargets(anchors, gt []box.Box, c Config) (AnchorTargets, error) {
+	if err := c.Validate(); err != nil {
+		return AnchorTargets{}, err
+	}
+	for i, g := range gt {
+		if g.HasNaN() {
+			return AnchorTargets{}, fmt.Errorf("%w: ground-truth box %d is %v", ErrInput, i, g)
+		}
+	}
+	n := len(anchors)
+	t := AnchorTargets{Labels: make([]int, n), MatchedGT: make([]int, n)}
+	matchedBoxes := make([]box.Box, n)
+	if len(gt) > 0 && n > 0 {
+		matches, err := c.Matcher().Match(box.IoU(gt, anchors))
+		if err != nil {
+			return AnchorTargets{}, fmt.Errorf("rpn: %w", err)
+		}
+		for i, m := range matches {
+			switch m {
+			case box.BelowLowThreshold:
+				t.Labels[i] = 0
+			case box.BetweenThresholds:
+				t.Labels[i] = -1
+			default:
+				t.Labels[i] = 1
+			}
+			t.MatchedGT[i] = max(m, 0)
+			matchedBoxes[i] = gt[t.MatchedGT[i]]
+		}
+	}
+	enc, err := Coder().Encode(matchedBoxes, anchors)
+	if err != nil {
+		return AnchorTargets{}, fmt.Errorf("rpn: %w", err)
+	}
+	t.RegressionTargets = enc
+	return t, nil
+}
+
+// SampleAnchors chooses one image's anchors for the losses with the
+// balanced sampler (BatchSizePerImage anchors, at most PositiveFraction of
+// them positive), drawing from rng when there are more candidates than
+// places. pos and neg are ascending anchor indices; box.SortedUnion(pos, neg)
+// gives the sampled set in torchvision's order.
+func SampleAnchors(labels []int, c Config, rng *rand.Rand) (pos, neg []int, err error) {
+	pos, neg, err = c.Sampler().Sample(labels, rng)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rpn: %w", err)
+	}
+	return pos, neg, nil
+}
