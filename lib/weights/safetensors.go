@@ -152,11 +152,24 @@ func ParseSafetensors(b []byte) (*File, error) {
 		}
 		return order[i].name < order[j].name
 	})
+	// The format requires the tensors to tile the data region exactly:
+	// overlapping, gapped or trailing bytes mean a corrupt file.
+	var end int64
 	for _, p := range order {
+		e := f.Entries[p.name]
+		if p.begin != end {
+			return nil, fmt.Errorf("%w: safetensors entry %q starts at %d, want %d (overlapping or gapped offsets)", ErrFormat, p.name, p.begin, end)
+		}
+		end = p.begin + int64(len(e.F32Data)+len(e.I64Data))*int64(sizeOf[e.DType])
 		f.Names = append(f.Names, p.name)
+	}
+	if end != int64(len(data)) {
+		return nil, fmt.Errorf("%w: safetensors: tensors cover %d of %d data bytes", ErrFormat, end, len(data))
 	}
 	return f, nil
 }
+
+var sizeOf = map[DType]int{F32: 4, I32: 4, F64: 8, I64: 8, F16: 2, BF16: 2, I16: 2, I8: 1, U8: 1, BOOL: 1}
 
 func elemSize(dt DType) (int, error) {
 	switch dt {
