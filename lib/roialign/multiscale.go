@@ -90,6 +90,10 @@ func (m *MultiScale) Forward(features *tensor.Tensor, boxes [][]float32, imageSi
 	if len(boxes) != s.N {
 		return nil, fmt.Errorf("%w: %d box lists for a batch of %d images", ErrInput, len(boxes), s.N)
 	}
+	rois, err := Rois(boxes)
+	if err != nil {
+		return nil, err
+	}
 	if !m.inferred {
 		if len(imageSizes) == 0 {
 			return nil, fmt.Errorf("%w: no image sizes to infer the scale from", ErrInput)
@@ -106,10 +110,6 @@ func (m *MultiScale) Forward(features *tensor.Tensor, boxes [][]float32, imageSi
 			return nil, err
 		}
 		m.scale, m.inferred = sc, true
-	}
-	rois, err := Rois(boxes)
-	if err != nil {
-		return nil, err
 	}
 	return Forward(features, rois, m.Config())
 }
