@@ -326,4 +326,3 @@ func requestError(err error) map[string]any {
 	c["status"] = "error"
 	return c
 }
-

@@ -180,10 +180,10 @@ func orEmptyMap(m map[string]any) map[string]any {
 // discard is an Output that drops everything (user_expressions).
 type discard struct{}
 
-func (discard) Stream(name, text string)   {}
-func (discard) Display(display.Data)       {}
-func (discard) Update(display.Data)        {}
-func (discard) Clear(bool)                 {}
+func (discard) Stream(name, text string) {}
+func (discard) Display(display.Data)     {}
+func (discard) Update(display.Data)      {}
+func (discard) Clear(bool)               {}
 func (discard) Input(string, bool) (string, error) {
 	return "", errors.New("dispatch: no stdin for user expressions")
 }

@@ -510,4 +510,3 @@ func TestStreamBatchingAndCap(t *testing.T) {
 		t.Fatalf("stdout bytes %d (want 5000), truncation notices %d (want 1)", stdout, notices)
 	}
 }
-
