@@ -109,7 +109,7 @@ func TestForwardAgainstReference(t *testing.T) {
 	r := rand.New(rand.NewSource(7))
 	for i, cfg := range kernelConfigs {
 		t.Run(fmt.Sprintf("%d_%dx%d_s%d_aligned%v", i, cfg.OutH, cfg.OutW, cfg.SamplingRatio, cfg.Aligned), func(t *testing.T) {
-			s := Shape{N: 2, C: 3, H: 9, W: 13}
+			s := Shape{N: 2, C: 6, H: 9, W: 13} // C=6: the 4-channel block and the remainder
 			feat := randData(r, s.numel())
 			imgH, imgW := float32(s.H)/cfg.SpatialScale, float32(s.W)/cfg.SpatialScale
 			rois := randRois(r, 23, s.N, imgH, imgW)
@@ -133,7 +133,7 @@ func TestBackwardAdjoint(t *testing.T) {
 	r := rand.New(rand.NewSource(8))
 	for i, cfg := range kernelConfigs {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			s := Shape{N: 2, C: 4, H: 8, W: 11}
+			s := Shape{N: 2, C: 7, H: 8, W: 11}
 			x := randData(r, s.numel())
 			rois := randRois(r, 17, s.N, float32(s.H)/cfg.SpatialScale, float32(s.W)/cfg.SpatialScale)
 			g := randData(r, 17*s.C*cfg.OutH*cfg.OutW)
