@@ -33,8 +33,10 @@ func NMS(boxes []Box, scores []float32, thresh float64) ([]int, error) {
 func nms(boxes []Box, scores []float32, thresh float64, offset []float32) []int {
 	order := sortedByScore(scores)
 	n := len(order)
-	// Gather the candidates in visiting order so the inner loop is linear.
-	cand := make([]Box, n)
+	// Gather the candidates in visiting order (struct of arrays) so the
+	// inner loop is linear in memory.
+	x1, y1 := make([]float32, n), make([]float32, n)
+	x2, y2 := make([]float32, n), make([]float32, n)
 	area := make([]float32, n)
 	for k, i := range order {
 		b := boxes[i]
@@ -42,9 +44,12 @@ func nms(boxes []Box, scores []float32, thresh float64, offset []float32) []int 
 			o := offset[i]
 			b = Box{b.X1 + o, b.Y1 + o, b.X2 + o, b.Y2 + o}
 		}
-		cand[k] = b
+		x1[k], y1[k], x2[k], y2[k] = b.X1, b.Y1, b.X2, b.Y2
 		area[k] = b.Area()
 	}
+	// Without overlap the IoU is 0 (or NaN for two empty boxes), never above
+	// a non-negative threshold, so such pairs can be skipped.
+	skipDisjoint := thresh >= 0
 	suppressed := make([]bool, n)
 	keep := make([]int, 0, n)
 	for k := 0; k < n; k++ {
@@ -52,12 +57,26 @@ func nms(boxes []Box, scores []float32, thresh float64, offset []float32) []int 
 			continue
 		}
 		keep = append(keep, order[k])
-		bi, ai := cand[k], area[k]
+		ix1, iy1, ix2, iy2, ia := x1[k], y1[k], x2[k], y2[k], area[k]
 		for j := k + 1; j < n; j++ {
 			if suppressed[j] {
 				continue
 			}
-			if float64(iou(bi, ai, cand[j], area[j])) > thresh {
+			// torchvision's nms_kernel.cpp, step by step in float32.
+			w := min32(ix2, x2[j]) - max32(ix1, x1[j])
+			h := min32(iy2, y2[j]) - max32(iy1, y1[j])
+			if skipDisjoint && (w <= 0 || h <= 0) {
+				continue
+			}
+			if w < 0 {
+				w = 0
+			}
+			if h < 0 {
+				h = 0
+			}
+			inter := float32(w * h)
+			ovr := inter / (float32(ia+area[j]) - inter)
+			if float64(ovr) > thresh {
 				suppressed[j] = true
 			}
 		}
