@@ -26,7 +26,7 @@ var chosen = sync.OnceValue(func() backend { return chooseBackend(os.Getenv(EnvB
 
 // chooseBackend picks the backend for a DETLAB_BLAS value.
 func chooseBackend(env string) backend {
-	pure := backend{name: "pure Go", gemm: sgemmGo}
+	pure := backend{name: "Go, " + bestKernel().name, gemm: sgemmGo}
 	switch strings.ToLower(strings.TrimSpace(env)) {
 	case "go", "purego", "pure":
 		pure.name += " (" + EnvBLAS + "=go)"
@@ -47,7 +47,9 @@ func chooseBackend(env string) backend {
 }
 
 // Backend names the implementation Sgemm runs, e.g.
-// "openblas 0.3.21 (runtime, 2 threads)" or "pure Go".
+// "openblas 0.3.21 (runtime, 2 threads)", "Go, avx2+fma assembly kernel
+// 6x16" or "Go, portable kernel 4x4", with the reason when DETLAB_BLAS asked
+// for something that could not be used.
 func Backend() string { return chosen().name }
 
 // sgemm dispatches to the chosen backend.

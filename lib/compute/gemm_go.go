@@ -5,16 +5,41 @@ import (
 	"sync"
 )
 
-// Block sizes of the pure-Go kernel (Goto's scheme): a kc x nc panel of
-// op(B) and an mc x kc block of op(A) are packed into contiguous strips,
-// and an mr x nr micro-kernel accumulates one tile of C in local variables.
+// Block sizes of the Go Sgemm (Goto's scheme): a kc x nc panel of op(B)
+// and an mc x kc block of op(A) are packed into contiguous strips, and an
+// mr x nr micro-kernel accumulates one tile of C in registers. mc and nc
+// are multiples of every kernel's mr and nr.
 const (
-	mr = 4
-	nr = 4
 	kc = 256
-	mc = 64
+	mc = 96
 	nc = 512
 )
+
+// microKernel adds the product of a packed mr x kb strip of A and a packed
+// kb x nr strip of B into a full mr x nr tile of c (leading dimension ldc).
+type microKernel struct {
+	name   string
+	mr, nr int
+	fn     func(kb int, a, b, c []float32, ldc int)
+}
+
+// goKernel is the portable 4x4 kernel; asmKernel, when the CPU allows, an
+// assembly one (set in init on amd64 with AVX2 and FMA).
+var (
+	goKernel  = &microKernel{name: "portable kernel 4x4", mr: 4, nr: 4, fn: kernel4x4}
+	asmKernel *microKernel
+)
+
+// bestKernel is the kernel sgemmGo uses.
+func bestKernel() *microKernel {
+	if asmKernel != nil {
+		return asmKernel
+	}
+	return goKernel
+}
+
+// maxTile bounds mr*nr over all kernels (for the edge-tile buffer).
+const maxTile = 6 * 16
 
 // packBuf holds one goroutine's packed panels; buffers are reused through
 // packPool so steady-state calls do not allocate.
@@ -33,6 +58,11 @@ const minParallelFlops = 1 << 21
 
 // sgemmGo is the blocked, packed, parallel pure-Go Sgemm.
 func sgemmGo(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	sgemmKernel(bestKernel(), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// sgemmKernel is sgemmGo with a given micro-kernel.
+func sgemmKernel(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	scaleC(m, n, beta, c, ldc)
 	if alpha == 0 || k == 0 {
 		return
@@ -46,16 +76,16 @@ func sgemmGo(transA, transB bool, m, n, k int, alpha float32, a []float32, lda i
 		workers = max(f, 1)
 	}
 	if workers == 1 {
-		gemmBlock(transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc)
+		gemmBlock(kern, transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc)
 		return
 	}
 	// Split the larger dimension of C into one contiguous range per worker,
 	// aligned to the micro-tile so no tile straddles two workers.
 	var wg sync.WaitGroup
 	splitRows := m >= n
-	total, unit := n, nr
+	total, unit := n, kern.nr
 	if splitRows {
-		total, unit = m, mr
+		total, unit = m, kern.mr
 	}
 	tiles := (total + unit - 1) / unit
 	workers = min(workers, tiles)
@@ -69,9 +99,9 @@ func sgemmGo(transA, transB bool, m, n, k int, alpha float32, a []float32, lda i
 		go func(lo, hi int) {
 			defer wg.Done()
 			if splitRows {
-				gemmBlock(transA, transB, lo, hi, 0, n, k, alpha, a, lda, b, ldb, c, ldc)
+				gemmBlock(kern, transA, transB, lo, hi, 0, n, k, alpha, a, lda, b, ldb, c, ldc)
 			} else {
-				gemmBlock(transA, transB, 0, m, lo, hi, k, alpha, a, lda, b, ldb, c, ldc)
+				gemmBlock(kern, transA, transB, 0, m, lo, hi, k, alpha, a, lda, b, ldb, c, ldc)
 			}
 		}(lo, hi)
 	}
@@ -80,18 +110,20 @@ func sgemmGo(transA, transB bool, m, n, k int, alpha float32, a []float32, lda i
 
 // gemmBlock adds alpha*op(A)*op(B) into rows [i0,i1) and columns [j0,j1)
 // of C, serially.
-func gemmBlock(transA, transB bool, i0, i1, j0, j1, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+func gemmBlock(kern *microKernel, transA, transB bool, i0, i1, j0, j1, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 	buf := packPool.Get().(*packBuf)
 	defer packPool.Put(buf)
-	var tile [mr * nr]float32
+	mr, nr := kern.mr, kern.nr
+	var tileBuf [maxTile]float32
+	tile := tileBuf[:mr*nr]
 	for jc := j0; jc < j1; jc += nc {
 		nb := min(nc, j1-jc)
 		for pc := 0; pc < k; pc += kc {
 			kb := min(kc, k-pc)
-			packB(buf.b, transB, b, ldb, pc, kb, jc, nb)
+			packB(buf.b, nr, transB, b, ldb, pc, kb, jc, nb)
 			for ic := i0; ic < i1; ic += mc {
 				mb := min(mc, i1-ic)
-				packA(buf.a, transA, a, lda, ic, mb, pc, kb, alpha)
+				packA(buf.a, mr, transA, a, lda, ic, mb, pc, kb, alpha)
 				for jr := 0; jr < nb; jr += nr {
 					bs := buf.b[jr*kb : jr*kb+kb*nr]
 					w := min(nr, nb-jr)
@@ -100,11 +132,11 @@ func gemmBlock(transA, transB bool, i0, i1, j0, j1, k int, alpha float32, a []fl
 						h := min(mr, mb-ir)
 						off := (ic+ir)*ldc + jc + jr
 						if h == mr && w == nr {
-							kernel4x4(kb, as, bs, c[off:], ldc)
+							kern.fn(kb, as, bs, c[off:], ldc)
 							continue
 						}
-						tile = [mr * nr]float32{}
-						kernel4x4(kb, as, bs, tile[:], nr)
+						clear(tile)
+						kern.fn(kb, as, bs, tile, nr)
 						for i := 0; i < h; i++ {
 							row := c[off+i*ldc : off+i*ldc+w]
 							for j := range row {
@@ -120,7 +152,7 @@ func gemmBlock(transA, transB bool, i0, i1, j0, j1, k int, alpha float32, a []fl
 
 // packA copies alpha*op(A)[i0:i0+mb, p0:p0+kb] into strips of mr rows: strip
 // s holds, for each p, the mr values of rows s*mr..s*mr+mr-1 (zero padded).
-func packA(dst []float32, transA bool, a []float32, lda, i0, mb, p0, kb int, alpha float32) {
+func packA(dst []float32, mr int, transA bool, a []float32, lda, i0, mb, p0, kb int, alpha float32) {
 	for s := 0; s*mr < mb; s++ {
 		strip := dst[s*mr*kb : (s+1)*mr*kb]
 		h := min(mr, mb-s*mr)
@@ -156,7 +188,7 @@ func packA(dst []float32, transA bool, a []float32, lda, i0, mb, p0, kb int, alp
 
 // packB copies op(B)[p0:p0+kb, j0:j0+nb] into strips of nr columns: strip s
 // holds, for each p, the nr values of columns s*nr..s*nr+nr-1 (zero padded).
-func packB(dst []float32, transB bool, b []float32, ldb, p0, kb, j0, nb int) {
+func packB(dst []float32, nr int, transB bool, b []float32, ldb, p0, kb, j0, nb int) {
 	for s := 0; s*nr < nb; s++ {
 		strip := dst[s*nr*kb : (s+1)*nr*kb]
 		w := min(nr, nb-s*nr)
@@ -193,6 +225,7 @@ func packB(dst []float32, transB bool, b []float32, ldb, p0, kb, j0, nb int) {
 // kernel4x4 adds the product of a packed mr x kb strip of A and a packed
 // kb x nr strip of B into the 4x4 tile of c at leading dimension ldc.
 func kernel4x4(kb int, a, b []float32, c []float32, ldc int) {
+	const mr, nr = 4, 4
 	var c00, c01, c02, c03 float32
 	var c10, c11, c12, c13 float32
 	var c20, c21, c22, c23 float32
