@@ -18,6 +18,9 @@ type Box struct {
 	X1, Y1, X2, Y2 float32
 }
 
+// New returns the box (x1, y1) - (x2, y2).
+func New(x1, y1, x2, y2 float32) Box { return Box{X1: x1, Y1: y1, X2: x2, Y2: y2} }
+
 // Width returns X2 - X1 (no +1).
 func (b Box) Width() float32 { return b.X2 - b.X1 }
 
