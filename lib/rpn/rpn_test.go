@@ -220,3 +220,17 @@ func TestConfig(t *testing.T) {
 		t.Errorf("NaN threshold: %v", err)
 	}
 }
+
+func TestSampleBatch(t *testing.T) {
+	labels := [][]int{{1, 0, -1, 0}, {0, 1, 1, -1}}
+	pos, neg, err := SampleBatch(labels, Defaults(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(pos, []int{0, 5, 6}) || !slices.Equal(neg, []int{1, 3, 4}) {
+		t.Errorf("pos %v neg %v", pos, neg)
+	}
+	if _, _, err := SampleBatch([][]int{{1}, {1, 0}}, Defaults(), nil); !errors.Is(err, ErrInput) {
+		t.Errorf("ragged labels: %v", err)
+	}
+}

@@ -79,3 +79,30 @@ func SampleAnchors(labels []int, c Config, rng *rand.Rand) (pos, neg []int, err 
 	}
 	return pos, neg, nil
 }
+
+// SampleBatch samples the anchors of every image of a batch (labels[i] is
+// image i's, all of the same length, the anchors per image) in image order
+// from one rng, and returns indices into the batch's flattened
+// (image, anchor) order, ascending: the sampled_pos_inds and
+// sampled_neg_inds of torchvision's compute_loss.
+func SampleBatch(labels [][]int, c Config, rng *rand.Rand) (pos, neg []int, err error) {
+	for img, l := range labels {
+		if len(l) != len(labels[0]) {
+			return nil, nil, fmt.Errorf("%w: image %d has %d anchor labels, image 0 has %d", ErrInput, img, len(l), len(labels[0]))
+		}
+	}
+	for img, l := range labels {
+		p, n, err := SampleAnchors(l, c, rng)
+		if err != nil {
+			return nil, nil, fmt.Errorf("image %d: %w", img, err)
+		}
+		off := img * len(labels[0])
+		for _, i := range p {
+			pos = append(pos, off+i)
+		}
+		for _, i := range n {
+			neg = append(neg, off+i)
+		}
+	}
+	return pos, neg, nil
+}
