@@ -1,0 +1,88 @@
+package roialign
+
+import (
+	"fmt"
+
+	"github.com/detlab/detlab/lib/nn"
+	"github.com/detlab/detlab/lib/tensor"
+)
+
+// Apply runs RoIAlign on a graph: features (N, C, H, W) pooled over rois
+// (K, 5) rows [batch_index, x1, y1, x2, y2] into a (K, C, OutH, OutW) Var.
+// When g records, Backward sends the exact gradient (the adjoint of the
+// forward kernel, BackwardSlice) to features; rois are constants, as in
+// torchvision, where proposals are detached. The rois are copied, so the
+// caller may reuse its slice.
+func Apply(g *nn.Graph, features *nn.Var, rois *tensor.Tensor, cfg Config) (*nn.Var, error) {
+	if g == nil || features == nil || features.Value == nil {
+		return nil, fmt.Errorf("%w: Apply needs a graph and features", ErrInput)
+	}
+	if rois == nil {
+		return nil, fmt.Errorf("%w: rois is nil", ErrInput)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s, err := shapeOf("features", features.Shape())
+	if err != nil {
+		return nil, err
+	}
+	if rs := rois.Shape(); len(rs) != 2 || rs[1] != 5 {
+		return nil, fmt.Errorf("%w: rois has shape %v, want (K, 5)", ErrInput, rs)
+	}
+	r := append([]float32(nil), rois.Data()...)
+	k, err := CheckRois(r, s.N)
+	if err != nil {
+		return nil, err
+	}
+	out := g.NewTensor(k, s.C, cfg.OutH, cfg.OutW)
+	if err := ForwardSlice(out.Data(), features.Value.Data(), s, r, cfg); err != nil {
+		return nil, err
+	}
+	return g.Op(out, []*nn.Var{features}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+		if gin[0] == nil {
+			return
+		}
+		// Shapes and rois were validated above; the kernel cannot fail.
+		_ = BackwardSlice(gin[0].Data(), gy.Data(), s, r, cfg)
+	}), nil
+}
+
+// Apply is Forward on a graph: it pools features (N, C, H, W) over boxes
+// (one flat x1,y1,x2,y2 list per image) and, when g records, sends the
+// exact gradient back to features. The scale is inferred and cached on the
+// first call, exactly as Forward does.
+func (m *MultiScale) Apply(g *nn.Graph, features *nn.Var, boxes [][]float32, imageSizes [][2]int) (*nn.Var, error) {
+	if features == nil || features.Value == nil {
+		return nil, fmt.Errorf("%w: features is nil", ErrInput)
+	}
+	s, err := shapeOf("features", features.Shape())
+	if err != nil {
+		return nil, err
+	}
+	if len(boxes) != s.N {
+		return nil, fmt.Errorf("%w: %d box lists for a batch of %d images", ErrInput, len(boxes), s.N)
+	}
+	rois, err := Rois(boxes)
+	if err != nil {
+		return nil, err
+	}
+	if !m.inferred {
+		if len(imageSizes) == 0 {
+			return nil, fmt.Errorf("%w: no image sizes to infer the scale from", ErrInput)
+		}
+		maxH := 0
+		for _, sz := range imageSizes {
+			if sz[0] <= 0 || sz[1] <= 0 {
+				return nil, fmt.Errorf("%w: image size %v, want positive", ErrInput, sz)
+			}
+			maxH = max(maxH, sz[0])
+		}
+		sc, err := InferScale(s.H, maxH)
+		if err != nil {
+			return nil, err
+		}
+		m.scale, m.inferred = sc, true
+	}
+	return Apply(g, features, rois, m.Config())
+}
