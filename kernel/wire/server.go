@@ -23,6 +23,10 @@ const (
 	Heartbeat
 )
 
+// IOPubHWM is the most iopub messages queued for sending; beyond it new
+// publications are dropped (libzmq's PUB behaviour, with a larger mark).
+const IOPubHWM = 10000
+
 var channelNames = [...]string{"shell", "control", "stdin", "iopub", "hb"}
 
 // String returns the protocol's name of the channel.
@@ -70,6 +74,12 @@ func Listen(ctx context.Context, info ConnectionInfo, logger *log.Logger) (*Serv
 	s.socks[Control] = zmq4.NewRouter(ctx, zmq4.WithID(zmq4.SocketIdentity("control")))
 	s.socks[Stdin] = zmq4.NewRouter(ctx, zmq4.WithID(zmq4.SocketIdentity("stdin")))
 	s.socks[IOPub] = zmq4.NewPub(ctx)
+	// zmq4's PUB queue is unbounded by default; a front end that stops
+	// reading would make the kernel's memory grow without end.
+	if err := s.socks[IOPub].SetOption(zmq4.OptionHWM, IOPubHWM); err != nil {
+		cancel()
+		return nil, fmt.Errorf("wire: iopub high-water mark: %w", err)
+	}
 	s.socks[Heartbeat] = zmq4.NewRep(ctx)
 	ports := []*int{&s.info.ShellPort, &s.info.ControlPort, &s.info.StdinPort, &s.info.IOPubPort, &s.info.HBPort}
 	for ch, p := range ports {
