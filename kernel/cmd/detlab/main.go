@@ -157,4 +157,3 @@ func (p *paramList) Set(v string) error {
 	*p = append(*p, x)
 	return nil
 }
-
