@@ -28,7 +28,7 @@ func readTestdata(t testing.TB, name string) []byte {
 func smallSafetensors(t testing.TB) []byte {
 	t.Helper()
 	f, err := weights.FromTensors(map[string]*tensor.Tensor{
-		"w":                     tensor.MustFromSlice([]float32{1, 2, 3, 4, 5, 6}, 2, 3),
+		"w":                      tensor.MustFromSlice([]float32{1, 2, 3, 4, 5, 6}, 2, 3),
 		"bn.num_batches_tracked": tensor.MustFromSlice([]float32{3}, []int{}...),
 	}, map[string]string{"k": "v"})
 	if err != nil {

@@ -17,11 +17,11 @@ import (
 
 func testStateDict() map[string]*tensor.Tensor {
 	return map[string]*tensor.Tensor{
-		"conv.weight":             tensor.MustFromSlice([]float32{1, -2, 3.5, float32(math.Inf(1)), 0, -0.25}, 2, 3, 1, 1),
-		"bn.running_var":          tensor.MustFromSlice([]float32{0.5, 1.5}, 2),
-		"bn.num_batches_tracked":  tensor.MustFromSlice([]float32{12}, []int{}...),
-		"empty":                   tensor.New(0, 4),
-		"scalar":                  tensor.MustFromSlice([]float32{-7.125}, []int{}...),
+		"conv.weight":            tensor.MustFromSlice([]float32{1, -2, 3.5, float32(math.Inf(1)), 0, -0.25}, 2, 3, 1, 1),
+		"bn.running_var":         tensor.MustFromSlice([]float32{0.5, 1.5}, 2),
+		"bn.num_batches_tracked": tensor.MustFromSlice([]float32{12}, []int{}...),
+		"empty":                  tensor.New(0, 4),
+		"scalar":                 tensor.MustFromSlice([]float32{-7.125}, []int{}...),
 		"a name with \"quotes\"": tensor.MustFromSlice([]float32{9}, 1),
 	}
 }
