@@ -41,16 +41,40 @@ func bestKernel() *microKernel {
 // maxTile bounds mr*nr over all kernels (for the edge-tile buffer).
 const maxTile = 6 * 16
 
-// packBuf holds one goroutine's packed panels; buffers are reused through
-// packPool so steady-state calls do not allocate.
+// packBuf holds one goroutine's packed panels (about 620 KB).
 type packBuf struct {
 	a []float32
 	b []float32
 }
 
-var packPool = sync.Pool{New: func() any {
+// packFree keeps released buffers. Unlike a sync.Pool it is not emptied by
+// the garbage collector, so steady-state calls allocate nothing; it holds at
+// most maxFree buffers.
+var packFree struct {
+	sync.Mutex
+	bufs []*packBuf
+}
+
+const maxFree = 16
+
+func getPackBuf() *packBuf {
+	packFree.Lock()
+	defer packFree.Unlock()
+	if n := len(packFree.bufs); n > 0 {
+		b := packFree.bufs[n-1]
+		packFree.bufs = packFree.bufs[:n-1]
+		return b
+	}
 	return &packBuf{a: make([]float32, mc*kc), b: make([]float32, kc*nc)}
-}}
+}
+
+func putPackBuf(b *packBuf) {
+	packFree.Lock()
+	defer packFree.Unlock()
+	if len(packFree.bufs) < maxFree {
+		packFree.bufs = append(packFree.bufs, b)
+	}
+}
 
 // minParallelFlops is the problem size (2*m*n*k) under which Sgemm stays on
 // the calling goroutine.
@@ -111,8 +135,8 @@ func sgemmKernel(kern *microKernel, transA, transB bool, m, n, k int, alpha floa
 // gemmBlock adds alpha*op(A)*op(B) into rows [i0,i1) and columns [j0,j1)
 // of C, serially.
 func gemmBlock(kern *microKernel, transA, transB bool, i0, i1, j0, j1, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
-	buf := packPool.Get().(*packBuf)
-	defer packPool.Put(buf)
+	buf := getPackBuf()
+	defer putPackBuf(buf)
 	mr, nr := kern.mr, kern.nr
 	var tileBuf [maxTile]float32
 	tile := tileBuf[:mr*nr]
