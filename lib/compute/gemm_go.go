@@ -28,6 +28,8 @@ type microKernel struct {
 var (
 	goKernel  = &microKernel{name: "portable kernel 4x4", mr: 4, nr: 4, fn: kernel4x4}
 	asmKernel *microKernel
+	// asmKernels lists every assembly kernel this CPU can run (for tests).
+	asmKernels []*microKernel
 )
 
 // bestKernel is the kernel sgemmGo uses.
@@ -39,7 +41,7 @@ func bestKernel() *microKernel {
 }
 
 // maxTile bounds mr*nr over all kernels (for the edge-tile buffer).
-const maxTile = 6 * 16
+const maxTile = 12 * 32
 
 // packBuf holds one goroutine's packed panels (about 620 KB).
 type packBuf struct {

@@ -9,6 +9,29 @@ func xgetbv0() (eax, edx uint32)
 //go:noescape
 func kernel6x16AVX2(kb int, a, b, c *float32, ldc int)
 
+//go:noescape
+func kernel12x32AVX512(kb int, a, b, c *float32, ldc int)
+
+// hasAVX512F reports whether the CPU and the OS support AVX-512F.
+func hasAVX512F() bool {
+	if !hasAVX2FMA() {
+		return false
+	}
+	if xcr0, _ := xgetbv0(); xcr0&0xe6 != 0xe6 { // XMM, YMM, opmask, ZMM state
+		return false
+	}
+	_, ebx7, _, _ := cpuid(7, 0)
+	return ebx7&(1<<16) != 0
+}
+
+// avx512Kernel is the 12x32 AVX-512 micro-kernel with its slice checks.
+func avx512Kernel(kb int, a, b, c []float32, ldc int) {
+	_ = a[kb*12-1]
+	_ = b[kb*32-1]
+	_ = c[11*ldc+31]
+	kernel12x32AVX512(kb, &a[0], &b[0], &c[0], ldc)
+}
+
 // hasAVX2FMA reports whether the CPU and the OS support AVX2 and FMA3.
 func hasAVX2FMA() bool {
 	maxID, _, _, _ := cpuid(0, 0)
@@ -35,8 +58,19 @@ func avx2Kernel(kb int, a, b, c []float32, ldc int) {
 	kernel6x16AVX2(kb, &a[0], &b[0], &c[0], ldc)
 }
 
+// avx2Kernel6x16 and avx512Kernel12x32 describe the assembly kernels.
+var (
+	avx2Kernel6x16    = &microKernel{name: "avx2+fma assembly kernel 6x16", mr: 6, nr: 16, fn: avx2Kernel}
+	avx512Kernel12x32 = &microKernel{name: "avx512 assembly kernel 12x32", mr: 12, nr: 32, fn: avx512Kernel}
+)
+
 func init() {
-	if hasAVX2FMA() {
-		asmKernel = &microKernel{name: "avx2+fma assembly kernel 6x16", mr: 6, nr: 16, fn: avx2Kernel}
+	switch {
+	case hasAVX512F():
+		asmKernel = avx512Kernel12x32
+		asmKernels = []*microKernel{avx2Kernel6x16, avx512Kernel12x32}
+	case hasAVX2FMA():
+		asmKernel = avx2Kernel6x16
+		asmKernels = []*microKernel{avx2Kernel6x16}
 	}
 }
