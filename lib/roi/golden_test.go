@@ -11,9 +11,9 @@ import (
 	"github.com/detlab/detlab/lib/weights"
 )
 
-// fixtureConfig is the part of a golden file's "config" metadata this
+// selFixtureConfig is the part of a golden file's "config" metadata this
 // package reads.
-type fixtureConfig struct {
+type selFixtureConfig struct {
 	NumClasses        int       `json:"num_classes"`
 	FGIoUThresh       float64   `json:"box_fg_iou_thresh"`
 	BGIoUThresh       float64   `json:"box_bg_iou_thresh"`
@@ -25,9 +25,9 @@ type fixtureConfig struct {
 	BBoxRegWeights    []float64 `json:"bbox_reg_weights"`
 }
 
-func loadConfig(t *testing.T, f *weights.File) (Config, int) {
+func selLoadConfig(t *testing.T, f *weights.File) (Config, int) {
 	t.Helper()
-	var fc fixtureConfig
+	var fc selFixtureConfig
 	if err := json.Unmarshal([]byte(f.Metadata["config"]), &fc); err != nil {
 		t.Fatalf("config metadata: %v", err)
 	}
@@ -44,7 +44,7 @@ func loadConfig(t *testing.T, f *weights.File) (Config, int) {
 	return c, fc.NumClasses
 }
 
-func goldenBoxes(t *testing.T, f *weights.File, name string) []box.Box {
+func selGoldenBoxes(t *testing.T, f *weights.File, name string) []box.Box {
 	t.Helper()
 	b, err := box.FromTensor(golden.Entry(t, f, name).Tensor())
 	if err != nil {
@@ -53,7 +53,7 @@ func goldenBoxes(t *testing.T, f *weights.File, name string) []box.Box {
 	return b
 }
 
-func goldenInts(t *testing.T, f *weights.File, name string) []int {
+func selGoldenInts(t *testing.T, f *weights.File, name string) []int {
 	t.Helper()
 	e := golden.Entry(t, f, name)
 	out := make([]int, len(e.I64Data))
@@ -65,17 +65,17 @@ func goldenInts(t *testing.T, f *weights.File, name string) []int {
 
 func TestGoldenPostprocess(t *testing.T) {
 	f := golden.Load(t, "frcnn_eval.safetensors")
-	c, numClasses := loadConfig(t, f)
+	c, numClasses := selLoadConfig(t, f)
 	logits := golden.Entry(t, f, "roi.class_logits")
 	reg := golden.Entry(t, f, "roi.box_regression")
 	if logits.Shape[1] != numClasses || reg.Shape[1] != 4*numClasses {
 		t.Fatalf("box head outputs %v / %v for %d classes", logits.Shape, reg.Shape, numClasses)
 	}
-	perImage := goldenInts(t, f, "roi.proposals_per_image")
-	sizes := goldenInts(t, f, "transform.image_sizes")
+	perImage := selGoldenInts(t, f, "roi.proposals_per_image")
+	sizes := selGoldenInts(t, f, "transform.image_sizes")
 	start := 0
 	for i, n := range perImage {
-		props := goldenBoxes(t, f, fmt.Sprintf("rpn.proposals.%d", i))
+		props := selGoldenBoxes(t, f, fmt.Sprintf("rpn.proposals.%d", i))
 		if len(props) != n {
 			t.Fatalf("image %d: %d proposals, proposals_per_image says %d", i, len(props), n)
 		}
@@ -94,11 +94,11 @@ func TestGoldenPostprocess(t *testing.T) {
 		}
 		sn := fmt.Sprintf("detections.scores.%d", i)
 		ln := fmt.Sprintf("detections.labels.%d", i)
-		wantScores, wl := golden.Entry(t, f, sn).F32Data, goldenInts(t, f, ln)
-		perm := alignNearTies(det.Scores, wantScores, 1e-5, func(g, k int) bool {
+		wantScores, wl := golden.Entry(t, f, sn).F32Data, selGoldenInts(t, f, ln)
+		perm := selAlignNearTies(det.Scores, wantScores, 1e-5, func(g, k int) bool {
 			return det.Labels[g] == wl[k] && golden.Compare(box.Flatten(det.Boxes[g:g+1]), want.F32Data[4*k:4*k+4], golden.Tol{Atol: 1e-3}) == ""
 		})
-		det = Detections{Boxes: box.Select(det.Boxes, perm), Scores: pick32(det.Scores, perm), Labels: pickInt(det.Labels, perm)}
+		det = Detections{Boxes: box.Select(det.Boxes, perm), Scores: detGatherF32(det.Scores, perm), Labels: detGatherInt(det.Labels, perm)}
 		golden.Check(t, bn, box.Flatten(det.Boxes), want.F32Data, golden.Tol{Atol: 1e-3})
 		golden.Check(t, sn, det.Scores, wantScores, golden.Tol{Atol: 1e-5})
 		if !slices.Equal(det.Labels, wl) {
@@ -109,15 +109,15 @@ func TestGoldenPostprocess(t *testing.T) {
 
 func TestGoldenTrainingSamples(t *testing.T) {
 	f := golden.Load(t, "frcnn_train.safetensors")
-	c, _ := loadConfig(t, f)
+	c, _ := selLoadConfig(t, f)
 	var npos []int
 	if err := json.Unmarshal([]byte(f.Metadata["num_roi_positive"]), &npos); err != nil {
 		t.Fatalf("num_roi_positive metadata: %v", err)
 	}
 	for i := 0; golden.Has(f, fmt.Sprintf("rpn.proposals.%d", i)); i++ {
-		props := goldenBoxes(t, f, fmt.Sprintf("rpn.proposals.%d", i))
-		gt := goldenBoxes(t, f, fmt.Sprintf("gt.boxes_resized.%d", i))
-		labels := goldenInts(t, f, fmt.Sprintf("gt.labels.%d", i))
+		props := selGoldenBoxes(t, f, fmt.Sprintf("rpn.proposals.%d", i))
+		gt := selGoldenBoxes(t, f, fmt.Sprintf("gt.boxes_resized.%d", i))
+		labels := selGoldenInts(t, f, fmt.Sprintf("gt.labels.%d", i))
 		// The fixture's batch size keeps every proposal, so no random draw.
 		s, err := SelectTrainingSamples(props, gt, labels, c, nil)
 		if err != nil {
@@ -133,7 +133,7 @@ func TestGoldenTrainingSamples(t *testing.T) {
 			name string
 			got  []int
 		}{{"roi.matched_idxs", s.MatchedIdxs}, {"roi.labels", s.Labels}} {
-			if w := goldenInts(t, f, fmt.Sprintf("%s.%d", tc.name, i)); !slices.Equal(tc.got, w) {
+			if w := selGoldenInts(t, f, fmt.Sprintf("%s.%d", tc.name, i)); !slices.Equal(tc.got, w) {
 				t.Errorf("%s.%d differs", tc.name, i)
 			}
 		}

@@ -56,7 +56,7 @@ func PostprocessDetections(classLogits, boxRegression []float32, proposals []box
 	var labels []int
 	probs := make([]float32, numClasses)
 	for i := 0; i < r; i++ {
-		softmax32(classLogits[i*numClasses:(i+1)*numClasses], probs)
+		detectionSoftmax(classLogits[i*numClasses:(i+1)*numClasses], probs)
 		for j := 1; j < numClasses; j++ {
 			if probs[j] > thresh {
 				cand = append(cand, decoded[i*numClasses+j])
@@ -66,7 +66,7 @@ func PostprocessDetections(classLogits, boxRegression []float32, proposals []box
 		}
 	}
 	keep := box.RemoveSmall(cand, c.MinSize)
-	cand, scores, labels = box.Select(cand, keep), pick32(scores, keep), pickInt(labels, keep)
+	cand, scores, labels = box.Select(cand, keep), detGatherF32(scores, keep), detGatherInt(labels, keep)
 	keep, err = box.BatchedNMS(cand, scores, labels, c.NMSThresh)
 	if err != nil {
 		return Detections{}, fmt.Errorf("roi: %w", err)
@@ -74,12 +74,12 @@ func PostprocessDetections(classLogits, boxRegression []float32, proposals []box
 	if len(keep) > c.DetectionsPerImg {
 		keep = keep[:c.DetectionsPerImg]
 	}
-	return Detections{Boxes: box.Select(cand, keep), Scores: pick32(scores, keep), Labels: pickInt(labels, keep)}, nil
+	return Detections{Boxes: box.Select(cand, keep), Scores: detGatherF32(scores, keep), Labels: detGatherInt(labels, keep)}, nil
 }
 
-// softmax32 writes softmax(x) to out in float32 as torch's CPU kernel does:
+// detectionSoftmax writes softmax(x) to out in float32 as torch's CPU kernel does:
 // exp(x - max), a float32 sum, and multiplication by the sum's reciprocal.
-func softmax32(x, out []float32) {
+func detectionSoftmax(x, out []float32) {
 	m := x[0]
 	for _, v := range x[1:] {
 		if v > m || v != v {
@@ -97,7 +97,7 @@ func softmax32(x, out []float32) {
 	}
 }
 
-func pick32(v []float32, idx []int) []float32 {
+func detGatherF32(v []float32, idx []int) []float32 {
 	out := make([]float32, len(idx))
 	for k, i := range idx {
 		out[k] = v[i]
@@ -105,7 +105,7 @@ func pick32(v []float32, idx []int) []float32 {
 	return out
 }
 
-func pickInt(v []int, idx []int) []int {
+func detGatherInt(v []int, idx []int) []int {
 	out := make([]int, len(idx))
 	for k, i := range idx {
 		out[k] = v[i]

@@ -162,7 +162,7 @@ func TestPostprocessDetections(t *testing.T) {
 
 func TestSoftmax32(t *testing.T) {
 	out := make([]float32, 3)
-	softmax32([]float32{1000, 1000, -1000}, out)
+	detectionSoftmax([]float32{1000, 1000, -1000}, out)
 	if out[0] != 0.5 || out[1] != 0.5 || out[2] != 0 {
 		t.Errorf("softmax of large logits %v", out)
 	}

@@ -12,9 +12,9 @@ import (
 	"github.com/detlab/detlab/lib/weights"
 )
 
-// fixtureConfig is the part of a golden file's "config" metadata this
+// selFixtureConfig is the part of a golden file's "config" metadata this
 // package reads.
-type fixtureConfig struct {
+type selFixtureConfig struct {
 	AnchorSizes       [][]float64 `json:"anchor_sizes"`
 	AspectRatios      [][]float64 `json:"aspect_ratios"`
 	PreNMSTopNTrain   int         `json:"rpn_pre_nms_top_n_train"`
@@ -29,9 +29,9 @@ type fixtureConfig struct {
 	ScoreThresh       float64     `json:"rpn_score_thresh"`
 }
 
-func loadConfig(t *testing.T, f *weights.File) (Config, *anchor.Generator) {
+func selLoadConfig(t *testing.T, f *weights.File) (Config, *anchor.Generator) {
 	t.Helper()
-	var fc fixtureConfig
+	var fc selFixtureConfig
 	if err := json.Unmarshal([]byte(f.Metadata["config"]), &fc); err != nil {
 		t.Fatalf("config metadata: %v", err)
 	}
@@ -55,8 +55,8 @@ func loadConfig(t *testing.T, f *weights.File) (Config, *anchor.Generator) {
 	return c, g
 }
 
-// fixtureAnchors generates the anchors of the fixture's padded batch.
-func fixtureAnchors(t *testing.T, f *weights.File, g *anchor.Generator) ([]box.Box, []int) {
+// selFixtureAnchors generates the anchors of the fixture's padded batch.
+func selFixtureAnchors(t *testing.T, f *weights.File, g *anchor.Generator) ([]box.Box, []int) {
 	t.Helper()
 	batch := golden.Entry(t, f, "transform.batch").Shape
 	obj := golden.Entry(t, f, "rpn.objectness").Shape
@@ -69,7 +69,7 @@ func fixtureAnchors(t *testing.T, f *weights.File, g *anchor.Generator) ([]box.B
 	return a, n
 }
 
-func goldenBoxes(t *testing.T, f *weights.File, name string) []box.Box {
+func selGoldenBoxes(t *testing.T, f *weights.File, name string) []box.Box {
 	t.Helper()
 	b, err := box.FromTensor(golden.Entry(t, f, name).Tensor())
 	if err != nil {
@@ -78,7 +78,7 @@ func goldenBoxes(t *testing.T, f *weights.File, name string) []box.Box {
 	return b
 }
 
-func imageSizes(t *testing.T) [][2]int {
+func selImageSizes(t *testing.T) [][2]int {
 	t.Helper()
 	e := golden.Entry(t, golden.Load(t, "frcnn_eval.safetensors"), "transform.image_sizes")
 	out := make([][2]int, e.Shape[0])
@@ -90,8 +90,8 @@ func imageSizes(t *testing.T) [][2]int {
 
 func TestGoldenEvalProposals(t *testing.T) {
 	f := golden.Load(t, "frcnn_eval.safetensors")
-	c, g := loadConfig(t, f)
-	anchors, perLevel := fixtureAnchors(t, f, g)
+	c, g := selLoadConfig(t, f)
+	anchors, perLevel := selFixtureAnchors(t, f, g)
 	golden.Check(t, "rpn.anchors", box.Flatten(anchors), golden.Entry(t, f, "rpn.anchors").F32Data, golden.Tol{})
 
 	obj, del, err := FlattenPredictions(
@@ -119,7 +119,7 @@ func TestGoldenEvalProposals(t *testing.T) {
 	topIdx := golden.Entry(t, f, "rpn.topk_idx")
 	k := topIdx.Shape[1]
 	for i := 0; i < nImg; i++ {
-		got := topK(obj.Data()[i*total:(i+1)*total], min(p.PreNMSTopN, total))
+		got := topKLogits(obj.Data()[i*total:(i+1)*total], min(p.PreNMSTopN, total))
 		want := make([]int, k)
 		for j := range want {
 			want[j] = int(topIdx.I64Data[i*k+j])
@@ -129,7 +129,7 @@ func TestGoldenEvalProposals(t *testing.T) {
 		}
 	}
 
-	sizes := imageSizes(t)
+	sizes := selImageSizes(t)
 	for i := 0; i < nImg; i++ {
 		props, scores, err := FilterProposals(obj.Data()[i*total:(i+1)*total], del.Data()[4*i*total:4*(i+1)*total],
 			anchors, perLevel, sizes[i][0], sizes[i][1], p)
@@ -143,10 +143,10 @@ func TestGoldenEvalProposals(t *testing.T) {
 		}
 		sn := fmt.Sprintf("rpn.proposal_scores.%d", i)
 		wantScores := golden.Entry(t, f, sn).F32Data
-		perm := alignNearTies(scores, wantScores, 1e-6, func(g, k int) bool {
+		perm := selAlignNearTies(scores, wantScores, 1e-6, func(g, k int) bool {
 			return golden.Compare(box.Flatten(props[g:g+1]), want.F32Data[4*k:4*k+4], golden.Tol{Atol: 1e-4}) == ""
 		})
-		props, scores = box.Select(props, perm), selectF32(scores, perm)
+		props, scores = box.Select(props, perm), proposalGatherF32(scores, perm)
 		golden.Check(t, name, box.Flatten(props), want.F32Data, golden.Tol{Atol: 1e-4})
 		golden.Check(t, sn, scores, wantScores, golden.Tol{Atol: 1e-6})
 	}
@@ -154,8 +154,8 @@ func TestGoldenEvalProposals(t *testing.T) {
 
 func TestGoldenTrainTargets(t *testing.T) {
 	f := golden.Load(t, "frcnn_train.safetensors")
-	c, g := loadConfig(t, f)
-	anchors, perLevel := fixtureAnchors(t, f, g)
+	c, g := selLoadConfig(t, f)
+	anchors, perLevel := selFixtureAnchors(t, f, g)
 	obj, del, err := FlattenPredictions(
 		[]*tensor.Tensor{golden.Entry(t, f, "rpn.objectness").Tensor()},
 		[]*tensor.Tensor{golden.Entry(t, f, "rpn.bbox_deltas").Tensor()})
@@ -163,10 +163,10 @@ func TestGoldenTrainTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	nImg, total := obj.Dim(0), obj.Dim(1)
-	sizes := imageSizes(t)
+	sizes := selImageSizes(t)
 	p := c.Proposals(true)
 	for i := 0; i < nImg; i++ {
-		gt := goldenBoxes(t, f, fmt.Sprintf("gt.boxes_resized.%d", i))
+		gt := selGoldenBoxes(t, f, fmt.Sprintf("gt.boxes_resized.%d", i))
 		tg, err := AssignTargets(anchors, gt, c)
 		if err != nil {
 			t.Fatal(err)

@@ -51,7 +51,7 @@ func FilterProposals(objectness, deltas []float32, anchors []box.Box, anchorsPer
 	var idx, level []int
 	start := 0
 	for l, k := range anchorsPerLevel {
-		top := topK(objectness[start:start+k], min(p.PreNMSTopN, k))
+		top := topKLogits(objectness[start:start+k], min(p.PreNMSTopN, k))
 		for _, i := range top {
 			idx = append(idx, start+i)
 			level = append(level, l)
@@ -64,7 +64,7 @@ func FilterProposals(objectness, deltas []float32, anchors []box.Box, anchorsPer
 	scores := make([]float32, len(idx))
 	for k, i := range idx {
 		boxes[k] = coder.DecodeOne([4]float32(deltas[4*i:4*i+4]), anchors[i])
-		scores[k] = sigmoid32(objectness[i])
+		scores[k] = proposalSigmoid(objectness[i])
 	}
 	boxes = box.ClipToImage(boxes, height, width)
 	// 4. Remove small boxes.
@@ -77,7 +77,7 @@ func FilterProposals(objectness, deltas []float32, anchors []box.Box, anchorsPer
 			kept = append(kept, i)
 		}
 	}
-	boxes, scores, level = box.Select(boxes, kept), selectF32(scores, kept), selectInt(level, kept)
+	boxes, scores, level = box.Select(boxes, kept), proposalGatherF32(scores, kept), proposalGatherInt(level, kept)
 	// 6. NMS per level.
 	nmsKeep, err := box.BatchedNMS(boxes, scores, level, p.NMSThresh)
 	if err != nil {
@@ -87,12 +87,12 @@ func FilterProposals(objectness, deltas []float32, anchors []box.Box, anchorsPer
 	if len(nmsKeep) > p.PostNMSTopN {
 		nmsKeep = nmsKeep[:p.PostNMSTopN]
 	}
-	return box.Select(boxes, nmsKeep), selectF32(scores, nmsKeep), nil
+	return box.Select(boxes, nmsKeep), proposalGatherF32(scores, nmsKeep), nil
 }
 
-// topK returns the indices of the k largest values in decreasing order,
+// topKLogits returns the indices of the k largest values in decreasing order,
 // equal values in increasing index order; NaN ranks last.
-func topK(v []float32, k int) []int {
+func topKLogits(v []float32, k int) []int {
 	idx := make([]int, len(v))
 	for i := range idx {
 		idx[i] = i
@@ -119,10 +119,10 @@ func topK(v []float32, k int) []int {
 	return idx[:k]
 }
 
-// sigmoid32 is torch.sigmoid in float32 (computed in float64 and rounded).
-func sigmoid32(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
+// proposalSigmoid is torch.sigmoid in float32 (computed in float64 and rounded).
+func proposalSigmoid(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
 
-func selectF32(v []float32, idx []int) []float32 {
+func proposalGatherF32(v []float32, idx []int) []float32 {
 	out := make([]float32, len(idx))
 	for k, i := range idx {
 		out[k] = v[i]
@@ -130,7 +130,7 @@ func selectF32(v []float32, idx []int) []float32 {
 	return out
 }
 
-func selectInt(v []int, idx []int) []int {
+func proposalGatherInt(v []int, idx []int) []int {
 	out := make([]int, len(idx))
 	for k, i := range idx {
 		out[k] = v[i]

@@ -75,7 +75,7 @@ func TestFilterProposalsSmall(t *testing.T) {
 	if !slices.Equal(boxes, want) {
 		t.Errorf("boxes %v, want %v", boxes, want)
 	}
-	if len(scores) != 3 || scores[0] != sigmoid32(3) || !slices.IsSortedFunc(scores, func(a, b float32) int { return int(b*1e6 - a*1e6) }) {
+	if len(scores) != 3 || scores[0] != proposalSigmoid(3) || !slices.IsSortedFunc(scores, func(a, b float32) int { return int(b*1e6 - a*1e6) }) {
 		t.Errorf("scores %v", scores)
 	}
 	// Pre-NMS top-n per level: two levels, one proposal each.
