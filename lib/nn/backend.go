@@ -35,7 +35,8 @@ type Backend interface {
 	// relu. y may alias x.
 	ChannelAffine(x, y []float32, n, c, hw int, scale, shift []float32, relu bool)
 	// MaxPool2d writes y and, per output, the flat input index (within its
-	// plane) of the first maximum in row-major window order.
+	// plane) of the first maximum in row-major window order; arg may be
+	// nil (inference).
 	MaxPool2d(geo PoolGeom, x, y []float32, arg []int32)
 	// MaxPool2dBackward adds dy to dx at the recorded arg positions.
 	MaxPool2dBackward(geo PoolGeom, dy, dx []float32, arg []int32)
@@ -77,32 +78,13 @@ func CurrentBackend() Backend {
 // plain Go loops for the rest, split over the available cores.
 type CPU struct{}
 
-// Name reports the backend and the GEMM it calls.
-func (CPU) Name() string { return "cpu (im2col + compute.Sgemm)" }
+// Name reports the backend and the GEMM implementation it calls.
+func (CPU) Name() string { return "cpu (im2col + compute.Sgemm: " + compute.Backend() + ")" }
 
-// Gemm calls compute.Sgemm, splitting large products by rows of C across
-// the available cores.
+// Gemm calls compute.Sgemm, which is itself parallel (pure Go or
+// OpenBLAS, see compute.Backend), so it is not split again here.
 func (CPU) Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	workers := numWorkers()
-	if workers < 2 || m < 2*16 || int64(m)*int64(n)*int64(k) < 1<<18 {
-		compute.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-		return
-	}
-	var wg sync.WaitGroup
-	chunk := (m + workers - 1) / workers
-	for m0 := 0; m0 < m; m0 += chunk {
-		m1 := min(m, m0+chunk)
-		wg.Add(1)
-		go func(m0, m1 int) {
-			defer wg.Done()
-			aoff := m0 * lda
-			if transA {
-				aoff = m0
-			}
-			compute.Sgemm(transA, transB, m1-m0, n, k, alpha, a[aoff:], lda, b, ldb, beta, c[m0*ldc:], ldc)
-		}(m0, m1)
-	}
-	wg.Wait()
+	compute.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // maxWorkers caps the goroutines a kernel splits into (the project's

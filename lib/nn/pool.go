@@ -60,7 +60,10 @@ func (p MaxPool2d) Forward(g *Graph, x *Var) (*Var, error) {
 	}
 	s := x.Shape()
 	out := g.newTensorNoZero(s[0], s[1], geo.OH, geo.OW)
-	arg := make([]int32, out.Len())
+	var arg []int32 // argmax positions, only kept when a backward may need them
+	if g.grad && x.RequiresGrad() {
+		arg = make([]int32, out.Len())
+	}
 	g.backend.MaxPool2d(geo, x.Value.Data(), out.Data(), arg)
 	return g.Op(out, []*Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		g.backend.MaxPool2dBackward(geo, gy.Data(), gin[0].Data(), arg)
@@ -94,7 +97,10 @@ func (CPU) MaxPool2d(geo PoolGeom, x, y []float32, arg []int32) {
 						}
 					}
 					o := p*ohw + oh*geo.OW + ow
-					y[o], arg[o] = best, int32(bi)
+					y[o] = best
+					if arg != nil {
+						arg[o] = int32(bi)
+					}
 				}
 			}
 		}
