@@ -298,3 +298,31 @@ func TestInitialisation(t *testing.T) {
 		t.Error("BatchNorm initial values differ from torch's")
 	}
 }
+
+func TestPermuteValues(t *testing.T) {
+	x := tensor.New(1, 2, 2, 3) // NCHW
+	for i := range x.Data() {
+		x.Data()[i] = float32(i)
+	}
+	g := NewInferenceGraph()
+	y, err := Permute(g, g.Input(x), 0, 2, 3, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// y[0,h,w,c] = x[0,c,h,w] = c*6 + h*3 + w.
+	for h := range 2 {
+		for w := range 3 {
+			for c := range 2 {
+				if got, want := y.Value.At(0, h, w, c), float32(c*6+h*3+w); got != want {
+					t.Fatalf("y[0,%d,%d,%d] = %v, want %v", h, w, c, got, want)
+				}
+			}
+		}
+	}
+	if _, err := Permute(g, g.Input(x), 0, 1, 1, 2); err == nil {
+		t.Error("Permute accepted a repeated axis")
+	}
+	if _, err := Concat(g, g.Input(tensor.New(2, 3)), g.Input(tensor.New(2, 4))); err == nil {
+		t.Error("Concat accepted mismatched widths")
+	}
+}

@@ -170,3 +170,11 @@ func Fill(t *tensor.Tensor, v float32) {
 		t.Data()[i] = v
 	}
 }
+
+// Normal fills t with N(mean, std^2) (torch.nn.init.normal_; detection
+// heads use std 0.01 and zero bias).
+func Normal(t *tensor.Tensor, mean, std float64, rng *rand.Rand) {
+	for i := range t.Data() {
+		t.Data()[i] = float32(mean + std*rng.NormFloat64())
+	}
+}
