@@ -9,9 +9,11 @@ import (
 )
 
 // EnvBLAS is the environment variable that forces a backend: "go" for the
-// pure-Go kernel, "openblas" for OpenBLAS (falling back to pure Go, with the
-// reason in Backend, when the library cannot be loaded). Unset or "auto"
-// uses OpenBLAS when present.
+// Go implementation with the best assembly kernel the CPU runs, "portable"
+// for the Go implementation with its portable (no assembly) kernel,
+// "openblas" for OpenBLAS (falling back to Go, with the reason in Backend,
+// when the library cannot be loaded). Unset or "auto" uses OpenBLAS when
+// present.
 const EnvBLAS = "DETLAB_BLAS"
 
 // gemmFunc is the signature every backend implements.
@@ -31,6 +33,8 @@ func chooseBackend(env string) backend {
 	case "go", "purego", "pure":
 		pure.name += " (" + EnvBLAS + "=go)"
 		return pure
+	case "portable":
+		return backend{name: "Go, " + goKernel.name + " (" + EnvBLAS + "=portable)", gemm: sgemmPortable}
 	case "", "auto", "openblas":
 		lib, err := openBLAS()
 		if err != nil {
@@ -41,7 +45,7 @@ func chooseBackend(env string) backend {
 		}
 		return backend{name: fmt.Sprintf("openblas %s (runtime, %d threads)", lib.version, lib.threads), gemm: lib.sgemm}
 	default:
-		pure.name += fmt.Sprintf(" (unknown %s=%q; want go or openblas)", EnvBLAS, env)
+		pure.name += fmt.Sprintf(" (unknown %s=%q; want go, portable or openblas)", EnvBLAS, env)
 		return pure
 	}
 }
@@ -51,6 +55,11 @@ func chooseBackend(env string) backend {
 // 6x16" or "Go, portable kernel 4x4", with the reason when DETLAB_BLAS asked
 // for something that could not be used.
 func Backend() string { return chosen().name }
+
+// sgemmPortable is the Go Sgemm with the portable kernel.
+func sgemmPortable(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	sgemmKernel(goKernel, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
 
 // sgemm dispatches to the chosen backend.
 func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {

@@ -46,7 +46,8 @@ func TestChooseBackend(t *testing.T) {
 	}{
 		{"go", "Go, " + bestKernel().name + " (DETLAB_BLAS=go)"},
 		{"GO", "(DETLAB_BLAS=go)"},
-		{"bogus", `(unknown DETLAB_BLAS="bogus"; want go or openblas)`},
+		{"bogus", `(unknown DETLAB_BLAS="bogus"; want go, portable or openblas)`},
+		{"portable", "Go, portable kernel 4x4 (DETLAB_BLAS=portable)"},
 	}
 	if errLib == nil {
 		cases = append(cases, struct{ env, want string }{"openblas", "openblas "}, struct{ env, want string }{"", "openblas "})
