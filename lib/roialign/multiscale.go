@@ -75,41 +75,59 @@ func Rois(boxes [][]float32) (*tensor.Tensor, error) {
 	return out, nil
 }
 
-// Forward pools features (N, C, H, W) over boxes, one flat x1,y1,x2,y2 list
-// per image, given each image's (H, W) size. The first call infers and caches
-// the scale from the feature HEIGHT and the largest image height; later
-// calls reuse it whatever their sizes, as torchvision's module does.
-func (m *MultiScale) Forward(features *tensor.Tensor, boxes [][]float32, imageSizes [][2]int) (*tensor.Tensor, error) {
-	if features == nil {
-		return nil, fmt.Errorf("%w: features is nil", ErrInput)
-	}
-	s, err := shapeOf("features", features.Shape())
+// Setup validates a call and returns what roi_align runs with: the rois
+// (K, 5) built from boxes (one flat x1,y1,x2,y2 list per image of a batch of
+// featureShape[0]) and the configuration. The first successful call infers
+// and caches the scale from the feature HEIGHT and the largest image height;
+// later calls reuse it whatever their sizes, as torchvision's module does.
+func (m *MultiScale) Setup(featureShape []int, boxes [][]float32, imageSizes [][2]int) (*tensor.Tensor, Config, error) {
+	s, err := shapeOf("features", featureShape)
 	if err != nil {
-		return nil, err
+		return nil, Config{}, err
 	}
 	if len(boxes) != s.N {
-		return nil, fmt.Errorf("%w: %d box lists for a batch of %d images", ErrInput, len(boxes), s.N)
+		return nil, Config{}, fmt.Errorf("%w: %d box lists for a batch of %d images", ErrInput, len(boxes), s.N)
 	}
 	rois, err := Rois(boxes)
 	if err != nil {
-		return nil, err
+		return nil, Config{}, err
+	}
+	if _, err := CheckRois(rois.Data(), s.N); err != nil {
+		return nil, Config{}, err
 	}
 	if !m.inferred {
 		if len(imageSizes) == 0 {
-			return nil, fmt.Errorf("%w: no image sizes to infer the scale from", ErrInput)
+			return nil, Config{}, fmt.Errorf("%w: no image sizes to infer the scale from", ErrInput)
 		}
 		maxH := 0
 		for _, sz := range imageSizes {
 			if sz[0] <= 0 || sz[1] <= 0 {
-				return nil, fmt.Errorf("%w: image size %v, want positive", ErrInput, sz)
+				return nil, Config{}, fmt.Errorf("%w: image size %v, want positive", ErrInput, sz)
 			}
 			maxH = max(maxH, sz[0])
 		}
 		sc, err := InferScale(s.H, maxH)
 		if err != nil {
-			return nil, err
+			return nil, Config{}, err
 		}
 		m.scale, m.inferred = sc, true
 	}
-	return Forward(features, rois, m.Config())
+	cfg := m.Config()
+	if err := cfg.Validate(); err != nil {
+		return nil, Config{}, err
+	}
+	return rois, cfg, nil
+}
+
+// Forward pools features (N, C, H, W) over boxes, one flat x1,y1,x2,y2 list
+// per image, given each image's (H, W) size (see Setup for the scale).
+func (m *MultiScale) Forward(features *tensor.Tensor, boxes [][]float32, imageSizes [][2]int) (*tensor.Tensor, error) {
+	if features == nil {
+		return nil, fmt.Errorf("%w: features is nil", ErrInput)
+	}
+	rois, cfg, err := m.Setup(features.Shape(), boxes, imageSizes)
+	if err != nil {
+		return nil, err
+	}
+	return Forward(features, rois, cfg)
 }
