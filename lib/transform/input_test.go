@@ -217,3 +217,48 @@ func TestFromImage(t *testing.T) {
 		t.Errorf("ApplyImages: %v, %v", il, err)
 	}
 }
+
+// TestFromImageMatchesColorModel checks the direct pixel readers against
+// color.NRGBAModel on random images of every common type, alpha included.
+func TestFromImageMatchesColorModel(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	r := image.Rect(3, -2, 40, 31)
+	rgba, nrgba, gray := image.NewRGBA(r), image.NewNRGBA(r), image.NewGray(r)
+	for _, pix := range [][]byte{rgba.Pix, nrgba.Pix, gray.Pix} {
+		rng.Read(pix)
+	}
+	for i := 0; i < len(rgba.Pix); i += 4 { // valid premultiplied values
+		a := rgba.Pix[i+3]
+		for k := range 3 {
+			rgba.Pix[i+k] = min(rgba.Pix[i+k], a)
+		}
+	}
+	ycc := image.NewYCbCr(r, image.YCbCrSubsampleRatio420)
+	rng.Read(ycc.Y)
+	rng.Read(ycc.Cb)
+	rng.Read(ycc.Cr)
+	pal := image.NewPaletted(r, color.Palette{color.NRGBA{1, 2, 3, 4}, color.RGBA{50, 60, 70, 80}, color.Gray16{Y: 40000}})
+	for i := range pal.Pix {
+		pal.Pix[i] = uint8(rng.Intn(3))
+	}
+	cmyk := image.NewCMYK(r)
+	rng.Read(cmyk.Pix)
+	for _, img := range []image.Image{rgba, nrgba, gray, ycc, pal, cmyk} {
+		got, err := transform.FromImage(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := img.Bounds()
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				c := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA)
+				want := [3]uint8{c.R, c.G, c.B}
+				for ch := range 3 {
+					if v := got.At(ch, y-b.Min.Y, x-b.Min.X); v != float32(want[ch])/255 {
+						t.Fatalf("%T at (%d,%d) channel %d: %v, want %v/255", img, x, y, ch, v, want[ch])
+					}
+				}
+			}
+		}
+	}
+}
