@@ -3,8 +3,12 @@ package compute
 import (
 	"fmt"
 	"math/rand"
+	"sync"
 	"testing"
 )
+
+// benchBanner prints the CPU and backend once per benchmark run.
+var benchBanner sync.Once
 
 var benchShapes = []struct{ m, n, k int }{
 	{64, 3136, 576},  // ResNet18 layer1 3x3 conv, 56x56
@@ -14,7 +18,7 @@ var benchShapes = []struct{ m, n, k int }{
 }
 
 func benchSgemm(b *testing.B, f func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bb []float32, ldb int, beta float32, c []float32, ldc int)) {
-	b.Logf("cpu: %s; backend: %s", CPU(), Backend())
+	benchBanner.Do(func() { fmt.Printf("detlab-cpu: %s\ndetlab-blas: %s\n", CPU(), Backend()) })
 	r := rand.New(rand.NewSource(1))
 	for _, s := range benchShapes {
 		b.Run(fmt.Sprintf("m%d_n%d_k%d", s.m, s.n, s.k), func(b *testing.B) {

@@ -1,6 +1,7 @@
 package roialign
 
 import (
+	"fmt"
 	"math/rand"
 	"testing"
 
@@ -11,7 +12,7 @@ import (
 // features (2, 512, 20, 25) from a 640x800 batch at stride 32, 512 rois per
 // image, 7x7, sampling ratio 2.
 func BenchmarkForwardBackward(b *testing.B) {
-	b.Logf("cpu: %s", compute.CPU())
+	fmt.Printf("detlab-cpu: %s\n", compute.CPU())
 	r := rand.New(rand.NewSource(1))
 	s := Shape{N: 2, C: 512, H: 20, W: 25}
 	cfg := Defaults(1.0 / 32)
