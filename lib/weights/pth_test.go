@@ -166,3 +166,38 @@ func TestReadFileDetectsFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestPthModuleStateDict reads a real module's state_dict, whose
+// OrderedDict carries _metadata set by a BUILD opcode.
+func TestPthModuleStateDict(t *testing.T) {
+	f, err := weights.ReadPthFile("testdata/module_state_dict.pth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("testdata/module_state_dict.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want map[string][]float64
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Names) != len(want) {
+		t.Fatalf("names %v, want %d tensors", f.Names, len(want))
+	}
+	for name, w := range want {
+		got := f.Entries[name].Tensor().Data()
+		if len(got) != len(w) {
+			t.Errorf("%s: %d values, want %d", name, len(got), len(w))
+			continue
+		}
+		for i := range w {
+			if got[i] != float32(w[i]) {
+				t.Errorf("%s[%d] = %v, want %v", name, i, got[i], w[i])
+			}
+		}
+	}
+	if e := f.Entries["1.num_batches_tracked"]; e == nil || e.DType != weights.I64 || e.I64Data[0] != 1 {
+		t.Errorf("1.num_batches_tracked = %+v, want I64 1", e)
+	}
+}

@@ -42,3 +42,12 @@ for k, v in sd.items():
     exp[k] = {"dtype": str(v.dtype).replace("torch.", ""), "shape": list(v.shape), "values": vals}
 with open("expected.json", "w") as f:
     json.dump({"names": list(sd.keys()), "tensors": exp}, f, indent=0)
+
+# A real module's state_dict carries OrderedDict._metadata (pickled with BUILD).
+torch.manual_seed(1)
+bn = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
+bn.train()
+bn(torch.randn(4, 1, 3, 3))
+torch.save(bn.state_dict(), "module_state_dict.pth")
+with open("module_state_dict.json", "w") as f:
+    json.dump({k: v.reshape(-1).tolist() for k, v in bn.state_dict().items()}, f)
