@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -111,7 +112,7 @@ func (s *syncBuf) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b
 
 const timeout = 10 * time.Second
 
-func start(t *testing.T, opts dispatch.Options) *kernel {
+func start(t testing.TB, opts dispatch.Options) *kernel {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuf{}
@@ -508,5 +509,63 @@ func TestStreamBatchingAndCap(t *testing.T) {
 	}
 	if stdout != 5000 || notices != 1 {
 		t.Fatalf("stdout bytes %d (want 5000), truncation notices %d (want 1)", stdout, notices)
+	}
+}
+
+// BenchmarkExecuteRoundTrip measures execute_request sent -> idle status
+// received for a cell the fake engine answers at once: the protocol's own cost.
+func BenchmarkExecuteRoundTrip(b *testing.B) {
+	k := start(b, dispatch.Options{})
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		req, err := k.c.Request(wire.Shell, "execute_request", map[string]any{"code": "1+1"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := k.c.Outputs(req, timeout); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := k.c.Reply(wire.Shell, req, timeout); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestNoPerExecuteGrowth checks that the protocol side retains almost nothing
+// per execution: only the history entry (about 100 bytes for "1+1").
+func TestNoPerExecuteGrowth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("3,000 round trips")
+	}
+	k := start(t, dispatch.Options{})
+	heap := func() int64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapAlloc)
+	}
+	run := func(n int) {
+		for i := 0; i < n; i++ {
+			req, err := k.c.Request(wire.Shell, "execute_request", map[string]any{"code": "1+1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := k.c.Outputs(req, timeout); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := k.c.Reply(wire.Shell, req, timeout); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	run(500)
+	h0 := heap()
+	const n = 2500
+	run(n)
+	per := (heap() - h0) / n
+	t.Logf("heap growth per execute: %d bytes", per)
+	if per > 1024 {
+		t.Fatalf("heap grows %d bytes per execute (want < 1 KiB)", per)
 	}
 }
