@@ -222,7 +222,7 @@ func FuzzParseSafetensors(f *testing.F) {
 }
 
 func FuzzReadPth(f *testing.F) {
-	for _, name := range []string{"mixed.pth", "mixed_legacy.pth", "checkpoint.pth", "module.pth"} {
+	for _, name := range []string{"mixed.pth", "mixed_legacy.pth", "checkpoint.pth", "module.pth", "module_state_dict.pth"} {
 		f.Add(readTestdata(f, name))
 	}
 	f.Add([]byte("PK\x03\x04"))

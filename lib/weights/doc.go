@@ -6,11 +6,13 @@
 //	for _, name := range f.Names {
 //		fmt.Println(name, f.Entries[name].Shape)
 //	}
-//	rep, err := weights.Load(model.StateDict(), f, weights.LoadOptions{
+//	sd := nn.State(body, "backbone.")                     // the model's live tensors
+//	rep, err := weights.Load(sd.Tensors, f, weights.LoadOptions{
 //		Keys:         weights.ResNetBodyToFasterRCNN, // conv1 -> backbone.0, ..., drop fc.*
 //		AllowMissing: true,                           // the detection heads are not in the file
 //	})
-//	err = weights.SaveSafetensorsFile("model.safetensors", model.StateDict(), nil)
+//	file, err := weights.FromTensorsInOrder(sd.Keys, sd.Tensors, nil)
+//	err = weights.WriteSafetensorsFile("model.safetensors", file)  // atomic
 //
 // Reading: ReadPthFile interprets the pickle itself (no code in the file runs)
 // and understands the functions a state dict uses (_rebuild_tensor_v2,

@@ -141,6 +141,8 @@ type LoadError struct {
 	Options LoadOptions
 }
 
+// Error lists the problems that made the load fail (missing and unexpected
+// keys only when the options did not allow them).
 func (e *LoadError) Error() string {
 	r := *e.Report
 	if e.Options.AllowMissing {

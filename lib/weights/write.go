@@ -21,15 +21,32 @@ import (
 // scalars, as torch stores them; every other tensor is F32. The entries share
 // no memory with the tensors.
 func FromTensors(tensors map[string]*tensor.Tensor, metadata map[string]string) (*File, error) {
-	f := &File{Entries: make(map[string]*Entry, len(tensors)), Metadata: map[string]string{}}
+	names := make([]string, 0, len(tensors))
+	for name := range tensors {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return FromTensorsInOrder(names, tensors, metadata)
+}
+
+// FromTensorsInOrder is FromTensors with the file order given by names (for
+// example a model's state-dict keys in module order); names must list every
+// key of tensors exactly once.
+func FromTensorsInOrder(names []string, tensors map[string]*tensor.Tensor, metadata map[string]string) (*File, error) {
+	f := &File{Names: append([]string(nil), names...), Entries: make(map[string]*Entry, len(tensors)), Metadata: map[string]string{}}
 	for k, v := range metadata {
 		f.Metadata[k] = v
 	}
-	for name := range tensors {
-		f.Names = append(f.Names, name)
+	if len(names) != len(tensors) {
+		return nil, fmt.Errorf("weights: %d names for %d tensors", len(names), len(tensors))
 	}
-	sort.Strings(f.Names)
 	for _, name := range f.Names {
+		if _, ok := tensors[name]; !ok {
+			return nil, fmt.Errorf("weights: no tensor named %q", name)
+		}
+		if _, dup := f.Entries[name]; dup {
+			return nil, fmt.Errorf("weights: name %q given twice", name)
+		}
 		t := tensors[name]
 		if t == nil {
 			return nil, fmt.Errorf("weights: tensor %q is nil", name)

@@ -186,3 +186,16 @@ func TestWriteAtomic(t *testing.T) {
 		t.Error("missing directory: no error")
 	}
 }
+
+func TestFromTensorsInOrder(t *testing.T) {
+	sd := map[string]*tensor.Tensor{"b": tensor.New(1), "a": tensor.New(2)}
+	f, err := weights.FromTensorsInOrder([]string{"b", "a"}, sd, nil)
+	if err != nil || strings.Join(f.Names, ",") != "b,a" {
+		t.Fatalf("names %v, err %v", f.Names, err)
+	}
+	for _, names := range [][]string{{"b"}, {"b", "c"}, {"b", "b"}} {
+		if _, err := weights.FromTensorsInOrder(names, sd, nil); err == nil {
+			t.Errorf("names %v: no error", names)
+		}
+	}
+}
