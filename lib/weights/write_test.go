@@ -199,3 +199,17 @@ func TestFromTensorsInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestGoldenFilesParse: every reference safetensors file passes the
+// reader's layout checks (contiguous offsets covering the data exactly).
+func TestGoldenFilesParse(t *testing.T) {
+	ms, _ := filepath.Glob(filepath.Join(golden.Dir(), "*.safetensors"))
+	if len(ms) == 0 {
+		t.Skip("no golden files")
+	}
+	for _, m := range ms {
+		if _, err := weights.ReadSafetensorsFile(m); err != nil {
+			t.Error(err)
+		}
+	}
+}
