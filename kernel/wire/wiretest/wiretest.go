@@ -39,11 +39,15 @@ func Dial(ctx context.Context, info wire.ConnectionInfo) (*Client, error) {
 	c := &Client{Session: wire.NewID(), signer: signer, cancel: cancel,
 		socks: map[wire.Channel]zmq4.Socket{}, in: map[wire.Channel]chan *wire.Message{}}
 	id := zmq4.WithID(zmq4.SocketIdentity(c.Session))
-	c.socks[wire.Shell] = zmq4.NewDealer(ctx, id)
-	c.socks[wire.Control] = zmq4.NewDealer(ctx, id)
-	c.socks[wire.Stdin] = zmq4.NewDealer(ctx, id)
-	c.socks[wire.IOPub] = zmq4.NewSub(ctx)
-	c.socks[wire.Heartbeat] = zmq4.NewReq(ctx)
+	// zmq4 retries a refused dial every 250ms by default; a kernel that is
+	// still starting would then look 250ms slower than it is.
+	// Up to 2000 tries: 10s for a kernel to start listening.
+	retry, tries := zmq4.WithDialerRetry(5*time.Millisecond), zmq4.WithDialerMaxRetries(2000)
+	c.socks[wire.Shell] = zmq4.NewDealer(ctx, id, retry, tries)
+	c.socks[wire.Control] = zmq4.NewDealer(ctx, id, retry, tries)
+	c.socks[wire.Stdin] = zmq4.NewDealer(ctx, id, retry, tries)
+	c.socks[wire.IOPub] = zmq4.NewSub(ctx, retry, tries)
+	c.socks[wire.Heartbeat] = zmq4.NewReq(ctx, retry, tries)
 	ports := map[wire.Channel]int{wire.Shell: info.ShellPort, wire.Control: info.ControlPort,
 		wire.Stdin: info.StdinPort, wire.IOPub: info.IOPubPort, wire.Heartbeat: info.HBPort}
 	for ch, port := range ports {
