@@ -3,7 +3,9 @@
 Usage: python3 bench.py KERNEL_NAME [ROUNDTRIPS] [LOAD]
 
 Prints JSON: start_to_kernel_info_ms, roundtrip_ms (median, p90, min) of
-execute_request("1+1") sent -> status idle, and for LOAD back-to-back executes
+execute_request("1+1") sent -> status idle through BlockingKernelClient,
+roundtrip_raw_ms the same through jupyter_client's Session on plain pyzmq
+sockets, and for LOAD back-to-back executes
 the RSS before, after them and after 10,000 more (a leak grows in both
 batches; a one-off high-water mark only in the first), and whether every reply
 came back, in order, with consecutive execution counts. Exits 1 when
@@ -25,6 +27,47 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return -1
+
+
+def raw_roundtrips(km, rounds):
+    """The same round trip with jupyter_client's Session (signing, framing)
+    over plain blocking pyzmq sockets, without the BlockingKernelClient's
+    per-call event-loop machinery."""
+    import zmq
+    from jupyter_client.session import Session
+
+    info = km.get_connection_info()
+    sess = Session(key=info["key"], signature_scheme=info["signature_scheme"])
+    ctx = zmq.Context()
+    shell = ctx.socket(zmq.DEALER)
+    shell.connect(f"tcp://{info['ip']}:{info['shell_port']}")
+    iopub = ctx.socket(zmq.SUB)
+    iopub.setsockopt(zmq.SUBSCRIBE, b"")
+    iopub.connect(f"tcp://{info['ip']}:{info['iopub_port']}")
+    time.sleep(0.5)  # let the subscription reach the kernel
+
+    def one():
+        content = {"code": "1+1", "silent": False, "store_history": True,
+                   "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}
+        t = time.perf_counter()
+        msg = sess.send(shell, "execute_request", content)
+        while True:
+            _, m = sess.recv(iopub, mode=0)
+            if (m["parent_header"].get("msg_id") == msg["header"]["msg_id"] and m["msg_type"] == "status"
+                    and m["content"]["execution_state"] == "idle"):
+                break
+        dt = (time.perf_counter() - t) * 1e3
+        _, reply = sess.recv(shell, mode=0)
+        assert reply["parent_header"]["msg_id"] == msg["header"]["msg_id"]
+        return dt
+
+    for _ in range(20):
+        one()
+    ts = [one() for _ in range(rounds)]
+    shell.close(0)
+    iopub.close(0)
+    ctx.term()
+    return ts
 
 
 def main():
@@ -62,6 +105,8 @@ def main():
         roundtrip("1+1")
     ts = sorted(roundtrip("1+1") for _ in range(rounds))
     out["roundtrip_ms"] = {"median": statistics.median(ts), "p90": ts[int(0.9 * len(ts))], "min": ts[0], "n": rounds}
+    ts = sorted(raw_roundtrips(km, rounds))
+    out["roundtrip_raw_ms"] = {"median": statistics.median(ts), "p90": ts[int(0.9 * len(ts))], "min": ts[0], "n": rounds}
 
     if load:
         # Drain iopub in a thread so that the kernel is never held up by us.
