@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -60,6 +61,10 @@ func newHistory(path string, logf func(string, ...any)) *history {
 			}
 		}
 		f.Close()
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		logf("dispatch: history file: %v (keeping history in memory only)", err)
+		return h
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
