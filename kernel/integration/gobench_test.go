@@ -109,6 +109,34 @@ func TestKernelProcess(t *testing.T) {
 	if err != nil || wiretest.Content(rep)["status"] != "error" {
 		t.Fatalf("interrupted cell: %v %v", rep, err)
 	}
+	// A cell printing without newline until interrupted: output streams
+	// while it runs, the interrupt is answered, the kernel keeps serving.
+	req, _ = c.Request(wire.Shell, "execute_request", map[string]any{"code": "import \"fmt\"\nfor ctx.Err() == nil {\n\tfmt.Print(\"x\")\n}", "stop_on_error": false})
+	streamed := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for streamed < 1<<20 && time.Now().Before(deadline) {
+		m, err := c.Recv(wire.IOPub, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Type() == "stream" && wiretest.ParentID(m) == req.Header.MsgID {
+			streamed += len(wiretest.Content(m)["text"].(string))
+		}
+	}
+	if streamed < 1<<20 {
+		t.Fatalf("only %d bytes streamed while the cell ran", streamed)
+	}
+	ireq, _ = c.Request(wire.Control, "interrupt_request", map[string]any{})
+	if _, err := c.Reply(wire.Control, ireq, 10*time.Second); err != nil {
+		t.Fatalf("interrupt_reply while printing: %v", err)
+	}
+	if rep, err = c.Reply(wire.Shell, req, 20*time.Second); err != nil || wiretest.Content(rep)["status"] != "error" {
+		t.Fatalf("interrupted printing cell: %v %v", rep, err)
+	}
+	if rep, _, err := c.Execute("1+1", nil, 20*time.Second); err != nil || wiretest.Content(rep)["status"] != "ok" {
+		t.Fatalf("after the printing cell: %v %v", rep, err)
+	}
+
 	sreq, _ := c.Request(wire.Control, "shutdown_request", map[string]any{"restart": false})
 	if _, err := c.Reply(wire.Control, sreq, 10*time.Second); err != nil {
 		t.Fatal(err)
