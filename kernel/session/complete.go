@@ -470,7 +470,7 @@ func (s *Session) IsComplete(code string) (status, indent string) {
 	}
 	body := strings.Repeat("\n", i) + strings.Join(lines[i:], "\n")
 	if _, err := parseCell(body, 0); err != nil {
-		if se, ok := err.(*syntaxError); ok && strings.Contains(se.msg, "EOF") {
+		if se, ok := err.(*syntaxError); ok && se.eof {
 			return "incomplete", ""
 		}
 		return "invalid", ""

@@ -112,6 +112,7 @@ type varInfo struct {
 type syntaxError struct {
 	line, col int
 	msg       string
+	eof       bool // the error is at the end of the cell: more text may fix it
 }
 
 func (e *syntaxError) Error() string { return fmt.Sprintf("%d:%d: %s", e.line, e.col, e.msg) }
@@ -261,7 +262,7 @@ func parseCell(src string, cellNo int) (*cell, error) {
 		body := mask(src, append(append([][2]int{}, importRanges...), declRanges...))
 		f, err := parser.ParseFile(fset, "", "package p;"+body, parser.ParseComments|parser.SkipObjectResolution)
 		if err != nil {
-			return nil, cellSyntaxError(err, len("package p;"))
+			return nil, cellSyntaxError(err, len("package p;"), src)
 		}
 		const off = len("package p;")
 		for _, is := range f.Imports {
@@ -287,7 +288,7 @@ func parseCell(src string, cellNo int) (*cell, error) {
 		const prefix = "package p;func _(){"
 		f, err := parser.ParseFile(fset, "", prefix+body+"\n}", parser.SkipObjectResolution)
 		if err != nil {
-			return nil, cellSyntaxError(err, len(prefix))
+			return nil, cellSyntaxError(err, len(prefix), src)
 		}
 		fn := f.Decls[len(f.Decls)-1].(*ast.FuncDecl)
 		base := fset.File(fn.Pos()).Base()
@@ -319,7 +320,7 @@ func parseCell(src string, cellNo int) (*cell, error) {
 
 // cellSyntaxError turns a parser error on prefixed source into one at cell
 // positions.
-func cellSyntaxError(err error, prefixLen int) error {
+func cellSyntaxError(err error, prefixLen int, src string) error {
 	var list scanner.ErrorList
 	if errors.As(err, &list) && len(list) > 0 {
 		e := list[0]
@@ -327,7 +328,15 @@ func cellSyntaxError(err error, prefixLen int) error {
 		if e.Pos.Line == 1 {
 			col -= prefixLen
 		}
-		return &syntaxError{line: e.Pos.Line, col: col, msg: e.Msg}
+		lines := strings.Count(src, "\n") + 1
+		se := &syntaxError{line: e.Pos.Line, col: col, msg: e.Msg, eof: strings.Contains(e.Msg, "EOF")}
+		if e.Pos.Line > lines {
+			// Past the cell: the parser reached its end wanting more.
+			last := src[strings.LastIndex(src, "\n")+1:]
+			se.line, se.col, se.eof = lines, len(last)+1, true
+			se.msg = strings.Replace(e.Msg, "found '}'", "found end of cell", 1)
+		}
+		return se
 	}
 	return err
 }
