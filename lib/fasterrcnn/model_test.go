@@ -451,3 +451,33 @@ func TestNoProposals(t *testing.T) {
 		t.Errorf("detections %+v, want none", dets)
 	}
 }
+
+// TestLoadPth loads the heads from torch.save's .pth file: the same values
+// as the safetensors file.
+func TestLoadPth(t *testing.T) {
+	path := golden.Path(t, "frcnn_weights.pth")
+	st := golden.Load(t, "frcnn_weights.safetensors")
+	m, err := New(fixtureModelConfig(t, st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := weights.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := m.Load(f, weights.LoadOptions{AllowMissing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Loaded) != len(st.Names) {
+		t.Errorf("loaded %d tensors from the .pth, the safetensors file has %d", len(rep.Loaded), len(st.Names))
+	}
+	for _, n := range st.Names {
+		got, want := m.StateDict().Tensors[n].Data(), st.Entries[n].F32Data
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("%s[%d] = %v from .pth, %v from safetensors", n, i, got[i], want[i])
+			}
+		}
+	}
+}
