@@ -289,6 +289,9 @@ func BenchmarkJupyterClient(b *testing.B) {
 			RT    struct {
 				Median, P90 float64
 			} `json:"roundtrip_ms"`
+			Raw struct {
+				Median float64
+			} `json:"roundtrip_raw_ms"`
 			Load struct {
 				Growth []float64 `json:"rss_growth_kib"`
 			} `json:"load"`
@@ -299,6 +302,7 @@ func BenchmarkJupyterClient(b *testing.B) {
 		b.ReportMetric(r.Start, "ms-start-to-kernel-info")
 		b.ReportMetric(r.RT.Median, "ms-roundtrip-median")
 		b.ReportMetric(r.RT.P90, "ms-roundtrip-p90")
+		b.ReportMetric(r.Raw.Median, "ms-roundtrip-raw-session-median")
 		if len(r.Load.Growth) == 2 {
 			b.ReportMetric(r.Load.Growth[0], "KiB-rss-growth-first-10k")
 			b.ReportMetric(r.Load.Growth[1], "KiB-rss-growth-second-10k")
