@@ -7,12 +7,10 @@ import (
 	"os"
 )
 
-// fdCapture is only implemented on Linux.
-type fdCapture struct{ origErr *os.File }
-
-func startCapture(s *Session) (*fdCapture, error) {
-	return nil, errors.New("capturing file descriptors is only supported on Linux")
+func captureFD(ps *pipeStream, fd int) error {
+	return errors.New("capturing file descriptors is only supported on Linux")
 }
 
-func (c *fdCapture) sync()       {}
-func (c *fdCapture) stop() error { return nil }
+func restoreFD(ps *pipeStream) error { return nil }
+
+func originalStderr(streams []*pipeStream) *os.File { return os.Stderr }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"regexp"
 	"runtime"
@@ -39,6 +38,7 @@ type generation struct {
 	ctxVar   reflect.Value // the cells' ctx variable, settable
 	imported map[importSpec]bool
 	goid     atomic.Int64 // goroutine running the current statements
+	line     atomic.Int64 // line of the top-level statement last started
 	ptrs     map[string]reflect.Value
 }
 
@@ -47,10 +47,7 @@ type generation struct {
 func (s *Session) newGeneration() (*generation, error) {
 	s.genNo++
 	g := &generation{no: s.genNo, imported: map[importSpec]bool{}, ptrs: map[string]reflect.Value{}}
-	var stdout, stderr io.Writer = streamWriter{s, "stdout"}, streamWriter{s, "stderr"}
-	if s.capture != nil {
-		stdout, stderr = os.Stdout, os.Stderr
-	}
+	stdout, stderr := s.streams[0].w, s.streams[1].w
 	in := interp.New(interp.Options{
 		Stdout:       stdout,
 		Stderr:       &panicFilter{s: s, next: stderr},
@@ -64,9 +61,14 @@ func (s *Session) newGeneration() (*generation, error) {
 	if err := in.Use(symbols.Symbols); err != nil {
 		return nil, fmt.Errorf("session: loading symbol tables: %w", err)
 	}
-	// os.Stdin in cells reads lines from the front end.
+	// os.Stdin in cells reads lines from the front end; os.Stderr is the
+	// session's pipe (yaegi sets it only when Options.Stderr is a file, and
+	// ours is the filter that keeps panic positions).
 	var stdin io.Reader = &stdinReader{s: s}
-	if err := in.Use(interp.Exports{"os/os": {"Stdin": reflect.ValueOf(&stdin).Elem()}}); err != nil {
+	if err := in.Use(interp.Exports{"os/os": {
+		"Stdin":  reflect.ValueOf(&stdin).Elem(),
+		"Stderr": reflect.ValueOf(&stderr).Elem(),
+	}}); err != nil {
 		return nil, fmt.Errorf("session: %w", err)
 	}
 	if err := in.Use(s.runtimeExports(g)); err != nil {
@@ -96,6 +98,7 @@ func (s *Session) runtimeExports(g *generation) interp.Exports {
 	}
 	goFn := func(f interface{}, args ...interface{}) { s.goCall(f, args) }
 	enter := func() { g.goid.Store(goid()) }
+	line := func(n int) { g.line.Store(int64(n)) }
 	background := func() context.Context { return context.Background() }
 	rv := reflect.ValueOf(result)
 	symbols.MapTypes[rv] = richInterfaces
@@ -104,6 +107,7 @@ func (s *Session) runtimeExports(g *generation) interp.Exports {
 			"Go":         reflect.ValueOf(goFn),
 			"Result":     rv,
 			"Enter":      reflect.ValueOf(enter),
+			"L":          reflect.ValueOf(line),
 			"Background": reflect.ValueOf(background),
 		},
 		".": {"MapTypes": reflect.ValueOf(map[reflect.Value][]reflect.Type{rv: richInterfaces})},
@@ -331,6 +335,9 @@ func (s *Session) declFrame(fn string, line, col int, c *cell) []string {
 		}
 		return []string{fmt.Sprintf("  in %s, line %d, column %d", fn, line, col)}
 	}
+	if line == 1 {
+		col -= declWrapLen
+	}
 	orig := d.line + line - d.chunkLine
 	if c != nil && d.cellNo == s.cellNo {
 		return []string{fmt.Sprintf("  in %s, cell line %d, column %d", fn, orig, col), lineOf(c.src, orig)}
@@ -361,7 +368,7 @@ func compiledFrames(stack []byte) []string {
 		}
 		switch {
 		case strings.HasPrefix(name, "runtime."), strings.HasPrefix(name, "reflect."),
-			strings.HasPrefix(name, "panic("), strings.HasPrefix(name, "goroutine "),
+			name == "panic", strings.HasPrefix(name, "goroutine "),
 			strings.Contains(name, "traefik/yaegi"), strings.Contains(name, "kernel/session"),
 			strings.HasPrefix(name, "created by"), strings.HasPrefix(name, "runtime/debug"):
 			continue

@@ -64,6 +64,11 @@ func (s *Session) runOrdered(ctx context.Context, c *cell) (*display.Data, error
 					part.defined = append(part.defined, v)
 				}
 			}
+			for _, sp := range c.spans {
+				if sp.start >= from && sp.start < to {
+					part.spans = append(part.spans, sp)
+				}
+			}
 			if c.finalStart >= from && c.finalStart < to {
 				part.finalStart, part.finalEnd, part.finalCall = c.finalStart, c.finalEnd, c.finalCall
 			}

@@ -118,7 +118,8 @@ type Session struct {
 	result  []interface{}
 	haveRes bool
 
-	capture *fdCapture
+	streams []*pipeStream // stdout, stderr
+	logw    *os.File
 	closed  bool
 }
 
@@ -142,16 +143,15 @@ func New(opts Options) (*Session, error) {
 		}
 	}
 	s := &Session{opts: opts}
-	if opts.CaptureFDs {
-		c, err := startCapture(s)
-		if err != nil {
-			return nil, fmt.Errorf("session: capturing output: %w", err)
-		}
-		s.capture = c
+	streams, err := newStreams(s, opts.CaptureFDs)
+	if err != nil {
+		return nil, err
 	}
+	s.streams = streams
+	s.logw = originalStderr(streams)
 	g, err := s.newGeneration()
 	if err != nil {
-		s.Close()
+		stopStreams(s.streams)
 		return nil, err
 	}
 	s.gen = g
@@ -166,12 +166,7 @@ func (s *Session) Banner() string {
 
 // LogWriter returns where the kernel's own logging should go: the process's
 // original standard error even while CaptureFDs redirects it.
-func (s *Session) LogWriter() io.Writer {
-	if s.capture != nil {
-		return s.capture.origErr
-	}
-	return os.Stderr
-}
+func (s *Session) LogWriter() io.Writer { return s.logw }
 
 // Close releases the session; with CaptureFDs it restores the process's
 // standard output and error.
@@ -184,10 +179,9 @@ func (s *Session) Close() error {
 	s.closed = true
 	s.outMu.Unlock()
 	display.SetSink(nil)
-	if s.capture != nil {
-		return s.capture.stop()
-	}
-	return nil
+	syncStreams(s.streams)
+	s.flushStream()
+	return stopStreams(s.streams)
 }
 
 // Execute runs one cell and returns its result bundle (nil when the cell
@@ -243,9 +237,7 @@ func (s *Session) setOutput(out Output) {
 // endOutput flushes what the cell printed and keeps out as the destination
 // of later goroutine output.
 func (s *Session) endOutput(out Output) {
-	if s.capture != nil {
-		s.capture.sync()
-	}
+	syncStreams(s.streams)
 	s.flushStream()
 	s.outMu.Lock()
 	s.cur = nil

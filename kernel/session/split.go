@@ -43,6 +43,8 @@ type cell struct {
 	stmtSrc string
 	// stmts are the parsed top-level statements, in order.
 	stmts []ast.Stmt
+	// spans are the statements' byte ranges in src and first lines.
+	spans []span
 	// defined lists the variables that top-level statements define (x := …),
 	// with a type hint where the source tells it.
 	defined []varInfo
@@ -53,6 +55,9 @@ type cell struct {
 	// a call ("fmt.Println").
 	finalCall string
 }
+
+// span is where a top-level statement is in its cell.
+type span struct{ start, end, line int }
 
 // importSpec is one imported package.
 type importSpec struct {
@@ -296,6 +301,7 @@ func parseCell(src string, cellNo int) (*cell, error) {
 		c.stmtSrc = body
 		offset := func(p token.Pos) int { return int(p) - base - len(prefix) }
 		for _, st := range c.stmts {
+			c.spans = append(c.spans, span{offset(st.Pos()), offset(st.End()), fset.Position(st.Pos()).Line})
 			if as, ok := st.(*ast.AssignStmt); ok && as.Tok == token.DEFINE {
 				for i, l := range as.Lhs {
 					id, ok := l.(*ast.Ident)

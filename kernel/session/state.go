@@ -77,14 +77,24 @@ func (s *Session) cachePointers(g *generation, names []string) {
 	}
 }
 
+// yaegi compiles a chunk of declarations as "package main;" + chunk and
+// a chunk of statements as "package main; func main() {" + chunk: columns
+// on line 1 count those prefixes.
+const (
+	declWrapLen = len("package main;")
+	stmtWrapLen = len("package main; func main() {")
+)
+
 // cellLocator maps a chunk position of cell c to traceback lines; prefix is
-// the length of text inserted before line 1 of the chunk.
+// the length of text before the cell's first byte on line 1 of what yaegi
+// parsed. yaegi sometimes reports the start of the chunk for an error
+// inside it (a panic() call, some compile errors): that is said plainly.
 func cellLocator(c *cell, prefix int) func(line, col int) []string {
 	return func(line, col int) []string {
 		if line == 1 {
 			col -= prefix
 			if col < 1 {
-				col = 1
+				return []string{"  in the cell (the interpreter did not tell the line)"}
 			}
 		}
 		return []string{fmt.Sprintf("  cell line %d, column %d", line, col), lineOf(c.src, line)}
@@ -149,7 +159,7 @@ func (s *Session) declare(ctx context.Context, c *cell) error {
 			return nil
 		}
 	}
-	return s.evalError(r, c, cellLocator(c, 0))
+	return s.evalError(r, c, cellLocator(c, declWrapLen))
 }
 
 // importMessage explains a failed import.
@@ -332,7 +342,7 @@ func (s *Session) rebuild(ctx context.Context, c *cell, redefined []string) erro
 		if r.err != nil {
 			loc := func(l, col int) []string {
 				if l <= cellLines && c != nil {
-					return cellLocator(c, 0)(l, col)
+					return cellLocator(c, declWrapLen)(l, col)
 				}
 				for _, d := range replayed {
 					n := strings.Count(d.src, "\n") + 1
@@ -530,21 +540,19 @@ func hasUnnamedStruct(t reflect.Type) bool {
 // expression's bundle.
 func (s *Session) statements(ctx context.Context, c *cell) (*display.Data, error) {
 	g := s.gen
-	src := c.stmtSrc
-	wrapped := false
-	if c.finalStart >= 0 && !noValue(c.finalCall) {
-		src = src[:c.finalStart] + resultCall + src[c.finalStart:c.finalEnd] + ")" + src[c.finalEnd:]
-		wrapped = true
-	}
+	wrapFinal := c.finalStart >= 0 && !noValue(c.finalCall)
+	src, prefix := instrument(c, wrapFinal)
 	s.resMu.Lock()
 	s.result, s.haveRes = nil, false
 	s.resMu.Unlock()
 	cctx, stop := cellContext(ctx, g)
-	r := s.eval(cctx, g, enterStmt+src)
-	if r.err != nil && wrapped && !r.interrupted && isCompileError(r.err) {
+	g.line.Store(0)
+	r := s.eval(cctx, g, src)
+	if r.err != nil && wrapFinal && !r.interrupted && isCompileError(r.err) {
 		// The final expression has no value (a call of a function without
 		// results) or is not an expression a value can be taken of.
-		r = s.eval(cctx, g, enterStmt+c.stmtSrc)
+		src, prefix = instrument(c, false)
+		r = s.eval(cctx, g, src)
 	}
 	stop()
 	if !r.abandoned {
@@ -556,7 +564,7 @@ func (s *Session) statements(ctx context.Context, c *cell) (*display.Data, error
 		s.cachePointers(g, names)
 	}
 	if r.err != nil {
-		return nil, s.evalError(r, c, cellLocator(c, len(enterStmt)))
+		return nil, s.evalError(r, c, stmtLocator(c, stmtWrapLen+prefix, g))
 	}
 	s.resMu.Lock()
 	vals, ok := s.result, s.haveRes
@@ -566,6 +574,58 @@ func (s *Session) statements(ctx context.Context, c *cell) (*display.Data, error
 		return nil, nil
 	}
 	return s.formatResult(vals), nil
+}
+
+// instrument returns the statements of c to evaluate: each preceded by a
+// call recording its line (appended to the previous statement's line, so
+// that no position moves), the final expression wrapped to capture its
+// value when wrapFinal. prefix is the length of what precedes the cell's
+// text on line 1.
+func instrument(c *cell, wrapFinal bool) (string, int) {
+	type edit struct {
+		at, to int
+		text   string
+	}
+	var edits []edit
+	for i := 1; i < len(c.spans); i++ {
+		edits = append(edits, edit{c.spans[i-1].end, c.spans[i-1].end, fmt.Sprintf(";__detlab.L(%d)", c.spans[i].line)})
+	}
+	if wrapFinal {
+		edits = append(edits, edit{c.finalStart, c.finalStart, resultCall}, edit{c.finalEnd, c.finalEnd, ")"})
+	}
+	sort.SliceStable(edits, func(i, j int) bool { return edits[i].at < edits[j].at })
+	src := c.stmtSrc
+	var b strings.Builder
+	head := enterStmt
+	if len(c.spans) > 0 {
+		head += fmt.Sprintf("__detlab.L(%d);", c.spans[0].line)
+	}
+	b.WriteString(head)
+	last := 0
+	for _, e := range edits {
+		if e.at > len(src) || e.at < last {
+			continue
+		}
+		b.WriteString(src[last:e.at])
+		b.WriteString(e.text)
+		last = e.to
+	}
+	b.WriteString(src[last:])
+	return b.String(), len(head)
+}
+
+// stmtLocator is cellLocator for statements: where yaegi does not tell the
+// line, the statement last started (recorded by instrument's calls) does.
+func stmtLocator(c *cell, prefix int, g *generation) func(line, col int) []string {
+	exact := cellLocator(c, prefix)
+	return func(line, col int) []string {
+		if line == 1 && col <= prefix {
+			if l := int(g.line.Load()); l > 0 {
+				return []string{fmt.Sprintf("  cell line %d", l), lineOf(c.src, l)}
+			}
+		}
+		return exact(line, col)
+	}
 }
 
 // isCompileError reports whether err came from compiling, not running.
