@@ -1,0 +1,259 @@
+package data
+
+import (
+	"fmt"
+	"image"
+	"math"
+	"math/rand"
+
+	"github.com/detlab/detlab/lib/box"
+)
+
+// Augmenter changes a sample's image and boxes together. It must not modify
+// the sample it is given (the dataset may share its image and slices) and
+// must draw all randomness from rng.
+type Augmenter interface {
+	Augment(s Sample, rng *rand.Rand) (Sample, error)
+}
+
+// AugmenterFunc adapts a function to Augmenter.
+type AugmenterFunc func(s Sample, rng *rand.Rand) (Sample, error)
+
+// Augment calls f.
+func (f AugmenterFunc) Augment(s Sample, rng *rand.Rand) (Sample, error) { return f(s, rng) }
+
+// Pipeline applies its augmenters in order.
+type Pipeline []Augmenter
+
+// Augment runs every augmenter in turn.
+func (p Pipeline) Augment(s Sample, rng *rand.Rand) (Sample, error) {
+	for i, a := range p {
+		if a == nil {
+			return Sample{}, fmt.Errorf("data: pipeline step %d is nil", i)
+		}
+		var err error
+		if s, err = a.Augment(s, rng); err != nil {
+			return Sample{}, err
+		}
+	}
+	return s, nil
+}
+
+// HFlip mirrors the image left to right with probability P (torchvision's
+// RandomHorizontalFlip uses 0.5).
+type HFlip struct {
+	P float64
+}
+
+// Augment flips s with probability P, drawing one number from rng.
+func (f HFlip) Augment(s Sample, rng *rand.Rand) (Sample, error) {
+	if !(f.P >= 0 && f.P <= 1) {
+		return Sample{}, fmt.Errorf("data: HFlip probability %g outside [0,1]", f.P)
+	}
+	if rng.Float64() >= f.P {
+		return s, nil
+	}
+	return FlipHorizontal(s), nil
+}
+
+// FlipHorizontal mirrors s's image left to right and maps each box
+// (x1, x2) to (W-x2, W-x1).
+func FlipHorizontal(s Sample) Sample {
+	src := ToRGBA(s.Image)
+	w, h := src.Rect.Dx(), src.Rect.Dy()
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		srow := src.Pix[y*src.Stride:][:4*w]
+		drow := dst.Pix[y*dst.Stride:][:4*w]
+		for x := range w {
+			copy(drow[4*(w-1-x):][:4], srow[4*x:][:4])
+		}
+	}
+	out := s.clone()
+	out.Image, out.Pixels, out.Width, out.Height = dst, nil, w, h
+	W := float32(w)
+	for i, b := range out.Boxes {
+		out.Boxes[i] = box.Box{X1: W - b.X2, Y1: b.Y1, X2: W - b.X1, Y2: b.Y2}
+	}
+	return out
+}
+
+// ScaleJitter resizes the image (bilinear) by a factor drawn uniformly from
+// [Min, Max], scaling the boxes with it. Both must be positive; Min == Max
+// gives a fixed rescale.
+type ScaleJitter struct {
+	Min, Max float64
+}
+
+// Augment rescales s, drawing one number from rng.
+func (j ScaleJitter) Augment(s Sample, rng *rand.Rand) (Sample, error) {
+	if !(j.Min > 0 && j.Max >= j.Min && j.Max < 100) {
+		return Sample{}, fmt.Errorf("data: ScaleJitter range [%g, %g] must satisfy 0 < Min <= Max < 100", j.Min, j.Max)
+	}
+	f := j.Min + rng.Float64()*(j.Max-j.Min)
+	b := s.Image.Bounds()
+	w := max(1, int(math.Round(float64(b.Dx())*f)))
+	h := max(1, int(math.Round(float64(b.Dy())*f)))
+	return Resize(s, w, h)
+}
+
+// Resize scales s's image to w x h pixels (bilinear, pixel centres aligned
+// as torch's align_corners=False) and its boxes by w/W and h/H.
+func Resize(s Sample, w, h int) (Sample, error) {
+	if w <= 0 || h <= 0 || w > 1<<15 || h > 1<<15 {
+		return Sample{}, fmt.Errorf("data: resize %q to %dx%d: size out of range", s.ID, w, h)
+	}
+	src := ToRGBA(s.Image)
+	sw, sh := src.Rect.Dx(), src.Rect.Dy()
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	type tap struct {
+		i0, i1 int
+		f      float64
+	}
+	taps := func(in, out int) []tap {
+		t := make([]tap, out)
+		scale := float64(in) / float64(out)
+		for o := range out {
+			x := math.Max(0, (float64(o)+0.5)*scale-0.5)
+			i0 := min(int(x), in-1)
+			t[o] = tap{i0, min(i0+1, in-1), x - float64(i0)}
+		}
+		return t
+	}
+	tx, ty := taps(sw, w), taps(sh, h)
+	for y, vy := range ty {
+		r0 := src.Pix[vy.i0*src.Stride:]
+		r1 := src.Pix[vy.i1*src.Stride:]
+		d := dst.Pix[y*dst.Stride:]
+		for x, vx := range tx {
+			for k := range 3 {
+				top := float64(r0[4*vx.i0+k])*(1-vx.f) + float64(r0[4*vx.i1+k])*vx.f
+				bot := float64(r1[4*vx.i0+k])*(1-vx.f) + float64(r1[4*vx.i1+k])*vx.f
+				d[4*x+k] = uint8(math.Round(top*(1-vy.f) + bot*vy.f))
+			}
+			d[4*x+3] = 0xff
+		}
+	}
+	out := s.clone()
+	out.Image, out.Pixels, out.Width, out.Height = dst, nil, w, h
+	fx, fy := float32(w)/float32(sw), float32(h)/float32(sh)
+	for i, b := range out.Boxes {
+		out.Boxes[i] = box.Box{X1: b.X1 * fx, Y1: b.Y1 * fy, X2: b.X2 * fx, Y2: b.Y2 * fy}
+	}
+	return out, nil
+}
+
+// ColorJitter changes brightness, contrast, saturation and hue by random
+// amounts, in a random order, as torchvision's ColorJitter: the brightness,
+// contrast and saturation factors are drawn from [max(0,1-v), 1+v] and the
+// hue shift from [-Hue, Hue] (a fraction of the colour circle, at most
+// 0.5). Zero fields leave that property alone. Boxes do not change.
+type ColorJitter struct {
+	Brightness, Contrast, Saturation, Hue float64
+}
+
+// Augment jitters s's colours.
+func (c ColorJitter) Augment(s Sample, rng *rand.Rand) (Sample, error) {
+	for _, v := range []float64{c.Brightness, c.Contrast, c.Saturation} {
+		if !(v >= 0 && v < 1e6) {
+			return Sample{}, fmt.Errorf("data: ColorJitter %+v: brightness, contrast and saturation must be >= 0", c)
+		}
+	}
+	if !(c.Hue >= 0 && c.Hue <= 0.5) {
+		return Sample{}, fmt.Errorf("data: ColorJitter hue %g outside [0, 0.5]", c.Hue)
+	}
+	src := ToRGBA(s.Image)
+	w, h := src.Rect.Dx(), src.Rect.Dy()
+	px := make([]float64, 3*w*h) // RGB in [0,1]
+	for y := range h {
+		row := src.Pix[y*src.Stride:]
+		for x := range w {
+			for k := range 3 {
+				px[3*(y*w+x)+k] = float64(row[4*x+k]) / 255
+			}
+		}
+	}
+	factor := func(v float64) float64 { return math.Max(0, 1-v) + rng.Float64()*(1+v-math.Max(0, 1-v)) }
+	for _, op := range rng.Perm(4) {
+		switch {
+		case op == 0 && c.Brightness > 0:
+			blend(px, factor(c.Brightness), func(int) float64 { return 0 })
+		case op == 1 && c.Contrast > 0:
+			f := factor(c.Contrast)
+			mean := 0.0
+			for i := 0; i < len(px); i += 3 {
+				mean += gray(px[i:])
+			}
+			mean /= float64(w * h)
+			blend(px, f, func(int) float64 { return mean })
+		case op == 2 && c.Saturation > 0:
+			blend(px, factor(c.Saturation), func(i int) float64 { return gray(px[i-i%3:]) })
+		case op == 3 && c.Hue > 0:
+			shiftHue(px, (rng.Float64()*2-1)*c.Hue)
+		}
+	}
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := 0; i < w*h; i++ {
+		for k := range 3 {
+			dst.Pix[4*i+k] = uint8(math.Round(px[3*i+k] * 255))
+		}
+		dst.Pix[4*i+3] = 0xff
+	}
+	out := s.clone()
+	out.Image, out.Pixels, out.Width, out.Height = dst, nil, w, h
+	return out, nil
+}
+
+func gray(p []float64) float64 { return 0.299*p[0] + 0.587*p[1] + 0.114*p[2] }
+
+// blend sets px to f*px + (1-f)*other, clamped to [0,1]. The saturation
+// case reads other from px itself, so a pixel's gray is taken before any of
+// its channels changes.
+func blend(px []float64, f float64, other func(i int) float64) {
+	for i := 0; i < len(px); i += 3 {
+		o0, o1, o2 := other(i), other(i+1), other(i+2)
+		px[i] = math.Max(0, math.Min(1, f*px[i]+(1-f)*o0))
+		px[i+1] = math.Max(0, math.Min(1, f*px[i+1]+(1-f)*o1))
+		px[i+2] = math.Max(0, math.Min(1, f*px[i+2]+(1-f)*o2))
+	}
+}
+
+// shiftHue rotates each pixel's hue by d (fractions of a turn) in HSV.
+func shiftHue(px []float64, d float64) {
+	for i := 0; i < len(px); i += 3 {
+		r, g, b := px[i], px[i+1], px[i+2]
+		mx, mn := math.Max(r, math.Max(g, b)), math.Min(r, math.Min(g, b))
+		v, c := mx, mx-mn
+		if c == 0 {
+			continue
+		}
+		var hh float64
+		switch mx {
+		case r:
+			hh = math.Mod((g-b)/c, 6)
+		case g:
+			hh = (b-r)/c + 2
+		default:
+			hh = (r-g)/c + 4
+		}
+		hh = math.Mod(hh/6+d+1, 1) * 6
+		x := c * (1 - math.Abs(math.Mod(hh, 2)-1))
+		var r1, g1, b1 float64
+		switch int(hh) {
+		case 0:
+			r1, g1, b1 = c, x, 0
+		case 1:
+			r1, g1, b1 = x, c, 0
+		case 2:
+			r1, g1, b1 = 0, c, x
+		case 3:
+			r1, g1, b1 = 0, x, c
+		case 4:
+			r1, g1, b1 = x, 0, c
+		default:
+			r1, g1, b1 = c, 0, x
+		}
+		m := v - c
+		px[i], px[i+1], px[i+2] = r1+m, g1+m, b1+m
+	}
+}
