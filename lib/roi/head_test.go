@@ -1,6 +1,7 @@
 package roi
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"math/rand"
@@ -56,10 +57,19 @@ func TestGoldenHeads(t *testing.T) {
 		first8 = append(first8, b[:min(len(b), 32)])
 	}
 	pooledRef := golden.Entry(t, f, "roi.pooled_first8")
-	out := pooledRef.Shape[2]
+	var fc struct {
+		OutputSize    int `json:"roi_output_size"`
+		SamplingRatio int `json:"roi_sampling_ratio"`
+	}
+	if err := json.Unmarshal([]byte(f.Metadata["config"]), &fc); err != nil {
+		t.Fatalf("config metadata: %v", err)
+	}
+	if fc.OutputSize != pooledRef.Shape[2] {
+		t.Fatalf("config roi_output_size %d, pooled shape %v", fc.OutputSize, pooledRef.Shape)
+	}
 	g := nn.NewInferenceGraph()
 	fv := g.Input(feats)
-	pool := roialign.NewMultiScale(out, 2)
+	pool := roialign.NewMultiScale(fc.OutputSize, fc.SamplingRatio)
 	pooled8, err := pool.Apply(g, fv, first8, imageSizes)
 	if err != nil {
 		t.Fatal(err)
