@@ -7,6 +7,7 @@ import (
 	"log"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/go-zeromq/zmq4"
 )
@@ -137,6 +138,7 @@ func (s *Server) read(ch Channel) {
 				return
 			}
 			s.logf("wire: %s: receive: %v", ch, err)
+			time.Sleep(10 * time.Millisecond) // never spin on a persistent error
 			continue
 		}
 		m, err := Decode(zm.Frames, s.signer)
