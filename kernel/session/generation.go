@@ -27,7 +27,6 @@ import (
 const (
 	rtPath     = "detlab.internal/rt"
 	carryPath  = "detlab.internal/carry"
-	enterStmt  = "__detlab.Enter();"
 	resultCall = "__detlab.Result("
 )
 
@@ -97,11 +96,13 @@ func (s *Session) runtimeExports(g *generation) interp.Exports {
 		s.resMu.Unlock()
 	}
 	goFn := func(f interface{}, args ...interface{}) { s.goCall(f, args) }
-	enter := func() { g.goid.Store(goid()) }
+	enter := func(line int) {
+		g.goid.Store(goid())
+		g.line.Store(int64(line))
+	}
 	line := func(n int) { g.line.Store(int64(n)) }
 	background := func() context.Context { return context.Background() }
 	rv := reflect.ValueOf(result)
-	symbols.MapTypes[rv] = richInterfaces
 	return interp.Exports{
 		rtPath + "/rt": {
 			"Go":         reflect.ValueOf(goFn),
@@ -139,7 +140,9 @@ func (s *Session) goCall(f interface{}, args []interface{}) {
 		s.stream("stderr", "detlab: go statement: "+err.Error()+"\n")
 		return
 	}
+	s.goroutines.Add(1)
 	go func() {
+		defer s.goroutines.Add(-1)
 		defer func() {
 			if r := recover(); r != nil {
 				var b strings.Builder

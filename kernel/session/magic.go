@@ -173,6 +173,7 @@ func (s *Session) reset() error {
 		return &ExecError{Name: "InternalError", Value: err.Error(), Traceback: []string{err.Error()}}
 	}
 	s.gen = g
+	s.genCells = 0
 	s.imports, s.decls, s.vars = nil, nil, nil
 	return nil
 }

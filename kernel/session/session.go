@@ -33,6 +33,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/detlab/detlab/kernel/display"
@@ -98,6 +99,12 @@ type Session struct {
 	gen     *generation
 	genNo   int
 	cellNo  int
+	// genCells counts the cells the current generation ran; yaegi keeps a
+	// few kilobytes per evaluation, so after recycleEvery cells the session
+	// moves to a fresh generation when that drops no variable.
+	genCells    int
+	nextRecycle int
+	goroutines  atomic.Int64 // goroutines started by go statements of cells, still running
 	imports []importSpec
 	decls   []*decl
 	vars    []varInfo // globals defined by statements and var declarations, in order
@@ -199,7 +206,34 @@ func (s *Session) Execute(ctx context.Context, code string, out Output) (*displa
 	if strings.TrimSpace(code) == "" {
 		return nil, nil
 	}
+	s.maybeRecycle()
 	return s.execute(ctx, code)
+}
+
+// recycleEvery is how many cells a generation runs before the session
+// tries to move to a fresh one, bounding the interpreter's memory.
+const recycleEvery = 1000
+
+// maybeRecycle moves to a fresh generation when the current one has run
+// many cells and every variable can be carried over; else it tries again
+// later.
+func (s *Session) maybeRecycle() {
+	if s.nextRecycle == 0 {
+		s.nextRecycle = recycleEvery
+	}
+	if s.genCells < s.nextRecycle {
+		return
+	}
+	if s.goroutines.Load() > 0 {
+		// Goroutines of the cells may be writing variables of this
+		// generation: a copy would not see their writes.
+		return
+	}
+	if err := s.rebuildWith(context.Background(), nil, nil, true); err != nil {
+		s.nextRecycle += recycleEvery
+		return
+	}
+	s.nextRecycle = recycleEvery
 }
 
 // run executes Go code (magics already handled).

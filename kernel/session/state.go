@@ -124,6 +124,7 @@ func (s *Session) declare(ctx context.Context, c *cell) error {
 		return s.rebuild(ctx, c, redefined)
 	}
 	g := s.gen
+	s.genCells++
 	for _, im := range c.imports {
 		if g.imported[im] {
 			continue
@@ -224,6 +225,15 @@ func (s *Session) abandon() {
 // those they redefine) and carries over the variables whose types did not
 // change. On failure the session stays as it was.
 func (s *Session) rebuild(ctx context.Context, c *cell, redefined []string) error {
+	return s.rebuildWith(ctx, c, redefined, false)
+}
+
+// errWouldDrop stops a strict rebuild that would drop variables.
+var errWouldDrop = errors.New("session: a fresh generation would drop variables")
+
+// rebuildWith is rebuild; with strict it gives up, changing nothing, when a
+// variable could not be carried.
+func (s *Session) rebuildWith(ctx context.Context, c *cell, redefined []string, strict bool) error {
 	old := s.gen
 	ng, err := s.newGeneration()
 	if err != nil {
@@ -378,8 +388,12 @@ func (s *Session) rebuild(ctx context.Context, c *cell, redefined []string) erro
 		names = append(names, cv.v.name)
 		keptVars = append(keptVars, cv.v)
 	}
+	if strict && len(dropOrder) > 0 {
+		return errWouldDrop
+	}
 	// Commit.
 	s.gen = ng
+	s.genCells = 0
 	s.decls = decls
 	s.imports = nil
 	for _, im := range imports {
@@ -596,9 +610,9 @@ func instrument(c *cell, wrapFinal bool) (string, int) {
 	sort.SliceStable(edits, func(i, j int) bool { return edits[i].at < edits[j].at })
 	src := c.stmtSrc
 	var b strings.Builder
-	head := enterStmt
+	head := "__detlab.Enter(0);"
 	if len(c.spans) > 0 {
-		head += fmt.Sprintf("__detlab.L(%d);", c.spans[0].line)
+		head = fmt.Sprintf("__detlab.Enter(%d);", c.spans[0].line)
 	}
 	b.WriteString(head)
 	last := 0
