@@ -41,17 +41,22 @@ type Losses struct {
 	BoxReg     *nn.Var // loss_box_reg
 	Total      *nn.Var // the sum of the four
 
-	g *nn.Graph
+	g      *nn.Graph
+	values map[string]float32
 }
 
 // Backward differentiates Total, adding the gradient into every trainable
 // parameter's Grad (clear them with Model.ZeroGrad between steps). It can
-// run once.
+// run once. Afterwards the pass's buffers are recycled for the next one:
+// read the losses with Values, not through the Vars.
 func (l *Losses) Backward() error {
 	if l == nil || l.g == nil {
 		return fmt.Errorf("%w: no losses to differentiate", ErrInput)
 	}
-	if err := l.g.Backward(l.Total); err != nil {
+	l.values = l.Values()
+	err := l.g.Backward(l.Total)
+	l.g.Release()
+	if err != nil {
 		return fmt.Errorf("fasterrcnn: backward: %w", err)
 	}
 	return nil
@@ -59,16 +64,22 @@ func (l *Losses) Backward() error {
 
 // Values returns the losses as numbers under torchvision's keys
 // (loss_objectness, loss_rpn_box_reg, loss_classifier, loss_box_reg) plus
-// "loss" for the total.
+// "loss" for the total. The map is a copy.
 func (l *Losses) Values() map[string]float32 {
-	v := func(x *nn.Var) float32 { return x.Value.Data()[0] }
-	return map[string]float32{
-		"loss_objectness":  v(l.Objectness),
-		"loss_rpn_box_reg": v(l.RPNBoxReg),
-		"loss_classifier":  v(l.Classifier),
-		"loss_box_reg":     v(l.BoxReg),
-		"loss":             v(l.Total),
+	out := map[string]float32{}
+	if l.values != nil {
+		for k, v := range l.values {
+			out[k] = v
+		}
+		return out
 	}
+	v := func(x *nn.Var) float32 { return x.Value.Data()[0] }
+	out["loss_objectness"] = v(l.Objectness)
+	out["loss_rpn_box_reg"] = v(l.RPNBoxReg)
+	out["loss_classifier"] = v(l.Classifier)
+	out["loss_box_reg"] = v(l.BoxReg)
+	out["loss"] = v(l.Total)
+	return out
 }
 
 // Losses runs the training forward pass on images ((3, H, W) tensors in
@@ -120,7 +131,7 @@ func (m *Model) LossesBatch(ctx context.Context, il *transform.ImageList, target
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	g := nn.NewGraph()
+	g := nn.NewGraph().WithArena(m.arena)
 	feats, err := m.features(g, il.Tensor)
 	if err != nil {
 		return nil, err
@@ -230,7 +241,8 @@ func (m *Model) PredictBatch(ctx context.Context, il *transform.ImageList) ([]De
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	g := nn.NewInferenceGraph()
+	g := nn.NewInferenceGraph().WithArena(m.arena)
+	defer g.Release() // the detections below are copies
 	feats, err := m.features(g, il.Tensor)
 	if err != nil {
 		return nil, err

@@ -38,6 +38,9 @@ type Model struct {
 	rng       *rand.Rand
 	training  bool
 	state     *nn.StateDict
+	// arena recycles activation and gradient buffers between forward
+	// passes (graphs give them back on Release).
+	arena *nn.Arena
 }
 
 // New validates cfg and builds a model in evaluation mode, creating the
@@ -53,7 +56,7 @@ func New(cfg Config) (*Model, error) {
 		AspectRatios: append([]float64(nil), cfg.Anchors.AspectRatios...),
 	}
 	rng := rand.New(rand.NewSource(cfg.Seed))
-	m := &Model{cfg: cfg, rng: rng}
+	m := &Model{cfg: cfg, rng: rng, arena: nn.NewArena()}
 	var err error
 	if m.transform, err = transform.New(cfg.transformConfig()); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
