@@ -54,7 +54,7 @@ func TestOpenCOCO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(s.Boxes, []box.Box{{1, 2, 11, 22}, {5, 5, 64, 48}}) || !reflect.DeepEqual(s.Labels, []int{1, 2}) ||
+	if !reflect.DeepEqual(s.Boxes, []box.Box{box.New(1, 2, 11, 22), box.New(5, 5, 64, 48)}) || !reflect.DeepEqual(s.Labels, []int{1, 2}) ||
 		!reflect.DeepEqual(s.Crowd, []bool{false, true}) {
 		t.Fatalf("sample %+v", s)
 	}
@@ -164,7 +164,7 @@ func TestOpenYOLO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []box.Box{{40, 15, 60, 35}, {0, 0, 20, 10}}
+	want := []box.Box{box.New(40, 15, 60, 35), box.New(0, 0, 20, 10)}
 	for i := range want {
 		if d := abs32(s.Boxes[i].X1-want[i].X1) + abs32(s.Boxes[i].Y1-want[i].Y1) + abs32(s.Boxes[i].X2-want[i].X2) + abs32(s.Boxes[i].Y2-want[i].Y2); d > 1e-4 {
 			t.Fatalf("boxes %v, want %v", s.Boxes, want)

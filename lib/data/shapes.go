@@ -233,15 +233,13 @@ func background(img *image.RGBA, rng *rand.Rand, noise float64) rgb {
 	amp := rng.Float64() * 10
 	w, h := img.Rect.Dx(), img.Rect.Dy()
 	diag := float64(w)*math.Abs(dx) + float64(h)*math.Abs(dy)
+	lo := math.Min(0, float64(w)*dx) // the smallest projection
 	if noise < 0 {
 		noise = 0
 	}
 	for y := range h {
 		for x := range w {
-			t := (float64(x)*dx + float64(y)*dy) / diag
-			if t < 0 {
-				t += 1
-			}
+			t := (float64(x)*dx + float64(y)*dy - lo) / diag
 			stripe := amp * math.Sin(freq*(float64(x)*dy-float64(y)*dx))
 			n := rng.NormFloat64() * noise
 			o := img.PixOffset(x, y)

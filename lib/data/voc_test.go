@@ -28,14 +28,14 @@ func TestOpenVOCClean(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.ID != "a" || s.Width != 64 || s.Height != 48 || !reflect.DeepEqual(s.Labels, []int{1, 2}) ||
-		!reflect.DeepEqual(s.Boxes, []box.Box{{1, 2, 30, 40}, {10, 10, 64, 48}}) || !reflect.DeepEqual(s.Difficult, []bool{false, false}) {
+		!reflect.DeepEqual(s.Boxes, []box.Box{box.New(1, 2, 30, 40), box.New(10, 10, 64, 48)}) || !reflect.DeepEqual(s.Difficult, []bool{false, false}) {
 		t.Fatalf("sample %+v", s)
 	}
 	if err := s.Check(ds.NumClasses()); err != nil {
 		t.Fatal(err)
 	}
 	s, _ = ds.Sample(1)
-	if !reflect.DeepEqual(s.Boxes, []box.Box{{1.5, 2, 3, 4}}) || !s.Difficult[0] {
+	if !reflect.DeepEqual(s.Boxes, []box.Box{box.New(1.5, 2, 3, 4)}) || !s.Difficult[0] {
 		t.Fatalf("sample b %+v", s)
 	}
 	// The "first" split shares the labels discovered from all files.
@@ -74,9 +74,9 @@ func TestOpenVOCValidation(t *testing.T) {
 		inMessage string
 	}{
 		{"zero area", vocImg{id: "z", w: 50, h: 50, objs: []vocObj{obj("cat", 5, 5, 5, 20), obj("cat", 1, 1, 9, 9)}}, nil, ZeroArea, nil, 3, 2, nil, "object 0 (cat)"},
-		{"clipped", vocImg{id: "c", w: 50, h: 50, objs: []vocObj{obj("cat", -3, 10, 60, 20)}}, nil, Clipped, nil, 3, 2, &box.Box{0, 10, 50, 20}, "object 0"},
+		{"clipped", vocImg{id: "c", w: 50, h: 50, objs: []vocObj{obj("cat", -3, 10, 60, 20)}}, nil, Clipped, nil, 3, 2, bp(0, 10, 50, 20), "object 0"},
 		{"outside", vocImg{id: "o", w: 50, h: 50, objs: []vocObj{obj("cat", 60, 10, 70, 20)}}, nil, Outside, nil, 2, 2, nil, "object 0"},
-		{"size mismatch", vocImg{id: "m", w: 50, h: 50, fileW: 40, objs: []vocObj{obj("cat", 1, 1, 30, 20)}}, nil, SizeMismatch, nil, 3, 2, &box.Box{1, 1, 30, 20}, "annotated 50x50, image 40x50"},
+		{"size mismatch", vocImg{id: "m", w: 50, h: 50, fileW: 40, objs: []vocObj{obj("cat", 1, 1, 30, 20)}}, nil, SizeMismatch, nil, 3, 2, bp(1, 1, 30, 20), "annotated 50x50, image 40x50"},
 		{"xywh", vocImg{id: "x", w: 100, h: 100, objs: []vocObj{obj("cat", 10, 20, 5, 30)}}, nil, LooksXYWH, ErrLooksXYWH, 2, 2, nil, "object 0 (cat)"},
 		{"inverted", vocImg{id: "i", w: 100, h: 100, objs: []vocObj{obj("cat", 90, 20, 80, 30)}}, nil, InvalidBox, ErrInvalidBox, 2, 2, nil, "x2 < x1"},
 		{"unknown class", vocImg{id: "u", w: 50, h: 50, objs: []vocObj{obj("cow", 1, 1, 9, 9)}}, []string{"cat", "dog"}, UnknownClass, ErrUnknownClass, 2, 2, nil, `class "cow"`},
@@ -194,3 +194,5 @@ func TestOptionsDropEmpty(t *testing.T) {
 		}
 	}
 }
+
+func bp(x1, y1, x2, y2 float32) *box.Box { b := box.New(x1, y1, x2, y2); return &b }
