@@ -3,6 +3,7 @@ package fasterrcnn
 import (
 	"fmt"
 	"math/rand"
+	"strings"
 
 	"github.com/detlab/detlab/lib/anchor"
 	"github.com/detlab/detlab/lib/nn"
@@ -115,8 +116,16 @@ func New(cfg Config) (*Model, error) {
 	return m, nil
 }
 
-// Config returns a copy of the configuration the model was built with.
-func (m *Model) Config() Config { return m.cfg }
+// Config returns a copy of the configuration the model was built with
+// (changing it does not change the model).
+func (m *Model) Config() Config {
+	c := m.cfg
+	c.ImageMean = append([]float64(nil), c.ImageMean...)
+	c.ImageStd = append([]float64(nil), c.ImageStd...)
+	c.Anchors.Sizes = append([]float64(nil), c.Anchors.Sizes...)
+	c.Anchors.AspectRatios = append([]float64(nil), c.Anchors.AspectRatios...)
+	return c
+}
 
 // Train puts the model in training mode: batch statistics in the
 // backbone's BatchNorms and the RPN's training top-n.
@@ -174,24 +183,27 @@ func (m *Model) Load(f *weights.File, opts weights.LoadOptions) (*weights.Report
 
 // LoadBackbone loads ImageNet ResNet18 weights (torchvision's resnet18 keys:
 // conv1, bn1, layer1..layer4; fc is dropped) into the default backbone
-// through weights.ResNetBodyToFasterRCNN. Every backbone tensor must be in
-// the file; the heads are left as they are.
+// through weights.ResNetBodyToFasterRCNN; the heads are left as they are.
+// Every backbone tensor must be in the file (num_batches_tracked may be
+// absent, as in old checkpoints); otherwise nothing is loaded.
 func (m *Model) LoadBackbone(f *weights.File) (*weights.Report, error) {
 	if f == nil {
 		return nil, fmt.Errorf("%w: no weights file", ErrInput)
 	}
-	rep, err := weights.Load(m.state.Tensors, f, weights.LoadOptions{Keys: weights.ResNetBodyToFasterRCNN, AllowMissing: true})
-	if err != nil {
-		return rep, err
+	have := map[string]bool{}
+	for _, n := range f.Names {
+		if to, ok := weights.ResNetBodyToFasterRCNN.Apply(n); ok {
+			have[to] = true
+		}
 	}
 	var missing []string
-	for _, k := range rep.Missing {
-		if len(k) > len(prefixBackbone) && k[:len(prefixBackbone)] == prefixBackbone {
+	for _, k := range m.state.Keys {
+		if strings.HasPrefix(k, prefixBackbone) && !have[k] && !strings.HasSuffix(k, "num_batches_tracked") {
 			missing = append(missing, k)
 		}
 	}
 	if len(missing) > 0 {
-		return rep, fmt.Errorf("%w: backbone tensors missing from the file: %v", ErrInput, missing)
+		return nil, fmt.Errorf("%w: %d backbone tensors missing from the file, e.g. %v", ErrInput, len(missing), missing[:min(len(missing), 5)])
 	}
-	return rep, nil
+	return weights.Load(m.state.Tensors, f, weights.LoadOptions{Keys: weights.ResNetBodyToFasterRCNN, AllowMissing: true})
 }
