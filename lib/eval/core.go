@@ -2,6 +2,7 @@ package eval
 
 import (
 	"math"
+	"slices"
 	"sort"
 )
 
@@ -286,7 +287,18 @@ func evaluate(ds *dataset) *evaluation {
 				for j := 0; j < nd; j++ {
 					idx = append(idx, j)
 				}
-				sort.SliceStable(idx, func(x, y int) bool { return scores[idx[x]] > scores[idx[y]] })
+				// Stable by descending score: ties keep concatenation order
+				// (image id, then score order within the image), as numpy's
+				// mergesort; the index tie-break makes an unstable sort stable.
+				slices.SortFunc(idx, func(x, y int) int {
+					switch sx, sy := scores[x], scores[y]; {
+					case sx > sy:
+						return -1
+					case sx < sy:
+						return 1
+					}
+					return x - y
+				})
 				tp, fp = growF64(tp, nd), growF64(fp, nd)
 				rc, pr = growF64(rc, nd), growF64(pr, nd)
 				for t := 0; t < ev.T; t++ {
