@@ -21,13 +21,16 @@ func captureFD(ps *pipeStream, fd int) error {
 	}
 	ps.w.Close()
 	ps.fd, ps.save = fd, saved
+	// One File owns the saved descriptor (a second one's finalizer would
+	// close it under us).
+	ps.saved = os.NewFile(uintptr(saved), "original-"+ps.name)
 	if fd == 1 {
 		ps.w = os.Stdout
 	} else {
 		ps.w = os.Stderr
 		// A fatal error of the runtime must reach the log, not a pipe
 		// nobody reads any more.
-		_ = debug.SetCrashOutput(os.NewFile(uintptr(saved), "stderr"), debug.CrashOptions{})
+		_ = debug.SetCrashOutput(ps.saved, debug.CrashOptions{})
 	}
 	return nil
 }
@@ -42,7 +45,7 @@ func restoreFD(ps *pipeStream) error {
 func originalStderr(streams []*pipeStream) *os.File {
 	for _, ps := range streams {
 		if ps.fd == 2 {
-			return os.NewFile(uintptr(ps.save), "stderr")
+			return ps.saved
 		}
 	}
 	return os.Stderr

@@ -95,19 +95,19 @@ type Options struct {
 type Session struct {
 	opts Options
 
-	mu      sync.Mutex // held by Execute, Complete, Inspect
-	gen     *generation
-	genNo   int
-	cellNo  int
+	mu     sync.Mutex // held by Execute, Complete, Inspect
+	gen    *generation
+	genNo  int
+	cellNo int
 	// genCells counts the cells the current generation ran; yaegi keeps a
 	// few kilobytes per evaluation, so after recycleEvery cells the session
 	// moves to a fresh generation when that drops no variable.
 	genCells    int
 	nextRecycle int
 	goroutines  atomic.Int64 // goroutines started by go statements of cells, still running
-	imports []importSpec
-	decls   []*decl
-	vars    []varInfo // globals defined by statements and var declarations, in order
+	imports     []importSpec
+	decls       []*decl
+	vars        []varInfo // globals defined by statements and var declarations, in order
 
 	outMu sync.Mutex // guards cur, last and serialises Output calls
 	cur   Output

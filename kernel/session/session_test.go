@@ -397,3 +397,39 @@ func TestIsComplete(t *testing.T) {
 		}
 	}
 }
+
+// TestInterruptCompiledCode interrupts a cell stuck in compiled code that
+// does not watch ctx: the session moves to a fresh generation and keeps
+// the variables.
+func TestInterruptCompiledCode(t *testing.T) {
+	s := newSession(t)
+	mustRun(t, s, "import \"time\"\nkept := []int{1, 2, 3}")
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &recorder{}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Execute(ctx, "time.Sleep(3 * time.Second)", r)
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		var ee *ExecError
+		if !errors.As(err, &ee) || ee.Name != "Interrupted" {
+			t.Fatalf("got %v, want Interrupted", err)
+		}
+		if d := time.Since(start); d > 1500*time.Millisecond {
+			t.Errorf("the interrupt took %v", d)
+		}
+	case <-time.After(2500 * time.Millisecond):
+		t.Fatal("Execute did not return after the interrupt")
+	}
+	if !strings.Contains(r.errs(), "continues in a fresh interpreter") {
+		t.Errorf("stderr %q does not say the session moved on", r.errs())
+	}
+	if got, _ := mustRun(t, s, "len(kept)"); got != "3" {
+		t.Errorf("len(kept) = %q after abandoning the generation", got)
+	}
+}

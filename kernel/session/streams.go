@@ -13,11 +13,12 @@ import (
 // with CaptureFDs, the whole process) writes to w is read by a goroutine
 // and forwarded to the session's current output.
 type pipeStream struct {
-	name string
-	r    *os.File
-	w    *os.File // the writing end handed to cells: a pipe, or os.Stdout/os.Stderr when captured
-	fd   int      // the captured descriptor, or -1
-	save int      // the descriptor's original, or -1
+	name  string
+	r     *os.File
+	w     *os.File // the writing end handed to cells: a pipe, or os.Stdout/os.Stderr when captured
+	fd    int      // the captured descriptor, or -1
+	save  int      // the descriptor's original, or -1
+	saved *os.File // owns save
 
 	mu   sync.Mutex
 	next int
