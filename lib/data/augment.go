@@ -164,38 +164,50 @@ func (c ColorJitter) Augment(s Sample, rng *rand.Rand) (Sample, error) {
 	}
 	src := ToRGBA(s.Image)
 	w, h := src.Rect.Dx(), src.Rect.Dy()
-	px := make([]float64, 3*w*h) // RGB in [0,1]
+	px := make([]float32, 3*w*h) // RGB in [0,1]
 	for y := range h {
 		row := src.Pix[y*src.Stride:]
 		for x := range w {
 			for k := range 3 {
-				px[3*(y*w+x)+k] = float64(row[4*x+k]) / 255
+				px[3*(y*w+x)+k] = float32(row[4*x+k]) / 255
 			}
 		}
 	}
-	factor := func(v float64) float64 { return math.Max(0, 1-v) + rng.Float64()*(1+v-math.Max(0, 1-v)) }
+	factor := func(v float64) float32 {
+		lo := math.Max(0, 1-v)
+		return float32(lo + rng.Float64()*(1+v-lo))
+	}
 	for _, op := range rng.Perm(4) {
 		switch {
 		case op == 0 && c.Brightness > 0:
-			blend(px, factor(c.Brightness), func(int) float64 { return 0 })
+			f := factor(c.Brightness)
+			for i, v := range px {
+				px[i] = clamp01(f * v)
+			}
 		case op == 1 && c.Contrast > 0:
 			f := factor(c.Contrast)
-			mean := 0.0
+			var sum float64
 			for i := 0; i < len(px); i += 3 {
-				mean += gray(px[i:])
+				sum += float64(gray(px[i], px[i+1], px[i+2]))
 			}
-			mean /= float64(w * h)
-			blend(px, f, func(int) float64 { return mean })
+			m := (1 - f) * float32(sum/float64(w*h))
+			for i, v := range px {
+				px[i] = clamp01(f*v + m)
+			}
 		case op == 2 && c.Saturation > 0:
-			blend(px, factor(c.Saturation), func(i int) float64 { return gray(px[i-i%3:]) })
+			f := factor(c.Saturation)
+			for i := 0; i < len(px); i += 3 {
+				g := (1 - f) * gray(px[i], px[i+1], px[i+2])
+				px[i], px[i+1], px[i+2] = clamp01(f*px[i]+g), clamp01(f*px[i+1]+g), clamp01(f*px[i+2]+g)
+			}
 		case op == 3 && c.Hue > 0:
-			shiftHue(px, (rng.Float64()*2-1)*c.Hue)
+			shiftHue(px, float32((rng.Float64()*2-1)*c.Hue))
 		}
 	}
 	dst := image.NewRGBA(image.Rect(0, 0, w, h))
 	for i := 0; i < w*h; i++ {
 		for k := range 3 {
-			dst.Pix[4*i+k] = uint8(math.Round(px[3*i+k] * 255))
+			dst.Pix[4*i+k] = uint8(px[3*i+k]*255 + 0.5)
 		}
 		dst.Pix[4*i+3] = 0xff
 	}
@@ -204,56 +216,49 @@ func (c ColorJitter) Augment(s Sample, rng *rand.Rand) (Sample, error) {
 	return out, nil
 }
 
-func gray(p []float64) float64 { return 0.299*p[0] + 0.587*p[1] + 0.114*p[2] }
+func gray(r, g, b float32) float32 { return 0.299*r + 0.587*g + 0.114*b }
 
-// blend sets px to f*px + (1-f)*other, clamped to [0,1]. The saturation
-// case reads other from px itself, so a pixel's gray is taken before any of
-// its channels changes.
-func blend(px []float64, f float64, other func(i int) float64) {
-	for i := 0; i < len(px); i += 3 {
-		o0, o1, o2 := other(i), other(i+1), other(i+2)
-		px[i] = math.Max(0, math.Min(1, f*px[i]+(1-f)*o0))
-		px[i+1] = math.Max(0, math.Min(1, f*px[i+1]+(1-f)*o1))
-		px[i+2] = math.Max(0, math.Min(1, f*px[i+2]+(1-f)*o2))
-	}
-}
+func clamp01(v float32) float32 { return min(max(v, 0), 1) }
 
 // shiftHue rotates each pixel's hue by d (fractions of a turn) in HSV.
-func shiftHue(px []float64, d float64) {
+func shiftHue(px []float32, d float32) {
 	for i := 0; i < len(px); i += 3 {
 		r, g, b := px[i], px[i+1], px[i+2]
-		mx, mn := math.Max(r, math.Max(g, b)), math.Min(r, math.Min(g, b))
-		v, c := mx, mx-mn
+		mx, mn := max(r, g, b), min(r, g, b)
+		c := mx - mn
 		if c == 0 {
 			continue
 		}
-		var hh float64
+		var hh float32 // in [-1, 5)
 		switch mx {
 		case r:
-			hh = math.Mod((g-b)/c, 6)
+			hh = (g - b) / c
 		case g:
 			hh = (b-r)/c + 2
 		default:
 			hh = (r-g)/c + 4
 		}
-		hh = math.Mod(hh/6+d+1, 1) * 6
-		x := c * (1 - math.Abs(math.Mod(hh, 2)-1))
-		var r1, g1, b1 float64
-		switch int(hh) {
+		hue := hh/6 + d
+		hue -= float32(math.Floor(float64(hue)))
+		hh = hue * 6
+		sector := min(int(hh), 5)
+		f := hh - float32(sector)
+		v, m := mx, mn
+		up, down := m+c*f, mx-c*f
+		switch sector {
 		case 0:
-			r1, g1, b1 = c, x, 0
+			r, g, b = v, up, m
 		case 1:
-			r1, g1, b1 = x, c, 0
+			r, g, b = down, v, m
 		case 2:
-			r1, g1, b1 = 0, c, x
+			r, g, b = m, v, up
 		case 3:
-			r1, g1, b1 = 0, x, c
+			r, g, b = m, down, v
 		case 4:
-			r1, g1, b1 = x, 0, c
+			r, g, b = up, m, v
 		default:
-			r1, g1, b1 = c, 0, x
+			r, g, b = v, m, down
 		}
-		m := v - c
-		px[i], px[i+1], px[i+2] = r1+m, g1+m, b1+m
+		px[i], px[i+1], px[i+2] = r, g, b
 	}
 }

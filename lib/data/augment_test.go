@@ -134,16 +134,29 @@ func TestColorJitter(t *testing.T) {
 			t.Fatal("alpha not opaque")
 		}
 	}
+	// Red shifted by a third of a turn is green, by two thirds blue.
+	for _, tc := range []struct {
+		d    float32
+		want [3]float32
+	}{{1.0 / 3, [3]float32{0, 1, 0}}, {2.0 / 3, [3]float32{0, 0, 1}}, {-1.0 / 6, [3]float32{1, 0, 1}}, {0.5, [3]float32{0, 1, 1}}} {
+		p := []float32{1, 0, 0}
+		shiftHue(p, tc.d)
+		for k := range 3 {
+			if d := p[k] - tc.want[k]; d > 1e-5 || d < -1e-5 {
+				t.Fatalf("red shifted by %g: %v, want %v", tc.d, p, tc.want)
+			}
+		}
+	}
 	// A hue shift and its inverse give the image back within rounding.
-	px := []float64{0.9, 0.2, 0.1, 0.3, 0.6, 0.8, 0.5, 0.5, 0.5}
-	orig := append([]float64(nil), px...)
+	px := []float32{0.9, 0.2, 0.1, 0.3, 0.6, 0.8, 0.5, 0.5, 0.5, 0.1, 0.9, 0.4}
+	orig := append([]float32(nil), px...)
 	shiftHue(px, 0.3)
 	if px[0] == orig[0] && px[1] == orig[1] {
 		t.Fatal("hue shift did nothing")
 	}
 	shiftHue(px, -0.3)
 	for i := range px {
-		if d := px[i] - orig[i]; d > 1e-9 || d < -1e-9 {
+		if d := px[i] - orig[i]; d > 1e-5 || d < -1e-5 {
 			t.Fatalf("hue round trip %v, want %v", px, orig)
 		}
 	}
