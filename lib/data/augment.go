@@ -81,20 +81,105 @@ func FlipHorizontal(s Sample) Sample {
 // ScaleJitter resizes the image (bilinear) by a factor drawn uniformly from
 // [Min, Max], scaling the boxes with it. Both must be positive; Min == Max
 // gives a fixed rescale.
+//
+// A detector's own transform (lib/transform) resizes every image to its
+// min/max size, which undoes a plain rescale. With KeepSize the rescaled
+// image goes back onto a canvas of the original size: a larger one is
+// cropped at a random offset (zoom in), a smaller one is placed at a random
+// offset on a canvas of its mean colour (zoom out). Boxes move with the
+// pixels and are clipped to the canvas; a box keeping less than MinVisible
+// (default 0.3) of its area is dropped.
 type ScaleJitter struct {
-	Min, Max float64
+	Min, Max   float64
+	KeepSize   bool
+	MinVisible float64
 }
 
-// Augment rescales s, drawing one number from rng.
+// Augment rescales s, drawing the factor (and with KeepSize the offsets)
+// from rng.
 func (j ScaleJitter) Augment(s Sample, rng *rand.Rand) (Sample, error) {
 	if !(j.Min > 0 && j.Max >= j.Min && j.Max < 100) {
 		return Sample{}, fmt.Errorf("data: ScaleJitter range [%g, %g] must satisfy 0 < Min <= Max < 100", j.Min, j.Max)
+	}
+	if !(j.MinVisible >= 0 && j.MinVisible <= 1) {
+		return Sample{}, fmt.Errorf("data: ScaleJitter MinVisible %g outside [0,1]", j.MinVisible)
 	}
 	f := j.Min + rng.Float64()*(j.Max-j.Min)
 	b := s.Image.Bounds()
 	w := max(1, int(math.Round(float64(b.Dx())*f)))
 	h := max(1, int(math.Round(float64(b.Dy())*f)))
-	return Resize(s, w, h)
+	out, err := Resize(s, w, h)
+	if err != nil || !j.KeepSize {
+		return out, err
+	}
+	minVis := j.MinVisible
+	if minVis == 0 {
+		minVis = 0.3
+	}
+	W, H := b.Dx(), b.Dy()
+	ox, oy := offset(rng, w, W), offset(rng, h, H)
+	return recanvas(out, W, H, ox, oy, minVis), nil
+}
+
+// offset draws where an image of size n goes on a canvas of size c: the
+// canvas origin within the image (n > c) or minus the image origin within
+// the canvas (n < c).
+func offset(rng *rand.Rand, n, c int) int {
+	if n >= c {
+		return rng.Intn(n - c + 1)
+	}
+	return -rng.Intn(c - n + 1)
+}
+
+// recanvas places s's image on a W x H canvas so that canvas pixel (x,y) is
+// image pixel (x+ox, y+oy); uncovered canvas pixels take the image's mean
+// colour.
+func recanvas(s Sample, W, H, ox, oy int, minVisible float64) Sample {
+	src := ToRGBA(s.Image)
+	w, h := src.Rect.Dx(), src.Rect.Dy()
+	dst := image.NewRGBA(image.Rect(0, 0, W, H))
+	if w < W || h < H {
+		var sum [3]uint64
+		for y := range h {
+			row := src.Pix[y*src.Stride:]
+			for x := range w {
+				sum[0] += uint64(row[4*x])
+				sum[1] += uint64(row[4*x+1])
+				sum[2] += uint64(row[4*x+2])
+			}
+		}
+		n := uint64(w * h)
+		fill := [4]uint8{uint8(sum[0] / n), uint8(sum[1] / n), uint8(sum[2] / n), 0xff}
+		for i := 0; i < len(dst.Pix); i += 4 {
+			copy(dst.Pix[i:i+4], fill[:])
+		}
+	}
+	// The overlap in canvas coordinates.
+	x0, y0 := max(0, -ox), max(0, -oy)
+	x1, y1 := min(W, w-ox), min(H, h-oy)
+	for y := y0; y < y1; y++ {
+		copy(dst.Pix[y*dst.Stride+4*x0:y*dst.Stride+4*x1], src.Pix[(y+oy)*src.Stride+4*(x0+ox):])
+	}
+	out := s
+	out.Image, out.Pixels, out.Width, out.Height = dst, nil, W, H
+	out.Boxes, out.Labels, out.Difficult, out.Crowd = nil, nil, nil, nil
+	fx, fy := float32(ox), float32(oy)
+	for i, b := range s.Boxes {
+		m := box.Box{X1: b.X1 - fx, Y1: b.Y1 - fy, X2: b.X2 - fx, Y2: b.Y2 - fy}
+		c := box.Box{X1: clamp(m.X1, float32(W)), Y1: clamp(m.Y1, float32(H)), X2: clamp(m.X2, float32(W)), Y2: clamp(m.Y2, float32(H))}
+		if c.X2 <= c.X1 || c.Y2 <= c.Y1 || float64(c.Area()) < minVisible*float64(m.Area()) {
+			continue
+		}
+		out.Boxes = append(out.Boxes, c)
+		out.Labels = append(out.Labels, s.Labels[i])
+		if i < len(s.Difficult) {
+			out.Difficult = append(out.Difficult, s.Difficult[i])
+		}
+		if i < len(s.Crowd) {
+			out.Crowd = append(out.Crowd, s.Crowd[i])
+		}
+	}
+	return out
 }
 
 // Resize scales s's image to w x h pixels (bilinear, pixel centres aligned

@@ -196,6 +196,7 @@ func TestAugmentErrors(t *testing.T) {
 		{HFlip{P: 1.5}, "probability"},
 		{ScaleJitter{Min: 0, Max: 1}, "ScaleJitter"},
 		{ScaleJitter{Min: 2, Max: 1}, "ScaleJitter"},
+		{ScaleJitter{Min: 1, Max: 1, KeepSize: true, MinVisible: 2}, "MinVisible"},
 		{ColorJitter{Hue: 0.7}, "hue"},
 		{ColorJitter{Contrast: -1}, "must be >= 0"},
 		{Pipeline{HFlip{P: 0.5}, nil}, "step 1 is nil"},
@@ -206,4 +207,45 @@ func TestAugmentErrors(t *testing.T) {
 			t.Errorf("%#v: got %v, want %q", tc.a, err, tc.want)
 		}
 	}
+}
+
+func TestScaleJitterKeepSize(t *testing.T) {
+	rng := rand.New(rand.NewSource(8))
+	kept, dropped, in, out := 0, 0, 0, 0
+	for _, kind := range []string{Rectangle, Ellipse, Cross} {
+		for i := range 10 {
+			s := oneShape(t, kind, i)
+			col := centreColour(s)
+			r, err := ScaleJitter{Min: 0.5, Max: 2, KeepSize: true}.Augment(s, rng)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Width != s.Width || r.Height != s.Height || r.Image.Bounds() != s.Image.Bounds() {
+				t.Fatalf("KeepSize changed the size to %dx%d", r.Width, r.Height)
+			}
+			if err := r.Check(2); err != nil {
+				t.Fatal(err)
+			}
+			if len(r.Boxes) == 0 {
+				dropped++
+				continue
+			}
+			kept++
+			b := r.Boxes[0]
+			if b.Width() > s.Boxes[0].Width() {
+				in++
+			} else {
+				out++
+			}
+			got, n := colourExtent(r.Image.(*image.RGBA), col, 3)
+			if n == 0 || got.X1 < b.X1-1 || got.Y1 < b.Y1-1 || got.X2 > b.X2+1 || got.Y2 > b.Y2+1 ||
+				got.X1 > b.X1+2 || got.Y1 > b.Y1+2 || got.X2 < b.X2-2 || got.Y2 < b.Y2-2 {
+				t.Fatalf("%s %d: box %v, the shape's pixels span %v", kind, i, b, got)
+			}
+		}
+	}
+	if kept < 15 || in == 0 || out == 0 {
+		t.Fatalf("kept %d (zoomed in %d, out %d), dropped %d", kept, in, out, dropped)
+	}
+	t.Logf("kept %d (zoomed in %d, out %d), dropped %d", kept, in, out, dropped)
 }

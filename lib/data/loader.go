@@ -275,7 +275,7 @@ func (it *Iterator) Next() (Batch, error) {
 					it.finish(err)
 					return Batch{}, err
 				}
-				it.loader.report.add(&Problem{Kind: CorruptImage, File: fmt.Sprintf("sample %d", s.indices[k]), Detail: err.Error(), Action: "left out of its batch", Err: err})
+				it.loader.report.add(&Problem{Kind: LoadFailed, File: fmt.Sprintf("sample %d", s.indices[k]), Detail: err.Error(), Action: "left out of its batch", Err: err})
 				continue
 			}
 			b.Samples = append(b.Samples, s.samples[k])

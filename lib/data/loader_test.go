@@ -197,7 +197,7 @@ func TestLoaderErrors(t *testing.T) {
 		}
 		n += len(b.Samples)
 	}
-	if n != 9 || l.Report().Total() != 1 || !strings.Contains(l.Report().String(), "sample 5 is broken") {
+	if n != 9 || l.Report().Count(LoadFailed) != 1 || !strings.Contains(l.Report().String(), "sample 5 is broken") {
 		t.Fatalf("Skip: %d samples, report %v", n, l.Report())
 	}
 	l, _ = NewLoader(ds, LoaderConfig{BatchSize: 3, OnError: Fail})

@@ -36,11 +36,13 @@ const (
 	CorruptImage
 	// Malformed: an annotation file or entry cannot be parsed.
 	Malformed
+	// LoadFailed: a Loader could not read, check or augment a sample.
+	LoadFailed
 	numKinds
 )
 
 var kindNames = [numKinds]string{"zero-area box", "clipped box", "box outside the image", "image size mismatch",
-	"box looks like x,y,w,h", "invalid box", "unknown class", "missing image", "corrupt image", "malformed annotation"}
+	"box looks like x,y,w,h", "invalid box", "unknown class", "missing image", "corrupt image", "malformed annotation", "sample not loaded"}
 
 // String names the kind.
 func (k Kind) String() string {
