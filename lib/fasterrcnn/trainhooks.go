@@ -1,0 +1,34 @@
+package fasterrcnn
+
+import (
+	"fmt"
+	"math/rand"
+
+	"github.com/detlab/detlab/lib/nn"
+)
+
+// BackwardScaled is Backward on the total loss multiplied by scale: the
+// gradient seed is scale instead of 1, as torch's
+// (scaler.scale(loss / accum)).backward(). lib/train uses it for loss scaling
+// and gradient accumulation. Like Backward it can run once.
+func (l *Losses) BackwardScaled(scale float32) error {
+	if l == nil || l.g == nil {
+		return fmt.Errorf("%w: no losses to differentiate", ErrInput)
+	}
+	l.values = l.Values()
+	scaled := nn.MulScalar(l.g, l.Total, scale)
+	err := l.g.Backward(scaled)
+	l.g.Release()
+	if err != nil {
+		return fmt.Errorf("fasterrcnn: backward: %w", err)
+	}
+	return nil
+}
+
+// SeedSampler reseeds the random source of the training samplers (the RPN's
+// anchor sampler and the box head's proposal sampler). A trainer that seeds
+// it from its position before every forward pass makes training resumable:
+// the samplers' state is then the seed and the position.
+func (m *Model) SeedSampler(seed int64) {
+	m.rng = rand.New(rand.NewSource(seed))
+}
