@@ -248,6 +248,10 @@ func (it *Iterator) Next() (Batch, error) {
 		if it.err != nil {
 			return Batch{}, it.err
 		}
+		if err := it.ctx.Err(); err != nil {
+			it.finish(err) // a cancelled epoch yields nothing more, even if ready
+			continue
+		}
 		var s *slot
 		var ok bool
 		select {
