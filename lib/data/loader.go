@@ -147,7 +147,8 @@ func (l *Loader) Load(epoch, i int) (Sample, error) {
 }
 
 // Iterator walks one epoch. Call Close when done (or cancel the context
-// given to Epoch); both stop the workers and wait for them.
+// given to Epoch); both stop the workers and wait for them. Next is meant
+// for one goroutine at a time.
 type Iterator struct {
 	ctx     context.Context
 	cancel  context.CancelFunc

@@ -301,3 +301,43 @@ func TestLoaderTensors(t *testing.T) {
 		t.Fatalf("Load differs from the batch: %v", err)
 	}
 }
+
+// grayDataset is what a notebook user might write: one offset grayscale
+// image with one box.
+type grayDataset struct{}
+
+func (grayDataset) Len() int          { return 1 }
+func (grayDataset) Classes() []string { return []string{Background, "bar"} }
+func (grayDataset) Sample(int) (Sample, error) {
+	img := image.NewGray(image.Rect(5, 5, 25, 15)) // 20x10, not at the origin
+	for y := 7; y < 10; y++ {
+		for x := 5; x < 9; x++ {
+			img.Pix[img.PixOffset(x, y)] = 200
+		}
+	}
+	return Sample{ID: "g", Image: img, Width: 20, Height: 10, Boxes: []box.Box{box.New(0, 2, 4, 5)}, Labels: []int{1}}, nil
+}
+
+func TestLoaderUserDataset(t *testing.T) {
+	l, err := NewLoader(grayDataset{}, LoaderConfig{Augment: HFlip{P: 1}, Tensors: true, OnError: Fail})
+	if err != nil {
+		t.Fatal(err)
+	}
+	it := l.Epoch(context.Background(), 0)
+	defer it.Close()
+	b, err := it.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := b.Samples[0]
+	if s.Boxes[0] != box.New(16, 2, 20, 5) {
+		t.Fatalf("flipped box %v", s.Boxes[0])
+	}
+	img := s.Image.(*image.RGBA)
+	if img.Rect != image.Rect(0, 0, 20, 10) || img.Pix[img.PixOffset(19, 2)] != 200 || img.Pix[img.PixOffset(15, 2)] != 0 {
+		t.Fatal("flipped gray image wrong")
+	}
+	if s.Pixels.At(1, 2, 19) != 200.0/255 {
+		t.Fatalf("tensor green at (2,19) = %g", s.Pixels.At(1, 2, 19))
+	}
+}
