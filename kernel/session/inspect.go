@@ -186,20 +186,35 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// declText shows a notebook declaration: the signature of a function (the
-// whole source with detail > 0), a type's definition.
+// declText shows a notebook declaration: a function's signature and doc
+// comment (the whole source with detail > 0), a type's definition.
 func declText(d *decl, detail int) string {
-	if detail > 0 || (d.kind != declFunc && d.kind != declMethod) {
+	if detail > 0 {
 		return d.src
 	}
-	if i := strings.Index(d.src, "{"); i > 0 && strings.HasSuffix(strings.TrimSpace(d.src), "}") {
-		// Cut the body: the last '{' that opens it is found by parsing.
-		f, err := parser.ParseFile(token.NewFileSet(), "", "package p;"+d.src, parser.ParseComments)
-		if err == nil && len(f.Decls) > 0 {
-			if fd, ok := f.Decls[0].(*ast.FuncDecl); ok && fd.Body != nil {
-				return strings.TrimSpace(("package p;" + d.src)[len("package p;") : fd.Body.Lbrace-1])
-			}
+	const prefix = "package p\n" // on its own line, so that a doc comment stays one
+	f, err := parser.ParseFile(token.NewFileSet(), "", prefix+d.src, parser.ParseComments)
+	if err != nil || len(f.Decls) == 0 {
+		return d.src
+	}
+	switch x := f.Decls[0].(type) {
+	case *ast.FuncDecl:
+		from := x.Pos()
+		to := x.End()
+		if x.Body != nil {
+			to = x.Body.Lbrace
 		}
+		sig := strings.TrimSpace((prefix + d.src)[from-1 : to-1])
+		if x.Doc != nil {
+			return sig + "\n\n" + strings.TrimSpace(x.Doc.Text())
+		}
+		return sig
+	case *ast.GenDecl:
+		text := strings.TrimSpace((prefix + d.src)[x.Pos()-1 : x.End()-1])
+		if x.Doc != nil {
+			return text + "\n\n" + strings.TrimSpace(x.Doc.Text())
+		}
+		return text
 	}
 	return d.src
 }

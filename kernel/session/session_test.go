@@ -355,14 +355,18 @@ func contains(l []string, s string) bool {
 func TestInspect(t *testing.T) {
 	s := newSession(t)
 	mustRun(t, s, "import \"strings\"\n// Greet says hello.\nfunc Greet(n string) string { return \"hi \" + n }\ntype P struct{ Name string }\nfunc (p P) Hello() string { return p.Name }\np := P{Name: \"a\"}\nvar count = 3")
+	mustRun(t, s, "// Twice doubles.\nfunc Twice(x int) int { return 2 * x }")
 	tests := []struct{ code, want string }{
 		{"strings.Split", "Split slices s into all substrings"},
 		{"strings.Split(", "func Split(s, sep string) []string"},
-		{"Greet", "func Greet(n string) string"},
+		{"Greet", "func Greet(n string) string\n\nGreet says hello."},
+		{"Twice", "func Twice(x int) int\n\nTwice doubles."},
 		{"p.Hello", "func (p P) Hello() string"},
 		{"count", "var count int = 3"},
 		{"append", "The append built-in function"},
 		{"P", "type P struct"},
+		{"import \"gonum.org/v1/plot\"\nplot.New", "New returns a new plot with some reasonable default settings."},
+		{"import \"github.com/detlab/detlab/lib/tensor\"\ntensor.New", "func New(shape ...int) *Tensor"},
 	}
 	for _, tc := range tests {
 		got, ok := s.Inspect(tc.code, len([]rune(tc.code)), 0)
@@ -431,5 +435,28 @@ func TestInterruptCompiledCode(t *testing.T) {
 	}
 	if got, _ := mustRun(t, s, "len(kept)"); got != "3" {
 		t.Errorf("len(kept) = %q after abandoning the generation", got)
+	}
+}
+
+// TestInterruptPrinting stops a cell printing without newline forever.
+func TestInterruptPrinting(t *testing.T) {
+	s := newSession(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	r := &recorder{}
+	start := time.Now()
+	_, err := s.Execute(ctx, "import \"fmt\"\nfor {\n\tfmt.Print(\"x\")\n}", r)
+	var ee *ExecError
+	if !errors.As(err, &ee) || ee.Name != "Interrupted" {
+		t.Fatalf("got %v, want Interrupted", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %v", d)
+	}
+	if len(r.out()) == 0 || strings.Trim(r.out(), "x") != "" {
+		t.Errorf("printed %d bytes, not only x", len(r.out()))
+	}
+	if got, _ := mustRun(t, s, "2*3"); got != "6" {
+		t.Errorf("after the interrupt: %q", got)
 	}
 }

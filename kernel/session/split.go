@@ -133,7 +133,7 @@ func splitUnits(src string) ([]unit, error) {
 		if serr == nil {
 			serr = &syntaxError{line: pos.Line, col: pos.Column, msg: msg}
 		}
-	}, 0)
+	}, scanner.ScanComments)
 	var units []unit
 	depth := 0
 	start := -1
@@ -145,12 +145,29 @@ func splitUnits(src string) ([]unit, error) {
 		start = -1
 		toks = toks[:0]
 	}
+	// A comment block starting at column 1 right above a unit is its doc
+	// comment and belongs to it.
+	docStart, docEnd := -1, 0
 	for {
 		pos, tok, lit := s.Scan()
 		if tok == token.EOF {
 			break
 		}
 		off := file.Offset(pos)
+		if tok == token.COMMENT {
+			if start < 0 {
+				p := file.Position(pos)
+				if p.Column != 1 {
+					docStart = -1
+					continue
+				}
+				if docStart < 0 || p.Line > docEnd+1 {
+					docStart = off
+				}
+				docEnd = file.Position(file.Pos(off+len(lit)-1)).Line
+			}
+			continue
+		}
 		switch tok {
 		case token.LPAREN, token.LBRACE, token.LBRACK:
 			depth++
@@ -167,11 +184,14 @@ func splitUnits(src string) ([]unit, error) {
 		}
 		if start < 0 {
 			start = off
+			if docStart >= 0 && file.Position(pos).Line == docEnd+1 {
+				start = docStart
+			}
+			docStart = -1
 		}
 		if len(toks) < 8 {
 			toks = append(toks, tok)
 		}
-		_ = lit
 	}
 	flush(len(src))
 	if serr != nil {
@@ -261,15 +281,17 @@ func parseCell(src string, cellNo int) (*cell, error) {
 		}
 	}
 	fset := token.NewFileSet()
-	// Imports and declarations parse as a file. "package p;" takes no line,
-	// so positions stay the cell's.
+	// Imports and declarations parse as a file. The package clause takes
+	// a line of its own (so that a doc comment on the cell's first line
+	// stays one); line numbers are shifted back by one.
 	if len(importRanges)+len(declRanges) > 0 {
 		body := mask(src, append(append([][2]int{}, importRanges...), declRanges...))
-		f, err := parser.ParseFile(fset, "", "package p;"+body, parser.ParseComments|parser.SkipObjectResolution)
+		const fileHead = "package p\n"
+		f, err := parser.ParseFile(fset, "", fileHead+body, parser.ParseComments|parser.SkipObjectResolution)
 		if err != nil {
-			return nil, cellSyntaxError(err, len("package p;"), src)
+			return nil, cellSyntaxError(err, 0, src, 1)
 		}
-		const off = len("package p;")
+		const off = len(fileHead)
 		for _, is := range f.Imports {
 			p := strings.Trim(is.Path.Value, "\"`")
 			spec := importSpec{Path: p}
@@ -293,7 +315,7 @@ func parseCell(src string, cellNo int) (*cell, error) {
 		const prefix = "package p;func _(){"
 		f, err := parser.ParseFile(fset, "", prefix+body+"\n}", parser.SkipObjectResolution)
 		if err != nil {
-			return nil, cellSyntaxError(err, len(prefix), src)
+			return nil, cellSyntaxError(err, len(prefix), src, 0)
 		}
 		fn := f.Decls[len(f.Decls)-1].(*ast.FuncDecl)
 		base := fset.File(fn.Pos()).Base()
@@ -326,10 +348,11 @@ func parseCell(src string, cellNo int) (*cell, error) {
 
 // cellSyntaxError turns a parser error on prefixed source into one at cell
 // positions.
-func cellSyntaxError(err error, prefixLen int, src string) error {
+func cellSyntaxError(err error, prefixLen int, src string, lineShift int) error {
 	var list scanner.ErrorList
 	if errors.As(err, &list) && len(list) > 0 {
 		e := list[0]
+		e.Pos.Line -= lineShift
 		col := e.Pos.Column
 		if e.Pos.Line == 1 {
 			col -= prefixLen
@@ -352,7 +375,7 @@ func cellSyntaxError(err error, prefixLen int, src string) error {
 func declsOf(d ast.Decl, fset *token.FileSet, src string, off, cellNo int) []*decl {
 	base := fset.File(d.Pos()).Base()
 	text := func(from, to token.Pos) string { return src[int(from)-base-off : int(to)-base-off] }
-	line := func(p token.Pos) int { return fset.Position(p).Line }
+	line := func(p token.Pos) int { return fset.Position(p).Line - 1 } // the package clause's line
 	switch d := d.(type) {
 	case *ast.FuncDecl:
 		from := d.Pos()
