@@ -94,8 +94,14 @@ func (c *Conv2d) Forward(g *Graph, x *Var) (*Var, error) {
 		b = g.Param(c.Bias)
 		bias = c.Bias.Value.Data()
 	}
+	xd, wd := x.Value.Data(), c.Weight.Value.Data()
+	ac := g.autocast
+	if ac != Float32 {
+		xd = g.roundedCopy(xd, x.Shape()...)
+		wd = g.roundedCopy(wd, c.Weight.Value.Shape()...)
+	}
 	out := g.newTensorNoZero(geo.N, geo.K, geo.OH, geo.OW)
-	g.backend.Conv2d(geo, x.Value.Data(), c.Weight.Value.Data(), bias, out.Data(), g.scratch())
+	g.backend.Conv2d(geo, xd, wd, bias, out.Data(), g.scratch())
 	return g.Op(out, []*Var{x, w, b}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		var dx, dw, db []float32
 		if gin[0] != nil {
@@ -107,7 +113,15 @@ func (c *Conv2d) Forward(g *Graph, x *Var) (*Var, error) {
 		if gin[2] != nil {
 			db = gin[2].Data()
 		}
-		g.backend.Conv2dBackward(geo, x.Value.Data(), c.Weight.Value.Data(), gy.Data(), dx, dw, db, g.scratch())
+		dy := gy.Data()
+		if ac != Float32 {
+			s := g.scratch()
+			r := s.Get(len(dy))
+			defer s.Put(r)
+			ac.RoundSlice(r, dy)
+			dy = r
+		}
+		g.backend.Conv2dBackward(geo, xd, wd, dy, dx, dw, db, g.scratch())
 	}), nil
 }
 

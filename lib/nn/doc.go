@@ -23,6 +23,13 @@
 // implementations can replace them; an Arena recycles buffers between
 // iterations.
 //
+// Mixed precision: Graph.WithAutocast(BFloat16) or (Float16) is torch's
+// autocast region. Conv2d, Linear and roialign.Apply then multiply operands
+// rounded to the reduced precision (forward and backward) with float32
+// accumulation; everything else, the parameters (master weights) and all
+// gradients stay float32. The rounding is emulated on the float32 kernels
+// (AutocastKernels reports it); see WithAutocast for the op list.
+//
 // NaN policy: NaN inputs are not rejected by the layers; they propagate to
 // the outputs (ReLU and max pooling pass NaN on, as torch does). Callers
 // that need a clean input check it with tensor.HasNaN.

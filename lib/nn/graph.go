@@ -54,6 +54,7 @@ type Graph struct {
 	arena    *Arena
 	owned    [][]float32
 	released bool
+	autocast Precision
 }
 
 // NewGraph returns a graph that records operations for Backward.

@@ -63,9 +63,14 @@ func (l *Linear) Forward(g *Graph, x *Var) (*Var, error) {
 	n := shape[0]
 	out := g.newTensorNoZero(shape...)
 	od := out.Data()
-	w := l.Weight.Value.Data()
+	w, xd := l.Weight.Value.Data(), x.Value.Data()
+	ac := g.autocast
+	if ac != Float32 {
+		xd = g.roundedCopy(xd, x.Shape()...)
+		w = g.roundedCopy(w, l.Weight.Value.Shape()...)
+	}
 	if n > 0 {
-		g.backend.Gemm(false, true, n, l.Out, l.In, 1, x.Value.Data(), l.In, w, l.In, 0, od, l.Out)
+		g.backend.Gemm(false, true, n, l.Out, l.In, 1, xd, l.In, w, l.In, 0, od, l.Out)
 	}
 	var bv *Var
 	if l.Bias != nil {
@@ -83,11 +88,18 @@ func (l *Linear) Forward(g *Graph, x *Var) (*Var, error) {
 		if n == 0 {
 			return
 		}
+		if ac != Float32 {
+			s := g.scratch()
+			r := s.Get(len(dy))
+			defer s.Put(r)
+			ac.RoundSlice(r, dy)
+			dy = r
+		}
 		if gin[0] != nil {
 			g.backend.Gemm(false, false, n, l.In, l.Out, 1, dy, l.Out, w, l.In, 1, gin[0].Data(), l.In)
 		}
 		if gin[1] != nil {
-			g.backend.Gemm(true, false, l.Out, l.In, n, 1, dy, l.Out, x.Value.Data(), l.In, 1, gin[1].Data(), l.In)
+			g.backend.Gemm(true, false, l.Out, l.In, n, 1, dy, l.Out, xd, l.In, 1, gin[1].Data(), l.In)
 		}
 		if gin[2] != nil {
 			db := gin[2].Data()

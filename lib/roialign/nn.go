@@ -13,6 +13,13 @@ import (
 // forward kernel, BackwardSlice) to features; rois are constants, as in
 // torchvision, where proposals are detached. The rois are copied, so the
 // caller may reuse its slice.
+//
+// Under g's autocast (nn.Graph.WithAutocast with BFloat16 or Float16) the
+// features are rounded to that precision before pooling and the output
+// gradient before the backward scatter; accumulation, the output and the
+// feature gradient stay float32 (emulated rounding, float32 kernels). Note
+// that torchvision's own autocast rule runs roi_align in float32; detlab
+// rounds its operands so the whole box path follows the region's precision.
 func Apply(g *nn.Graph, features *nn.Var, rois *tensor.Tensor, cfg Config) (*nn.Var, error) {
 	if g == nil || features == nil || features.Value == nil {
 		return nil, fmt.Errorf("%w: Apply needs a graph and features", ErrInput)
@@ -36,15 +43,29 @@ func Apply(g *nn.Graph, features *nn.Var, rois *tensor.Tensor, cfg Config) (*nn.
 		return nil, err
 	}
 	out := g.NewTensor(k, s.C, cfg.OutH, cfg.OutW)
-	if err := ForwardSlice(out.Data(), features.Value.Data(), s, r, cfg); err != nil {
+	feat := features.Value.Data()
+	ac := g.Autocast()
+	if ac != nn.Float32 {
+		// Autocast: pool reduced-precision features, accumulate in float32.
+		rounded := g.NewTensor(features.Shape()...)
+		ac.RoundSlice(rounded.Data(), feat)
+		feat = rounded.Data()
+	}
+	if err := ForwardSlice(out.Data(), feat, s, r, cfg); err != nil {
 		return nil, err
 	}
 	return g.Op(out, []*nn.Var{features}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		if gin[0] == nil {
 			return
 		}
+		dy := gy.Data()
+		if ac != nn.Float32 {
+			rd := make([]float32, len(dy))
+			ac.RoundSlice(rd, dy)
+			dy = rd
+		}
 		// Shapes and rois were validated above; the kernel cannot fail.
-		_ = BackwardSlice(gin[0].Data(), gy.Data(), s, r, cfg)
+		_ = BackwardSlice(gin[0].Data(), dy, s, r, cfg)
 	}), nil
 }
 

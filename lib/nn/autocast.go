@@ -1,0 +1,167 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+)
+
+// Precision is the floating-point format an autocast region computes its
+// matrix products in (torch.autocast's dtype).
+type Precision int
+
+const (
+	// Float32 is full precision: autocast off (the default).
+	Float32 Precision = iota
+	// BFloat16 is bfloat16 (8 exponent bits, 7 mantissa bits): float32's
+	// range at about 3 significant decimal digits.
+	BFloat16
+	// Float16 is IEEE half precision (5 exponent bits, 10 mantissa bits):
+	// values above 65504 in magnitude become ±Inf, which is what a
+	// gradient scaler watches for.
+	Float16
+)
+
+// String names the precision as torch does ("float32", "bfloat16",
+// "float16").
+func (p Precision) String() string {
+	switch p {
+	case Float32:
+		return "float32"
+	case BFloat16:
+		return "bfloat16"
+	case Float16:
+		return "float16"
+	}
+	return fmt.Sprintf("Precision(%d)", int(p))
+}
+
+// Round returns v rounded to p (round to nearest, ties to even) and
+// widened back to float32. Float32 returns v unchanged.
+func (p Precision) Round(v float32) float32 {
+	switch p {
+	case BFloat16:
+		return RoundBF16(v)
+	case Float16:
+		return RoundFP16(v)
+	}
+	return v
+}
+
+// RoundSlice writes src rounded to p into dst (len(dst) >= len(src)); dst
+// may alias src.
+func (p Precision) RoundSlice(dst, src []float32) {
+	dst = dst[:len(src)]
+	switch p {
+	case BFloat16:
+		parallelFor(len(src)/8192+1, func(c0, c1 int) {
+			lo, hi := c0*8192, min(c1*8192, len(src))
+			for i := lo; i < hi; i++ {
+				dst[i] = RoundBF16(src[i])
+			}
+		})
+	case Float16:
+		parallelFor(len(src)/8192+1, func(c0, c1 int) {
+			lo, hi := c0*8192, min(c1*8192, len(src))
+			for i := lo; i < hi; i++ {
+				dst[i] = RoundFP16(src[i])
+			}
+		})
+	default:
+		copy(dst, src)
+	}
+}
+
+// RoundBF16 rounds v to the nearest bfloat16 (ties to even) and returns it
+// as a float32: the low 16 bits of the result are zero. NaN stays NaN;
+// values beyond bfloat16's largest finite value round to ±Inf.
+func RoundBF16(v float32) float32 {
+	b := math.Float32bits(v)
+	if b&0x7f800000 == 0x7f800000 { // Inf or NaN
+		if b&0x007fffff != 0 {
+			b |= 0x00400000 // keep NaN a (quiet) NaN after truncation
+		}
+		return math.Float32frombits(b &^ 0xffff)
+	}
+	b += 0x7fff + (b>>16)&1
+	return math.Float32frombits(b &^ 0xffff)
+}
+
+// fp16 limits.
+const (
+	fp16Max       = 65504
+	fp16MinNormal = 1.0 / (1 << 14)
+)
+
+// RoundFP16 rounds v to the nearest IEEE binary16 value (ties to even,
+// subnormals included) and returns it as a float32, exactly as a
+// float32 -> float16 -> float32 conversion would: magnitudes of 65520 and
+// above become ±Inf, NaN stays NaN.
+func RoundFP16(v float32) float32 {
+	a := float32(math.Abs(float64(v)))
+	switch {
+	case v != v || a == float32(math.Inf(1)):
+		return v
+	case a >= fp16MinNormal:
+		b := math.Float32bits(v)
+		b += 0xfff + (b>>13)&1 // drop 13 of float32's 23 mantissa bits
+		r := math.Float32frombits(b &^ 0x1fff)
+		if float32(math.Abs(float64(r))) > fp16Max {
+			return float32(math.Copysign(math.Inf(1), float64(v)))
+		}
+		return r
+	default: // subnormal range: multiples of 2^-24
+		const q = 1 << 24
+		return float32(math.RoundToEven(float64(v)*q) / q)
+	}
+}
+
+// WithAutocast makes g run its matrix products in precision p (torch's
+// autocast region) and returns g. Float32 turns it off.
+//
+// Under BFloat16 or Float16:
+//
+//   - Conv2d and Linear round their input and weight to p before the
+//     product, and in backward also the output gradient, so both passes
+//     multiply reduced-precision operands, as torch.autocast's conv and
+//     linear do. Products accumulate in float32; outputs, input gradients
+//     and parameter gradients are float32, and the parameters themselves
+//     (the master weights) stay float32.
+//   - roialign.Apply pools features rounded to p and, in backward, the
+//     output gradient rounded to p, accumulating in float32.
+//   - Everything else (BatchNorm, ReLU, pooling, additions, losses,
+//     softmax) runs in float32, as autocast's float32 list does.
+//
+// With Float16, overflow past 65504 yields ±Inf in the rounded operands, so
+// a too large loss scale shows up as Inf or NaN gradients for a gradient
+// scaler to detect.
+//
+// The rounding is emulated: operands are rounded to p and the products run
+// on the float32 kernels, so results equal those of true reduced-precision
+// operands with float32 accumulation, but nothing runs faster
+// (AutocastKernels says so).
+func (g *Graph) WithAutocast(p Precision) *Graph {
+	g.autocast = p
+	return g
+}
+
+// Autocast returns the precision g's matrix products run in (Float32 when
+// autocast is off). Ops defined outside this package use it to follow the
+// region's precision.
+func (g *Graph) Autocast() Precision { return g.autocast }
+
+// AutocastKernels says how an autocast region in precision p computes on
+// this build, for benchmark printouts and model summaries.
+func AutocastKernels(p Precision) string {
+	if p == Float32 {
+		return "float32 kernels"
+	}
+	return p.String() + " emulated (operands rounded to " + p.String() + ", float32 GEMM and accumulation)"
+}
+
+// roundedCopy returns a graph-owned copy of src rounded to g's autocast
+// precision.
+func (g *Graph) roundedCopy(src []float32, shape ...int) []float32 {
+	t := g.newTensorNoZero(shape...)
+	g.autocast.RoundSlice(t.Data(), src)
+	return t.Data()
+}
