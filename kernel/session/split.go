@@ -164,7 +164,7 @@ func splitUnits(src string) ([]unit, error) {
 				if docStart < 0 || p.Line > docEnd+1 {
 					docStart = off
 				}
-				docEnd = file.Position(file.Pos(off+len(lit)-1)).Line
+				docEnd = file.Position(file.Pos(off + len(lit) - 1)).Line
 			}
 			continue
 		}
