@@ -82,13 +82,13 @@ func OpenCOCO(annotationFile, imageDir string, opts ...Options) (*COCO, error) {
 	sort.Slice(cats, func(i, j int) bool { return cats[i].id < cats[j].id })
 	var classes *classTable
 	if o.Classes != nil {
-		classes, err = newClassTable(o.Classes, true)
+		classes, err = newClassTable(o.Classes)
 	} else {
 		names := make([]string, len(cats))
 		for i, ct := range cats {
 			names[i] = ct.name
 		}
-		classes, err = newClassTable(names, false)
+		classes, err = newClassTable(names)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("data: coco %s: %w", annotationFile, err)

@@ -194,14 +194,13 @@ func firstOptions(opts []Options) (Options, error) {
 type classTable struct {
 	names []string // with Background first
 	index map[string]int
-	fixed bool // given by the user: unknown names are problems
 }
 
-func newClassTable(names []string, fixed bool) (*classTable, error) {
+func newClassTable(names []string) (*classTable, error) {
 	if len(names) > 0 && names[0] == Background {
 		names = names[1:]
 	}
-	t := &classTable{names: []string{Background}, index: map[string]int{}, fixed: fixed}
+	t := &classTable{names: []string{Background}, index: map[string]int{}}
 	for _, n := range names {
 		if n == "" || n == Background {
 			return nil, fmt.Errorf("data: class name %q is not allowed", n)

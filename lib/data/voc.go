@@ -66,7 +66,7 @@ func OpenVOC(root, split string, opts ...Options) (*VOC, error) {
 
 	var classes *classTable
 	if o.Classes != nil {
-		if classes, err = newClassTable(o.Classes, true); err != nil {
+		if classes, err = newClassTable(o.Classes); err != nil {
 			return nil, err
 		}
 	} else {
@@ -91,7 +91,7 @@ func OpenVOC(root, split string, opts ...Options) (*VOC, error) {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		if classes, err = newClassTable(names, false); err != nil {
+		if classes, err = newClassTable(names); err != nil {
 			return nil, err
 		}
 	}

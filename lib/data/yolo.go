@@ -62,7 +62,7 @@ func OpenYOLO(imageDir, labelDir string, names []string, opts ...Options) (*YOLO
 	if len(names) == 0 {
 		return nil, errors.New("data: yolo needs the class names (see ReadNames)")
 	}
-	classes, err := newClassTable(names, true)
+	classes, err := newClassTable(names)
 	if err != nil {
 		return nil, err
 	}
