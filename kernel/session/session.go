@@ -1,27 +1,3 @@
-// Package session runs notebook cells on the yaegi Go interpreter, with the
-// habits of a notebook: cells mix imports, declarations and statements in any
-// order; re-running a cell that redefines a type or a method takes effect
-// (through a fresh interpreter generation that replays the declarations and
-// carries the variables over); `ctx` is cancelled by the interrupt button; a
-// panic, in a cell or in a goroutine it started, becomes an error output and
-// the session goes on.
-//
-// The protocol side (kernel/dispatch, kernel/nbrun) creates one Session,
-// calls Execute for each cell with an Output that forwards streams, displays
-// and input requests to the front end, and Complete, Inspect and IsComplete
-// for the editor.
-//
-// What a cell sees:
-//
-//   - Imports of the Go standard library and of the packages listed in
-//     kernel/symbols (gorgonia, gonum, gonum/plot, lib/..., plots, display).
-//   - `ctx`, a context.Context cancelled when the cell is interrupted.
-//   - Top-level `x := …` creates a variable later cells see.
-//   - A final expression is shown as the cell's result (rich through
-//     display.Bundle, else formatted with %v).
-//   - fmt.Scan*, bufio.NewScanner(os.Stdin) and display.Input ask the front
-//     end for a line of input.
-//   - Magic lines at the top of a cell: !command, %help, %env, %time, %reset.
 package session
 
 import (
@@ -41,7 +17,9 @@ import (
 
 // Output receives what a running cell produces. The protocol side
 // implements it over iopub; nbrun collects outputs into the notebook.
-// Methods may be called from several goroutines, never at the same time.
+// Stream, Display, Update and Clear may be called from several goroutines
+// but never at the same time; Input may be called while one of them runs
+// (it blocks until the user answers).
 type Output interface {
 	// Stream sends text printed by the cell; name is "stdout" or "stderr".
 	Stream(name, text string)
@@ -200,6 +178,7 @@ func (s *Session) Execute(ctx context.Context, code string, out Output) (*displa
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cellNo++
+	display.SetSink(sink{s}) // the latest session to run a cell receives displays
 	s.setOutput(out)
 	defer s.endOutput(out)
 
