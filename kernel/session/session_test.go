@@ -114,6 +114,12 @@ func f() int { return 1 }`)
 	if _, _, err := run(t, s, "h"); err == nil {
 		t.Error("h survived the redefinition of its type")
 	}
+	// An interface holding a value of a redefined type is dropped too.
+	mustRun(t, s, "import \"fmt\"\ntype Named struct{}\nfunc (Named) String() string { return \"old\" }\nvar st fmt.Stringer = Named{}")
+	_, r = mustRun(t, s, "type Named struct{ X int }\nfunc (Named) String() string { return \"new\" }")
+	if !strings.Contains(r.errs(), "st") {
+		t.Errorf("redefining Named: stderr %q does not drop st", r.errs())
+	}
 	// A function redefined.
 	mustRun(t, s, "func f() int { return 2 }")
 	if got, _ := mustRun(t, s, "f()"); got != "2" {

@@ -320,6 +320,12 @@ func (s *Session) rebuildWith(ctx context.Context, c *cell, redefined []string, 
 			drop(fmt.Sprintf("their type %s was redefined", t), v.name)
 			continue
 		}
+		if c != nil && holdsNotebookValue(p.Elem()) {
+			// An interface holding a value of a notebook type would keep
+			// the old type's methods.
+			drop("they hold a value of a type declared in the notebook, whose code changed", v.name)
+			continue
+		}
 		if typ == "" {
 			t := p.Elem().Type()
 			if hasUnnamedStruct(t) {
@@ -511,6 +517,23 @@ func resolveHint(h string, decls []*decl) string {
 		return ""
 	}
 	return ""
+}
+
+// holdsNotebookValue reports whether v is an interface holding a value of
+// a type the notebook declared: yaegi stores those as unnamed structs, or
+// inside its generated interface wrappers.
+func holdsNotebookValue(v reflect.Value) bool {
+	if v.Kind() != reflect.Interface || v.IsNil() {
+		return false
+	}
+	t := v.Elem().Type()
+	for t.Kind() == reflect.Pointer && t.Name() == "" {
+		t = t.Elem()
+	}
+	if strings.HasPrefix(t.Name(), "_") && (strings.Contains(t.PkgPath(), "traefik/yaegi") || strings.HasSuffix(t.PkgPath(), "kernel/symbols")) {
+		return true
+	}
+	return hasUnnamedStruct(v.Elem().Type())
 }
 
 // hasUnnamedStruct reports whether t contains an unnamed struct type: the
