@@ -1,0 +1,37 @@
+// Package train trains detlab models: SGD with PyTorch's exact update rule,
+// learning-rate schedules, gradient accumulation, loss scaling with
+// torch.cuda.amp.GradScaler's semantics, gradient clipping, a history
+// exported as CSV, JSON and TensorBoard event files, atomic checkpoints that
+// resume exactly, and debugging aids (overfit one batch, per-layer gradient
+// norms, a NaN/Inf guard naming the first bad layer).
+//
+// In a notebook:
+//
+//	model, _ := fasterrcnn.New(fasterrcnn.Defaults(ds.NumClasses()))
+//	tr := train.New(train.Detector(model), train.Config{
+//		LR: 0.005, Momentum: 0.9, WeightDecay: 5e-4, BatchSize: 2,
+//		Schedule: train.StepLR(3, 0.1), Reporter: train.NewTerminal()})
+//	hist, err := tr.Fit(ctx, ds, 6) // cancel ctx to stop; Fit again to go on
+//	_, err = hist.WriteTensorBoard("runs/bccd")
+//
+// The trainer takes small interfaces: Model (parameters and the loss of a
+// data.Batch) and data.Dataset; Detector adapts a *fasterrcnn.Model. Fit
+// loads batches with a data.Loader seeded by Config.Seed.
+//
+// Counting: an optimizer step (a "step", one History record) consumes
+// Config.AccumSteps micro-batches of Config.BatchSize images. Per-epoch
+// schedules (StepLR, MultiStepLR, Cosine) read the number of completed
+// epochs, per-iteration ones (Warmup, Cosine with perStep) the number of
+// optimizer steps taken, as torch's scheduler.step() would be called.
+//
+// Mixed precision, plainly: Config.AMP turns on a real loss scaler (initial
+// scale 2^16, x2 after 2000 good steps, x0.5 and a skipped optimizer step on
+// Inf/NaN gradients, gradients unscaled once per step before clipping).
+// Reduced-precision compute (autocast) is not implemented: lib/nn has no
+// autocast switch yet, so with AMP every operation (convolutions, matrix
+// products, RoIAlign, losses, the backward pass, the optimizer) still runs in
+// float32 with float32 weights. Loss scales are powers of two, so in float32
+// the scaled backward and the unscale are exact and AMP training follows
+// float32 training bit for bit (tested); the scaler matters once reduced
+// precision arrives.
+package train
