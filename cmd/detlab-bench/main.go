@@ -1,0 +1,353 @@
+// Command detlab-bench runs detlab's CPU workloads and the same workloads in
+// PyTorch (Debian's python3-torch, 2 threads) side by side and prints one
+// table: median time of each, their ratio, each side's peak resident memory
+// and our share of the machine's peak fp32 FLOP rate.
+//
+//	go run ./cmd/detlab-bench            # every workload, both sides
+//	go run ./cmd/detlab-bench -quick     # fewer runs
+//	go run ./cmd/detlab-bench -only frcnn -torch=false
+//
+// Every workload runs in its own process on each side (ours: this binary
+// with the hidden -worker flag; PyTorch's: torch_bench.py beside this file),
+// after one warm-up run, so peak RSS is per workload. The header names the
+// CPU, the kernels chosen (GEMM, convolution backend, autocast), the load
+// average (the machine is shared) and the peak FLOP rate assumed: cores x
+// FMA units x fp32 lanes x 2 x clock, clock from /proc/cpuinfo; -fma-units,
+// -lanes and -ghz override the guesses.
+//
+// FLOPs are counted on our side by wrapping the nn Backend: convolutions
+// and matrix products (forward and backward), 2 per multiply-add; the same
+// count is used for PyTorch's share.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/detlab/detlab/lib/compute"
+	"github.com/detlab/detlab/lib/nn"
+)
+
+// result is what a worker (either side) prints as one JSON line.
+type result struct {
+	Name      string    `json:"name"`
+	TimesMS   []float64 `json:"times_ms"`
+	MedianMS  float64   `json:"median_ms"`
+	PeakRSSMB float64   `json:"peak_rss_mb"`
+	GFLOP     float64   `json:"gflop"`
+	Backend   string    `json:"backend"`
+	Error     string    `json:"error,omitempty"`
+}
+
+func main() {
+	var (
+		worker   = flag.String("worker", "", "internal: run one workload in this process and print JSON")
+		runs     = flag.Int("runs", 0, "timed runs per workload (0: the workload's default)")
+		warmup   = flag.Int("warmup", 1, "untimed warm-up runs")
+		quick    = flag.Bool("quick", false, "fewer timed runs")
+		only     = flag.String("only", "", "run only workloads whose name contains this")
+		torch    = flag.Bool("torch", true, "run PyTorch's side too")
+		python   = flag.String("python", "python3", "Python with torch and torchvision")
+		script   = flag.String("script", "", "torch_bench.py path (default: beside this source)")
+		fmaUnits = flag.Int("fma-units", 0, "FMA units per core for the peak (0: guess)")
+		lanes    = flag.Int("lanes", 0, "fp32 lanes per FMA for the peak (0: guess)")
+		ghz      = flag.Float64("ghz", 0, "clock in GHz for the peak (0: /proc/cpuinfo)")
+	)
+	flag.Parse()
+	if *worker != "" {
+		os.Exit(runWorker(*worker, *runs, *quick, *warmup))
+	}
+	pk := peakFLOPS(*fmaUnits, *lanes, *ghz)
+	fmt.Printf("detlab-bench  %s\n", time.Now().UTC().Format(time.RFC3339))
+	fmt.Printf("cpu:      %s\n", compute.CPU())
+	fmt.Printf("peak:     %.1f GFLOP/s fp32 = %s\n", pk.gflops, pk.formula)
+	fmt.Printf("gemm:     %s\n", compute.Backend())
+	fmt.Printf("backend:  %s\n", nn.CurrentBackend().Name())
+	fmt.Printf("autocast: %s\n", nn.AutocastKernels(nn.BFloat16))
+	fmt.Printf("load:     %s (before)  GOMAXPROCS %d\n", loadAvg(), runtime.GOMAXPROCS(0))
+	sp := *script
+	if sp == "" {
+		sp = defaultScript()
+	}
+	if *torch {
+		fmt.Printf("torch:    %s %s (torch.set_num_threads(2))\n", *python, sp)
+	}
+	fmt.Println()
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "detlab-bench:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("%-26s %10s %10s %7s %9s %9s %8s %8s\n", "workload", "ours ms", "torch ms", "ratio", "ours MiB", "torch MiB", "ours %pk", "torch %pk")
+	failed := false
+	for _, w := range workloads {
+		if *only != "" && !strings.Contains(w.name, *only) {
+			continue
+		}
+		args := []string{"-worker", w.name, "-warmup", strconv.Itoa(*warmup)}
+		if *runs > 0 {
+			args = append(args, "-runs", strconv.Itoa(*runs))
+		}
+		if *quick {
+			args = append(args, "-quick")
+		}
+		ours := runSide(exec.Command(self, args...))
+		var th result
+		if *torch {
+			targs := []string{sp, "--workload", w.name, "--warmup", strconv.Itoa(*warmup), "--runs", strconv.Itoa(pickRuns(w, *runs, *quick))}
+			th = runSide(exec.Command(*python, targs...))
+		} else {
+			th.Error = "skipped"
+		}
+		fmt.Printf("%-26s %10s %10s %7s %9s %9s %8s %8s\n", w.name, ms(ours), ms(th), ratio(ours, th),
+			mib(ours), mib(th), share(ours.GFLOP, ours, pk), share(ours.GFLOP, th, pk))
+		for _, r := range []struct {
+			side string
+			r    result
+		}{{"ours", ours}, {"torch", th}} {
+			if r.r.Error != "" && r.r.Error != "skipped" {
+				failed = true
+				fmt.Printf("    %s: %s\n", r.side, r.r.Error)
+			}
+		}
+	}
+	fmt.Printf("\nload:     %s (after)\n", loadAvg())
+	fmt.Printf("ratio = ours/torch (below 1: we are faster); %%pk = counted conv+GEMM FLOPs / median time / peak\n")
+	if failed {
+		os.Exit(1)
+	}
+}
+
+func pickRuns(w workload, runs int, quick bool) int {
+	switch {
+	case runs > 0:
+		return runs
+	case quick:
+		return w.quick
+	}
+	return w.runs
+}
+
+// runSide runs one worker process and decodes its last JSON line.
+func runSide(cmd *exec.Cmd) result {
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var r result
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if jerr := json.Unmarshal([]byte(lines[len(lines)-1]), &r); jerr != nil {
+		msg := strings.TrimSpace(errb.String())
+		if len(msg) > 300 {
+			msg = "..." + msg[len(msg)-300:]
+		}
+		r.Error = fmt.Sprintf("%v: %s", err, msg)
+	}
+	return r
+}
+
+// runWorker times one workload in this process and prints a JSON result.
+func runWorker(name string, runs int, quick bool, warmup int) int {
+	i := slices.IndexFunc(workloads, func(w workload) bool { return w.name == name })
+	if i < 0 {
+		fmt.Fprintf(os.Stderr, "detlab-bench: unknown workload %q\n", name)
+		return 2
+	}
+	w := workloads[i]
+	runs = pickRuns(w, runs, quick)
+	cnt := &counting{Backend: nn.CurrentBackend()}
+	nn.SetBackend(cnt)
+	r := result{Name: name, Backend: cnt.Backend.Name()}
+	fail := func(err error) int {
+		r.Error = err.Error()
+		_ = json.NewEncoder(os.Stdout).Encode(r)
+		return 1
+	}
+	step, err := w.setup()
+	if err != nil {
+		return fail(err)
+	}
+	for range warmup {
+		if err := step(); err != nil {
+			return fail(err)
+		}
+	}
+	cnt.flops.Store(0)
+	for range runs {
+		t0 := time.Now()
+		if err := step(); err != nil {
+			return fail(err)
+		}
+		r.TimesMS = append(r.TimesMS, float64(time.Since(t0).Microseconds())/1000)
+	}
+	r.GFLOP = float64(cnt.flops.Load()) / float64(runs) / 1e9
+	r.MedianMS = median(r.TimesMS)
+	r.PeakRSSMB = peakRSSMB()
+	_ = json.NewEncoder(os.Stdout).Encode(r)
+	return 0
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// peakRSSMB is VmHWM from /proc/self/status in MiB (-1 if unreadable).
+func peakRSSMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			if err == nil {
+				return kb / 1024
+			}
+		}
+	}
+	return -1
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+type peak struct {
+	gflops  float64
+	formula string
+}
+
+// peakFLOPS estimates the fp32 peak: cores x FMA units x lanes x 2 x clock.
+// Guesses: 2 FMA units per core (every AVX2/AVX-512 core we meet); 16
+// lanes with AVX-512 except AMD Zen 4, which runs 512-bit FMAs as two
+// 256-bit halves (8 effective; told apart from Zen 5 by the absence of
+// avx512_vp2intersect), 8 with AVX2, 4 otherwise.
+func peakFLOPS(units, lanes int, ghz float64) peak {
+	c := compute.CPU()
+	flags := cpuFlags()
+	if units == 0 {
+		units = 2
+	}
+	if lanes == 0 {
+		switch {
+		case c.AVX512F && strings.Contains(c.Model, "AMD") && !flags["avx512_vp2intersect"]:
+			lanes = 8
+		case c.AVX512F:
+			lanes = 16
+		case c.AVX2:
+			lanes = 8
+		default:
+			lanes = 4
+		}
+	}
+	if ghz == 0 {
+		ghz = cpuGHz()
+	}
+	cores := runtime.GOMAXPROCS(0)
+	g := float64(cores*units*lanes*2) * ghz
+	return peak{g, fmt.Sprintf("%d cores x %d FMA units x %d lanes x 2 x %.3f GHz", cores, units, lanes, ghz)}
+}
+
+func cpuFlags() map[string]bool {
+	m := map[string]bool{}
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return m
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "flags" {
+			for _, fl := range strings.Fields(v) {
+				m[fl] = true
+			}
+			break
+		}
+	}
+	return m
+}
+
+// cpuGHz is the first "cpu MHz" of /proc/cpuinfo in GHz (2 if absent).
+func cpuGHz() float64 {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return 2
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "cpu MHz" {
+			if mhz, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && mhz > 0 {
+				return mhz / 1000
+			}
+		}
+	}
+	return 2
+}
+
+// defaultScript finds torch_bench.py: beside the executable's source (go
+// run from the module root) or in the working directory.
+func defaultScript() string {
+	for _, p := range []string{"cmd/detlab-bench/torch_bench.py", "torch_bench.py"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if exe, err := os.Executable(); err == nil {
+		return filepath.Join(filepath.Dir(exe), "torch_bench.py")
+	}
+	return "torch_bench.py"
+}
+
+func ms(r result) string {
+	if r.Error != "" || r.MedianMS == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", r.MedianMS)
+}
+
+func mib(r result) string {
+	if r.Error != "" || r.PeakRSSMB <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", r.PeakRSSMB)
+}
+
+func ratio(a, b result) string {
+	if a.Error != "" || b.Error != "" || b.MedianMS == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", a.MedianMS/b.MedianMS)
+}
+
+func share(gflop float64, r result, pk peak) string {
+	if r.Error != "" || r.MedianMS == 0 || gflop == 0 || pk.gflops == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100*gflop/(r.MedianMS/1000)/pk.gflops)
+}
