@@ -58,7 +58,7 @@ func main() {
 		quick    = flag.Bool("quick", false, "fewer timed runs")
 		only     = flag.String("only", "", "run only workloads whose name contains this")
 		torch    = flag.Bool("torch", true, "run PyTorch's side too")
-		python   = flag.String("python", "python3", "Python with torch and torchvision")
+		python   = flag.String("python", "/usr/bin/python3", "Python with torch and torchvision (Debian python3-torch, python3-torchvision)")
 		script   = flag.String("script", "", "torch_bench.py path (default: beside this source)")
 		fmaUnits = flag.Int("fma-units", 0, "FMA units per core for the peak (0: guess)")
 		lanes    = flag.Int("lanes", 0, "fp32 lanes per FMA for the peak (0: guess)")
