@@ -148,7 +148,15 @@ func (s *Session) goCall(f interface{}, args []interface{}) {
 				var b strings.Builder
 				fmt.Fprintf(&b, "panic in a goroutine started by a cell: %v\n", r)
 				for _, l := range s.takePanicLines() {
-					fmt.Fprintf(&b, "    at %s\n", l)
+					m := panicLine.FindStringSubmatch(l)
+					if m == nil {
+						continue
+					}
+					fn := strings.TrimPrefix(m[3], "main.")
+					if fn == "func" || fn == "main" {
+						fn = "a function literal"
+					}
+					fmt.Fprintf(&b, "    in %s, line %s of the cell that declared it\n", fn, m[1])
 				}
 				b.WriteString("detlab: the goroutine stopped; the session and its variables are intact.\n")
 				s.stream("stderr", b.String())

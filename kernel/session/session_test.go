@@ -120,6 +120,15 @@ func f() int { return 1 }`)
 	if !strings.Contains(r.errs(), "st") {
 		t.Errorf("redefining Named: stderr %q does not drop st", r.errs())
 	}
+	// Variables whose types only their layout tells.
+	mustRun(t, s, "type Box struct{ W int }\ntype Other struct{ V int }\nboxes := []Box{{1}, {2}}\nfirst := boxes[0]\nothers := map[string]*Other{\"a\": {5}}\no := others[\"a\"]")
+	_, r = mustRun(t, s, "type Other struct{ V, U int }")
+	if !strings.Contains(r.errs(), "o, others") && !strings.Contains(r.errs(), "others, o") {
+		t.Errorf("redefining Other: stderr %q, want o and others dropped", r.errs())
+	}
+	if got, _ := mustRun(t, s, "first.W + boxes[1].W"); got != "3" {
+		t.Errorf("first.W + boxes[1].W = %q after redefining another type", got)
+	}
 	// A function redefined.
 	mustRun(t, s, "func f() int { return 2 }")
 	if got, _ := mustRun(t, s, "f()"); got != "2" {

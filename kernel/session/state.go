@@ -305,6 +305,7 @@ func (s *Session) rebuildWith(ctx context.Context, c *cell, redefined []string, 
 		dropped[reason] = append(dropped[reason], name)
 	}
 	getters := map[string]reflect.Value{}
+	var known map[reflect.Type]string
 	var keptVars []varInfo
 	for _, v := range s.vars {
 		if cellVars[v.name] {
@@ -325,6 +326,17 @@ func (s *Session) rebuildWith(ctx context.Context, c *cell, redefined []string, 
 			// the old type's methods.
 			drop("they hold a value of a type declared in the notebook, whose code changed", v.name)
 			continue
+		}
+		if typ == "" && hasUnnamedStruct(p.Elem().Type()) {
+			// Recognise the notebook's struct types by their layout.
+			if known == nil {
+				known = s.notebookTypes(old, decls, changed)
+			}
+			typ = typeExpr(p.Elem().Type(), known)
+			if t := mentions(typ, changed); t != "" {
+				drop(fmt.Sprintf("their type %s was redefined", t), v.name)
+				continue
+			}
 		}
 		if typ == "" {
 			t := p.Elem().Type()
@@ -515,6 +527,66 @@ func resolveHint(h string, decls []*decl) string {
 			return types[i]
 		}
 		return ""
+	}
+	return ""
+}
+
+// notebookTypes maps the reflect types of the notebook's struct types in
+// generation g to their names. Types whose definitions changed are mapped
+// too (a variable of one must be recognised to be dropped).
+func (s *Session) notebookTypes(g *generation, decls []*decl, changed map[string]bool) map[reflect.Type]string {
+	m := map[reflect.Type]string{}
+	for _, d := range s.decls {
+		if d.kind != declType {
+			continue
+		}
+		name := d.names[0]
+		v, err := g.in.Eval("*new(" + name + ")")
+		if err != nil || !v.IsValid() {
+			continue
+		}
+		if t := v.Type(); t.Kind() == reflect.Struct && t.Name() == "" {
+			if _, dup := m[t]; dup {
+				m[t] = "" // two types of one layout: ambiguous
+			} else {
+				m[t] = name
+			}
+		}
+	}
+	return m
+}
+
+// typeExpr writes t as Go source using the notebook's type names for its
+// struct types; "" when a part cannot be written (a compiled named type).
+func typeExpr(t reflect.Type, known map[reflect.Type]string) string {
+	if n, ok := known[t]; ok {
+		return n // "" when ambiguous
+	}
+	if t.Name() != "" {
+		if t.PkgPath() == "" {
+			return t.Name() // a predeclared type
+		}
+		return ""
+	}
+	sub := func(t reflect.Type) string { return typeExpr(t, known) }
+	switch t.Kind() {
+	case reflect.Pointer:
+		if e := sub(t.Elem()); e != "" {
+			return "*" + e
+		}
+	case reflect.Slice:
+		if e := sub(t.Elem()); e != "" {
+			return "[]" + e
+		}
+	case reflect.Array:
+		if e := sub(t.Elem()); e != "" {
+			return fmt.Sprintf("[%d]%s", t.Len(), e)
+		}
+	case reflect.Map:
+		k, e := sub(t.Key()), sub(t.Elem())
+		if k != "" && e != "" {
+			return "map[" + k + "]" + e
+		}
 	}
 	return ""
 }
