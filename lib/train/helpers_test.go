@@ -48,7 +48,12 @@ type linModel struct {
 	in   int
 	// nanAt, when >= 0, makes the loss NaN at that forward pass.
 	calls, nanAt int
+	// rng, once SeedSampler set it, drops one random output from each
+	// sample's loss (random sampling, as the detector's samplers).
+	rng *rand.Rand
 }
+
+func (m *linModel) SeedSampler(seed int64) { m.rng = rand.New(rand.NewSource(seed)) }
 
 func newLinModel(size int, seed int64) *linModel {
 	in := 3 * size * size
@@ -95,6 +100,9 @@ func (m *linModel) Loss(ctx context.Context, b data.Batch) (Loss, error) {
 				acc += w[o*m.in+j] * v
 			}
 			r[o] = acc - y[o]
+		}
+		if m.rng != nil {
+			r[m.rng.Intn(4)] = 0
 		}
 		s1 += r[0]*r[0] + r[1]*r[1]
 		s2 += r[2]*r[2] + r[3]*r[3]
@@ -166,4 +174,13 @@ func maxAbsDiff(a, b [][]float32) float64 {
 		}
 	}
 	return m
+}
+
+// noSampler hides linModel's SeedSampler: every forward pass uses all
+// outputs, so different batchings see the same losses.
+type noSampler struct{ m *linModel }
+
+func (n noSampler) Params() []*nn.Param { return n.m.Params() }
+func (n noSampler) Loss(ctx context.Context, b data.Batch) (Loss, error) {
+	return n.m.Loss(ctx, b)
 }
