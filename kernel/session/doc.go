@@ -94,7 +94,8 @@
 //
 // yaegi v0.16.1 gives some compile errors a position at the start of the
 // piece it compiled; the traceback then says the interpreter did not tell
-// the line. The race detector flags the interpreter's own goroutine of an
-// interrupted cell (it ends unobserved by any synchronisation yaegi
-// offers; the session waits until the goroutine no longer exists).
+// the line. To know when an interrupted evaluation has really returned,
+// the session stops yaegi's code through three unexported fields of its
+// Interpreter, as EvalWithContext does (stop.go); the fields are checked
+// at start and a test fails if a yaegi upgrade moves them.
 package session

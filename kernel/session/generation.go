@@ -39,6 +39,7 @@ type generation struct {
 	goid     atomic.Int64 // goroutine running the current statements
 	line     atomic.Int64 // line of the top-level statement last started
 	ptrs     map[string]reflect.Value
+	stop     *stopper // nil: use EvalWithContext
 }
 
 // newGeneration creates an interpreter with the symbol tables, the runtime
@@ -74,6 +75,7 @@ func (s *Session) newGeneration() (*generation, error) {
 		return nil, fmt.Errorf("session: %w", err)
 	}
 	g.in = in
+	g.stop = newStopper(in)
 	if _, err := in.Eval(`import __detlab "` + rtPath + `"`); err != nil {
 		return nil, fmt.Errorf("session: importing the runtime helpers: %w", err)
 	}
@@ -269,6 +271,9 @@ type evalResult struct {
 func (s *Session) eval(ctx context.Context, g *generation, src string) evalResult {
 	g.goid.Store(0)
 	s.takePanicLines()
+	if g.stop != nil {
+		return s.evalStoppable(ctx, g, src)
+	}
 	v, err := g.in.EvalWithContext(ctx, src)
 	if err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return evalResult{err: err, interrupted: true, abandoned: !s.settle(g)}

@@ -475,3 +475,10 @@ func TestInterruptPrinting(t *testing.T) {
 		t.Errorf("after the interrupt: %q", got)
 	}
 }
+
+func TestStopperFindsFields(t *testing.T) {
+	s := newSession(t)
+	if s.gen.stop == nil {
+		t.Fatal("the yaegi Interpreter fields used to stop code were not found: check stop.go against the yaegi version")
+	}
+}
