@@ -435,7 +435,7 @@ func (s *Session) rebuildWith(ctx context.Context, c *cell, redefined []string, 
 		word := "variables"
 		if len(ns) == 1 {
 			word = "variable"
-			reason = strings.NewReplacer("their values", "its value", "their type", "its type").Replace(reason)
+			reason = strings.NewReplacer("their values", "its value", "their type", "its type", "they hold", "it holds").Replace(reason)
 		}
 		s.stream("stderr", fmt.Sprintf("detlab: dropped %s %s: %s\n", word, strings.Join(ns, ", "), reason))
 	}
