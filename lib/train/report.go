@@ -104,5 +104,5 @@ func fmtDuration(s float64) string {
 	if s != s || s < 0 || s > 1e9 {
 		return "?"
 	}
-	return (time.Duration(s) * time.Second).Round(time.Second).String()
+	return time.Duration(s * float64(time.Second)).Round(time.Second).String()
 }
