@@ -40,13 +40,16 @@ type generation struct {
 	line     atomic.Int64 // line of the top-level statement last started
 	ptrs     map[string]reflect.Value
 	stop     *stopper // nil: use EvalWithContext
+	// tainted names were declared by a cell whose declarations failed to
+	// compile: yaegi may hold a half-declared version of them.
+	tainted map[string]bool
 }
 
 // newGeneration creates an interpreter with the symbol tables, the runtime
 // helpers and the ctx variable.
 func (s *Session) newGeneration() (*generation, error) {
 	s.genNo++
-	g := &generation{no: s.genNo, imported: map[importSpec]bool{}, ptrs: map[string]reflect.Value{}}
+	g := &generation{no: s.genNo, imported: map[importSpec]bool{}, ptrs: map[string]reflect.Value{}, tainted: map[string]bool{}}
 	stdout, stderr := s.streams[0].w, s.streams[1].w
 	in := interp.New(interp.Options{
 		Stdout:       stdout,

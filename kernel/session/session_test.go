@@ -129,6 +129,13 @@ func f() int { return 1 }`)
 	if got, _ := mustRun(t, s, "first.W + boxes[1].W"); got != "3" {
 		t.Errorf("first.W + boxes[1].W = %q after redefining another type", got)
 	}
+	// A cell whose declarations failed, then fixed with a changed type.
+	if _, _, err := run(t, s, "type Fresh struct{ A int }\nfunc broken() int { return \"s\" }"); err == nil {
+		t.Error("a function returning a string as int compiled")
+	}
+	if got, _ := mustRun(t, s, "type Fresh struct{ A, B int }\nfunc broken() int { return 1 }\nFresh{B: 2}.B"); got != "2" {
+		t.Errorf("after fixing a failed cell: %q", got)
+	}
 	// A function redefined.
 	mustRun(t, s, "func f() int { return 2 }")
 	if got, _ := mustRun(t, s, "f()"); got != "2" {

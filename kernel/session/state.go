@@ -108,6 +108,14 @@ func (s *Session) declare(ctx context.Context, c *cell) error {
 	rebuild := false
 	for _, d := range c.decls {
 		for _, n := range d.names {
+			if s.gen.tainted[n] && (d.kind == declType || d.kind == declMethod) {
+				// A failed cell may have left a version of it in the
+				// interpreter that yaegi would keep.
+				rebuild = true
+				if d.kind == declType {
+					redefined = append(redefined, n)
+				}
+			}
 			old := s.findDecl(n)
 			if old == nil || old.src == d.src {
 				continue
@@ -158,6 +166,11 @@ func (s *Session) declare(ctx context.Context, c *cell) error {
 			}
 			s.cachePointers(g, names)
 			return nil
+		}
+	}
+	for _, d := range c.decls {
+		for _, n := range d.names {
+			g.tainted[n] = true
 		}
 	}
 	return s.evalError(r, c, cellLocator(c, declWrapLen))
