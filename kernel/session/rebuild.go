@@ -438,4 +438,3 @@ func hasUnnamedStruct(t reflect.Type) bool {
 	}
 	return walk(t)
 }
-
