@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"math"
 	"math/rand"
 	"testing"
 
@@ -110,8 +111,7 @@ func TestOverfitOneBatchDetector(t *testing.T) {
 }
 
 // TestDetectorResumeAndAMP trains the tiny detector on the synthetic shapes
-// for 2 epochs (4 steps): float32, AMP (same losses: tolerance 0, see the
-// package doc), and AMP stopped after step 1, checkpointed, loaded into a
+// for 2 epochs (4 steps): float32, AMP (same losses), and AMP stopped after step 1, checkpointed, loaded into a
 // freshly built model and continued (same losses and weights, tolerance 0:
 // the samplers are reseeded from the position).
 func TestDetectorResumeAndAMP(t *testing.T) {
@@ -146,9 +146,17 @@ func TestDetectorResumeAndAMP(t *testing.T) {
 	if len(amp.History.Records) != 4 {
 		t.Fatalf("%d steps, want 4", len(amp.History.Records))
 	}
+	// Bit for bit while the detector computes in float32 under AMP; 5%
+	// relative once fasterrcnn honours autocast (reduced-precision products).
+	tol := 0.0
+	if amp.Precision() != nn.Float32 {
+		tol = 0.05
+	}
+	t.Logf("detector under AMP computes in %v", amp.Precision())
 	for i, r := range amp.History.Records {
-		if r.Losses["loss"] != f32.History.Records[i].Losses["loss"] {
-			t.Errorf("step %d: AMP loss %v, float32 %v", i, r.Losses["loss"], f32.History.Records[i].Losses["loss"])
+		a, b := float64(r.Losses["loss"]), float64(f32.History.Records[i].Losses["loss"])
+		if math.Abs(a-b) > tol*b {
+			t.Errorf("step %d: AMP loss %v, float32 %v", i, a, b)
 		}
 	}
 	stopped, _ := run(true, 1, "")

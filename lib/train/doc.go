@@ -24,14 +24,20 @@
 // epochs, per-iteration ones (Warmup, Cosine with perStep) the number of
 // optimizer steps taken, as torch's scheduler.step() would be called.
 //
-// Mixed precision, plainly: Config.AMP turns on a real loss scaler (initial
-// scale 2^16, x2 after 2000 good steps, x0.5 and a skipped optimizer step on
-// Inf/NaN gradients, gradients unscaled once per step before clipping).
-// Reduced-precision compute (autocast) is not implemented: lib/nn has no
-// autocast switch yet, so with AMP every operation (convolutions, matrix
-// products, RoIAlign, losses, the backward pass, the optimizer) still runs in
-// float32 with float32 weights. Loss scales are powers of two, so in float32
-// the scaled backward and the unscale are exact and AMP training follows
-// float32 training bit for bit (tested); the scaler matters once reduced
-// precision arrives.
+// Mixed precision, plainly: Config.AMP turns on two things. (1) A real
+// loss scaler with GradScaler's semantics: initial scale 2^16, x2 after 2000
+// consecutive good steps, x0.5 and a skipped optimizer step on Inf/NaN
+// gradients, gradients unscaled once per step before clipping. (2) Autocast
+// in Config.Precision (bfloat16 by default, float16 on request) for models
+// that implement Autocaster: with lib/nn's Graph.WithAutocast, Conv2d,
+// Linear and RoIAlign multiply operands rounded to the reduced precision
+// (forward and backward) with float32 accumulation; BatchNorm, activations,
+// losses, all gradients, the optimizer and the master weights stay float32.
+// The rounding is EMULATED on the float32 kernels (nn.AutocastKernels says
+// so): results are those of reduced-precision operands, but nothing runs
+// faster. Trainer.Precision reports what a Fit actually ran in: a model
+// without SetAutocast (today *fasterrcnn.Model, through Detector, until it
+// gains a SetAutocast(nn.Precision) method) computes in float32 and gets
+// the loss scaler only; loss scales are powers of two, so its AMP training
+// then equals float32 training bit for bit.
 package train

@@ -39,11 +39,23 @@ func Detector(m *fasterrcnn.Model) Model { return detector{m} }
 
 type detector struct{ m *fasterrcnn.Model }
 
-func (d detector) Params() []*nn.Param            { return d.m.Params() }
-func (d detector) StateDict() *nn.StateDict       { return d.m.StateDict() }
-func (d detector) Train()                         { d.m.Train() }
-func (d detector) Eval()                          { d.m.Eval() }
-func (d detector) SeedSampler(seed int64)         { d.m.SeedSampler(seed) }
+func (d detector) Params() []*nn.Param      { return d.m.Params() }
+func (d detector) StateDict() *nn.StateDict { return d.m.StateDict() }
+func (d detector) Train()                   { d.m.Train() }
+func (d detector) Eval()                    { d.m.Eval() }
+func (d detector) SeedSampler(seed int64)   { d.m.SeedSampler(seed) }
+
+// SetAutocast passes the precision on when the Faster R-CNN model supports
+// autocast (a SetAutocast(nn.Precision) method); otherwise it reports false
+// and the model computes in float32.
+func (d detector) SetAutocast(p nn.Precision) bool {
+	if a, ok := any(d.m).(interface{ SetAutocast(nn.Precision) }); ok {
+		a.SetAutocast(p)
+		return true
+	}
+	return p == nn.Float32
+}
+
 func (d detector) Unwrap() *fasterrcnn.Model      { return d.m }
 func (l detectorLoss) Values() map[string]float32 { return l.l.Values() }
 func (l detectorLoss) Backward(s float32) error   { return l.l.BackwardScaled(s) }

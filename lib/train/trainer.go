@@ -43,10 +43,14 @@ type Config struct {
 	Augment data.Augmenter
 	// Seed fixes the shuffle, the augmentations and the model's sampling.
 	Seed int64
-	// AMP turns on loss scaling with GradScaler's semantics (see Scaler).
-	// Reduced-precision compute (autocast) needs lib/nn support; see the
-	// package documentation for what runs in which precision.
+	// AMP turns on mixed precision: loss scaling with GradScaler's
+	// semantics (see Scaler) and, for models that implement Autocaster,
+	// autocast in Precision. See the package documentation for what runs
+	// in which precision.
 	AMP bool
+	// Precision is the autocast precision under AMP: nn.BFloat16 (the
+	// default, also when left at nn.Float32) or nn.Float16.
+	Precision nn.Precision
 	// ClipNorm, when > 0, clips the global gradient norm
 	// (clip_grad_norm_) after unscaling.
 	ClipNorm float64
@@ -78,7 +82,22 @@ type Trainer struct {
 	Epoch, Batch, Step int
 	// History records every optimizer step.
 	History *History
+	// precision is what the last Fit computed in.
+	precision nn.Precision
 }
+
+// Autocaster is implemented by models that can compute their heavy
+// operations in reduced precision (lib/nn's Graph.WithAutocast). SetAutocast
+// switches it (nn.Float32 turns it off) and reports whether the model
+// honours it.
+type Autocaster interface {
+	SetAutocast(p nn.Precision) bool
+}
+
+// Precision reports the precision the convolutions, matrix products and
+// RoI features of the last Fit ran in: nn.Float32 without AMP or when the
+// model does not implement Autocaster.
+func (t *Trainer) Precision() nn.Precision { return t.precision }
 
 // New returns a trainer for m. Invalid settings are reported by Fit.
 func New(m Model, cfg Config) *Trainer {
@@ -120,6 +139,8 @@ func (t *Trainer) validate() error {
 		return fmt.Errorf("train: invalid learning rate %v", t.cfg.LR)
 	case t.cfg.ClipNorm < 0 || math.IsNaN(t.cfg.ClipNorm):
 		return fmt.Errorf("train: invalid ClipNorm %v", t.cfg.ClipNorm)
+	case t.cfg.Precision < nn.Float32 || t.cfg.Precision > nn.Float16:
+		return fmt.Errorf("train: invalid Precision %d", t.cfg.Precision)
 	}
 	return t.Opt.Validate()
 }
@@ -146,6 +167,17 @@ func (t *Trainer) Fit(ctx context.Context, ds data.Dataset, epochs int) (*Histor
 	}
 	if m, ok := t.model.(interface{ Train() }); ok {
 		m.Train()
+	}
+	t.precision = nn.Float32
+	if a, ok := t.model.(Autocaster); ok && t.cfg.AMP {
+		p := t.cfg.Precision
+		if p == nn.Float32 {
+			p = nn.BFloat16
+		}
+		if a.SetAutocast(p) {
+			t.precision = p
+			defer a.SetAutocast(nn.Float32)
+		}
 	}
 	nb := loader.NumBatches()
 	total := (epochs - t.Epoch) * ((nb + t.cfg.AccumSteps - 1) / t.cfg.AccumSteps)
