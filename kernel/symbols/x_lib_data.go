@@ -28,6 +28,7 @@ func init() {
 		"Fail":            reflect.ValueOf(data.Fail),
 		"FlipHorizontal":  reflect.ValueOf(data.FlipHorizontal),
 		"InvalidBox":      reflect.ValueOf(data.InvalidBox),
+		"LoadFailed":      reflect.ValueOf(data.LoadFailed),
 		"LooksXYWH":       reflect.ValueOf(data.LooksXYWH),
 		"Malformed":       reflect.ValueOf(data.Malformed),
 		"MissingImage":    reflect.ValueOf(data.MissingImage),
