@@ -74,6 +74,15 @@ func (o *SGD) Step(params []*nn.Param, lr float64) error {
 	if o.Buffers == nil {
 		o.Buffers = map[string][]float32{}
 	}
+	type job struct {
+		name   string
+		w, g   []float32
+		wd     float32
+		first  bool
+		buffer []float32
+	}
+	var jobs []job
+	var lengths []int
 	for _, p := range params {
 		if p == nil || !p.Trainable || p.Grad == nil {
 			continue
@@ -82,19 +91,39 @@ func (o *SGD) Step(params []*nn.Param, lr float64) error {
 		if len(w) != len(g) {
 			return fmt.Errorf("train: parameter %q has %d values and %d gradients", p.Name, len(w), len(g))
 		}
-		wd := float32(o.WeightDecay)
+		j := job{name: p.Name, w: w, g: g, wd: float32(o.WeightDecay)}
 		if o.NoDecay != nil && o.NoDecay(p.Name) {
-			wd = 0
+			j.wd = 0
 		}
-		o.update(p.Name, w, g, wd, float32(lr))
+		if o.Momentum != 0 {
+			buf, ok := o.Buffers[p.Name]
+			if !ok || len(buf) != len(w) {
+				buf = make([]float32, len(w))
+				o.Buffers[p.Name] = buf
+				j.first = true
+			}
+			j.buffer = buf
+		}
+		jobs = append(jobs, j)
+		lengths = append(lengths, len(w))
 	}
+	parallel(chunks(lengths), func(c chunk) {
+		j := jobs[c.p]
+		var buf []float32
+		if j.buffer != nil {
+			buf = j.buffer[c.lo:c.hi]
+		}
+		o.update(j.w[c.lo:c.hi], j.g[c.lo:c.hi], buf, j.first, j.wd, float32(lr))
+	})
 	return nil
 }
 
-// update applies one step to w in float32, as torch's foreach=False path.
-func (o *SGD) update(name string, w, g []float32, wd, lr float32) {
+// update applies one step to w in float32, element by element as torch's
+// single-tensor path; buf is the momentum buffer (nil without momentum) and
+// first marks its first step.
+func (o *SGD) update(w, g, buf []float32, first bool, wd, lr float32) {
 	mom, damp := float32(o.Momentum), float32(1-o.Dampening)
-	if mom == 0 {
+	if buf == nil {
 		for i := range w {
 			d := g[i]
 			if wd != 0 {
@@ -103,12 +132,6 @@ func (o *SGD) update(name string, w, g []float32, wd, lr float32) {
 			w[i] -= lr * d
 		}
 		return
-	}
-	buf, ok := o.Buffers[name]
-	first := !ok || len(buf) != len(w)
-	if first {
-		buf = make([]float32, len(w))
-		o.Buffers[name] = buf
 	}
 	for i := range w {
 		d := g[i]

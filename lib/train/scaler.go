@@ -2,6 +2,7 @@ package train
 
 import (
 	"math"
+	"sync"
 
 	"github.com/detlab/detlab/lib/nn"
 )
@@ -37,21 +38,39 @@ func NewScaler() *Scaler {
 // holding a non-finite gradient is returned too ("" when all are finite).
 func (s *Scaler) Unscale(params []*nn.Param) (finite bool, first string) {
 	inv := float32(1 / s.Scale)
-	finite = true
+	var gs [][]float32
+	var lengths []int
+	var names []string
 	for _, p := range params {
 		if p == nil || p.Grad == nil {
 			continue
 		}
-		g := p.Grad.Data()
+		gs = append(gs, p.Grad.Data())
+		lengths = append(lengths, p.Grad.Len())
+		names = append(names, p.Name)
+	}
+	bad := make([]bool, len(gs))
+	var mu sync.Mutex
+	parallel(chunks(lengths), func(c chunk) {
+		g := gs[c.p][c.lo:c.hi]
+		var acc float32 // v-v is 0 for finite v and NaN for Inf and NaN
 		for i, v := range g {
 			v *= inv
 			g[i] = v
-			if finite && (math.IsNaN(float64(v)) || math.IsInf(float64(v), 0)) {
-				finite, first = false, p.Name
-			}
+			acc += v - v
+		}
+		if acc != 0 {
+			mu.Lock()
+			bad[c.p] = true
+			mu.Unlock()
+		}
+	})
+	for i, b := range bad {
+		if b {
+			return false, names[i]
 		}
 	}
-	return finite, first
+	return true, ""
 }
 
 // Update adjusts the scale after a step: backoff when found non-finite

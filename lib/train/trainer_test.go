@@ -219,3 +219,28 @@ func TestFitBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestProgress: one report per optimizer step, counting to Total, with a
+// rate, an ETA reaching 0, and the step's learning rate and losses.
+func TestProgress(t *testing.T) {
+	ds := newToyData(7, toySize, 10)
+	var ps []Progress
+	tr, _ := toyTrainer(Config{BatchSize: 2, AccumSteps: 3, Schedule: StepLR(1, 0.5),
+		Reporter: ReporterFunc(func(p Progress) { ps = append(ps, p) })})
+	if _, err := tr.Fit(context.Background(), ds, 2); err != nil {
+		t.Fatal(err)
+	}
+	// 7 images in batches of 2: 4 batches per epoch, steps of 3 and 1.
+	if len(ps) != 4 || ps[3].Done != 4 || ps[3].Total != 4 || ps[3].ETA != 0 || ps[1].Batch != 4 || ps[1].Batches != 4 {
+		t.Fatalf("progress %+v", ps)
+	}
+	for i, p := range ps {
+		wantLR := 0.05
+		if i >= 2 {
+			wantLR = 0.025
+		}
+		if p.Step != i+1 || p.Epoch != i/2 || p.LR != wantLR || p.Rate <= 0 || p.Losses["loss"] <= 0 {
+			t.Errorf("report %d: %+v", i, p)
+		}
+	}
+}
