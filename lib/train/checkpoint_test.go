@@ -161,3 +161,24 @@ func TestLoadBadCheckpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckpointEveryEpoch: Config.CheckpointPath holds the state after the
+// last completed epoch.
+func TestCheckpointEveryEpoch(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run.safetensors")
+	tr, m := toyTrainer(Config{Momentum: 0.9, BatchSize: 2, CheckpointPath: path})
+	if _, err := tr.Fit(context.Background(), newToyData(4, toySize, 2), 2); err != nil {
+		t.Fatal(err)
+	}
+	fresh := New(newLinModel(toySize, 99), Config{})
+	if err := fresh.Load(path); err != nil {
+		t.Fatal(err)
+	}
+	if fresh.Epoch != 2 || fresh.Batch != 0 || fresh.Step != 4 || len(fresh.History.Records) != 4 || len(fresh.Opt.Buffers) != 2 {
+		t.Errorf("checkpoint: epoch %d batch %d step %d, %d records, %d buffers", fresh.Epoch, fresh.Batch, fresh.Step,
+			len(fresh.History.Records), len(fresh.Opt.Buffers))
+	}
+	if d := maxAbsDiff(paramsCopy(m.Params()), paramsCopy(fresh.model.Params())); d != 0 {
+		t.Errorf("loaded weights differ by %g", d)
+	}
+}
