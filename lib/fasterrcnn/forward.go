@@ -131,7 +131,7 @@ func (m *Model) LossesBatch(ctx context.Context, il *transform.ImageList, target
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	g := nn.NewGraph().WithArena(m.arena)
+	g := nn.NewGraph().WithArena(m.arena).WithAutocast(m.autocast)
 	feats, err := m.features(g, il.Tensor)
 	if err != nil {
 		return nil, err

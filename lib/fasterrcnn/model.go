@@ -42,6 +42,9 @@ type Model struct {
 	// arena recycles activation and gradient buffers between forward
 	// passes (graphs give them back on Release).
 	arena *nn.Arena
+	// autocast is the precision of the heavy ops in training forward
+	// passes (nn.Float32: autocast off); see SetAutocast.
+	autocast nn.Precision
 }
 
 // New validates cfg and builds a model in evaluation mode, creating the
