@@ -35,9 +35,9 @@
 // losses, all gradients, the optimizer and the master weights stay float32.
 // The rounding is EMULATED on the float32 kernels (nn.AutocastKernels says
 // so): results are those of reduced-precision operands, but nothing runs
-// faster. Trainer.Precision reports what a Fit actually ran in: a model
-// without SetAutocast (today *fasterrcnn.Model, through Detector, until it
-// gains a SetAutocast(nn.Precision) method) computes in float32 and gets
-// the loss scaler only; loss scales are powers of two, so its AMP training
-// then equals float32 training bit for bit.
+// faster unless lib/nn has a reduced-precision kernel for the CPU.
+// *fasterrcnn.Model (through Detector) implements autocast. Trainer.Precision
+// reports what a Fit actually ran in: a model without SetAutocast computes in
+// float32 and gets the loss scaler only; loss scales are powers of two, so
+// its AMP training then equals float32 training bit for bit.
 package train

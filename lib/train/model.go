@@ -45,15 +45,10 @@ func (d detector) Train()                   { d.m.Train() }
 func (d detector) Eval()                    { d.m.Eval() }
 func (d detector) SeedSampler(seed int64)   { d.m.SeedSampler(seed) }
 
-// SetAutocast passes the precision on when the Faster R-CNN model supports
-// autocast (a SetAutocast(nn.Precision) method); otherwise it reports false
-// and the model computes in float32.
+// SetAutocast passes the precision on to the Faster R-CNN model.
 func (d detector) SetAutocast(p nn.Precision) bool {
-	if a, ok := any(d.m).(interface{ SetAutocast(nn.Precision) }); ok {
-		a.SetAutocast(p)
-		return true
-	}
-	return p == nn.Float32
+	d.m.SetAutocast(p)
+	return true
 }
 
 func (d detector) Unwrap() *fasterrcnn.Model      { return d.m }
