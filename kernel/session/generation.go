@@ -93,6 +93,17 @@ func (s *Session) newGeneration() (*generation, error) {
 	return g, nil
 }
 
+// safeEval evaluates a short piece of the session's own code (an import,
+// "&x"): a panic escaping yaegi's compiler becomes an error.
+func (g *generation) safeEval(src string) (v reflect.Value, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("session: the interpreter panicked on %q: %v", src, r)
+		}
+	}()
+	return g.in.Eval(src)
+}
+
 // runtimeExports are the helpers generation g imports as __detlab.
 func (s *Session) runtimeExports(g *generation) interp.Exports {
 	result := func(vals ...interface{}) {

@@ -26,6 +26,12 @@ import (
 // symbol table), a declaration of the notebook, a variable and its value,
 // a builtin or a keyword.
 func (s *Session) Inspect(code string, cursor int, detail int) (text string, found bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			editorPanic(r)
+			text, found = "", false
+		}
+	}()
 	off := byteOffset(code, cursor)
 	from := identBefore(code, off)
 	to := identAfter(code, off)

@@ -43,7 +43,7 @@ func (s *Session) rebuildWith(ctx context.Context, c *cell, redefined []string, 
 		if ng.imported[im] {
 			continue
 		}
-		if _, err := ng.in.Eval(im.String()); err != nil {
+		if _, err := ng.safeEval(im.String()); err != nil {
 			return &ExecError{Name: "ImportError", Value: importMessage(im, err), Traceback: []string{"ImportError: " + importMessage(im, err)}}
 		}
 		ng.imported[im] = true
@@ -153,7 +153,7 @@ func (s *Session) rebuildWith(ctx context.Context, c *cell, redefined []string, 
 		if err := ng.in.Use(interp.Exports{carryPath + "/carry": getters}); err != nil {
 			return &ExecError{Name: "InternalError", Value: err.Error(), Traceback: []string{err.Error()}}
 		}
-		if _, err := ng.in.Eval(`import __detlab_carry "` + carryPath + `"`); err != nil {
+		if _, err := ng.safeEval(`import __detlab_carry "` + carryPath + `"`); err != nil {
 			return &ExecError{Name: "InternalError", Value: err.Error(), Traceback: []string{err.Error()}}
 		}
 	}
@@ -184,7 +184,7 @@ func (s *Session) rebuildWith(ctx context.Context, c *cell, redefined []string, 
 	// Set the carried values.
 	var names []string
 	for _, cv := range carry {
-		np, err := ng.in.Eval("&" + cv.v.name)
+		np, err := ng.safeEval("&" + cv.v.name)
 		if err != nil || np.Kind() != reflect.Pointer || np.IsNil() {
 			drop("their values could not be reached", cv.v.name)
 			continue
@@ -335,7 +335,7 @@ func (s *Session) notebookTypes(g *generation, decls []*decl, changed map[string
 			continue
 		}
 		name := d.names[0]
-		v, err := g.in.Eval("*new(" + name + ")")
+		v, err := g.safeEval("*new(" + name + ")")
 		if err != nil || !v.IsValid() {
 			continue
 		}

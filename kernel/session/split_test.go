@@ -159,3 +159,23 @@ func FuzzSplit(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEditor checks that completion, inspection and is_complete never
+// panic, whatever the code and cursor.
+func FuzzEditor(f *testing.F) {
+	for _, s := range []string{"fmt.Pri", "x.", "é := stri", "func f() {", "`", "a.b.c.", "strings.Split("} {
+		f.Add(s, len(s))
+	}
+	s, err := New(Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer s.Close()
+	f.Fuzz(func(t *testing.T, code string, cursor int) {
+		editorPanic = func(r interface{}) { t.Fatalf("panic on %q at %d: %v", code, cursor, r) }
+		defer func() { editorPanic = func(interface{}) {} }()
+		s.Complete(code, cursor)
+		s.Inspect(code, cursor, 0)
+		s.IsComplete(code)
+	})
+}

@@ -67,7 +67,7 @@ func (s *Session) setVar(v varInfo) {
 // that a later generation can take their values without evaluating in g.
 func (s *Session) cachePointers(g *generation, names []string) {
 	for _, n := range names {
-		p, err := g.in.Eval("&" + n)
+		p, err := g.safeEval("&" + n)
 		if err == nil && p.IsValid() && p.Kind() == reflect.Pointer && !p.IsNil() {
 			g.ptrs[n] = p
 		}
@@ -134,7 +134,7 @@ func (s *Session) declare(ctx context.Context, c *cell) error {
 		if g.imported[im] {
 			continue
 		}
-		if _, err := g.in.Eval(im.String()); err != nil {
+		if _, err := g.safeEval(im.String()); err != nil {
 			return &ExecError{Name: "ImportError", Value: importMessage(im, err), Traceback: []string{"ImportError: " + importMessage(im, err)}}
 		}
 		g.imported[im] = true
