@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/vg"
@@ -104,7 +105,12 @@ func plainText(v interface{}) string {
 	if s, ok := v.(fmt.Stringer); ok {
 		return s.String()
 	}
-	return fmt.Sprintf("%T", v)
+	t := fmt.Sprintf("%T", v)
+	if i := strings.LastIndexByte(t, '.'); i >= 0 && strings.HasPrefix(t[i+1:], "_") {
+		// The interpreter's wrapper around a notebook value.
+		return "<rich output>"
+	}
+	return t
 }
 
 // bundleOrText is Bundle, falling back to text/plain formatting with %v.

@@ -55,6 +55,14 @@ func TestRichResult(t *testing.T) {
 	if d == nil || d.MIME["image/png"] == nil {
 		t.Fatalf("result of an image = %+v, want image/png", d)
 	}
+	// display.Show of a notebook value uses its HTML method.
+	r = &recorder{}
+	if _, err := s.Execute(context.Background(), "import \"github.com/detlab/detlab/kernel/display\"\ndisplay.Show(H{})", r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.displays) != 1 || r.displays[0].MIME["text/html"] != "<b>h</b>" {
+		t.Fatalf("display.Show(H{}) sent %+v", r.displays)
+	}
 	// display calls reach the output.
 	r = &recorder{}
 	if _, err := s.Execute(context.Background(), "import \"github.com/detlab/detlab/kernel/display\"\ndisplay.Markdown(\"**m**\")\nid := display.NewID()\ndisplay.ShowID(id, 1)\ndisplay.Update(id, 2)", r); err != nil {
