@@ -4,19 +4,34 @@ package symbols
 
 import (
 	"github.com/detlab/detlab/lib/anchor"
+	"go/constant"
+	"go/token"
 	"reflect"
 )
 
 func init() {
 	Symbols["github.com/detlab/detlab/lib/anchor/anchor"] = map[string]reflect.Value{
 		// function, constant and variable definitions
-		"CellAnchors": reflect.ValueOf(anchor.CellAnchors),
-		"Defaults":    reflect.ValueOf(anchor.Defaults),
-		"ErrConfig":   reflect.ValueOf(&anchor.ErrConfig).Elem(),
-		"New":         reflect.ValueOf(anchor.New),
+		"Analyze":       reflect.ValueOf(anchor.Analyze),
+		"CellAnchors":   reflect.ValueOf(anchor.CellAnchors),
+		"Compare":       reflect.ValueOf(anchor.Compare),
+		"Defaults":      reflect.ValueOf(anchor.Defaults),
+		"ErrConfig":     reflect.ValueOf(&anchor.ErrConfig).Elem(),
+		"KMeans":        reflect.ValueOf(anchor.KMeans),
+		"NegativeIoU":   reflect.ValueOf(constant.MakeFromLiteral("0.3000000000000000000108420217248550443400745280086994171142578125", token.FLOAT, 0)),
+		"New":           reflect.ValueOf(anchor.New),
+		"PositiveIoU":   reflect.ValueOf(constant.MakeFromLiteral("0.6999999999999999999891579782751449556599254719913005828857421875", token.FLOAT, 0)),
+		"Resize":        reflect.ValueOf(anchor.Resize),
+		"SizeDivisible": reflect.ValueOf(constant.MakeFromLiteral("32", token.INT, 0)),
+		"Suggest":       reflect.ValueOf(anchor.Suggest),
 
 		// type definitions
-		"Config":    reflect.ValueOf((*anchor.Config)(nil)),
-		"Generator": reflect.ValueOf((*anchor.Generator)(nil)),
+		"Clusters":   reflect.ValueOf((*anchor.Clusters)(nil)),
+		"Comparison": reflect.ValueOf((*anchor.Comparison)(nil)),
+		"Config":     reflect.ValueOf((*anchor.Config)(nil)),
+		"Coverage":   reflect.ValueOf((*anchor.Coverage)(nil)),
+		"Generator":  reflect.ValueOf((*anchor.Generator)(nil)),
+		"ImageBoxes": reflect.ValueOf((*anchor.ImageBoxes)(nil)),
+		"WH":         reflect.ValueOf((*anchor.WH)(nil)),
 	}
 }

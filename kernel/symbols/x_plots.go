@@ -19,16 +19,20 @@ func init() {
 		"DefaultLossOptions": reflect.ValueOf(plots.DefaultLossOptions),
 		"DefaultSmoothing":   reflect.ValueOf(constant.MakeFromLiteral("0.600000000000000000021684043449710088680149056017398834228515625", token.FLOAT, 0)),
 		"DefaultWidth":       reflect.ValueOf(&plots.DefaultWidth).Elem(),
+		"Detections":         reflect.ValueOf(plots.Detections),
 		"ErrInput":           reflect.ValueOf(&plots.ErrInput).Elem(),
 		"LearningRate":       reflect.ValueOf(plots.LearningRate),
 		"LossScale":          reflect.ValueOf(plots.LossScale),
 		"Losses":             reflect.ValueOf(plots.Losses),
 		"LossesWith":         reflect.ValueOf(plots.LossesWith),
+		"MinDrawSize":        reflect.ValueOf(&plots.MinDrawSize).Elem(),
 		"Palette":            reflect.ValueOf(&plots.Palette).Elem(),
 		"Smooth":             reflect.ValueOf(plots.Smooth),
 
 		// type definitions
-		"Figure":      reflect.ValueOf((*plots.Figure)(nil)),
-		"LossOptions": reflect.ValueOf((*plots.LossOptions)(nil)),
+		"DetectionOptions": reflect.ValueOf((*plots.DetectionOptions)(nil)),
+		"Figure":           reflect.ValueOf((*plots.Figure)(nil)),
+		"Image":            reflect.ValueOf((*plots.Image)(nil)),
+		"LossOptions":      reflect.ValueOf((*plots.LossOptions)(nil)),
 	}
 }
