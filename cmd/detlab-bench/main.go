@@ -6,6 +6,7 @@
 //	go run ./cmd/detlab-bench            # every workload, both sides
 //	go run ./cmd/detlab-bench -quick     # fewer runs
 //	go run ./cmd/detlab-bench -only frcnn -torch=false
+//	go run ./cmd/detlab-bench -worker frcnn-train-320-b2 -runs 3 -cpuprofile cpu.prof
 //
 // Every workload runs in its own process on each side (ours: this binary
 // with the hidden -worker flag; PyTorch's: torch_bench.py beside this file),
@@ -30,9 +31,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/detlab/detlab/lib/compute"
@@ -46,6 +49,7 @@ type result struct {
 	MedianMS  float64   `json:"median_ms"`
 	PeakRSSMB float64   `json:"peak_rss_mb"`
 	GFLOP     float64   `json:"gflop"`
+	CPUMS     float64   `json:"cpu_ms"` // user+system CPU time per run (median run's load-independent twin)
 	Backend   string    `json:"backend"`
 	Error     string    `json:"error,omitempty"`
 }
@@ -63,10 +67,15 @@ func main() {
 		fmaUnits = flag.Int("fma-units", 0, "FMA units per core for the peak (0: guess)")
 		lanes    = flag.Int("lanes", 0, "fp32 lanes per FMA for the peak (0: guess)")
 		ghz      = flag.Float64("ghz", 0, "clock in GHz for the peak (0: /proc/cpuinfo)")
+		cpuprof  = flag.String("cpuprofile", "", "with -worker: write a CPU profile of the timed runs (after warm-up) to this file")
+		memprof  = flag.String("memprofile", "", "with -worker: write heap profiles after warm-up (FILE.base) and after the timed runs (FILE); compare with go tool pprof -sample_index=alloc_space -base FILE.base")
 	)
 	flag.Parse()
 	if *worker != "" {
-		os.Exit(runWorker(*worker, *runs, *quick, *warmup))
+		if *memprof != "" {
+			runtime.MemProfileRate = 64 << 10
+		}
+		os.Exit(runWorker(*worker, *runs, *quick, *warmup, *cpuprof, *memprof))
 	}
 	pk := peakFLOPS(*fmaUnits, *lanes, *ghz)
 	fmt.Printf("detlab-bench  %s\n", time.Now().UTC().Format(time.RFC3339))
@@ -89,7 +98,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "detlab-bench:", err)
 		os.Exit(1)
 	}
-	fmt.Printf("%-26s %10s %10s %7s %9s %9s %8s %8s\n", "workload", "ours ms", "torch ms", "ratio", "ours MiB", "torch MiB", "ours %pk", "torch %pk")
+	fmt.Printf("%-26s %10s %10s %7s %9s %9s %8s %8s %10s %10s %7s\n", "workload", "ours ms", "torch ms", "ratio", "ours MiB", "torch MiB", "ours %pk", "torch %pk", "ours cpu", "torch cpu", "cpu rt")
 	failed := false
 	for _, w := range workloads {
 		if *only != "" && !strings.Contains(w.name, *only) {
@@ -110,8 +119,8 @@ func main() {
 		} else {
 			th.Error = "skipped"
 		}
-		fmt.Printf("%-26s %10s %10s %7s %9s %9s %8s %8s\n", w.name, ms(ours), ms(th), ratio(ours, th),
-			mib(ours), mib(th), share(ours.GFLOP, ours, pk), share(ours.GFLOP, th, pk))
+		fmt.Printf("%-26s %10s %10s %7s %9s %9s %8s %8s %10s %10s %7s\n", w.name, ms(ours), ms(th), ratio(ours, th),
+			mib(ours), mib(th), share(ours.GFLOP, ours, pk), share(ours.GFLOP, th, pk), cpums(ours), cpums(th), cpuRatio(ours, th))
 		for _, r := range []struct {
 			side string
 			r    result
@@ -123,7 +132,8 @@ func main() {
 		}
 	}
 	fmt.Printf("\nload:     %s (after)\n", loadAvg())
-	fmt.Printf("ratio = ours/torch (below 1: we are faster); %%pk = counted conv+GEMM FLOPs / median time / peak\n")
+	fmt.Printf("ratio = ours/torch median wall time (below 1: we are faster); %%pk = counted conv+GEMM FLOPs / median time / peak\n")
+	fmt.Printf("cpu = user+system CPU ms per run (mean over the timed runs), cpu rt = ours/torch: less sensitive to other load on a shared machine\n")
 	if failed {
 		os.Exit(1)
 	}
@@ -157,7 +167,7 @@ func runSide(cmd *exec.Cmd) result {
 }
 
 // runWorker times one workload in this process and prints a JSON result.
-func runWorker(name string, runs int, quick bool, warmup int) int {
+func runWorker(name string, runs int, quick bool, warmup int, cpuprof, memprof string) int {
 	i := slices.IndexFunc(workloads, func(w workload) bool { return w.name == name })
 	if i < 0 {
 		fmt.Fprintf(os.Stderr, "detlab-bench: unknown workload %q\n", name)
@@ -183,6 +193,24 @@ func runWorker(name string, runs int, quick bool, warmup int) int {
 		}
 	}
 	cnt.flops.Store(0)
+	if memprof != "" {
+		if err := writeHeap(memprof + ".base"); err != nil {
+			return fail(err)
+		}
+		defer writeHeap(memprof)
+	}
+	if cpuprof != "" {
+		f, err := os.Create(cpuprof)
+		if err != nil {
+			return fail(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fail(err)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
+	cpu0 := cpuTime()
 	for range runs {
 		t0 := time.Now()
 		if err := step(); err != nil {
@@ -190,11 +218,32 @@ func runWorker(name string, runs int, quick bool, warmup int) int {
 		}
 		r.TimesMS = append(r.TimesMS, float64(time.Since(t0).Microseconds())/1000)
 	}
+	r.CPUMS = (cpuTime() - cpu0) / float64(runs)
 	r.GFLOP = float64(cnt.flops.Load()) / float64(runs) / 1e9
 	r.MedianMS = median(r.TimesMS)
 	r.PeakRSSMB = peakRSSMB()
 	_ = json.NewEncoder(os.Stdout).Encode(r)
 	return 0
+}
+
+// writeHeap writes a heap profile (allocations since the start included).
+func writeHeap(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	runtime.GC()
+	return pprof.Lookup("allocs").WriteTo(f, 0)
+}
+
+// cpuTime is this process's user+system CPU time in milliseconds.
+func cpuTime() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e6
 }
 
 func median(v []float64) float64 {
@@ -329,6 +378,20 @@ func ms(r result) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f", r.MedianMS)
+}
+
+func cpums(r result) string {
+	if r.Error != "" || r.CPUMS == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", r.CPUMS)
+}
+
+func cpuRatio(a, b result) string {
+	if a.Error != "" || b.Error != "" || a.CPUMS == 0 || b.CPUMS == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", a.CPUMS/b.CPUMS)
 }
 
 func mib(r result) string {

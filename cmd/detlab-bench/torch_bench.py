@@ -5,7 +5,8 @@ Run by `go run ./cmd/detlab-bench`, one process per workload:
 
     python3 torch_bench.py --workload frcnn-train-320-b2 --runs 5 --warmup 1
 
-prints one JSON line: name, times_ms, median_ms, peak_rss_mb (ru_maxrss of
+prints one JSON line: name, times_ms, median_ms, cpu_ms (CPU time per
+run), peak_rss_mb (ru_maxrss of
 this process, torch import included), backend.
 """
 import argparse
@@ -167,10 +168,13 @@ def main():
         for _ in range(a.warmup):
             step()
         times = []
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
         for _ in range(a.runs):
             t0 = time.perf_counter()
             step()
             times.append((time.perf_counter() - t0) * 1000)
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        r["cpu_ms"] = ((ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)) * 1000 / a.runs
         r["times_ms"] = times
         r["median_ms"] = statistics.median(times)
     except Exception as e:  # reported in the table, not a traceback

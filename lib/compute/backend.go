@@ -12,7 +12,8 @@ import (
 // Go implementation with the best assembly kernel the CPU runs, "portable"
 // for the Go implementation with its portable (no assembly) kernel,
 // "openblas" for OpenBLAS (falling back to Go, with the reason in Backend,
-// when the library cannot be loaded). Unset or "auto" uses OpenBLAS when
+// when the library cannot be loaded). Unset or "auto" uses the Go
+// implementation where the AVX-512 kernel runs, otherwise OpenBLAS when
 // present.
 const EnvBLAS = "DETLAB_BLAS"
 
@@ -35,7 +36,16 @@ func chooseBackend(env string) backend {
 		return pure
 	case "portable":
 		return backend{name: "Go, " + goKernel.name + " (" + EnvBLAS + "=portable)", gemm: sgemmPortable}
-	case "", "auto", "openblas":
+	case "", "auto":
+		if strings.HasPrefix(bestKernel().name, "avx512") {
+			// Measured on a Zen 5 EPYC (Faster R-CNN train step): the Go
+			// AVX-512 kernel used 30% less CPU time than OpenBLAS 0.3.21,
+			// whose idle threads also spin.
+			pure.name += " (auto: preferred to OpenBLAS with AVX-512)"
+			return pure
+		}
+		fallthrough
+	case "openblas":
 		lib, err := openBLAS()
 		if err != nil {
 			if env != "" && !strings.EqualFold(env, "auto") {

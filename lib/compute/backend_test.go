@@ -49,9 +49,16 @@ func TestChooseBackend(t *testing.T) {
 		{"bogus", `(unknown DETLAB_BLAS="bogus"; want go, portable or openblas)`},
 		{"portable", "Go, portable kernel 4x4 (DETLAB_BLAS=portable)"},
 	}
-	if errLib == nil {
+	switch {
+	case strings.HasPrefix(bestKernel().name, "avx512"):
+		// auto prefers the Go AVX-512 kernel to OpenBLAS.
+		cases = append(cases, struct{ env, want string }{"", "Go, avx512"}, struct{ env, want string }{"auto", "(auto: preferred to OpenBLAS with AVX-512)"})
+		if errLib == nil {
+			cases = append(cases, struct{ env, want string }{"openblas", "openblas "})
+		}
+	case errLib == nil:
 		cases = append(cases, struct{ env, want string }{"openblas", "openblas "}, struct{ env, want string }{"", "openblas "})
-	} else {
+	default:
 		cases = append(cases, struct{ env, want string }{"openblas", "(DETLAB_BLAS=openblas but compute: libopenblas0 not installed"}, struct{ env, want string }{"", "Go, "})
 	}
 	for _, tc := range cases {

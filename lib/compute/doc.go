@@ -2,7 +2,8 @@
 // starting with a single-precision matrix multiply, Sgemm, with row-major
 // BLAS semantics.
 //
-// Backends, chosen once at the first call:
+// Backends, chosen once at the first call (by default the Go implementation
+// where its AVX-512 kernel runs, else OpenBLAS when present, else Go):
 //
 //   - OpenBLAS, loaded at run time with dlopen (github.com/ebitengine/purego,
 //     no cgo needed) when libopenblas.so.0 is present (Debian: apt-get

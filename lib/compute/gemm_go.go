@@ -13,6 +13,9 @@ const (
 	kc = 256
 	mc = 96
 	nc = 512
+	// mp is the height of the A panel packed once and reused across all
+	// column panels (a multiple of mc).
+	mp = 16 * mc
 )
 
 // microKernel adds the product of a packed mr x kb strip of A and a packed
@@ -43,7 +46,7 @@ func bestKernel() *microKernel {
 // maxTile bounds mr*nr over all kernels (for the edge-tile buffer).
 const maxTile = 12 * 32
 
-// packBuf holds one goroutine's packed panels (about 620 KB).
+// packBuf holds one goroutine's packed panels (about 2 MB).
 type packBuf struct {
 	a []float32
 	b []float32
@@ -67,7 +70,7 @@ func getPackBuf() *packBuf {
 		packFree.bufs = packFree.bufs[:n-1]
 		return b
 	}
-	return &packBuf{a: make([]float32, mc*kc), b: make([]float32, kc*nc)}
+	return &packBuf{a: make([]float32, mp*kc), b: make([]float32, kc*nc)}
 }
 
 func putPackBuf(b *packBuf) {
@@ -105,6 +108,10 @@ func sgemmKernel(kern *microKernel, transA, transB bool, m, n, k int, alpha floa
 		gemmBlock(kern, transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc)
 		return
 	}
+	if k >= 8*max(m, n) && k >= 2*kc*workers {
+		sgemmSplitK(kern, workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, c, ldc)
+		return
+	}
 	// Split the larger dimension of C into one contiguous range per worker,
 	// aligned to the micro-tile so no tile straddles two workers.
 	var wg sync.WaitGroup
@@ -134,39 +141,134 @@ func sgemmKernel(kern *microKernel, transA, transB bool, m, n, k int, alpha floa
 	wg.Wait()
 }
 
+// sgemmSplitK handles products whose k is much larger than m and n (a box
+// head's fc6: 1024 x 1024 x 25088): splitting C would make every worker
+// pack the whole of one operand, so instead each worker takes a range of
+// k, the first accumulating into C and the others into zeroed private
+// m x n buffers that are added into C at the end. Every operand is packed
+// once in all.
+func sgemmSplitK(kern *microKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	parts := make([][]float32, workers)
+	for w := 1; w < workers; w++ {
+		parts[w] = getSplitBuf(m * n)
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		p0 := k * w / workers / kc * kc
+		p1 := k
+		if w < workers-1 {
+			p1 = k * (w + 1) / workers / kc * kc
+		}
+		if p0 >= p1 {
+			continue
+		}
+		var as, bs []float32 // op(A)[:, p0:], op(B)[p0:, :]
+		if transA {
+			as = a[p0*lda:]
+		} else {
+			as = a[p0:]
+		}
+		if transB {
+			bs = b[p0:]
+		} else {
+			bs = b[p0*ldb:]
+		}
+		dst, ld := c, ldc
+		if w > 0 {
+			dst, ld = parts[w], n
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			gemmBlock(kern, transA, transB, 0, m, 0, n, p1-p0, alpha, as, lda, bs, ldb, dst, ld)
+		}()
+	}
+	wg.Wait()
+	for w := 1; w < workers; w++ {
+		p := parts[w]
+		for i := 0; i < m; i++ {
+			row := c[i*ldc : i*ldc+n]
+			for j, v := range p[i*n : i*n+n] {
+				row[j] += v
+			}
+		}
+		putSplitBuf(p)
+	}
+}
+
+// splitFree keeps sgemmSplitK's partial-sum buffers between calls.
+var splitFree struct {
+	sync.Mutex
+	bufs [][]float32
+}
+
+// getSplitBuf returns a zeroed buffer of length n.
+func getSplitBuf(n int) []float32 {
+	splitFree.Lock()
+	for i, b := range splitFree.bufs {
+		if cap(b) >= n {
+			splitFree.bufs = append(splitFree.bufs[:i], splitFree.bufs[i+1:]...)
+			splitFree.Unlock()
+			b = b[:n]
+			clear(b)
+			return b
+		}
+	}
+	splitFree.Unlock()
+	return make([]float32, n)
+}
+
+func putSplitBuf(b []float32) {
+	splitFree.Lock()
+	defer splitFree.Unlock()
+	if len(splitFree.bufs) < maxFree {
+		splitFree.bufs = append(splitFree.bufs, b)
+	}
+}
+
 // gemmBlock adds alpha*op(A)*op(B) into rows [i0,i1) and columns [j0,j1)
 // of C, serially.
+//
+// Loop order: for each panel of up to mp rows of A and each kc-deep slice
+// of k, the A panel is packed once and reused across every nc-wide panel
+// of B, so each operand is packed exactly once per call (the classic
+// jc-pc-ic order repacks A for every column panel, which for the tall-k,
+// wide-n products of a box head's backward meant packing A dozens of
+// times).
 func gemmBlock(kern *microKernel, transA, transB bool, i0, i1, j0, j1, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 	buf := getPackBuf()
 	defer putPackBuf(buf)
 	mr, nr := kern.mr, kern.nr
 	var tileBuf [maxTile]float32
 	tile := tileBuf[:mr*nr]
-	for jc := j0; jc < j1; jc += nc {
-		nb := min(nc, j1-jc)
+	for ip := i0; ip < i1; ip += mp {
+		mpb := min(mp, i1-ip)
 		for pc := 0; pc < k; pc += kc {
 			kb := min(kc, k-pc)
-			packB(buf.b, nr, transB, b, ldb, pc, kb, jc, nb)
-			for ic := i0; ic < i1; ic += mc {
-				mb := min(mc, i1-ic)
-				packA(buf.a, mr, transA, a, lda, ic, mb, pc, kb, alpha)
-				for jr := 0; jr < nb; jr += nr {
-					bs := buf.b[jr*kb : jr*kb+kb*nr]
-					w := min(nr, nb-jr)
-					for ir := 0; ir < mb; ir += mr {
-						as := buf.a[ir*kb : ir*kb+kb*mr]
-						h := min(mr, mb-ir)
-						off := (ic+ir)*ldc + jc + jr
-						if h == mr && w == nr {
-							kern.fn(kb, as, bs, c[off:], ldc)
-							continue
-						}
-						clear(tile)
-						kern.fn(kb, as, bs, tile, nr)
-						for i := 0; i < h; i++ {
-							row := c[off+i*ldc : off+i*ldc+w]
-							for j := range row {
-								row[j] += tile[i*nr+j]
+			packA(buf.a, mr, transA, a, lda, ip, mpb, pc, kb, alpha)
+			for jc := j0; jc < j1; jc += nc {
+				nb := min(nc, j1-jc)
+				packB(buf.b, nr, transB, b, ldb, pc, kb, jc, nb)
+				for ic := 0; ic < mpb; ic += mc {
+					mb := min(mc, mpb-ic)
+					for jr := 0; jr < nb; jr += nr {
+						bs := buf.b[jr*kb : jr*kb+kb*nr]
+						w := min(nr, nb-jr)
+						for ir := ic; ir < ic+mb; ir += mr {
+							as := buf.a[ir*kb : ir*kb+kb*mr]
+							h := min(mr, mpb-ir)
+							off := (ip+ir)*ldc + jc + jr
+							if h == mr && w == nr {
+								kern.fn(kb, as, bs, c[off:], ldc)
+								continue
+							}
+							clear(tile)
+							kern.fn(kb, as, bs, tile, nr)
+							for i := 0; i < h; i++ {
+								row := c[off+i*ldc : off+i*ldc+w]
+								for j := range row {
+									row[j] += tile[i*nr+j]
+								}
 							}
 						}
 					}

@@ -65,6 +65,8 @@ var gemmCases = []gemmCase{
 	{130, 97, 259, 0.5, -1, 1},
 	{9, 300, 70, 1, 0, 5},
 	{301, 11, 67, 1, 1, 0},
+	{1549, 45, 300, 1, 0.5, 1}, // more rows than one packed A panel (mp), k > kc
+	{33, 31, 2100, 1, 0.5, 2},  // k much larger than m and n: split over k (2 workers)
 }
 
 // checkSgemmAgainstRef runs f on every case and transposition and compares
