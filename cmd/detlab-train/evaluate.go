@@ -15,7 +15,8 @@ import (
 // with pycocotools' COCOeval (lib/eval). Image ids are the dataset
 // indices; VOC's difficult objects are marked crowd, so that, as in VOC's
 // own evaluation, a detection on one is neither a hit nor a miss.
-func evaluate(ctx context.Context, m *fasterrcnn.Model, ds data.Dataset, classes []string, batch int) (*eval.Result, error) {
+// progress, when not nil, is called after each batch with the images done.
+func evaluate(ctx context.Context, m *fasterrcnn.Model, ds data.Dataset, classes []string, batch int, progress func(done, total int)) (*eval.Result, error) {
 	cats := make([]eval.Category, 0, len(classes)-1)
 	for i, name := range classes[1:] {
 		cats = append(cats, eval.Category{ID: i + 1, Name: name})
@@ -54,6 +55,9 @@ func evaluate(ctx context.Context, m *fasterrcnn.Model, ds data.Dataset, classes
 			if err := ev.AddDetections(eval.Detections{ImageID: id, Boxes: d.Boxes, Labels: d.Labels, Scores: d.Scores}); err != nil {
 				return nil, fmt.Errorf("detlab-train: evaluation: image %s: %w", s.ID, err)
 			}
+		}
+		if progress != nil {
+			progress(end, ds.Len())
 		}
 	}
 	res, err := ev.Evaluate()

@@ -92,7 +92,20 @@ type metrics struct {
 func (r *runner) evaluate(ctx context.Context, metricsName, summaryName string) (*eval.Result, error) {
 	t0 := time.Now()
 	r.printf("evaluating on %d test images...\n", r.testDS.Len())
-	res, err := evaluate(ctx, r.model, r.testDS, r.classes, r.o.EvalBatch)
+	tty := isTTY(r.stderr)
+	res, err := evaluate(ctx, r.model, r.testDS, r.classes, r.o.EvalBatch, func(done, total int) {
+		el := time.Since(t0).Seconds()
+		line := fmt.Sprintf("eval %d/%d images %.2f s/image ETA %s", done, total, el/float64(done),
+			fmtSeconds(el/float64(done)*float64(total-done)))
+		switch {
+		case tty && done == total:
+			fmt.Fprintf(r.stderr, "\r\x1b[K%s\n", line)
+		case tty:
+			fmt.Fprintf(r.stderr, "\r\x1b[K%s", line)
+		case done%(10*r.o.EvalBatch) < r.o.EvalBatch || done == total:
+			fmt.Fprintln(r.stderr, line)
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
