@@ -33,9 +33,11 @@
 //	checkpoint.safetensors  model, optimizer, scaler, counters, history (after every
 //	                        epoch and every -ckpt-every steps; atomic)
 //	history.csv, history.json, tb/events.out.tfevents.*   per-step losses, lr, scale
+//	losses.png, lr.png      the loss curves (raw and smoothed) and the learning rate
 //	metrics.json            COCO AP, AP50, AP75, AP by size, AR, VOC AP50, per class,
 //	                        and the timing (seconds per epoch and step, load average)
 //	summary.txt             pycocotools' 12-line summary and the per-class table
+//	metrics_pr50.png        precision-recall curves per class at IoU 0.5
 //	metrics_epochNN.json, summary_epochNN.txt   with -eval-every-epoch
 //	model.safetensors       the trained weights under torchvision's keys
 //	config.json             the flags of the run

@@ -162,7 +162,8 @@ func TestRunShapes(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", s, log)
 		}
 	}
-	for _, f := range []string{"checkpoint.safetensors", "model.safetensors", "history.csv", "config.json", "summary.txt"} {
+	for _, f := range []string{"checkpoint.safetensors", "model.safetensors", "history.csv", "config.json", "summary.txt",
+		"losses.png", "lr.png", "metrics_pr50.png"} {
 		if fi, err := os.Stat(filepath.Join(out, f)); err != nil || fi.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}

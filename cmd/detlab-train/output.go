@@ -15,6 +15,7 @@ import (
 
 	"github.com/detlab/detlab/lib/eval"
 	"github.com/detlab/detlab/lib/weights"
+	"github.com/detlab/detlab/plots"
 )
 
 // jsonFloat writes NaN and infinities as null, which JSON can hold.
@@ -143,6 +144,7 @@ func (r *runner) evaluate(ctx context.Context, metricsName, summaryName string) 
 	if err := writeFileAtomic(r.path(summaryName), []byte(summary+"\n"+table)); err != nil {
 		return nil, err
 	}
+	r.figure(strings.TrimSuffix(metricsName, ".json")+"_pr50.png", func() (*plots.Figure, error) { return plots.PR(res, 0.5) })
 	r.printf("wrote %s and %s\n", r.path(metricsName), r.path(summaryName))
 	return res, nil
 }
@@ -185,7 +187,21 @@ func (r *runner) writeHistory() error {
 			os.Remove(f)
 		}
 	}
+	r.figure("losses.png", func() (*plots.Figure, error) { return plots.Losses(h) })
+	r.figure("lr.png", func() (*plots.Figure, error) { return plots.LearningRate(h) })
 	return nil
+}
+
+// figure saves a plot into the output directory; a figure that cannot be
+// drawn is reported and does not stop the run.
+func (r *runner) figure(name string, draw func() (*plots.Figure, error)) {
+	fig, err := draw()
+	if err == nil {
+		err = fig.Save(r.path(name))
+	}
+	if err != nil {
+		fmt.Fprintf(r.stderr, "detlab-train: figure %s: %v\n", name, err)
+	}
 }
 
 // saveModel writes the model's weights under torchvision's keys.
