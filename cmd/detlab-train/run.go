@@ -87,8 +87,10 @@ func (r *runner) run(ctx context.Context) error {
 	if err := r.buildTrainer(); err != nil {
 		return err
 	}
-	if err := writeJSON(r.path("config.json"), o.record()); err != nil {
-		return err
+	if r.tr.Step == 0 { // a resumed run keeps the first run's config.json
+		if err := writeJSON(r.path("config.json"), o.record()); err != nil {
+			return err
+		}
 	}
 	stopped, err := r.trainLoop(ctx)
 	if err != nil {
