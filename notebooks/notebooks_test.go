@@ -21,7 +21,7 @@ var shrink = map[string][]nbrun.Param{
 	"quickstart.ipynb":       {{Name: "trainImages", Value: "8"}, {Name: "evalImages", Value: "4"}, {Name: "epochs", Value: "1"}},
 	"head_tweaking.ipynb":    {{Name: "trainImages", Value: "6"}, {Name: "epochs", Value: "1"}},
 	"anchors.ipynb":          {{Name: "trainImages", Value: "6"}, {Name: "epochs", Value: "1"}},
-	"amp_accumulation.ipynb": {{Name: "trainImages", Value: "8"}, {Name: "steps", Value: "6"}},
+	"amp_accumulation.ipynb": {{Name: "trainImages", Value: "8"}, {Name: "epochs", Value: "1"}},
 }
 
 // wantFigures are files each notebook must save into its figures directory.
