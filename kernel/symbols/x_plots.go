@@ -12,6 +12,9 @@ import (
 func init() {
 	Symbols["github.com/detlab/detlab/plots/plots"] = map[string]reflect.Value{
 		// function, constant and variable definitions
+		"AnchorCoverage":     reflect.ValueOf(plots.AnchorCoverage),
+		"Anchors":            reflect.ValueOf(plots.Anchors),
+		"AnchorsOverImage":   reflect.ValueOf(plots.AnchorsOverImage),
 		"ClassColor":         reflect.ValueOf(plots.ClassColor),
 		"Compare":            reflect.ValueOf(plots.Compare),
 		"DPI":                reflect.ValueOf(&plots.DPI).Elem(),
@@ -21,11 +24,13 @@ func init() {
 		"DefaultWidth":       reflect.ValueOf(&plots.DefaultWidth).Elem(),
 		"Detections":         reflect.ValueOf(plots.Detections),
 		"ErrInput":           reflect.ValueOf(&plots.ErrInput).Elem(),
+		"GradNorms":          reflect.ValueOf(plots.GradNorms),
 		"LearningRate":       reflect.ValueOf(plots.LearningRate),
 		"LossScale":          reflect.ValueOf(plots.LossScale),
 		"Losses":             reflect.ValueOf(plots.Losses),
 		"LossesWith":         reflect.ValueOf(plots.LossesWith),
 		"MinDrawSize":        reflect.ValueOf(&plots.MinDrawSize).Elem(),
+		"PR":                 reflect.ValueOf(plots.PR),
 		"Palette":            reflect.ValueOf(&plots.Palette).Elem(),
 		"Smooth":             reflect.ValueOf(plots.Smooth),
 
