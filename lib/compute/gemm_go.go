@@ -294,6 +294,12 @@ func packA(dst []float32, mr int, transA bool, a []float32, lda, i0, mb, p0, kb 
 					continue
 				}
 				row := a[(r0+i)*lda+p0 : (r0+i)*lda+p0+kb]
+				if alpha == 1 {
+					for p, v := range row {
+						strip[p*mr+i] = v
+					}
+					continue
+				}
 				for p, v := range row {
 					strip[p*mr+i] = alpha * v
 				}
@@ -322,15 +328,14 @@ func packB(dst []float32, nr int, transB bool, b []float32, ldb, p0, kb, j0, nb 
 		w := min(nr, nb-s*nr)
 		c0 := j0 + s*nr
 		if !transB {
+			// Row segments are contiguous on both sides: copy (memmove)
+			// instead of an element loop.
 			for p := 0; p < kb; p++ {
-				src := b[(p0+p)*ldb+c0:]
+				off := (p0+p)*ldb + c0
 				d := strip[p*nr : p*nr+nr]
-				for j := range d {
-					if j < w {
-						d[j] = src[j]
-					} else {
-						d[j] = 0
-					}
+				copy(d[:w], b[off:off+w])
+				if w < nr {
+					clear(d[w:])
 				}
 			}
 			continue

@@ -233,8 +233,17 @@ func im2col(geo ConvGeom, x, col []float32) {
 						}
 						src := plane[ih*geo.W : (ih+1)*geo.W]
 						iw := kw - geo.PW
-						if geo.SW == 1 && iw >= 0 && iw+geo.OW <= geo.W {
-							copy(dst, src[iw:iw+geo.OW])
+						if geo.SW == 1 {
+							// dst[ow] = src[ow+iw] where 0 <= ow+iw < W:
+							// one copy, zeros at the padded ends.
+							lo, hi := max(0, -iw), min(geo.OW, geo.W-iw)
+							if lo >= hi {
+								clear(dst)
+								continue
+							}
+							clear(dst[:lo])
+							copy(dst[lo:hi], src[lo+iw:hi+iw])
+							clear(dst[hi:])
 							continue
 						}
 						for ow := range dst {
@@ -270,6 +279,16 @@ func col2im(geo ConvGeom, col, dx []float32) {
 						dst := plane[ih*geo.W : (ih+1)*geo.W]
 						src := row[oh*geo.OW : (oh+1)*geo.OW]
 						iw := kw - geo.PW
+						if geo.SW == 1 {
+							lo, hi := max(0, -iw), min(geo.OW, geo.W-iw)
+							if lo < hi {
+								d := dst[lo+iw : hi+iw]
+								for i, v := range src[lo:hi] {
+									d[i] += v
+								}
+							}
+							continue
+						}
 						for _, v := range src {
 							if iw >= 0 && iw < geo.W {
 								dst[iw] += v

@@ -141,7 +141,14 @@ func TestGradientsFiniteDifference(t *testing.T) {
 	lin, _ := NewLinear("fc", 6, 4, true, rng)
 	labels := []int{2, 0, 3}
 	targets := []float32{1, 0, 1, 0, 0, 1, 1, 0, 0, 0, 1, 1}
+	rng2 := rand.New(rand.NewSource(2))
+	conv3s1, _ := NewConv2d("c3", 2, 3, 3, 1, 1, true, rng2)
+	conv5s1, _ := NewConv2d("c5", 2, 2, 5, 1, 2, false, rng2) // wider than the 3x3 input
 	cases := []fdCase{
+		{name: "conv3x3s1", inputs: []*tensor.Tensor{randTensor(rng2, 0, 2, 2, 5, 6)}, params: conv3s1.Params(),
+			build: func(g *Graph, in []*Var) (*Var, error) { return conv3s1.Forward(g, in[0]) }},
+		{name: "conv5x5s1p2", inputs: []*tensor.Tensor{randTensor(rng2, 0, 1, 2, 3, 3)}, params: conv5s1.Params(),
+			build: func(g *Graph, in []*Var) (*Var, error) { return conv5s1.Forward(g, in[0]) }},
 		{name: "conv3x3s2", inputs: []*tensor.Tensor{randTensor(rng, 0, 2, 3, 6, 5)}, params: conv.Params(),
 			build: func(g *Graph, in []*Var) (*Var, error) { return conv.Forward(g, in[0]) }},
 		{name: "conv1x1", inputs: []*tensor.Tensor{randTensor(rng, 0, 2, 3, 4, 4)}, params: conv1x1.Params(),
