@@ -9,12 +9,10 @@ import (
 	"sync"
 	"time"
 
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 
 	"github.com/detlab/detlab/lib/train"
+	"github.com/detlab/detlab/plots"
 )
 
 // ProgressBar is a train.Reporter for notebooks: a bar updated in place
@@ -50,8 +48,7 @@ type ProgressBar struct {
 	plotDone bool
 	last     time.Time
 	lastP    train.Progress
-	steps    []float64
-	losses   map[string][]float64
+	hist     train.History
 }
 
 // NewProgress returns a ProgressBar with the given title and the defaults.
@@ -95,31 +92,29 @@ func (b *ProgressBar) Report(p train.Progress) {
 	if every == 0 {
 		every = 10
 	}
-	if every > 0 && len(b.steps) > 1 && (last || p.Done%every == 0) {
+	if every > 0 && len(b.hist.Records) > 1 && (last || p.Done%every == 0) {
 		b.sendPlot()
 	}
 }
 
-// record appends the step's losses to the curve.
+// record appends the step to the history the plot draws.
 func (b *ProgressBar) record(p train.Progress) {
 	b.lastP = p
-	if b.losses == nil {
-		b.losses = map[string][]float64{}
-	}
-	n := len(b.steps)
-	b.steps = append(b.steps, float64(p.Step))
+	losses := make(map[string]float32, len(p.Losses))
 	for k, v := range p.Losses {
-		s := b.losses[k]
-		for len(s) < n { // a key that appeared late
-			s = append(s, math.NaN())
-		}
-		b.losses[k] = append(s, float64(v))
+		losses[k] = v
 	}
-	for k, s := range b.losses {
-		if len(s) < n+1 {
-			b.losses[k] = append(s, math.NaN())
-		}
-	}
+	b.hist.Records = append(b.hist.Records, train.Record{Epoch: p.Epoch, Step: p.Step, Losses: losses,
+		LR: p.LR, Scale: p.Scale, Skipped: p.Skipped})
+}
+
+// History returns the steps reported so far (epoch, step, losses, learning
+// rate, loss scale, skipped), across Fit calls.
+func (b *ProgressBar) History() *train.History {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	h := &train.History{Records: append([]train.Record(nil), b.hist.Records...)}
+	return h
 }
 
 // sendPlot draws the loss plot under the bar, replacing the previous one.
@@ -135,7 +130,7 @@ func (b *ProgressBar) sendPlot() {
 	if h == 0 {
 		h = 2.5 * vg.Inch
 	}
-	d, err := PlotBundle(p, w, h)
+	d, err := PlotBundle(p.Plot, w, h)
 	if err != nil {
 		return
 	}
@@ -148,50 +143,25 @@ func (b *ProgressBar) sendPlot() {
 	b.plotDone = true
 }
 
-// Plot returns the loss curves recorded so far: the total ("loss") and every
-// component, against the optimizer step.
-func (b *ProgressBar) Plot() (*plot.Plot, error) {
+// Plot returns the loss curves recorded so far (plots.Losses of History,
+// titled with the bar's title).
+func (b *ProgressBar) Plot() (*plots.Figure, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.plot()
 }
 
-func (b *ProgressBar) plot() (*plot.Plot, error) {
-	if len(b.steps) == 0 {
+func (b *ProgressBar) plot() (*plots.Figure, error) {
+	if len(b.hist.Records) == 0 {
 		return nil, fmt.Errorf("display: no progress reported yet")
 	}
-	p := plot.New()
-	p.Title.Text = b.title() + ": losses"
-	p.X.Label.Text = "step"
-	p.Y.Label.Text = "loss"
-	p.Legend.Top = true
-	keys := make([]string, 0, len(b.losses))
-	for k := range b.losses {
-		keys = append(keys, k)
+	o := plots.DefaultLossOptions()
+	o.Title = b.title() + ": losses"
+	f, err := plots.LossesWith(&b.hist, o)
+	if err != nil {
+		return nil, fmt.Errorf("display: loss plot: %w", err)
 	}
-	sort.Strings(keys)
-	for i, k := range keys {
-		xy := make(plotter.XYs, 0, len(b.steps))
-		for j, y := range b.losses[k] {
-			if !math.IsNaN(y) && !math.IsInf(y, 0) {
-				xy = append(xy, plotter.XY{X: b.steps[j], Y: y})
-			}
-		}
-		if len(xy) == 0 {
-			continue
-		}
-		l, err := plotter.NewLine(xy)
-		if err != nil {
-			return nil, fmt.Errorf("display: loss plot: %w", err)
-		}
-		l.Color = plotutil.Color(i)
-		if k == "loss" {
-			l.Width = vg.Points(2)
-		}
-		p.Add(l)
-		p.Legend.Add(k, l)
-	}
-	return p, nil
+	return f, nil
 }
 
 func (b *ProgressBar) title() string {

@@ -142,8 +142,8 @@ func TestProgressSecondFitStartsNewBar(t *testing.T) {
 	if got := strings.Count(strings.Join(sink.calls, " "), "display:"); got != 2 {
 		t.Errorf("%d new displays, want one per Fit: %v", got, sink.calls)
 	}
-	if len(b.steps) != 5 {
-		t.Errorf("curve has %d points, want 5", len(b.steps))
+	if len(b.History().Records) != 5 {
+		t.Errorf("history has %d steps, want 5", len(b.History().Records))
 	}
 }
 
