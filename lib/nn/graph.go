@@ -55,6 +55,10 @@ type Graph struct {
 	owned    [][]float32
 	released bool
 	autocast Precision
+	// spare holds owned buffers whose contents are dead (gradients of
+	// intermediate values already propagated), by length, for reuse
+	// within this graph before Release.
+	spare map[int][][]float32
 }
 
 // NewGraph returns a graph that records operations for Backward.
@@ -95,6 +99,11 @@ func (g *Graph) newTensorNoZero(shape ...int) *tensor.Tensor {
 	if g.arena == nil {
 		return tensor.New(shape...)
 	}
+	if l := g.spare[n]; len(l) > 0 {
+		b := l[len(l)-1]
+		g.spare[n] = l[:len(l)-1]
+		return tensor.MustFromSlice(b, shape...)
+	}
 	b := g.arena.Get(n)
 	g.owned = append(g.owned, b)
 	return tensor.MustFromSlice(b, shape...)
@@ -120,6 +129,7 @@ func (g *Graph) Release() {
 		g.arena.Put(b)
 	}
 	g.owned = nil
+	g.spare = nil
 	g.tape = nil
 }
 
@@ -192,6 +202,11 @@ func (g *Graph) Op(out *tensor.Tensor, inputs []*Var, backward BackwardFunc) *Va
 // to every recorded value, running the recorded backward functions in
 // reverse order with a seed of 1. Parameter gradients accumulate into
 // Param.Grad. A graph can be differentiated once.
+//
+// With an arena (WithArena), the gradients of intermediate values (outputs
+// of ops, loss excepted) are recycled as soon as they have been propagated,
+// so their Grad is nil afterwards; parameters, leaves and the loss keep
+// theirs. Without an arena every Var keeps its gradient.
 func (g *Graph) Backward(loss *Var) error {
 	switch {
 	case loss == nil:
@@ -230,6 +245,18 @@ func (g *Graph) Backward(loss *Var) error {
 			gradIns = append(gradIns, in.Grad)
 		}
 		r.backward(r.out.Grad, gradIns)
+		if g.arena != nil && r.out != loss {
+			// Every consumer of r.out comes later on the tape and has
+			// run: its gradient is complete and now dead. Recycle it for
+			// the gradients still to come (PyTorch frees them likewise),
+			// which lowers the peak memory of a training step.
+			b := r.out.Grad.Data()
+			r.out.Grad = nil
+			if g.spare == nil {
+				g.spare = map[int][][]float32{}
+			}
+			g.spare[len(b)] = append(g.spare[len(b)], b)
+		}
 	}
 	return nil
 }
