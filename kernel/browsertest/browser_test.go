@@ -188,7 +188,7 @@ func TestQuickstartInBrowser(t *testing.T) {
 	}
 	shot := filepath.Join(outDir, "quickstart.png")
 	os.Remove(shot)
-	browse("--screenshot="+shot, "--window-size=1280,4000")
+	browse("--screenshot="+shot, "--window-size=1280,7000")
 	st, err := os.Stat(shot)
 	if err != nil || st.Size() < 10000 {
 		t.Fatalf("screenshot %s not written or nearly empty: %v", shot, err)
