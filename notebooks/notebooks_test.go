@@ -172,9 +172,10 @@ func checkImages(t *testing.T, nb *nbrun.Notebook) {
 	}
 }
 
-// TestQuickstartNbconvert executes the quickstart, shrunk, with Jupyter's
-// own runner and the detlab kernel installed into a temporary prefix.
-func TestQuickstartNbconvert(t *testing.T) {
+// TestNotebooksNbconvert executes every notebook, shrunk, with Jupyter's own
+// runner (nbconvert --execute) and the detlab kernel installed into a
+// temporary prefix.
+func TestNotebooksNbconvert(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Jupyter: skipped in -short mode")
 	}
@@ -194,36 +195,43 @@ func TestQuickstartNbconvert(t *testing.T) {
 	if out, err := exec.Command(bin, "install", "--prefix", prefix).CombinedOutput(); err != nil {
 		t.Fatalf("detlab install: %v\n%s", err, out)
 	}
-	nb, err := nbrun.ReadFile("quickstart.ipynb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	figs := filepath.Join(dir, "figures")
-	if err := nbrun.InjectParameters(nb, append([]nbrun.Param{{Name: "figures", Value: figs}}, shrink["quickstart.ipynb"]...)); err != nil {
-		t.Fatal(err)
-	}
-	in := filepath.Join(dir, "quickstart.ipynb")
-	if err := nb.WriteFile(in); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(py, "-m", "nbconvert", "--to", "notebook", "--execute",
-		"--ExecutePreprocessor.timeout=600", "--output-dir", dir, "--output", "quickstart.out.ipynb", in)
-	cmd.Env = append(os.Environ(),
-		"JUPYTER_PATH="+filepath.Join(prefix, "share", "jupyter"),
-		"JUPYTER_DATA_DIR="+filepath.Join(dir, "data"),
-		"JUPYTER_RUNTIME_DIR="+filepath.Join(dir, "runtime"),
-		"PYTHONDONTWRITEBYTECODE=1")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("nbconvert --execute: %v\n%s", err, out)
-	}
-	done, err := nbrun.ReadFile(filepath.Join(dir, "quickstart.out.ipynb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkImages(t, done)
-	for _, name := range wantFigures["quickstart.ipynb"] {
-		if _, err := os.Stat(filepath.Join(figs, name)); err != nil {
-			t.Errorf("figure %s not saved: %v", name, err)
-		}
+	for _, file := range notebookFiles(t) {
+		t.Run(file, func(t *testing.T) {
+			work := t.TempDir()
+			nb, err := nbrun.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			figs := filepath.Join(work, "figures")
+			if err := nbrun.InjectParameters(nb, append([]nbrun.Param{{Name: "figures", Value: figs}}, shrink[file]...)); err != nil {
+				t.Fatal(err)
+			}
+			in := filepath.Join(work, file)
+			if err := nb.WriteFile(in); err != nil {
+				t.Fatal(err)
+			}
+			outName := strings.TrimSuffix(file, ".ipynb") + ".out.ipynb"
+			cmd := exec.Command(py, "-m", "nbconvert", "--to", "notebook", "--execute",
+				"--ExecutePreprocessor.timeout=600", "--output-dir", work, "--output", outName, in)
+			cmd.Dir = "."
+			cmd.Env = append(os.Environ(),
+				"JUPYTER_PATH="+filepath.Join(prefix, "share", "jupyter"),
+				"JUPYTER_DATA_DIR="+filepath.Join(work, "data"),
+				"JUPYTER_RUNTIME_DIR="+filepath.Join(work, "runtime"),
+				"PYTHONDONTWRITEBYTECODE=1")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("nbconvert --execute: %v\n%s", err, out)
+			}
+			done, err := nbrun.ReadFile(filepath.Join(work, outName))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkImages(t, done)
+			for _, name := range wantFigures[file] {
+				if _, err := os.Stat(filepath.Join(figs, name)); err != nil {
+					t.Errorf("figure %s not saved: %v", name, err)
+				}
+			}
+		})
 	}
 }
