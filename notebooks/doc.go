@@ -1,7 +1,7 @@
 // Package notebooks holds detlab's example notebooks and the tests that keep
 // them runnable: every notebook here must execute top to bottom, headless,
 // with `detlab run` (TestNotebooksRun, in process through kernel/nbrun) and
-// with `jupyter nbconvert --execute` (TestQuickstartNbconvert), and must be
+// with `jupyter nbconvert --execute` (TestNotebooksNbconvert), and must be
 // committed with its outputs cleared (TestNotebooksFormat).
 //
 // The notebooks are:
