@@ -64,9 +64,10 @@ func (s *Session) runOrdered(ctx context.Context, c *cell) (*display.Data, error
 					part.defined = append(part.defined, v)
 				}
 			}
-			for _, sp := range c.spans {
+			for k, sp := range c.spans {
 				if sp.start >= from && sp.start < to {
 					part.spans = append(part.spans, sp)
+					part.stmts = append(part.stmts, c.stmts[k])
 				}
 			}
 			if c.finalStart >= from && c.finalStart < to {

@@ -223,6 +223,7 @@ func (s *Session) rebuildWith(ctx context.Context, c *cell, redefined []string, 
 			cellVarNames = append(cellVarNames, v.name)
 		}
 	}
+	s.rebind(ng, multiVars(cellDecls))
 	s.cachePointers(ng, cellVarNames)
 	for _, reason := range dropOrder {
 		ns := dropped[reason]

@@ -111,6 +111,9 @@ type varInfo struct {
 	off  int // byte offset of the defining statement in its cell
 	// typ is the variable's type as Go source ("[]*T"), "" when unknown.
 	typ string
+	// multi is set when one expression defines several variables
+	// (a, b := f(), var a, b = m[k]): see rebind.
+	multi bool
 }
 
 // syntaxError is a parse error at a cell position.
@@ -330,7 +333,8 @@ func parseCell(src string, cellNo int) (*cell, error) {
 					if !ok || id.Name == "_" {
 						continue
 					}
-					c.defined = append(c.defined, varInfo{name: id.Name, off: offset(as.Pos()), typ: hintOf(as.Rhs, i, len(as.Lhs), src, offset)})
+					c.defined = append(c.defined, varInfo{name: id.Name, off: offset(as.Pos()), typ: hintOf(as.Rhs, i, len(as.Lhs), src, offset),
+						multi: len(as.Lhs) > 1 && len(as.Rhs) == 1})
 				}
 			}
 		}
@@ -433,7 +437,7 @@ func declsOf(d ast.Decl, fset *token.FileSet, src string, off, cellNo int) []*de
 					} else {
 						typ = hintOf(vs.Values, i, len(vs.Names), src, func(p token.Pos) int { return int(p) - base - off })
 					}
-					dd.vars = append(dd.vars, varInfo{name: n.Name, typ: typ})
+					dd.vars = append(dd.vars, varInfo{name: n.Name, typ: typ, multi: len(vs.Names) > 1 && len(vs.Values) == 1})
 				}
 				out = append(out, dd)
 			}

@@ -154,6 +154,7 @@ func (s *Session) declare(ctx context.Context, c *cell) error {
 		// the cell meant so that the next run compares against it.
 		if r.err == nil {
 			s.decls = addDecls(s.decls, c.decls)
+			s.rebind(g, multiVars(c.decls))
 			var names []string
 			for _, d := range c.decls {
 				for _, v := range d.vars {
@@ -250,6 +251,9 @@ func (s *Session) statements(ctx context.Context, c *cell) (*display.Data, error
 	}
 	stop()
 	if !r.abandoned {
+		if !r.interrupted {
+			s.rebind(g, c.defined)
+		}
 		var names []string
 		for _, v := range c.defined {
 			s.setVar(v)
@@ -273,16 +277,31 @@ func (s *Session) statements(ctx context.Context, c *cell) (*display.Data, error
 // instrument returns the statements of c to evaluate: each preceded by a
 // call recording its line (appended to the previous statement's line, so
 // that no position moves), the final expression wrapped to capture its
-// value when wrapFinal. prefix is the length of what precedes the cell's
-// text on line 1.
+// value when wrapFinal. A statement funcWrapped selects runs inside a
+// function literal, opened on the previous statement's line and closed
+// right after it, so that no position inside it moves. prefix is the
+// length of what precedes the cell's text on line 1.
 func instrument(c *cell, wrapFinal bool) (string, int) {
 	type edit struct {
 		at, to int
 		text   string
 	}
 	var edits []edit
+	wrapped := make([]bool, len(c.spans))
+	for i := range c.spans {
+		wrapped[i] = i < len(c.stmts) && funcWrapped(c.stmts[i])
+	}
 	for i := 1; i < len(c.spans); i++ {
-		edits = append(edits, edit{c.spans[i-1].end, c.spans[i-1].end, fmt.Sprintf(";__detlab.L(%d)", c.spans[i].line)})
+		text := fmt.Sprintf(";__detlab.L(%d)", c.spans[i].line)
+		if wrapped[i] {
+			text += ";func(){"
+		}
+		edits = append(edits, edit{c.spans[i-1].end, c.spans[i-1].end, text})
+	}
+	for i, w := range wrapped {
+		if w {
+			edits = append(edits, edit{c.spans[i].end, c.spans[i].end, "}()"})
+		}
 	}
 	if wrapFinal {
 		edits = append(edits, edit{c.finalStart, c.finalStart, resultCall}, edit{c.finalEnd, c.finalEnd, ")"})
@@ -293,6 +312,9 @@ func instrument(c *cell, wrapFinal bool) (string, int) {
 	head := "__detlab.Enter(0);"
 	if len(c.spans) > 0 {
 		head = fmt.Sprintf("__detlab.Enter(%d);", c.spans[0].line)
+	}
+	if len(wrapped) > 0 && wrapped[0] {
+		head += "func(){"
 	}
 	b.WriteString(head)
 	last := 0
