@@ -17,7 +17,22 @@
 // Top-level `x := …` creates a variable later cells see. A final expression
 // is the cell's result: rich through display.Bundle (plots, images, values
 // with HTML, Markdown, PNG, SVG or JSON methods), else formatted with %v.
-// Calls of fmt.Print* and functions without results show nothing.
+// Calls of fmt.Print* and functions without results show nothing. A final
+// expression of two values whose second is an error or nil follows Go's
+// idiom: `plots.Losses(h)` shows the figure when the error is nil and fails
+// the cell with the error (Name "error") when it is not.
+//
+// yaegi v0.16.1 mishandles definitions of several variables by one
+// expression at the top level (`preds, err := f()`, `var a, b = f()`):
+// functions of later cells called from another function would read
+// another variable's slot. The session redefines each such variable as a
+// single-variable definition after its cell, so functions declared after
+// that read it right (a closure the same cell created keeps the first
+// definition). A top-level statement whose blocks define several variables
+// by one expression (`for … { s, err := g(i) }`), which yaegi would leave
+// undefined, runs inside a function literal; it still sees and sets the
+// cell's variables, and is left as it is when it holds return, goto or
+// defer.
 //
 // # Redefinition and interpreter generations
 //
@@ -91,6 +106,12 @@
 // drops every declaration and variable; `%help` lists them.
 //
 // # Known limits
+//
+// A top-level comma-ok definition (`v, ok := m[k]`, `x, ok := i.(T)`)
+// panics in yaegi v0.16.1's type checker ("nil type"); use it in an if
+// statement or a function. A value of a type the notebook declared shows
+// through its rich methods (HTML, …) when the final expression names it
+// (`h`, `&H{}`), but only with %v when a call returns it.
 //
 // yaegi v0.16.1 gives some compile errors a position at the start of the
 // piece it compiled; the traceback then says the interpreter did not tell

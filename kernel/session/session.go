@@ -37,7 +37,7 @@ type Output interface {
 // ExecError is a failed cell: a compile error, a runtime error, a panic or
 // an interruption. Its fields are those of Jupyter's error output.
 type ExecError struct {
-	Name      string   // ename: "SyntaxError", "CompileError", "panic", "Interrupted", "MagicError"
+	Name      string   // ename: "SyntaxError", "CompileError", "panic", "error", "Interrupted", "MagicError"
 	Value     string   // evalue: the message
 	Traceback []string // lines, the first naming the error, then the cell positions
 }

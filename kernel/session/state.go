@@ -271,7 +271,41 @@ func (s *Session) statements(ctx context.Context, c *cell) (*display.Data, error
 	if !ok {
 		return nil, nil
 	}
+	if v, err, ok := valueAndError(vals); ok {
+		if err != nil {
+			return nil, finalError(err, c)
+		}
+		vals = []interface{}{v}
+	}
 	return s.formatResult(vals), nil
+}
+
+// valueAndError splits the values of a final expression that follows Go's
+// (value, error) idiom: two values, the second an error or nil. ok is false
+// for other values.
+func valueAndError(vals []interface{}) (v interface{}, err error, ok bool) {
+	if len(vals) != 2 {
+		return nil, nil, false
+	}
+	if vals[1] == nil {
+		return vals[0], nil, true
+	}
+	if e, isErr := vals[1].(error); isErr {
+		return vals[0], e, true
+	}
+	return nil, nil, false
+}
+
+// finalError is the cell's error when its final expression returned a
+// non-nil error.
+func finalError(err error, c *cell) *ExecError {
+	msg := err.Error()
+	line := strings.Count(c.src[:c.finalStart], "\n") + 1
+	return &ExecError{Name: "error", Value: msg, Traceback: []string{
+		"error: " + msg,
+		fmt.Sprintf("  returned by the final expression, cell line %d", line),
+		lineOf(c.src, line),
+	}}
 }
 
 // instrument returns the statements of c to evaluate: each preceded by a

@@ -1,6 +1,8 @@
 package session
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -82,5 +84,49 @@ func TestLoopBodyDefinitions(t *testing.T) {
 	}
 	if tb := strings.Join(ee.Traceback, "\n"); !strings.Contains(tb, "cell line 2") {
 		t.Errorf("panic traceback does not name cell line 2:\n%s", tb)
+	}
+}
+
+// TestFinalValueAndError: a final expression returning (value, error)
+// shows the value as a rich result when the error is nil and fails the
+// cell with the error otherwise.
+func TestFinalValueAndError(t *testing.T) {
+	s := newSession(t)
+	mustRun(t, s, "import (\n\t\"errors\"\n\t\"image\"\n)\n"+
+		"func mkH(fail bool) (*image.RGBA, error) { if fail { return nil, errors.New(\"no h today\") }; return image.NewRGBA(image.Rect(0, 0, 4, 3)), nil }")
+	r := &recorder{}
+	d, err := s.Execute(context.Background(), "mkH(false)", r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d == nil || d.MIME["image/png"] == nil {
+		t.Fatalf("(value, nil) result = %+v, want the image's image/png", d)
+	}
+	text, _, err := run(t, s, "x := 1\n\nmkH(x == 1)")
+	var ee *ExecError
+	if !errors.As(err, &ee) || ee.Name != "error" || ee.Value != "no h today" {
+		t.Fatalf("(nil, error) result %q, error %v; want the error", text, err)
+	}
+	if tb := strings.Join(ee.Traceback, "\n"); !strings.Contains(tb, "cell line 3") || !strings.Contains(tb, "mkH(x == 1)") {
+		t.Errorf("traceback does not point at the final expression:\n%s", tb)
+	}
+	// A library call in the idiom: strconv.Atoi.
+	tests := []struct{ code, want, err string }{
+		{"import \"strconv\"\nstrconv.Atoi(\"42\")", "42", ""},
+		{"import \"strconv\"\nstrconv.Atoi(\"x\")", "", `strconv.Atoi: parsing "x": invalid syntax`},
+		{"import \"fmt\"\nfmt.Sscan(\"7\", new(int))", "1", ""},
+	}
+	for _, tc := range tests {
+		text, _, err := run(t, s, tc.code)
+		got := ""
+		if err != nil {
+			if !errors.As(err, &ee) {
+				t.Fatalf("cell %q: %v", tc.code, err)
+			}
+			got = ee.Value
+		}
+		if text != tc.want || got != tc.err {
+			t.Errorf("cell %q: result %q error %q, want %q and %q", tc.code, text, got, tc.want, tc.err)
+		}
 	}
 }
