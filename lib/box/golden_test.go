@@ -18,16 +18,6 @@ func goldenBoxes(t *testing.T, f *weights.File, name string) []Box {
 	return b
 }
 
-func goldenInts(t *testing.T, f *weights.File, name string) []int {
-	t.Helper()
-	e := golden.Entry(t, f, name)
-	out := make([]int, len(e.I64Data))
-	for i, v := range e.I64Data {
-		out[i] = int(v)
-	}
-	return out
-}
-
 func TestGoldenIoU(t *testing.T) {
 	f := golden.Load(t, "boxes.safetensors")
 	a, b := goldenBoxes(t, f, "boxes"), goldenBoxes(t, f, "boxes2")
@@ -41,10 +31,10 @@ func TestGoldenNMS(t *testing.T) {
 	f := golden.Load(t, "boxes.safetensors")
 	boxes := goldenBoxes(t, f, "boxes")
 	scores := golden.Entry(t, f, "scores").F32Data
-	labels := goldenInts(t, f, "labels")
+	labels := golden.Ints(t, f, "labels")
 	large := goldenBoxes(t, f, "large_boxes")
 	largeScores := golden.Entry(t, f, "large_scores").F32Data
-	largeLabels := goldenInts(t, f, "large_labels")
+	largeLabels := golden.Ints(t, f, "large_labels")
 	if 4*len(boxes) > coordinateTrickMaxNumel || 4*len(large) <= coordinateTrickMaxNumel {
 		t.Logf("note: fixture sizes %d/%d do not exercise both batched_nms paths", len(boxes), len(large))
 	}
@@ -62,7 +52,7 @@ func TestGoldenNMS(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		if want := goldenInts(t, f, tc.name); !slices.Equal(got, want) {
+		if want := golden.Ints(t, f, tc.name); !slices.Equal(got, want) {
 			t.Errorf("%s: got %v\nwant %v", tc.name, got, want)
 		} else {
 			t.Logf("%s: %d indices equal", tc.name, len(got))
@@ -84,7 +74,7 @@ func TestGoldenClipRemoveSmall(t *testing.T) {
 		boxes []Box
 	}{{"remove_small_boxes_keep", edge}, {"remove_small_boxes_clipped_keep", clipped}} {
 		got := RemoveSmall(tc.boxes, 1e-3)
-		if want := goldenInts(t, f, tc.name); !slices.Equal(got, want) {
+		if want := golden.Ints(t, f, tc.name); !slices.Equal(got, want) {
 			t.Errorf("%s: got %v, want %v", tc.name, got, want)
 		}
 	}

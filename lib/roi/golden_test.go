@@ -95,7 +95,7 @@ func TestGoldenPostprocess(t *testing.T) {
 		sn := fmt.Sprintf("detections.scores.%d", i)
 		ln := fmt.Sprintf("detections.labels.%d", i)
 		wantScores, wl := golden.Entry(t, f, sn).F32Data, selGoldenInts(t, f, ln)
-		perm := selAlignNearTies(det.Scores, wantScores, 1e-5, func(g, k int) bool {
+		perm := golden.AlignNearTies(det.Scores, wantScores, 1e-5, func(g, k int) bool {
 			return det.Labels[g] == wl[k] && golden.Compare(box.Flatten(det.Boxes[g:g+1]), want.F32Data[4*k:4*k+4], golden.Tol{Atol: 1e-3}) == ""
 		})
 		det = Detections{Boxes: box.Select(det.Boxes, perm), Scores: detGatherF32(det.Scores, perm), Labels: detGatherInt(det.Labels, perm)}

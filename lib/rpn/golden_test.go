@@ -143,7 +143,7 @@ func TestGoldenEvalProposals(t *testing.T) {
 		}
 		sn := fmt.Sprintf("rpn.proposal_scores.%d", i)
 		wantScores := golden.Entry(t, f, sn).F32Data
-		perm := selAlignNearTies(scores, wantScores, 1e-6, func(g, k int) bool {
+		perm := golden.AlignNearTies(scores, wantScores, 1e-6, func(g, k int) bool {
 			return golden.Compare(box.Flatten(props[g:g+1]), want.F32Data[4*k:4*k+4], golden.Tol{Atol: 1e-4}) == ""
 		})
 		props, scores = box.Select(props, perm), proposalGatherF32(scores, perm)
