@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/detlab/detlab/kernel/display"
+	"github.com/detlab/detlab/lib/compute"
 )
 
 // Output receives what a running cell produces. The protocol side
@@ -146,7 +147,8 @@ func New(opts Options) (*Session, error) {
 
 // Banner is the text kernel_info shows.
 func (s *Session) Banner() string {
-	return fmt.Sprintf("detlab: Go %s on the yaegi interpreter (v0.16.1). %%help lists the magics.", strings.TrimPrefix(runtime.Version(), "go"))
+	return fmt.Sprintf("detlab: Go %s on the yaegi interpreter (v0.16.1). Compute: CPU, %s. %%help lists the magics.",
+		strings.TrimPrefix(runtime.Version(), "go"), compute.Backend())
 }
 
 // LogWriter returns where the kernel's own logging should go: the process's

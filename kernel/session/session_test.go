@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/detlab/detlab/lib/compute"
 )
 
 func TestFinalExpression(t *testing.T) {
@@ -496,5 +498,13 @@ func TestStopperFindsFields(t *testing.T) {
 	s := newSession(t)
 	if s.gen.stop == nil {
 		t.Fatal("the yaegi Interpreter fields used to stop code were not found: check stop.go against the yaegi version")
+	}
+}
+
+func TestBannerNamesComputeBackend(t *testing.T) {
+	s := newSession(t)
+	b := s.Banner()
+	if !strings.Contains(b, "Compute: CPU, "+compute.Backend()) {
+		t.Errorf("banner %q does not name the compute backend %q", b, compute.Backend())
 	}
 }
