@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/detlab/detlab/internal/golden"
+	"github.com/detlab/detlab/internal/gradcheck"
 	"github.com/detlab/detlab/lib/nn"
 	"github.com/detlab/detlab/lib/roialign"
 	"github.com/detlab/detlab/lib/tensor"
@@ -128,11 +129,7 @@ func TestFastRCNNLossGradient(t *testing.T) {
 	const r, c = 5, 3
 	rng := rand.New(rand.NewSource(5))
 	logits, reg := tensor.New(r, c), tensor.New(r, 4*c)
-	for _, tt := range []*tensor.Tensor{logits, reg} {
-		for i := range tt.Data() {
-			tt.Data()[i] = float32(rng.NormFloat64())
-		}
-	}
+	gradcheck.FillNormal(rng, logits, reg)
 	labels := []int{0, 2, 1, 0, 2}
 	targets := make([]float32, 4*r)
 	for i := range targets {
@@ -152,24 +149,9 @@ func TestFastRCNNLossGradient(t *testing.T) {
 		return float64(s.Value.Data()[0]), lv.Grad, rv.Grad
 	}
 	_, gl, gr := eval()
-	for _, cse := range []struct {
-		name string
-		x    *tensor.Tensor
-		grad *tensor.Tensor
-	}{{"logits", logits, gl}, {"box", reg, gr}} {
-		for i := range cse.x.Data() {
-			old := cse.x.Data()[i]
-			const eps = 1e-2
-			cse.x.Data()[i] = old + eps
-			fp, _, _ := eval()
-			cse.x.Data()[i] = old - eps
-			fm, _, _ := eval()
-			cse.x.Data()[i] = old
-			if d := math.Abs((fp-fm)/(2*eps) - float64(cse.grad.Data()[i])); d > 2e-3 {
-				t.Errorf("%s[%d]: analytic %v, numeric %v", cse.name, i, cse.grad.Data()[i], (fp-fm)/(2*eps))
-			}
-		}
-	}
+	loss := func() float64 { v, _, _ := eval(); return v }
+	gradcheck.Central(t, "logits", logits, gl, 1e-2, 2e-3, loss)
+	gradcheck.Central(t, "box", reg, gr, 1e-2, 2e-3, loss)
 	for i := range r {
 		for col := range 4 * c {
 			own := labels[i] > 0 && col/4 == labels[i]

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/detlab/detlab/internal/golden"
+	"github.com/detlab/detlab/internal/gradcheck"
 	"github.com/detlab/detlab/lib/nn"
 	"github.com/detlab/detlab/lib/tensor"
 	"github.com/detlab/detlab/lib/weights"
@@ -177,11 +178,7 @@ func TestLossGradient(t *testing.T) {
 	rng := rand.New(rand.NewSource(3))
 	obj := tensor.New(n, a, h, w)
 	del := tensor.New(n, 4*a, h, w)
-	for _, tt := range []*tensor.Tensor{obj, del} {
-		for i := range tt.Data() {
-			tt.Data()[i] = float32(rng.NormFloat64())
-		}
-	}
+	gradcheck.FillNormal(rng, obj, del)
 	targets := make([]AnchorTargets, n)
 	for i := range targets {
 		targets[i] = AnchorTargets{Labels: make([]int, per), RegressionTargets: make([]float32, 4*per)}
@@ -205,25 +202,9 @@ func TestLossGradient(t *testing.T) {
 		return float64(s.Value.Data()[0]), o.Grad, d.Grad
 	}
 	_, go_, gd := eval()
-	for _, c := range []struct {
-		name string
-		x    *tensor.Tensor
-		grad *tensor.Tensor
-	}{{"objectness", obj, go_}, {"deltas", del, gd}} {
-		for i := range c.x.Data() {
-			old := c.x.Data()[i]
-			const eps = 1e-2
-			c.x.Data()[i] = old + eps
-			fp, _, _ := eval()
-			c.x.Data()[i] = old - eps
-			fm, _, _ := eval()
-			c.x.Data()[i] = old
-			num := (fp - fm) / (2 * eps)
-			if d := math.Abs(num - float64(c.grad.Data()[i])); d > 2e-3 {
-				t.Errorf("%s[%d]: analytic %v, numeric %v", c.name, i, c.grad.Data()[i], num)
-			}
-		}
-	}
+	loss := func() float64 { v, _, _ := eval(); return v }
+	gradcheck.Central(t, "objectness", obj, go_, 1e-2, 2e-3, loss)
+	gradcheck.Central(t, "deltas", del, gd, 1e-2, 2e-3, loss)
 	// Image 1 has no positive: none of its deltas get gradient.
 	for i := 4 * per; i < 8*per; i++ {
 		if gd.Data()[i] != 0 {
