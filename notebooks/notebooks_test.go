@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/detlab/detlab/internal/pyenv"
 	"github.com/detlab/detlab/kernel/nbrun"
 	"github.com/detlab/detlab/kernel/session"
 )
@@ -179,13 +180,7 @@ func TestNotebooksNbconvert(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Jupyter: skipped in -short mode")
 	}
-	py := "/usr/bin/python3"
-	if p := os.Getenv("DETLAB_PYTHON"); p != "" {
-		py = p
-	}
-	if err := exec.Command(py, "-c", "import nbconvert, nbclient").Run(); err != nil {
-		t.Skipf("nbconvert/nbclient not importable by %s: apt-get install jupyter-nbconvert python3-nbclient", py)
-	}
+	py := pyenv.Require(t, "apt-get install jupyter-nbconvert python3-nbclient", "nbconvert", "nbclient")
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "detlab")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/detlab/detlab/kernel/cmd/detlab").CombinedOutput(); err != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/detlab/detlab/internal/pyenv"
 	"github.com/detlab/detlab/kernel/nbrun"
 )
 
@@ -43,18 +44,6 @@ func findChromium(t *testing.T) string {
 	return ""
 }
 
-func findPython(t *testing.T) string {
-	t.Helper()
-	py := "/usr/bin/python3"
-	if p := os.Getenv("DETLAB_PYTHON"); p != "" {
-		py = p
-	}
-	if err := exec.Command(py, "-c", "import notebook, nbconvert, nbclient").Run(); err != nil {
-		t.Skipf("%s cannot import notebook, nbconvert and nbclient: apt-get install jupyter-notebook jupyter-nbconvert python3-nbclient", py)
-	}
-	return py
-}
-
 func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -80,7 +69,7 @@ func TestQuickstartInBrowser(t *testing.T) {
 		t.Skip("starts Jupyter and Chromium: skipped in -short mode")
 	}
 	chromium := findChromium(t)
-	py := findPython(t)
+	py := pyenv.Require(t, "apt-get install jupyter-notebook jupyter-nbconvert python3-nbclient", "notebook", "nbconvert", "nbclient")
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)

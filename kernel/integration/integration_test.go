@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/detlab/detlab/internal/pyenv"
 )
 
 // pythonModules maps the Python modules the tests import to their Debian packages.
@@ -28,31 +30,18 @@ var pythonModules = map[string]string{
 	"nbformat":            "python3-nbformat",
 }
 
-// python returns an interpreter that imports every module in mods, or skips
-// the test naming the Debian packages to install. $DETLAB_PYTHON wins; then
-// python3 on PATH; then /usr/bin/python3 (Debian's packages live there even
-// when pyenv or a venv shadows python3).
+// python returns an interpreter that imports every module in mods (see
+// pyenv.Candidates), or skips the test naming the Debian packages to install.
 func python(t testing.TB, mods ...string) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test skipped in -short mode")
 	}
-	cands := []string{"python3", "/usr/bin/python3"}
-	if p := os.Getenv("DETLAB_PYTHON"); p != "" {
-		cands = []string{p}
-	}
-	imports := "import " + strings.Join(mods, ", ")
-	for _, c := range cands {
-		if err := exec.Command(c, "-c", imports).Run(); err == nil {
-			return c
-		}
-	}
 	var pkgs []string
 	for _, m := range mods {
 		pkgs = append(pkgs, pythonModules[m])
 	}
-	t.Skipf("%s not importable by python3 (%s): apt-get install %s", strings.Join(mods, ", "), strings.Join(cands, ", "), strings.Join(pkgs, " "))
-	return ""
+	return pyenv.Require(t, "apt-get install "+strings.Join(pkgs, " "), mods...)
 }
 
 var (

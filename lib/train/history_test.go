@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/detlab/detlab/internal/pyenv"
 	"github.com/detlab/detlab/lib/nn"
 )
 
@@ -82,17 +83,6 @@ func TestHistoryCSVAndJSON(t *testing.T) {
 	}
 }
 
-// findPython returns a Python with google.protobuf (Debian's
-// python3-protobuf lives under /usr/bin/python3).
-func findPython() string {
-	for _, p := range []string{"/usr/bin/python3", "python3"} {
-		if exec.Command(p, "-c", "import google.protobuf").Run() == nil {
-			return p
-		}
-	}
-	return ""
-}
-
 type tbEvent struct {
 	WallTime    float64            `json:"wall_time"`
 	Step        int64              `json:"step"`
@@ -104,10 +94,7 @@ type tbEvent struct {
 // protobuf (hand-built descriptors, and protoc-compiled ones when protoc is
 // installed) and a CRC32C written in Python, and compares with the history.
 func TestTensorBoardIndependentReader(t *testing.T) {
-	py := findPython()
-	if py == "" {
-		t.Skip("no Python with google.protobuf: install Debian's python3-protobuf (and protobuf-compiler for the protoc variant)")
-	}
+	py := pyenv.Require(t, "install Debian's python3-protobuf (and protobuf-compiler for the protoc variant)", "google.protobuf")
 	h := smallHistory(t)
 	path, err := h.WriteTensorBoard(t.TempDir())
 	if err != nil {
