@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"image"
 	"math/rand"
+	"slices"
 	"strings"
 	"testing"
 
@@ -23,7 +24,7 @@ func TestShapesDeterministic(t *testing.T) {
 			t.Fatal(err)
 		}
 		sb, _ := b.Sample(i)
-		if !bytes.Equal(sa.Image.(*image.RGBA).Pix, sb.Image.(*image.RGBA).Pix) || !equalBoxes(sa.Boxes, sb.Boxes) || !equalInts(sa.Labels, sb.Labels) {
+		if !bytes.Equal(sa.Image.(*image.RGBA).Pix, sb.Image.(*image.RGBA).Pix) || !equalBoxes(sa.Boxes, sb.Boxes) || !slices.Equal(sa.Labels, sb.Labels) {
 			t.Fatalf("index %d differs between two datasets with the same seed", i)
 		}
 		sc, _ := c.Sample(i)
@@ -176,18 +177,6 @@ func TestShapesDrawDirect(t *testing.T) {
 }
 
 func equalBoxes(a, b []box.Box) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func equalInts(a, b []int) bool {
 	if len(a) != len(b) {
 		return false
 	}

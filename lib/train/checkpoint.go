@@ -168,7 +168,7 @@ func (t *Trainer) Load(path string) error {
 			problems = append(problems, "missing "+k)
 			continue
 		}
-		if !sameShape(e.Shape, mt[k].Shape()) {
+		if !tensor.SameShape(e.Shape, mt[k].Shape()) {
 			problems = append(problems, fmt.Sprintf("%s has shape %v, model %v", k, e.Shape, mt[k].Shape()))
 			continue
 		}
@@ -214,16 +214,4 @@ func (t *Trainer) Load(path string) error {
 	}
 	t.History = &History{Records: meta.History}
 	return nil
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -26,7 +27,7 @@ func TestPthMatchesSafetensors(t *testing.T) {
 	}
 	for _, name := range want.Names {
 		g, w := got.Entries[name], want.Entries[name]
-		if !sameInts(g.Shape, w.Shape) || g.DType != w.DType {
+		if !slices.Equal(g.Shape, w.Shape) || g.DType != w.DType {
 			t.Errorf("%s: %s%v, want %s%v", name, g.DType, g.Shape, w.DType, w.Shape)
 			continue
 		}
@@ -47,18 +48,6 @@ func TestPthMatchesSafetensors(t *testing.T) {
 			}
 		}
 	}
-}
-
-func sameInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 type expectedFixture struct {
@@ -101,7 +90,7 @@ func TestPthFixtures(t *testing.T) {
 			for _, name := range exp.Names {
 				w := exp.Tensors[name]
 				e := f.Entries[name]
-				if !sameInts(e.Shape, w.Shape) {
+				if !slices.Equal(e.Shape, w.Shape) {
 					t.Errorf("%s: shape %v, want %v", name, e.Shape, w.Shape)
 					continue
 				}

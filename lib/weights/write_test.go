@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -91,7 +92,7 @@ func TestWriteRoundTrip(t *testing.T) {
 	}
 	for name, want := range sd {
 		e := f.Entries[name]
-		if e == nil || !sameInts(e.Shape, want.Shape()) {
+		if e == nil || !slices.Equal(e.Shape, want.Shape()) {
 			t.Errorf("%s: %+v, want shape %v", name, e, want.Shape())
 			continue
 		}
@@ -136,7 +137,7 @@ func TestWriteGoldenRoundTrip(t *testing.T) {
 	}
 	for _, name := range src.Names {
 		a, b := got.Entries[name], src.Entries[name]
-		if a.DType != b.DType || !sameInts(a.Shape, b.Shape) || len(a.F32Data) != len(b.F32Data) || len(a.I64Data) != len(b.I64Data) {
+		if a.DType != b.DType || !slices.Equal(a.Shape, b.Shape) || len(a.F32Data) != len(b.F32Data) || len(a.I64Data) != len(b.I64Data) {
 			t.Fatalf("%s changed: %s%v vs %s%v", name, a.DType, a.Shape, b.DType, b.Shape)
 		}
 		for i := range a.F32Data {
