@@ -170,14 +170,7 @@ func recanvas(s Sample, W, H, ox, oy int, minVisible float64) Sample {
 		if c.X2 <= c.X1 || c.Y2 <= c.Y1 || float64(c.Area()) < minVisible*float64(m.Area()) {
 			continue
 		}
-		out.Boxes = append(out.Boxes, c)
-		out.Labels = append(out.Labels, s.Labels[i])
-		if i < len(s.Difficult) {
-			out.Difficult = append(out.Difficult, s.Difficult[i])
-		}
-		if i < len(s.Crowd) {
-			out.Crowd = append(out.Crowd, s.Crowd[i])
-		}
+		keepObject(&out, s, i, c)
 	}
 	return out
 }

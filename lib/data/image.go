@@ -85,6 +85,19 @@ func imageProblem(path, file string, err error) *Problem {
 	return &Problem{Kind: k, File: file, Entry: entry, Detail: err.Error(), Action: "skipped image", Err: err}
 }
 
+// keepObject appends object i of s, with box b in place of its own, to out's
+// boxes, labels and (when s has them) difficult and crowd flags.
+func keepObject(out *Sample, s Sample, i int, b box.Box) {
+	out.Boxes = append(out.Boxes, b)
+	out.Labels = append(out.Labels, s.Labels[i])
+	if i < len(s.Difficult) {
+		out.Difficult = append(out.Difficult, s.Difficult[i])
+	}
+	if i < len(s.Crowd) {
+		out.Crowd = append(out.Crowd, s.Crowd[i])
+	}
+}
+
 // clipSample clips s's boxes to its image and drops those left without area.
 func clipSample(s Sample) Sample {
 	clipped := box.ClipToImage(s.Boxes, s.Height, s.Width)
@@ -94,14 +107,7 @@ func clipSample(s Sample) Sample {
 		if b.X2 <= b.X1 || b.Y2 <= b.Y1 {
 			continue
 		}
-		out.Boxes = append(out.Boxes, b)
-		out.Labels = append(out.Labels, s.Labels[i])
-		if i < len(s.Difficult) {
-			out.Difficult = append(out.Difficult, s.Difficult[i])
-		}
-		if i < len(s.Crowd) {
-			out.Crowd = append(out.Crowd, s.Crowd[i])
-		}
+		keepObject(&out, s, i, b)
 	}
 	return out
 }
