@@ -7,6 +7,7 @@
 package golden
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -73,6 +74,20 @@ func Entry(t testing.TB, f *weights.File, name string) *weights.Entry {
 		t.Fatalf("golden: %v", err)
 	}
 	return e
+}
+
+// Metadata decodes the JSON held under key in a golden file's metadata (the
+// generator stores its configuration under "config") into v, failing the
+// test if the key is absent or its value does not decode.
+func Metadata(t testing.TB, f *weights.File, key string, v any) {
+	t.Helper()
+	raw, ok := f.Metadata[key]
+	if !ok {
+		t.Fatalf("golden: no %q in the file's metadata", key)
+	}
+	if err := json.Unmarshal([]byte(raw), v); err != nil {
+		t.Fatalf("golden: metadata %q = %q: %v", key, raw, err)
+	}
 }
 
 // Has reports whether the file holds the named tensor.

@@ -2,7 +2,6 @@ package fasterrcnn
 
 import (
 	"context"
-	"encoding/json"
 	"math"
 	"strconv"
 	"strings"
@@ -54,9 +53,7 @@ type fixtureConfig struct {
 func fixtureModelConfig(t *testing.T, f *weights.File) Config {
 	t.Helper()
 	var fc fixtureConfig
-	if err := json.Unmarshal([]byte(f.Metadata["config"]), &fc); err != nil {
-		t.Fatalf("config metadata: %v", err)
-	}
+	golden.Metadata(t, f, "config", &fc)
 	if len(fc.AnchorSizes) != 1 || len(fc.AspectRatios) != 1 {
 		t.Fatalf("fixture has %d anchor levels; the ResNet18 body has one feature map", len(fc.AnchorSizes))
 	}

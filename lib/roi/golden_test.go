@@ -28,9 +28,7 @@ type selFixtureConfig struct {
 func selLoadConfig(t *testing.T, f *weights.File) (Config, int) {
 	t.Helper()
 	var fc selFixtureConfig
-	if err := json.Unmarshal([]byte(f.Metadata["config"]), &fc); err != nil {
-		t.Fatalf("config metadata: %v", err)
-	}
+	golden.Metadata(t, f, "config", &fc)
 	c := Defaults()
 	c.FGIoUThresh, c.BGIoUThresh = fc.FGIoUThresh, fc.BGIoUThresh
 	c.BatchSizePerImage, c.PositiveFraction = fc.BatchSizePerImage, fc.PositiveFraction

@@ -1,7 +1,6 @@
 package roi
 
 import (
-	"encoding/json"
 	"errors"
 	"math"
 	"math/rand"
@@ -62,9 +61,7 @@ func TestGoldenHeads(t *testing.T) {
 		OutputSize    int `json:"roi_output_size"`
 		SamplingRatio int `json:"roi_sampling_ratio"`
 	}
-	if err := json.Unmarshal([]byte(f.Metadata["config"]), &fc); err != nil {
-		t.Fatalf("config metadata: %v", err)
-	}
+	golden.Metadata(t, f, "config", &fc)
 	if fc.OutputSize != pooledRef.Shape[2] {
 		t.Fatalf("config roi_output_size %d, pooled shape %v", fc.OutputSize, pooledRef.Shape)
 	}

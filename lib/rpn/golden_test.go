@@ -32,9 +32,7 @@ type selFixtureConfig struct {
 func selLoadConfig(t *testing.T, f *weights.File) (Config, *anchor.Generator) {
 	t.Helper()
 	var fc selFixtureConfig
-	if err := json.Unmarshal([]byte(f.Metadata["config"]), &fc); err != nil {
-		t.Fatalf("config metadata: %v", err)
-	}
+	golden.Metadata(t, f, "config", &fc)
 	c := Defaults()
 	c.PreNMSTopNTrain, c.PreNMSTopNTest = fc.PreNMSTopNTrain, fc.PreNMSTopNTest
 	c.PostNMSTopNTrain, c.PostNMSTopNTest = fc.PostNMSTopNTrain, fc.PostNMSTopNTest

@@ -23,9 +23,7 @@ func goldenConfig(t *testing.T, f *weights.File) transform.Config {
 		Mean          []float64       `json:"image_mean"`
 		Std           []float64       `json:"image_std"`
 	}
-	if err := json.Unmarshal([]byte(f.Metadata["config"]), &c); err != nil {
-		t.Fatalf("config metadata %q: %v", f.Metadata["config"], err)
-	}
+	golden.Metadata(t, f, "config", &c)
 	cfg := transform.Config{MaxSize: c.MaxSize, SizeDivisible: c.SizeDivisible, Mean: c.Mean, Std: c.Std}
 	var one int
 	if err := json.Unmarshal(c.MinSize, &one); err == nil {
