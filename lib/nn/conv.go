@@ -14,6 +14,9 @@ type ConvGeom struct {
 	K, KH, KW      int
 	SH, SW, PH, PW int
 	OH, OW         int
+	// Precision is the format the products run in (autocast); Float32
+	// unless the layer is inside an autocast region.
+	Precision Precision
 }
 
 // pointwise reports a 1x1, stride 1, unpadded convolution, whose im2col

@@ -18,7 +18,7 @@ func (b CPU) Conv2d(geo ConvGeom, x, w, bias, y []float32, s Scratch) {
 			im2col(geo, xn, col)
 			src = col
 		}
-		b.Gemm(false, false, geo.K, ohw, ckk, 1, w, ckk, src, ohw, 0, yn, ohw)
+		cpuGemm(geo.Precision, false, false, geo.K, ohw, ckk, 1, w, ckk, src, ohw, 0, yn, ohw)
 		if bias != nil {
 			for k := 0; k < geo.K; k++ {
 				bk := bias[k]
@@ -60,15 +60,15 @@ func (b CPU) Conv2dBackward(geo ConvGeom, x, w, dy, dx, dw, db []float32, s Scra
 				im2col(geo, xn, col)
 				src = col
 			}
-			b.Gemm(false, true, geo.K, ckk, ohw, 1, dyn, ohw, src, ohw, 1, dw, ckk)
+			cpuGemm(geo.Precision, false, true, geo.K, ckk, ohw, 1, dyn, ohw, src, ohw, 1, dw, ckk)
 		}
 		if dx != nil {
 			dxn := dx[n*chw : (n+1)*chw]
 			if col == nil {
-				b.Gemm(true, false, ckk, ohw, geo.K, 1, w, ckk, dyn, ohw, 1, dxn, ohw)
+				cpuGemm(geo.Precision, true, false, ckk, ohw, geo.K, 1, w, ckk, dyn, ohw, 1, dxn, ohw)
 				continue
 			}
-			b.Gemm(true, false, ckk, ohw, geo.K, 1, w, ckk, dyn, ohw, 0, col, ohw)
+			cpuGemm(geo.Precision, true, false, ckk, ohw, geo.K, 1, w, ckk, dyn, ohw, 0, col, ohw)
 			col2im(geo, col, dxn)
 		}
 	}
