@@ -131,7 +131,7 @@ func (m *Model) LossesBatch(ctx context.Context, il *transform.ImageList, target
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	g := nn.NewGraph().WithArena(m.arena).WithAutocast(m.autocast)
+	g := nn.NewGraph().WithArena(m.arena).WithBackend(m.backend).WithAutocast(m.autocast)
 	feats, err := m.features(g, il.Tensor)
 	if err != nil {
 		return nil, err
@@ -241,7 +241,7 @@ func (m *Model) PredictBatch(ctx context.Context, il *transform.ImageList) ([]De
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	g := nn.NewInferenceGraph().WithArena(m.arena)
+	g := nn.NewInferenceGraph().WithArena(m.arena).WithBackend(m.backend)
 	defer g.Release() // the detections below are copies
 	feats, err := m.features(g, il.Tensor)
 	if err != nil {

@@ -45,6 +45,9 @@ type Model struct {
 	// autocast is the precision of the heavy ops in training forward
 	// passes (nn.Float32: autocast off); see SetAutocast.
 	autocast nn.Precision
+	// backend runs the model's kernels; nil means nn.CurrentBackend() at
+	// the time of each forward pass.
+	backend nn.Backend
 }
 
 // New validates cfg and builds a model in evaluation mode, creating the
