@@ -127,12 +127,27 @@ func parallelFor(n int, fn func(lo, hi int)) {
 // an arena takes its activations, gradients and im2col columns from it and
 // gives them back on Graph.Release. It is safe for concurrent use.
 type Arena struct {
-	mu   sync.Mutex
-	free map[int][][]float32
+	mu    sync.Mutex
+	free  map[int][][]float32
+	alloc func(n int) []float32 // nil: make
 }
 
-// NewArena returns an empty arena.
+// NewArena returns an empty arena whose buffers are ordinary Go memory.
 func NewArena() *Arena { return &Arena{free: map[int][][]float32{}} }
+
+// NewArenaWith returns an empty arena that takes new buffers from alloc (a
+// device backend's memory that both the host and the device can address)
+// instead of make. alloc must return a slice of length n.
+func NewArenaWith(alloc func(n int) []float32) *Arena {
+	return &Arena{free: map[int][][]float32{}, alloc: alloc}
+}
+
+func (a *Arena) newBuffer(n int) []float32 {
+	if a.alloc != nil {
+		return a.alloc(n)
+	}
+	return make([]float32, n)
+}
 
 // Get returns a buffer of length n with undefined contents.
 func (a *Arena) Get(n int) []float32 {
@@ -143,7 +158,7 @@ func (a *Arena) Get(n int) []float32 {
 	defer a.mu.Unlock()
 	l := a.free[n]
 	if len(l) == 0 {
-		return make([]float32, n)
+		return a.newBuffer(n)
 	}
 	b := l[len(l)-1]
 	a.free[n] = l[:len(l)-1]

@@ -54,3 +54,20 @@ func TestArenaBackwardRecyclesIntermediateGrads(t *testing.T) {
 		}
 	}
 }
+
+func TestArenaWithAllocator(t *testing.T) {
+	calls := 0
+	a := NewArenaWith(func(n int) []float32 { calls++; return make([]float32, n) })
+	b := a.Get(16)
+	if len(b) != 16 || calls != 1 {
+		t.Fatalf("Get(16): len %d after %d allocator calls, want 16 after 1", len(b), calls)
+	}
+	a.Put(b)
+	if c := a.Get(16); &c[0] != &b[0] || calls != 1 {
+		t.Fatalf("Get after Put: allocator called %d times or buffer not reused", calls)
+	}
+	a.Get(8)
+	if calls != 2 {
+		t.Fatalf("a new size must come from the allocator: %d calls, want 2", calls)
+	}
+}
