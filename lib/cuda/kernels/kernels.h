@@ -1,0 +1,107 @@
+// kernels.h: the contract between detlab's CUDA kernels and the Go launcher
+// in lib/cuda (see /work/notes/s2/gpu_contract.md, issue 8).
+//
+// Every kernel is extern "C" (unmangled names, as the Go side looks them up
+// with cuModuleGetFunction), takes float32 data and int sizes, and walks its
+// work with a grid-stride loop, so any grid is correct. Launch with 256
+// threads per block and grid = min(ceil(n/256), 65535), where n is the work
+// count named on each kernel, unless the comment says otherwise.
+//
+// Parameter kinds as the PTX sees them (and as lib/cuda's kernelParams
+// table spells them): every pointer is .u64 ("p"), every int .u32 ("i"),
+// every float .f32 ("f"). Pass Go int32 for int, float32 for float and a
+// device address (uintptr) for a pointer.
+//
+// Index arithmetic inside the kernels is 64-bit wherever a product of sizes
+// can exceed 2^31.
+#ifndef DETLAB_KERNELS_H
+#define DETLAB_KERNELS_H
+
+#ifdef __CUDACC__
+#define DETLAB_GLOBAL extern "C" __global__
+#else
+#define DETLAB_GLOBAL extern "C"
+#endif
+
+// --- convolution (conv.cu) ---
+
+// detlab_im2col writes the patch matrix of one image: x (C,H,W) ->
+// col (C*KH*KW, OH*OW) row-major, zero padding. n = C*KH*KW*OH*OW.
+DETLAB_GLOBAL void detlab_im2col(const float* x, float* col, int C, int H, int W, int KH, int KW,
+                                 int SH, int SW, int PH, int PW, int OH, int OW);
+
+// detlab_col2im adds fold(col) into dx (C,H,W): one thread per dx element
+// gathers its contributions in (kh, kw) order (no atomics). n = C*H*W.
+DETLAB_GLOBAL void detlab_col2im(const float* col, float* dx, int C, int H, int W, int KH, int KW,
+                                 int SH, int SW, int PH, int PW, int OH, int OW);
+
+// detlab_bias_add: y[n,k,:] += bias[k] for y (N,K,HW). n = N*K*HW.
+DETLAB_GLOBAL void detlab_bias_add(float* y, const float* bias, int N, int K, int HW);
+
+// detlab_channel_sum_add: out[c] += sum over n, hw of x (N,C,HW),
+// accumulated in float64 (the bias gradient). Grid: C blocks (any number
+// works) x 256 threads (any block size up to 1024 works).
+DETLAB_GLOBAL void detlab_channel_sum_add(const float* x, float* out, int N, int C, int HW);
+
+// --- batch norm (norm.cu) ---
+
+// detlab_channel_stats: per channel mean and BIASED variance of x
+// (N,C,HW), two passes in float64. Grid: C blocks x 256 threads (as
+// detlab_channel_sum_add).
+DETLAB_GLOBAL void detlab_channel_stats(const float* x, int N, int C, int HW, double* mean, double* var);
+
+// detlab_channel_affine: y = x*scale[c] + shift[c], then max(y, 0) when
+// relu != 0 (a NaN stays NaN, as lib/nn's CPU kernel); y may alias x.
+// n = N*C*HW.
+DETLAB_GLOBAL void detlab_channel_affine(const float* x, float* y, int N, int C, int HW,
+                                         const float* scale, const float* shift, int relu);
+
+// --- pooling (pool.cu) ---
+
+// detlab_maxpool2d: x (planes,H,W) -> y (planes,OH,OW); padding acts as
+// -inf; arg (may be NULL) gets the flat index within the plane of the FIRST
+// maximum in row-major window order; a NaN wins its window.
+// n = planes*OH*OW.
+DETLAB_GLOBAL void detlab_maxpool2d(const float* x, float* y, int* arg, int planes, int H, int W,
+                                    int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW);
+
+// detlab_maxpool2d_backward: dx[p, arg[p,o]] += dy[p,o] (atomicAdd).
+// n = planes*OH*OW.
+DETLAB_GLOBAL void detlab_maxpool2d_backward(const float* dy, float* dx, const int* arg, int planes,
+                                             int H, int W, int OH, int OW);
+
+// --- elementwise (elementwise.cu) ---
+
+// detlab_round_bf16 / detlab_round_fp16: round to nearest even in bfloat16
+// / IEEE binary16 and widen back to float, exactly as lib/nn's RoundBF16 /
+// RoundFP16 (NaN stays NaN; fp16 overflow gives +-Inf). y may alias x.
+DETLAB_GLOBAL void detlab_round_bf16(const float* x, float* y, int n);
+DETLAB_GLOBAL void detlab_round_fp16(const float* x, float* y, int n);
+
+// detlab_add: y = a + b, then max(y, 0) when relu != 0 (NaN stays NaN).
+DETLAB_GLOBAL void detlab_add(const float* a, const float* b, float* y, int n, int relu);
+
+// detlab_relu: y = max(x, 0) (NaN stays NaN).
+DETLAB_GLOBAL void detlab_relu(const float* x, float* y, int n);
+
+// detlab_relu_backward: dx += dy where y > 0.
+DETLAB_GLOBAL void detlab_relu_backward(const float* y, const float* dy, float* dx, int n);
+
+// --- optimizer and scaler (optim.cu) ---
+
+// detlab_sgd_step: torch.optim.SGD's update of p by gradient g with
+// momentum buffer buf (unused when momentum == 0; may then be NULL),
+// exactly as lib/train's SGD: d = g + wd*p; buf = d (first_step) or
+// momentum*buf + (1-dampening)*d; d = d + momentum*buf (nesterov) or buf;
+// p -= lr*d.
+DETLAB_GLOBAL void detlab_sgd_step(float* p, const float* g, float* buf, int n, float lr, float momentum,
+                                   float dampening, float weight_decay, int nesterov, int first_step);
+
+// detlab_nonfinite sets *flag = 1 if any of x[0:n] is Inf or NaN (it never
+// clears it: zero the flag before the launch).
+DETLAB_GLOBAL void detlab_nonfinite(const float* x, int n, int* flag);
+
+// detlab_scale: x *= s.
+DETLAB_GLOBAL void detlab_scale(float* x, int n, float s);
+
+#endif  // DETLAB_KERNELS_H
