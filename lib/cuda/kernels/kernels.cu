@@ -1,0 +1,8 @@
+// kernels.cu: the one translation unit `go generate ./lib/cuda` compiles
+// to lib/cuda/ptx/kernels.ptx, so the Go side loads a single module.
+// Each source below also compiles on its own.
+#include "conv.cu"
+#include "elementwise.cu"
+#include "norm.cu"
+#include "optim.cu"
+#include "pool.cu"

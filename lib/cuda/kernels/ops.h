@@ -1,0 +1,224 @@
+// ops.h: the per-element arithmetic of detlab's kernels as __host__
+// __device__ inline functions. The __global__ kernels in the .cu files are
+// thin grid-stride wrappers around these, so the same code compiles with
+// g++ as plain C++ and lib/cuda/hostcheck compares it with lib/nn's CPU
+// kernels on random shapes (there is no GPU in CI).
+//
+// Floating point: products and sums are written with DETLAB_MUL and
+// DETLAB_ADD, which on the device are __fmul_rn/__fadd_rn: nvcc may not
+// contract them into FMAs, so every elementwise result is bit-identical to
+// the Go CPU code (Go on amd64 does not fuse either). Index arithmetic is
+// 64-bit (long long).
+#ifndef DETLAB_OPS_H
+#define DETLAB_OPS_H
+
+#ifdef __CUDACC__
+#define DETLAB_HD __host__ __device__ __forceinline__
+#else
+#include <cmath>
+#include <cstring>
+#define DETLAB_HD inline
+#endif
+
+#if defined(__CUDA_ARCH__)
+#define DETLAB_MUL(a, b) __fmul_rn((a), (b))
+#define DETLAB_ADD(a, b) __fadd_rn((a), (b))
+#else
+#define DETLAB_MUL(a, b) ((a) * (b))
+#define DETLAB_ADD(a, b) ((a) + (b))
+#endif
+
+typedef long long detlab_i64;
+
+DETLAB_HD unsigned detlab_f2u(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
+  unsigned u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+#endif
+}
+
+DETLAB_HD float detlab_u2f(unsigned u) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+#endif
+}
+
+// detlab_relu_f is max(v, 0) with NaN propagating (lib/nn's
+// `!(v > 0) && v == v`).
+DETLAB_HD float detlab_relu_f(float v) { return (!(v > 0.0f) && v == v) ? 0.0f : v; }
+
+// detlab_im2col_at returns element i of the (C*KH*KW, OH*OW) patch matrix
+// of x (C,H,W): row (c*KH+kh)*KW+kw, column oh*OW+ow.
+DETLAB_HD float detlab_im2col_at(const float* x, detlab_i64 i, int C, int H, int W, int KH, int KW, int SH,
+                                 int SW, int PH, int PW, int OH, int OW) {
+  (void)C;
+  const int ow = (int)(i % OW);
+  detlab_i64 t = i / OW;
+  const int oh = (int)(t % OH);
+  t /= OH;
+  const int kw = (int)(t % KW);
+  t /= KW;
+  const int kh = (int)(t % KH);
+  const detlab_i64 c = t / KH;
+  const int ih = oh * SH - PH + kh;
+  const int iw = ow * SW - PW + kw;
+  if (ih < 0 || ih >= H || iw < 0 || iw >= W) return 0.0f;
+  return x[(c * H + ih) * W + iw];
+}
+
+// detlab_col2im_at returns dx[i] plus every entry of col (C*KH*KW, OH*OW)
+// that folds onto input element i (c, ih, iw), added in (kh, kw) order:
+// the order lib/nn's col2im adds them, so the sum is bit-identical.
+DETLAB_HD float detlab_col2im_at(const float* col, float dxi, detlab_i64 i, int C, int H, int W, int KH,
+                                 int KW, int SH, int SW, int PH, int PW, int OH, int OW) {
+  (void)C;
+  const int iw = (int)(i % W);
+  detlab_i64 t = i / W;
+  const int ih = (int)(t % H);
+  const detlab_i64 c = t / H;
+  const detlab_i64 ohw = (detlab_i64)OH * OW;
+  float acc = dxi;
+  for (int kh = 0; kh < KH; kh++) {
+    const int th = ih + PH - kh;  // = oh*SH
+    if (th < 0 || th % SH != 0) continue;
+    const int oh = th / SH;
+    if (oh >= OH) continue;
+    for (int kw = 0; kw < KW; kw++) {
+      const int tw = iw + PW - kw;  // = ow*SW
+      if (tw < 0 || tw % SW != 0) continue;
+      const int ow = tw / SW;
+      if (ow >= OW) continue;
+      acc = DETLAB_ADD(acc, col[((c * KH + kh) * KW + kw) * ohw + (detlab_i64)oh * OW + ow]);
+    }
+  }
+  return acc;
+}
+
+// detlab_maxpool_at computes output i (p, oh, ow) of a max pool over x
+// (planes,H,W): the maximum, and in *arg the flat index within the plane
+// of its first occurrence in row-major window order. Padding acts as -inf;
+// a NaN wins its window. Mirrors lib/nn's CPU.MaxPool2d line by line.
+DETLAB_HD float detlab_maxpool_at(const float* x, detlab_i64 i, int* arg, int H, int W, int KH, int KW,
+                                  int SH, int SW, int PH, int PW, int OH, int OW) {
+  const int ow = (int)(i % OW);
+  detlab_i64 t = i / OW;
+  const int oh = (int)(t % OH);
+  const detlab_i64 p = t / OH;
+  const float* plane = x + p * H * W;
+  const int h0 = oh * SH - PH, w0 = ow * SW - PW;
+  const int hs = h0 > 0 ? h0 : 0, he = h0 + KH < H ? h0 + KH : H;
+  const int ws = w0 > 0 ? w0 : 0, we = w0 + KW < W ? w0 + KW : W;
+  float best = -INFINITY;
+  int bi = hs * W + ws;
+  for (int ih = hs; ih < he; ih++) {
+    for (int iw = ws; iw < we; iw++) {
+      const float v = plane[ih * W + iw];
+      if (v > best || v != v) {
+        best = v;
+        bi = ih * W + iw;
+        if (v != v) {
+          ih = he;  // a NaN wins: leave both loops
+          break;
+        }
+      }
+    }
+  }
+  *arg = bi;
+  return best;
+}
+
+// detlab_round_bf16_f is lib/nn's RoundBF16: round to nearest even in
+// bfloat16, widened back; NaN stays a (quiet) NaN, Inf stays Inf.
+DETLAB_HD float detlab_round_bf16_f(float v) {
+  unsigned b = detlab_f2u(v);
+  if ((b & 0x7f800000u) == 0x7f800000u) {  // Inf or NaN
+    if ((b & 0x007fffffu) != 0) b |= 0x00400000u;
+    return detlab_u2f(b & ~0xffffu);
+  }
+  b += 0x7fffu + ((b >> 16) & 1u);
+  return detlab_u2f(b & ~0xffffu);
+}
+
+// detlab_round_fp16_f is lib/nn's RoundFP16: round to nearest even in IEEE
+// binary16 (subnormals included), widened back; |v| >= 65520 gives +-Inf.
+DETLAB_HD float detlab_round_fp16_f(float v) {
+  const unsigned b0 = detlab_f2u(v);
+  const unsigned abits = b0 & 0x7fffffffu;
+  if (abits >= 0x7f800000u) return v;  // NaN or Inf
+  if (abits >= 0x38800000u) {          // |v| >= 2^-14, the smallest normal
+    unsigned b = b0 + 0xfffu + ((b0 >> 13) & 1u);
+    b &= ~0x1fffu;
+    if ((b & 0x7fffffffu) > 0x477fe000u) {  // |r| > 65504
+      return detlab_u2f((b0 & 0x80000000u) | 0x7f800000u);
+    }
+    return detlab_u2f(b);
+  }
+  // Subnormal range: multiples of 2^-24. Both scalings are exact.
+  return rintf(v * 16777216.0f) * (1.0f / 16777216.0f);
+}
+
+// detlab_sgd_at applies torch.optim.SGD's update to element i, as lib/train's
+// SGD.update: p, g, buf are the parameter, gradient and momentum buffer
+// (buf unused when momentum == 0). damp1 is 1-dampening.
+DETLAB_HD void detlab_sgd_at(float* p, const float* g, float* buf, detlab_i64 i, float lr, float momentum,
+                             float damp1, float weight_decay, int nesterov, int first_step) {
+  float d = g[i];
+  if (weight_decay != 0.0f) d = DETLAB_ADD(d, DETLAB_MUL(weight_decay, p[i]));
+  if (momentum != 0.0f) {
+    float bv;
+    if (first_step) {
+      bv = d;
+    } else {
+      bv = DETLAB_ADD(DETLAB_MUL(momentum, buf[i]), DETLAB_MUL(damp1, d));
+    }
+    buf[i] = bv;
+    if (nesterov) {
+      d = DETLAB_ADD(d, DETLAB_MUL(momentum, bv));
+    } else {
+      d = bv;
+    }
+  }
+  p[i] = p[i] - DETLAB_MUL(lr, d);
+}
+
+// detlab_channel_partial_sum is thread t's (of nt) share of channel c's sum
+// over x (N,C,HW): elements j = t, t+nt, ... of the N*HW in the channel.
+DETLAB_HD double detlab_channel_partial_sum(const float* x, int N, int C, int HW, int c, unsigned t, unsigned nt) {
+  const detlab_i64 m = (detlab_i64)N * HW;
+  double s = 0;
+  for (detlab_i64 j = t; j < m; j += nt) {
+    const detlab_i64 n = j / HW, hw = j % HW;
+    s += (double)x[(n * C + c) * HW + hw];
+  }
+  return s;
+}
+
+// detlab_channel_partial_sq is thread t's share of channel c's sum of
+// squared deviations from mu.
+DETLAB_HD double detlab_channel_partial_sq(const float* x, int N, int C, int HW, int c, double mu, unsigned t,
+                                           unsigned nt) {
+  const detlab_i64 m = (detlab_i64)N * HW;
+  double q = 0;
+  for (detlab_i64 j = t; j < m; j += nt) {
+    const detlab_i64 n = j / HW, hw = j % HW;
+    const double d = (double)x[(n * C + c) * HW + hw] - mu;
+    q += d * d;
+  }
+  return q;
+}
+
+// detlab_tree_step is thread t's part of level k (1, 2, 4, ...) of the
+// pairwise reduction of s[0:nt] into s[0]; levels are separated by a
+// barrier. Any nt works.
+DETLAB_HD void detlab_tree_step(double* s, unsigned t, unsigned k, unsigned nt) {
+  if ((t & (2 * k - 1)) == 0 && t + k < nt) s[t] += s[t + k];
+}
+
+#endif  // DETLAB_OPS_H
