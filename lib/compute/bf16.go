@@ -1,0 +1,434 @@
+package compute
+
+import (
+	"math"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+)
+
+// EnvBF16 is the environment variable that turns the native bfloat16 GEMM
+// off: "emulated" (or "off") makes HasBF16 report false, so SgemmBF16 and
+// the layers above it round operands and run the float32 GEMM, as on a CPU
+// without AVX512_BF16. Read once, at the first call.
+const EnvBF16 = "DETLAB_BF16"
+
+// bf16MicroKernel computes c = alpha*acc + c for one mr x nr tile, where
+// acc sums kq products of packed bf16 pairs (see packABF16, packBBF16).
+type bf16MicroKernel struct {
+	name   string
+	mr, nr int
+	fn     func(kq int, a, b []uint32, c []float32, ldc int, alpha float32)
+}
+
+// bf16Native is the native kernel, set in init where the CPU runs it.
+var bf16Native *bf16MicroKernel
+
+var bf16Enabled = sync.OnceValue(func() bool {
+	switch strings.ToLower(strings.TrimSpace(os.Getenv(EnvBF16))) {
+	case "emulated", "emulate", "off", "0", "false":
+		return false
+	}
+	return bf16Native != nil
+})
+
+// HasBF16 reports whether SgemmBF16 runs natively in bfloat16: the CPU and
+// OS support AVX-512 with AVX512_BF16 (VDPBF16PS), the build is amd64
+// without the purego tag, and DETLAB_BF16 does not turn it off. Where it is
+// false, SgemmBF16 rounds its operands and calls Sgemm.
+func HasBF16() bool { return bf16Enabled() }
+
+// BF16Backend names what SgemmBF16 runs, for benchmark printouts: the
+// native kernel, or the emulation and why.
+func BF16Backend() string {
+	switch {
+	case bf16Enabled():
+		return "native " + bf16Native.name
+	case bf16Native != nil:
+		return "emulated (" + EnvBF16 + "=" + os.Getenv(EnvBF16) + "): operands rounded to bfloat16, float32 Sgemm"
+	}
+	return "emulated (no AVX512_BF16): operands rounded to bfloat16, float32 Sgemm"
+}
+
+// SgemmBF16 is Sgemm (the same arguments, row-major BLAS semantics) with
+// op(A) and op(B) rounded to bfloat16 (round to nearest, ties to even, as
+// torch and nn.RoundBF16 do) and the products accumulated in float32: the
+// matrix product of torch.autocast's bfloat16 region on float32 data. C,
+// alpha and beta stay float32; alpha scales the accumulated product, so the
+// result is alpha*(bf16(A) bf16(B)) + beta*C.
+//
+// A product of two bfloat16 values is exact in float32, so the result
+// differs from Sgemm on the rounded operands only by the order of the
+// float32 additions. Where HasBF16 is true the operands are converted while
+// packed and multiplied by VDPBF16PS, which treats bfloat16 subnormals
+// (magnitudes below 1.2e-38) as zero; elsewhere the operands are rounded
+// into temporary copies and Sgemm runs.
+//
+// Like Sgemm it panics on inconsistent dimensions or slice lengths, and it
+// may be called from several goroutines at once.
+func SgemmBF16(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	checkSgemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	if !bf16Enabled() {
+		sgemmBF16Emulated(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	sgemmBF16Kernel(bf16Native, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// sgemmBF16Emulated rounds op(A) and op(B)'s storage to bfloat16 and calls
+// Sgemm.
+func sgemmBF16Emulated(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	ar, br := m, k
+	if transA {
+		ar = k
+	}
+	if transB {
+		br = n
+	}
+	ra := roundedBF16(a, ar, lda)
+	rb := roundedBF16(b, br, ldb)
+	Sgemm(transA, transB, m, n, k, alpha, ra, lda, rb, ldb, beta, c, ldc)
+}
+
+// roundedBF16 returns a copy of the rows x ld matrix s (its last row may be
+// short) rounded to bfloat16.
+func roundedBF16(s []float32, rows, ld int) []float32 {
+	n := min(len(s), rows*ld)
+	if rows == 0 {
+		n = 0
+	}
+	r := make([]float32, n)
+	for i, v := range s[:n] {
+		r[i] = math.Float32frombits(bf16Bits(v) << 16)
+	}
+	return r
+}
+
+// bf16Bits returns the bfloat16 nearest to v (ties to even) as its 16 bits:
+// nn.RoundBF16's rounding. NaN stays a (quiet) NaN.
+func bf16Bits(v float32) uint32 {
+	b := math.Float32bits(v)
+	if b&0x7f800000 == 0x7f800000 {
+		if b&0x007fffff != 0 {
+			b |= 0x00400000
+		}
+		return b >> 16
+	}
+	return (b + 0x7fff + (b>>16)&1) >> 16
+}
+
+// bf16Pair packs two float32 values, consecutive along k, into the uint32
+// VDPBF16PS reads: lo in the low half.
+func bf16Pair(lo, hi float32) uint32 { return bf16Bits(lo) | bf16Bits(hi)<<16 }
+
+// Block sizes of the bfloat16 GEMM (Goto's scheme as in the float32 one):
+// kcBF16 (even, so only the last block of k can be odd) values of k are
+// packed per block as kcBF16/2 pairs; mcBF16 and ncBF16 are multiples of
+// the kernel's mr and nr.
+const (
+	kcBF16 = 256
+	mcBF16 = 96
+	ncBF16 = 512
+	mpBF16 = 16 * mcBF16
+	// minParallelBF16 is the 2*m*n*k under which the product stays on
+	// the calling goroutine.
+	minParallelBF16 = 1 << 22
+)
+
+// bf16PackBuf holds one goroutine's packed panels.
+type bf16PackBuf struct {
+	a, b []uint32
+}
+
+// bf16Free keeps released pack buffers (not emptied by the collector, so
+// steady-state calls allocate nothing).
+var bf16Free struct {
+	sync.Mutex
+	bufs []*bf16PackBuf
+}
+
+func getBF16PackBuf() *bf16PackBuf {
+	bf16Free.Lock()
+	defer bf16Free.Unlock()
+	if n := len(bf16Free.bufs); n > 0 {
+		b := bf16Free.bufs[n-1]
+		bf16Free.bufs = bf16Free.bufs[:n-1]
+		return b
+	}
+	return &bf16PackBuf{a: make([]uint32, mpBF16*kcBF16/2), b: make([]uint32, kcBF16/2*ncBF16)}
+}
+
+func putBF16PackBuf(b *bf16PackBuf) {
+	bf16Free.Lock()
+	defer bf16Free.Unlock()
+	if len(bf16Free.bufs) < 16 {
+		bf16Free.bufs = append(bf16Free.bufs, b)
+	}
+}
+
+// scaleBF16C applies beta to C (m x n): beta 0 overwrites with zeros.
+func scaleBF16C(m, n int, beta float32, c []float32, ldc int) {
+	if beta == 1 {
+		return
+	}
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(row)
+			continue
+		}
+		for j := range row {
+			row[j] *= beta
+		}
+	}
+}
+
+// sgemmBF16Kernel is the blocked, packed, parallel bfloat16 GEMM with the
+// given micro-kernel; arguments are already checked and m, n > 0.
+func sgemmBF16Kernel(kern *bf16MicroKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	scaleBF16C(m, n, beta, c, ldc)
+	if alpha == 0 || k == 0 {
+		return
+	}
+	workers := runtime.GOMAXPROCS(0)
+	if f := 2 * m * n * k / minParallelBF16; f < workers {
+		workers = max(f, 1)
+	}
+	if workers == 1 {
+		gemmBlockBF16(kern, transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc)
+		return
+	}
+	if k >= 8*max(m, n) && k >= 2*kcBF16*workers {
+		sgemmBF16SplitK(kern, workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, c, ldc)
+		return
+	}
+	// One contiguous range of the larger dimension of C per worker, aligned
+	// to the micro-tile.
+	splitRows := m >= n
+	total, unit := n, kern.nr
+	if splitRows {
+		total, unit = m, kern.mr
+	}
+	tiles := (total + unit - 1) / unit
+	workers = min(workers, tiles)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		lo := tiles * w / workers * unit
+		hi := min(tiles*(w+1)/workers*unit, total)
+		if lo >= hi {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if splitRows {
+				gemmBlockBF16(kern, transA, transB, lo, hi, 0, n, k, alpha, a, lda, b, ldb, c, ldc)
+			} else {
+				gemmBlockBF16(kern, transA, transB, 0, m, lo, hi, k, alpha, a, lda, b, ldb, c, ldc)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// sgemmBF16SplitK splits a long k (a box head's fc6) over the workers: the
+// first accumulates into C, the others into zeroed m x n buffers added into
+// C at the end, so every operand is packed once in all.
+func sgemmBF16SplitK(kern *bf16MicroKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	parts := make([][]float32, workers)
+	for w := 1; w < workers; w++ {
+		parts[w] = make([]float32, m*n)
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		p0 := k * w / workers / kcBF16 * kcBF16
+		p1 := k
+		if w < workers-1 {
+			p1 = k * (w + 1) / workers / kcBF16 * kcBF16
+		}
+		if p0 >= p1 {
+			continue
+		}
+		var as, bs []float32 // op(A)[:, p0:], op(B)[p0:, :]
+		if transA {
+			as = a[p0*lda:]
+		} else {
+			as = a[p0:]
+		}
+		if transB {
+			bs = b[p0:]
+		} else {
+			bs = b[p0*ldb:]
+		}
+		dst, ld := c, ldc
+		if w > 0 {
+			dst, ld = parts[w], n
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			gemmBlockBF16(kern, transA, transB, 0, m, 0, n, p1-p0, alpha, as, lda, bs, ldb, dst, ld)
+		}()
+	}
+	wg.Wait()
+	for w := 1; w < workers; w++ {
+		p := parts[w]
+		for i := 0; i < m; i++ {
+			row := c[i*ldc : i*ldc+n]
+			for j, v := range p[i*n : i*n+n] {
+				row[j] += v
+			}
+		}
+	}
+}
+
+// gemmBlockBF16 adds alpha*op(A)*op(B) into rows [i0,i1) and columns
+// [j0,j1) of C, serially, in gemmBlock's loop order: each A panel of up to
+// mpBF16 rows is packed once per kcBF16 slice of k and reused across every
+// ncBF16-wide panel of B.
+func gemmBlockBF16(kern *bf16MicroKernel, transA, transB bool, i0, i1, j0, j1, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	buf := getBF16PackBuf()
+	defer putBF16PackBuf(buf)
+	mr, nr := kern.mr, kern.nr
+	var tileBuf [12 * 32]float32
+	tile := tileBuf[:mr*nr]
+	for ip := i0; ip < i1; ip += mpBF16 {
+		mpb := min(mpBF16, i1-ip)
+		for pc := 0; pc < k; pc += kcBF16 {
+			kb := min(kcBF16, k-pc)
+			kq := (kb + 1) / 2
+			packABF16(buf.a, mr, transA, a, lda, ip, mpb, pc, kb)
+			for jc := j0; jc < j1; jc += ncBF16 {
+				nb := min(ncBF16, j1-jc)
+				packBBF16(buf.b, nr, transB, b, ldb, pc, kb, jc, nb)
+				for ic := 0; ic < mpb; ic += mcBF16 {
+					mb := min(mcBF16, mpb-ic)
+					for jr := 0; jr < nb; jr += nr {
+						bs := buf.b[jr*kq : jr*kq+kq*nr]
+						w := min(nr, nb-jr)
+						for ir := ic; ir < ic+mb; ir += mr {
+							as := buf.a[ir*kq : ir*kq+kq*mr]
+							h := min(mr, mpb-ir)
+							off := (ip+ir)*ldc + jc + jr
+							if h == mr && w == nr {
+								kern.fn(kq, as, bs, c[off:], ldc, alpha)
+								continue
+							}
+							clear(tile)
+							kern.fn(kq, as, bs, tile, nr, alpha)
+							for i := 0; i < h; i++ {
+								row := c[off+i*ldc : off+i*ldc+w]
+								for j := range row {
+									row[j] += tile[i*nr+j]
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// packABF16 packs op(A)[i0:i0+mb, p0:p0+kb] as bfloat16 pairs in strips of
+// mr rows: strip s holds, for each pair q, the mr values (A[r][p0+2q],
+// A[r][p0+2q+1]) of rows s*mr.. (zero for rows past mb and for the k past
+// an odd kb).
+func packABF16(dst []uint32, mr int, transA bool, a []float32, lda, i0, mb, p0, kb int) {
+	kq := (kb + 1) / 2
+	ke := kb &^ 1 // k covered by full pairs
+	for s := 0; s*mr < mb; s++ {
+		strip := dst[s*mr*kq : (s+1)*mr*kq]
+		h := min(mr, mb-s*mr)
+		r0 := i0 + s*mr
+		if !transA {
+			for i := 0; i < mr; i++ {
+				if i >= h {
+					for q := 0; q < kq; q++ {
+						strip[q*mr+i] = 0
+					}
+					continue
+				}
+				row := a[(r0+i)*lda+p0 : (r0+i)*lda+p0+kb]
+				q := 0
+				for p := 0; p < ke; p += 2 {
+					strip[q*mr+i] = bf16Pair(row[p], row[p+1])
+					q++
+				}
+				if ke < kb {
+					strip[q*mr+i] = bf16Bits(row[ke])
+				}
+			}
+			continue
+		}
+		for q := 0; q < kq; q++ {
+			p := p0 + 2*q
+			lo := a[p*lda+r0:]
+			d := strip[q*mr : q*mr+mr]
+			if 2*q+1 < kb {
+				hi := a[(p+1)*lda+r0:]
+				for i := 0; i < h; i++ {
+					d[i] = bf16Pair(lo[i], hi[i])
+				}
+			} else {
+				for i := 0; i < h; i++ {
+					d[i] = bf16Bits(lo[i])
+				}
+			}
+			clear(d[h:])
+		}
+	}
+}
+
+// packBBF16 packs op(B)[p0:p0+kb, j0:j0+nb] as bfloat16 pairs in strips of
+// nr columns: strip s holds, for each pair q, the nr values (B[p0+2q][c],
+// B[p0+2q+1][c]) of columns s*nr.. (zero padded like packABF16).
+func packBBF16(dst []uint32, nr int, transB bool, b []float32, ldb, p0, kb, j0, nb int) {
+	kq := (kb + 1) / 2
+	for s := 0; s*nr < nb; s++ {
+		strip := dst[s*nr*kq : (s+1)*nr*kq]
+		w := min(nr, nb-s*nr)
+		c0 := j0 + s*nr
+		if !transB {
+			for q := 0; q < kq; q++ {
+				p := p0 + 2*q
+				lo := b[p*ldb+c0 : p*ldb+c0+w]
+				d := strip[q*nr : q*nr+nr]
+				if 2*q+1 < kb {
+					hi := b[(p+1)*ldb+c0 : (p+1)*ldb+c0+w]
+					for j, v := range lo {
+						d[j] = bf16Pair(v, hi[j])
+					}
+				} else {
+					for j, v := range lo {
+						d[j] = bf16Bits(v)
+					}
+				}
+				clear(d[w:])
+			}
+			continue
+		}
+		ke := kb &^ 1
+		for j := 0; j < nr; j++ {
+			if j >= w {
+				for q := 0; q < kq; q++ {
+					strip[q*nr+j] = 0
+				}
+				continue
+			}
+			col := b[(c0+j)*ldb+p0 : (c0+j)*ldb+p0+kb]
+			q := 0
+			for p := 0; p < ke; p += 2 {
+				strip[q*nr+j] = bf16Pair(col[p], col[p+1])
+				q++
+			}
+			if ke < kb {
+				strip[q*nr+j] = bf16Bits(col[ke])
+			}
+		}
+	}
+}

@@ -1,0 +1,36 @@
+//go:build amd64 && !purego
+
+package compute
+
+// Implemented in bf16_amd64.s.
+//
+//go:noescape
+func bf16Kernel12x32(kq int, a, b *uint32, c *float32, ldc int, alpha float32)
+
+// hasAVX512BF16 reports whether the CPU and the OS support AVX-512F and
+// AVX512_BF16 (CPUID leaf 7 sub-leaf 1, EAX bit 5).
+func hasAVX512BF16() bool {
+	if !hasAVX512F() {
+		return false
+	}
+	maxSub, _, _, _ := cpuid(7, 0)
+	if maxSub < 1 {
+		return false
+	}
+	eax71, _, _, _ := cpuid(7, 1)
+	return eax71&(1<<5) != 0
+}
+
+// bf16AsmKernel is the 12x32 AVX512_BF16 micro-kernel with its slice checks.
+func bf16AsmKernel(kq int, a, b []uint32, c []float32, ldc int, alpha float32) {
+	_ = a[kq*12-1]
+	_ = b[kq*32-1]
+	_ = c[11*ldc+31]
+	bf16Kernel12x32(kq, &a[0], &b[0], &c[0], ldc, alpha)
+}
+
+func init() {
+	if hasAVX512BF16() {
+		bf16Native = &bf16MicroKernel{name: "avx512_bf16 assembly kernel 12x32 (VDPBF16PS)", mr: 12, nr: 32, fn: bf16AsmKernel}
+	}
+}

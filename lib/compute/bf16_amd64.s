@@ -1,0 +1,203 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// AVX512_BF16 instructions are not in Go's assembler tables (go1.26): they
+// are written as bytes, each macro named after the instruction it encodes
+// (Intel operand order: destination first), bytes taken from GNU as.
+
+// vdpbf16ps zmm4, zmm2, zmm0: zmm4.fp32[j] += dot of the bf16 pairs zmm2[j], zmm0[j]
+#define VDPBF16PS_Z4_Z2_Z0 BYTE $0x62; BYTE $0xf2; BYTE $0x6e; BYTE $0x48; BYTE $0x52; BYTE $0xe0
+// vdpbf16ps zmm5, zmm2, zmm1: zmm5.fp32[j] += dot of the bf16 pairs zmm2[j], zmm1[j]
+#define VDPBF16PS_Z5_Z2_Z1 BYTE $0x62; BYTE $0xf2; BYTE $0x6e; BYTE $0x48; BYTE $0x52; BYTE $0xe9
+// vdpbf16ps zmm6, zmm3, zmm0: zmm6.fp32[j] += dot of the bf16 pairs zmm3[j], zmm0[j]
+#define VDPBF16PS_Z6_Z3_Z0 BYTE $0x62; BYTE $0xf2; BYTE $0x66; BYTE $0x48; BYTE $0x52; BYTE $0xf0
+// vdpbf16ps zmm7, zmm3, zmm1: zmm7.fp32[j] += dot of the bf16 pairs zmm3[j], zmm1[j]
+#define VDPBF16PS_Z7_Z3_Z1 BYTE $0x62; BYTE $0xf2; BYTE $0x66; BYTE $0x48; BYTE $0x52; BYTE $0xf9
+// vdpbf16ps zmm8, zmm2, zmm0: zmm8.fp32[j] += dot of the bf16 pairs zmm2[j], zmm0[j]
+#define VDPBF16PS_Z8_Z2_Z0 BYTE $0x62; BYTE $0x72; BYTE $0x6e; BYTE $0x48; BYTE $0x52; BYTE $0xc0
+// vdpbf16ps zmm9, zmm2, zmm1: zmm9.fp32[j] += dot of the bf16 pairs zmm2[j], zmm1[j]
+#define VDPBF16PS_Z9_Z2_Z1 BYTE $0x62; BYTE $0x72; BYTE $0x6e; BYTE $0x48; BYTE $0x52; BYTE $0xc9
+// vdpbf16ps zmm10, zmm3, zmm0: zmm10.fp32[j] += dot of the bf16 pairs zmm3[j], zmm0[j]
+#define VDPBF16PS_Z10_Z3_Z0 BYTE $0x62; BYTE $0x72; BYTE $0x66; BYTE $0x48; BYTE $0x52; BYTE $0xd0
+// vdpbf16ps zmm11, zmm3, zmm1: zmm11.fp32[j] += dot of the bf16 pairs zmm3[j], zmm1[j]
+#define VDPBF16PS_Z11_Z3_Z1 BYTE $0x62; BYTE $0x72; BYTE $0x66; BYTE $0x48; BYTE $0x52; BYTE $0xd9
+// vdpbf16ps zmm12, zmm2, zmm0: zmm12.fp32[j] += dot of the bf16 pairs zmm2[j], zmm0[j]
+#define VDPBF16PS_Z12_Z2_Z0 BYTE $0x62; BYTE $0x72; BYTE $0x6e; BYTE $0x48; BYTE $0x52; BYTE $0xe0
+// vdpbf16ps zmm13, zmm2, zmm1: zmm13.fp32[j] += dot of the bf16 pairs zmm2[j], zmm1[j]
+#define VDPBF16PS_Z13_Z2_Z1 BYTE $0x62; BYTE $0x72; BYTE $0x6e; BYTE $0x48; BYTE $0x52; BYTE $0xe9
+// vdpbf16ps zmm14, zmm3, zmm0: zmm14.fp32[j] += dot of the bf16 pairs zmm3[j], zmm0[j]
+#define VDPBF16PS_Z14_Z3_Z0 BYTE $0x62; BYTE $0x72; BYTE $0x66; BYTE $0x48; BYTE $0x52; BYTE $0xf0
+// vdpbf16ps zmm15, zmm3, zmm1: zmm15.fp32[j] += dot of the bf16 pairs zmm3[j], zmm1[j]
+#define VDPBF16PS_Z15_Z3_Z1 BYTE $0x62; BYTE $0x72; BYTE $0x66; BYTE $0x48; BYTE $0x52; BYTE $0xf9
+// vdpbf16ps zmm16, zmm2, zmm0: zmm16.fp32[j] += dot of the bf16 pairs zmm2[j], zmm0[j]
+#define VDPBF16PS_Z16_Z2_Z0 BYTE $0x62; BYTE $0xe2; BYTE $0x6e; BYTE $0x48; BYTE $0x52; BYTE $0xc0
+// vdpbf16ps zmm17, zmm2, zmm1: zmm17.fp32[j] += dot of the bf16 pairs zmm2[j], zmm1[j]
+#define VDPBF16PS_Z17_Z2_Z1 BYTE $0x62; BYTE $0xe2; BYTE $0x6e; BYTE $0x48; BYTE $0x52; BYTE $0xc9
+// vdpbf16ps zmm18, zmm3, zmm0: zmm18.fp32[j] += dot of the bf16 pairs zmm3[j], zmm0[j]
+#define VDPBF16PS_Z18_Z3_Z0 BYTE $0x62; BYTE $0xe2; BYTE $0x66; BYTE $0x48; BYTE $0x52; BYTE $0xd0
+// vdpbf16ps zmm19, zmm3, zmm1: zmm19.fp32[j] += dot of the bf16 pairs zmm3[j], zmm1[j]
+#define VDPBF16PS_Z19_Z3_Z1 BYTE $0x62; BYTE $0xe2; BYTE $0x66; BYTE $0x48; BYTE $0x52; BYTE $0xd9
+// vdpbf16ps zmm20, zmm2, zmm0: zmm20.fp32[j] += dot of the bf16 pairs zmm2[j], zmm0[j]
+#define VDPBF16PS_Z20_Z2_Z0 BYTE $0x62; BYTE $0xe2; BYTE $0x6e; BYTE $0x48; BYTE $0x52; BYTE $0xe0
+// vdpbf16ps zmm21, zmm2, zmm1: zmm21.fp32[j] += dot of the bf16 pairs zmm2[j], zmm1[j]
+#define VDPBF16PS_Z21_Z2_Z1 BYTE $0x62; BYTE $0xe2; BYTE $0x6e; BYTE $0x48; BYTE $0x52; BYTE $0xe9
+// vdpbf16ps zmm22, zmm3, zmm0: zmm22.fp32[j] += dot of the bf16 pairs zmm3[j], zmm0[j]
+#define VDPBF16PS_Z22_Z3_Z0 BYTE $0x62; BYTE $0xe2; BYTE $0x66; BYTE $0x48; BYTE $0x52; BYTE $0xf0
+// vdpbf16ps zmm23, zmm3, zmm1: zmm23.fp32[j] += dot of the bf16 pairs zmm3[j], zmm1[j]
+#define VDPBF16PS_Z23_Z3_Z1 BYTE $0x62; BYTE $0xe2; BYTE $0x66; BYTE $0x48; BYTE $0x52; BYTE $0xf9
+// vdpbf16ps zmm24, zmm2, zmm0: zmm24.fp32[j] += dot of the bf16 pairs zmm2[j], zmm0[j]
+#define VDPBF16PS_Z24_Z2_Z0 BYTE $0x62; BYTE $0x62; BYTE $0x6e; BYTE $0x48; BYTE $0x52; BYTE $0xc0
+// vdpbf16ps zmm25, zmm2, zmm1: zmm25.fp32[j] += dot of the bf16 pairs zmm2[j], zmm1[j]
+#define VDPBF16PS_Z25_Z2_Z1 BYTE $0x62; BYTE $0x62; BYTE $0x6e; BYTE $0x48; BYTE $0x52; BYTE $0xc9
+// vdpbf16ps zmm26, zmm3, zmm0: zmm26.fp32[j] += dot of the bf16 pairs zmm3[j], zmm0[j]
+#define VDPBF16PS_Z26_Z3_Z0 BYTE $0x62; BYTE $0x62; BYTE $0x66; BYTE $0x48; BYTE $0x52; BYTE $0xd0
+// vdpbf16ps zmm27, zmm3, zmm1: zmm27.fp32[j] += dot of the bf16 pairs zmm3[j], zmm1[j]
+#define VDPBF16PS_Z27_Z3_Z1 BYTE $0x62; BYTE $0x62; BYTE $0x66; BYTE $0x48; BYTE $0x52; BYTE $0xd9
+
+// func bf16Kernel12x32(kq int, a, b *uint32, c *float32, ldc int, alpha float32)
+//
+// c[i*ldc+j] = alpha*acc[i][j] + c[i*ldc+j] for i < 12, j < 32, where
+// acc[i][j] = sum over q < kq of the bf16 pair a[q*12+i] times the bf16 pair
+// b[q*32+j] (each uint32 holds two bf16 values, consecutive along k, the
+// lower k in the low half). kq >= 1. 24 ZMM accumulators (12 rows x 2
+// vectors of 16 float32), VDPBF16PS: 32 multiply-adds per instruction.
+TEXT ·bf16Kernel12x32(SB), NOSPLIT, $0-44
+	MOVQ kq+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ c+24(FP), DX
+	MOVQ ldc+32(FP), R8
+	SHLQ $2, R8
+
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	VPXORD Z26, Z26, Z26
+	VPXORD Z27, Z27, Z27
+
+loopbf16:
+	VMOVDQU32 (DI), Z0
+	VMOVDQU32 64(DI), Z1
+	VPBROADCASTD 0(SI), Z2
+	VDPBF16PS_Z4_Z2_Z0
+	VDPBF16PS_Z5_Z2_Z1
+	VPBROADCASTD 4(SI), Z3
+	VDPBF16PS_Z6_Z3_Z0
+	VDPBF16PS_Z7_Z3_Z1
+	VPBROADCASTD 8(SI), Z2
+	VDPBF16PS_Z8_Z2_Z0
+	VDPBF16PS_Z9_Z2_Z1
+	VPBROADCASTD 12(SI), Z3
+	VDPBF16PS_Z10_Z3_Z0
+	VDPBF16PS_Z11_Z3_Z1
+	VPBROADCASTD 16(SI), Z2
+	VDPBF16PS_Z12_Z2_Z0
+	VDPBF16PS_Z13_Z2_Z1
+	VPBROADCASTD 20(SI), Z3
+	VDPBF16PS_Z14_Z3_Z0
+	VDPBF16PS_Z15_Z3_Z1
+	VPBROADCASTD 24(SI), Z2
+	VDPBF16PS_Z16_Z2_Z0
+	VDPBF16PS_Z17_Z2_Z1
+	VPBROADCASTD 28(SI), Z3
+	VDPBF16PS_Z18_Z3_Z0
+	VDPBF16PS_Z19_Z3_Z1
+	VPBROADCASTD 32(SI), Z2
+	VDPBF16PS_Z20_Z2_Z0
+	VDPBF16PS_Z21_Z2_Z1
+	VPBROADCASTD 36(SI), Z3
+	VDPBF16PS_Z22_Z3_Z0
+	VDPBF16PS_Z23_Z3_Z1
+	VPBROADCASTD 40(SI), Z2
+	VDPBF16PS_Z24_Z2_Z0
+	VDPBF16PS_Z25_Z2_Z1
+	VPBROADCASTD 44(SI), Z3
+	VDPBF16PS_Z26_Z3_Z0
+	VDPBF16PS_Z27_Z3_Z1
+	ADDQ $48, SI
+	ADDQ $128, DI
+	DECQ CX
+	JNE  loopbf16
+
+	VBROADCASTSS alpha+40(FP), Z3
+	VFMADD213PS (DX), Z3, Z4
+	VMOVUPS Z4, (DX)
+	VFMADD213PS 64(DX), Z3, Z5
+	VMOVUPS Z5, 64(DX)
+	ADDQ R8, DX
+	VFMADD213PS (DX), Z3, Z6
+	VMOVUPS Z6, (DX)
+	VFMADD213PS 64(DX), Z3, Z7
+	VMOVUPS Z7, 64(DX)
+	ADDQ R8, DX
+	VFMADD213PS (DX), Z3, Z8
+	VMOVUPS Z8, (DX)
+	VFMADD213PS 64(DX), Z3, Z9
+	VMOVUPS Z9, 64(DX)
+	ADDQ R8, DX
+	VFMADD213PS (DX), Z3, Z10
+	VMOVUPS Z10, (DX)
+	VFMADD213PS 64(DX), Z3, Z11
+	VMOVUPS Z11, 64(DX)
+	ADDQ R8, DX
+	VFMADD213PS (DX), Z3, Z12
+	VMOVUPS Z12, (DX)
+	VFMADD213PS 64(DX), Z3, Z13
+	VMOVUPS Z13, 64(DX)
+	ADDQ R8, DX
+	VFMADD213PS (DX), Z3, Z14
+	VMOVUPS Z14, (DX)
+	VFMADD213PS 64(DX), Z3, Z15
+	VMOVUPS Z15, 64(DX)
+	ADDQ R8, DX
+	VFMADD213PS (DX), Z3, Z16
+	VMOVUPS Z16, (DX)
+	VFMADD213PS 64(DX), Z3, Z17
+	VMOVUPS Z17, 64(DX)
+	ADDQ R8, DX
+	VFMADD213PS (DX), Z3, Z18
+	VMOVUPS Z18, (DX)
+	VFMADD213PS 64(DX), Z3, Z19
+	VMOVUPS Z19, 64(DX)
+	ADDQ R8, DX
+	VFMADD213PS (DX), Z3, Z20
+	VMOVUPS Z20, (DX)
+	VFMADD213PS 64(DX), Z3, Z21
+	VMOVUPS Z21, 64(DX)
+	ADDQ R8, DX
+	VFMADD213PS (DX), Z3, Z22
+	VMOVUPS Z22, (DX)
+	VFMADD213PS 64(DX), Z3, Z23
+	VMOVUPS Z23, 64(DX)
+	ADDQ R8, DX
+	VFMADD213PS (DX), Z3, Z24
+	VMOVUPS Z24, (DX)
+	VFMADD213PS 64(DX), Z3, Z25
+	VMOVUPS Z25, 64(DX)
+	ADDQ R8, DX
+	VFMADD213PS (DX), Z3, Z26
+	VMOVUPS Z26, (DX)
+	VFMADD213PS 64(DX), Z3, Z27
+	VMOVUPS Z27, 64(DX)
+	VZEROUPPER
+	RET
