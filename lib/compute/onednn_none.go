@@ -1,0 +1,9 @@
+//go:build !((linux || darwin || freebsd) && (amd64 || arm64))
+
+package compute
+
+import "fmt"
+
+func loadOneDNN(threads int) (*onednnLib, error) {
+	return nil, fmt.Errorf("compute: %w (loading it is not supported on this platform)", errNoOneDNN)
+}
