@@ -135,28 +135,44 @@ func (g *Generator) CellAnchors(level int) ([]box.Box, error) {
 // (y*featW + x)*A + a = cell[a] + (x*sx, y*sy, x*sx, y*sy). As in torchvision
 // the shift origin is the top-left corner, with no half-stride offset.
 func (g *Generator) GridAnchors(level, padH, padW, featH, featW int) ([]box.Box, error) {
+	if err := g.checkGrid(level, padH, padW, featH, featW); err != nil {
+		return nil, err
+	}
+	out := make([]box.Box, featH*featW*len(g.cells[level]))
+	g.fillGrid(out, level, padH, padW, featH, featW)
+	return out, nil
+}
+
+// checkGrid validates GridAnchors' arguments.
+func (g *Generator) checkGrid(level, padH, padW, featH, featW int) error {
 	if level < 0 || level >= len(g.cells) {
-		return nil, fmt.Errorf("%w: level %d of %d", ErrConfig, level, len(g.cells))
+		return fmt.Errorf("%w: level %d of %d", ErrConfig, level, len(g.cells))
 	}
 	if padH <= 0 || padW <= 0 || featH <= 0 || featW <= 0 {
-		return nil, fmt.Errorf("%w: image %dx%d and feature map %dx%d must be positive", ErrConfig, padH, padW, featH, featW)
+		return fmt.Errorf("%w: image %dx%d and feature map %dx%d must be positive", ErrConfig, padH, padW, featH, featW)
 	}
 	if featH > padH || featW > padW {
-		return nil, fmt.Errorf("%w: feature map %dx%d larger than the image %dx%d", ErrConfig, featH, featW, padH, padW)
+		return fmt.Errorf("%w: feature map %dx%d larger than the image %dx%d", ErrConfig, featH, featW, padH, padW)
 	}
+	return nil
+}
+
+// fillGrid writes one level's anchors into out (featH*featW*A boxes).
+func (g *Generator) fillGrid(out []box.Box, level, padH, padW, featH, featW int) {
 	sy, sx := padH/featH, padW/featW
 	cells := g.cells[level]
-	out := make([]box.Box, 0, featH*featW*len(cells))
+	i := 0
 	for y := 0; y < featH; y++ {
 		oy := float32(y * sy)
 		for x := 0; x < featW; x++ {
 			ox := float32(x * sx)
-			for _, c := range cells {
-				out = append(out, box.Box{X1: ox + c.X1, Y1: oy + c.Y1, X2: ox + c.X2, Y2: oy + c.Y2})
+			row := out[i : i+len(cells)]
+			for k, c := range cells {
+				row[k] = box.Box{X1: ox + c.X1, Y1: oy + c.Y1, X2: ox + c.X2, Y2: oy + c.Y2}
 			}
+			i += len(cells)
 		}
 	}
-	return out, nil
 }
 
 // Generate returns the anchors of all levels concatenated (level 0 first),
@@ -166,13 +182,21 @@ func (g *Generator) Generate(padH, padW int, featSizes [][2]int) ([]box.Box, err
 	if len(featSizes) != len(g.levels) {
 		return nil, fmt.Errorf("%w: %d feature sizes for %d levels", ErrConfig, len(featSizes), len(g.levels))
 	}
-	var out []box.Box
+	total := 0
 	for l, fs := range featSizes {
-		a, err := g.GridAnchors(l, padH, padW, fs[0], fs[1])
-		if err != nil {
+		if err := g.checkGrid(l, padH, padW, fs[0], fs[1]); err != nil {
 			return nil, err
 		}
-		out = append(out, a...)
+		total += fs[0] * fs[1] * len(g.cells[l])
+	}
+	// One allocation for all levels, written in place: a fresh Go
+	// allocation costs page faults that dwarf the arithmetic.
+	out := make([]box.Box, total)
+	i := 0
+	for l, fs := range featSizes {
+		n := fs[0] * fs[1] * len(g.cells[l])
+		g.fillGrid(out[i:i+n], l, padH, padW, fs[0], fs[1])
+		i += n
 	}
 	return out, nil
 }

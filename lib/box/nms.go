@@ -2,6 +2,7 @@ package box
 
 import (
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -30,14 +31,23 @@ func NMS(boxes []Box, scores []float32, thresh float64) ([]int, error) {
 
 // nms is the kernel. When offset is non-nil, box i is shifted by offset[i] in
 // all four coordinates before the IoU (the coordinate trick).
+//
+// It decides exactly as torchvision's nms_kernel.cpp (same float32
+// arithmetic per pair) but faster: the candidates not yet suppressed are
+// kept packed (struct of arrays, in visiting order), and each kept box
+// filters the rest in one branch-light pass that drops the suppressed ones,
+// so later passes never revisit them.
 func nms(boxes []Box, scores []float32, thresh float64, offset []float32) []int {
 	order := sortedByScore(scores)
 	n := len(order)
-	// Gather the candidates in visiting order (struct of arrays) so the
-	// inner loop is linear in memory.
-	x1, y1 := make([]float32, n), make([]float32, n)
-	x2, y2 := make([]float32, n), make([]float32, n)
-	area := make([]float32, n)
+	keep := make([]int, 0, n)
+	if n == 0 {
+		return keep
+	}
+	// One allocation for the six columns.
+	buf := make([]float32, 5*n)
+	x1, y1, x2, y2, area := buf[:n], buf[n:2*n], buf[2*n:3*n], buf[3*n:4*n], buf[4*n:]
+	idx := make([]int32, n)
 	for k, i := range order {
 		b := boxes[i]
 		if offset != nil {
@@ -46,62 +56,89 @@ func nms(boxes []Box, scores []float32, thresh float64, offset []float32) []int 
 		}
 		x1[k], y1[k], x2[k], y2[k] = b.X1, b.Y1, b.X2, b.Y2
 		area[k] = b.Area()
+		idx[k] = int32(i)
 	}
-	// Without overlap the IoU is 0 (or NaN for two empty boxes), never above
-	// a non-negative threshold, so such pairs can be skipped.
-	skipDisjoint := thresh >= 0
-	suppressed := make([]bool, n)
-	keep := make([]int, 0, n)
-	for k := 0; k < n; k++ {
-		if suppressed[k] {
-			continue
+	cut, never := suppressionCut(thresh)
+	if never {
+		for _, i := range order {
+			keep = append(keep, i)
 		}
-		keep = append(keep, order[k])
-		ix1, iy1, ix2, iy2, ia := x1[k], y1[k], x2[k], y2[k], area[k]
-		for j := k + 1; j < n; j++ {
-			if suppressed[j] {
-				continue
-			}
-			// torchvision's nms_kernel.cpp, step by step in float32.
-			w := min32(ix2, x2[j]) - max32(ix1, x1[j])
-			h := min32(iy2, y2[j]) - max32(iy1, y1[j])
-			if skipDisjoint && (w <= 0 || h <= 0) {
-				continue
-			}
-			if w < 0 {
-				w = 0
-			}
-			if h < 0 {
-				h = 0
-			}
-			inter := float32(w * h)
+		return keep
+	}
+	for n > 0 {
+		// The head of the packed list survived every kept box: keep it.
+		keep = append(keep, int(idx[0]))
+		ix1, iy1, ix2, iy2, ia := x1[0], y1[0], x2[0], y2[0], area[0]
+		w := 0
+		for j := 1; j < n; j++ {
+			// torchvision's nms_kernel.cpp, step by step in float32 (the
+			// clamps to 0 only matter when the boxes are disjoint, where
+			// the IoU is then 0, or NaN for two empty boxes).
+			// The builtin min and max differ from max32/min32 only for
+			// NaN and signed zeros, where the IoU comes out NaN or the
+			// same either way; they compile without branches.
+			xx1, yy1 := max(ix1, x1[j]), max(iy1, y1[j])
+			xx2, yy2 := min(ix2, x2[j]), min(iy2, y2[j])
+			cw, ch := max(xx2-xx1, 0), max(yy2-yy1, 0)
+			inter := float32(cw * ch)
 			ovr := inter / (float32(ia+area[j]) - inter)
-			if float64(ovr) > thresh {
-				suppressed[j] = true
+			// Always copy, advance only when j survives (no branch on
+			// the data-dependent outcome).
+			x1[w], y1[w], x2[w], y2[w], area[w], idx[w] = x1[j], y1[j], x2[j], y2[j], area[j], idx[j]
+			if !(ovr >= cut) {
+				w++
 			}
 		}
+		n = w
 	}
 	return keep
 }
 
-// sortedByScore returns the indices of the non-NaN scores in decreasing score
-// order, equal scores in increasing index order (torch's stable sort).
-func sortedByScore(scores []float32) []int {
-	order := make([]int, 0, len(scores))
-	for i, s := range scores {
-		if !isNaN32(s) {
-			order = append(order, i)
-		}
+// suppressionCut returns the smallest float32 c such that, for every
+// non-NaN float32 IoU v, float64(v) > thresh exactly when v >= c (torchvision
+// compares the float32 IoU with the double threshold). never reports a
+// threshold no IoU exceeds (NaN or +Inf).
+func suppressionCut(thresh float64) (c float32, never bool) {
+	if math.IsNaN(thresh) || math.IsInf(thresh, 1) {
+		return 0, true
 	}
-	slices.SortStableFunc(order, func(a, b int) int {
-		switch sa, sb := scores[a], scores[b]; {
-		case sa > sb:
-			return -1
-		case sa < sb:
-			return 1
+	c = float32(thresh)
+	if float64(c) <= thresh {
+		c = math.Nextafter32(c, float32(math.Inf(1)))
+	}
+	return c, false
+}
+
+// sortedByScore returns the indices of the non-NaN scores in decreasing score
+// order, equal scores in increasing index order (torch's stable sort; -0
+// and +0 are equal).
+//
+// It sorts one uint64 per score, the score's order-preserving bit pattern
+// inverted in the high half and the index in the low half, which orders as
+// the stable comparison sort does at a fraction of its cost.
+func sortedByScore(scores []float32) []int {
+	keys := make([]uint64, 0, len(scores))
+	for i, s := range scores {
+		if isNaN32(s) {
+			continue
 		}
-		return 0
-	})
+		if s == 0 {
+			s = 0 // -0 sorts as +0
+		}
+		u := math.Float32bits(s)
+		if u&(1<<31) != 0 {
+			u = ^u // negative: larger magnitude sorts lower
+		} else {
+			u |= 1 << 31
+		}
+		// u increases with the score; ^u makes the high half decrease.
+		keys = append(keys, uint64(^u)<<32|uint64(uint32(i)))
+	}
+	slices.Sort(keys)
+	order := make([]int, len(keys))
+	for k, key := range keys {
+		order[k] = int(uint32(key))
+	}
 	return order
 }
 
