@@ -1,6 +1,8 @@
 package compute
 
 import (
+	"math"
+	"reflect"
 	"runtime"
 	"sync"
 )
@@ -24,7 +26,41 @@ type microKernel struct {
 	name   string
 	mr, nr int
 	fn     func(kb int, a, b, c []float32, ldc int)
+	// fnEp, when set, is the same product with a fused store: it
+	// overwrites the tile or adds into it (ep.load), then adds the per-row
+	// shift and the residual tile and clamps below at ep.floor. Kernels
+	// without one get the epilogue from a Go loop over an edge-tile buffer.
+	fnEp func(kb int, a, b, c []float32, ldc int, ep *kernEp)
 }
+
+// kernEp is what a fused-store kernel reads after its loop (the assembly
+// relies on this layout: offsets 0, 8, 16, 24, 32).
+type kernEp struct {
+	load  uintptr  // 0: overwrite the tile, 1: add into it
+	shift *float32 // mr values, one per row
+	res   *float32 // residual tile, rows ldr bytes apart
+	ldr   uintptr  // residual row stride in bytes (0 repeats one row)
+	floor float32  // results are max(floor, v): 0 for ReLU, -Inf otherwise
+}
+
+// zeroTile backs the shift and residual of fused stores that add nothing.
+var zeroTile [maxTile]float32
+
+// negInf is the floor of a store without ReLU.
+var negInf = float32(math.Inf(-1))
+
+// goBackendKernel returns the micro-kernel Sgemm runs when the chosen
+// backend is the Go implementation, nil when it is a native library.
+var goBackendKernel = sync.OnceValue(func() *microKernel {
+	p := reflect.ValueOf(chosen().gemm).Pointer()
+	switch p {
+	case reflect.ValueOf(sgemmGo).Pointer():
+		return bestKernel()
+	case reflect.ValueOf(sgemmPortable).Pointer():
+		return goKernel
+	}
+	return nil
+})
 
 // goKernel is the portable 4x4 kernel; asmKernel, when the CPU allows, an
 // assembly one (set in init on amd64 with AVX2 and FMA).
@@ -100,18 +136,51 @@ func sgemmKernel(kern *microKernel, transA, transB bool, m, n, k int, alpha floa
 		sgemmSimple(transA, transB, m, n, k, alpha, a, lda, b, ldb, 1, c, ldc)
 		return
 	}
-	workers := runtime.GOMAXPROCS(0)
-	if f := 2 * m * n * k / minParallelFlops; f < workers {
-		workers = max(f, 1)
-	}
+	workers := gemmWorkers(m, n, k)
 	if workers == 1 {
-		gemmBlock(kern, transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc)
+		gemmBlock(kern, transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc, nil)
 		return
 	}
 	if k >= 8*max(m, n) && k >= 2*kc*workers {
 		sgemmSplitK(kern, workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, c, ldc)
 		return
 	}
+	gemmParallel(kern, workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, c, ldc, nil)
+}
+
+// gemmWorkers is the number of goroutines a product of this size uses.
+func gemmWorkers(m, n, k int) int {
+	workers := runtime.GOMAXPROCS(0)
+	if f := 2 * m * n * k / minParallelFlops; f < workers {
+		workers = max(f, 1)
+	}
+	return workers
+}
+
+// sgemmKernelEp is SgemmEpilogue on the Go implementation: C is
+// overwritten (no clearing pass), ep.Scale is folded into the packed A and
+// the rest of ep is applied by the micro-kernel's store of each finished
+// tile.
+func sgemmKernelEp(kern *microKernel, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, ep *Epilogue) {
+	workers := gemmWorkers(m, n, k)
+	switch {
+	case k == 0 || m*n*k < 512:
+		scaleC(m, n, 0, c, ldc)
+		sgemmSimple(transA, transB, m, n, k, 1, a, lda, b, ldb, 1, c, ldc)
+		applyEpilogue(0, m, n, c, ldc, ep, true)
+	case workers == 1:
+		gemmBlock(kern, transA, transB, 0, m, 0, n, k, 1, a, lda, b, ldb, c, ldc, ep)
+	case k >= 8*max(m, n) && k >= 2*kc*workers:
+		scaleC(m, n, 0, c, ldc)
+		sgemmSplitK(kern, workers, transA, transB, m, n, k, 1, a, lda, b, ldb, c, ldc)
+		applyEpilogue(0, m, n, c, ldc, ep, true)
+	default:
+		gemmParallel(kern, workers, transA, transB, m, n, k, 1, a, lda, b, ldb, c, ldc, ep)
+	}
+}
+
+// gemmParallel runs gemmBlock on one contiguous range of C per worker.
+func gemmParallel(kern *microKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, ep *Epilogue) {
 	// Split the larger dimension of C into one contiguous range per worker,
 	// aligned to the micro-tile so no tile straddles two workers.
 	var wg sync.WaitGroup
@@ -132,9 +201,9 @@ func sgemmKernel(kern *microKernel, transA, transB bool, m, n, k int, alpha floa
 		go func(lo, hi int) {
 			defer wg.Done()
 			if splitRows {
-				gemmBlock(kern, transA, transB, lo, hi, 0, n, k, alpha, a, lda, b, ldb, c, ldc)
+				gemmBlock(kern, transA, transB, lo, hi, 0, n, k, alpha, a, lda, b, ldb, c, ldc, ep)
 			} else {
-				gemmBlock(kern, transA, transB, 0, m, lo, hi, k, alpha, a, lda, b, ldb, c, ldc)
+				gemmBlock(kern, transA, transB, 0, m, lo, hi, k, alpha, a, lda, b, ldb, c, ldc, ep)
 			}
 		}(lo, hi)
 	}
@@ -180,7 +249,7 @@ func sgemmSplitK(kern *microKernel, workers int, transA, transB bool, m, n, k in
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			gemmBlock(kern, transA, transB, 0, m, 0, n, p1-p0, alpha, as, lda, bs, ldb, dst, ld)
+			gemmBlock(kern, transA, transB, 0, m, 0, n, p1-p0, alpha, as, lda, bs, ldb, dst, ld, nil)
 		}()
 	}
 	wg.Wait()
@@ -227,7 +296,9 @@ func putSplitBuf(b []float32) {
 }
 
 // gemmBlock adds alpha*op(A)*op(B) into rows [i0,i1) and columns [j0,j1)
-// of C, serially.
+// of C, serially. With an epilogue it overwrites them instead, with
+// alpha*ep.Scale folded into the packed A and the rest of ep applied as
+// each tile receives its last slice of k.
 //
 // Loop order: for each panel of up to mp rows of A and each kc-deep slice
 // of k, the A panel is packed once and reused across every nc-wide panel
@@ -235,17 +306,22 @@ func putSplitBuf(b []float32) {
 // jc-pc-ic order repacks A for every column panel, which for the tall-k,
 // wide-n products of a box head's backward meant packing A dozens of
 // times).
-func gemmBlock(kern *microKernel, transA, transB bool, i0, i1, j0, j1, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+func gemmBlock(kern *microKernel, transA, transB bool, i0, i1, j0, j1, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, ep *Epilogue) {
 	buf := getPackBuf()
 	defer putPackBuf(buf)
 	mr, nr := kern.mr, kern.nr
 	var tileBuf [maxTile]float32
 	tile := tileBuf[:mr*nr]
+	var rowScale []float32
+	if ep != nil {
+		rowScale = ep.Scale
+	}
 	for ip := i0; ip < i1; ip += mp {
 		mpb := min(mp, i1-ip)
 		for pc := 0; pc < k; pc += kc {
 			kb := min(kc, k-pc)
-			packA(buf.a, mr, transA, a, lda, ip, mpb, pc, kb, alpha)
+			packA(buf.a, mr, transA, a, lda, ip, mpb, pc, kb, alpha, rowScale)
+			first, last := pc == 0, pc+kb >= k
 			for jc := j0; jc < j1; jc += nc {
 				nb := min(nc, j1-jc)
 				packB(buf.b, nr, transB, b, ldb, pc, kb, jc, nb)
@@ -257,7 +333,12 @@ func gemmBlock(kern *microKernel, transA, transB bool, i0, i1, j0, j1, k int, al
 						for ir := ic; ir < ic+mb; ir += mr {
 							as := buf.a[ir*kb : ir*kb+kb*mr]
 							h := min(mr, mpb-ir)
-							off := (ip+ir)*ldc + jc + jr
+							row, col := ip+ir, jc+jr
+							off := row*ldc + col
+							if ep != nil {
+								storeTileEp(kern, kb, as, bs, tile, c, ldc, row, col, h, w, first, last, ep)
+								continue
+							}
 							if h == mr && w == nr {
 								kern.fn(kb, as, bs, c[off:], ldc)
 								continue
@@ -278,13 +359,85 @@ func gemmBlock(kern *microKernel, transA, transB bool, i0, i1, j0, j1, k int, al
 	}
 }
 
+// storeTileEp computes the h x w tile of C at (row, col) for one slice of
+// k: overwritten on the first slice, accumulated after, and finished with
+// ep's shift, residual and ReLU on the last. Full tiles go through the
+// kernel's fused store when it has one; the others through tile, in Go.
+func storeTileEp(kern *microKernel, kb int, as, bs, tile, c []float32, ldc, row, col, h, w int, first, last bool, ep *Epilogue) {
+	mr, nr := kern.mr, kern.nr
+	off := row*ldc + col
+	if h == mr && w == nr && kern.fnEp != nil {
+		args := kernEp{shift: &zeroTile[0], res: &zeroTile[0], floor: negInf}
+		if !first {
+			args.load = 1
+		}
+		if last {
+			if ep.Shift != nil {
+				args.shift = &ep.Shift[row : row+mr][0]
+			}
+			if ep.Residual != nil {
+				ro := row*ep.LdResidual + col
+				_ = ep.Residual[ro+(mr-1)*ep.LdResidual+nr-1]
+				args.res, args.ldr = &ep.Residual[ro], uintptr(4*ep.LdResidual)
+			}
+			if ep.ReLU {
+				args.floor = 0
+			}
+		}
+		kern.fnEp(kb, as, bs, c[off:], ldc, &args)
+		return
+	}
+	clear(tile)
+	kern.fn(kb, as, bs, tile, nr)
+	for i := 0; i < h; i++ {
+		dst := c[off+i*ldc : off+i*ldc+w]
+		src := tile[i*nr : i*nr+w]
+		if !first {
+			for j, v := range dst {
+				src[j] += v
+			}
+		}
+		if !last {
+			copy(dst, src)
+			continue
+		}
+		var t float32
+		if ep.Shift != nil {
+			t = ep.Shift[row+i]
+		}
+		var res []float32
+		if ep.Residual != nil {
+			ro := (row+i)*ep.LdResidual + col
+			res = ep.Residual[ro : ro+w]
+		}
+		for j, v := range src {
+			v += t
+			if res != nil {
+				v += res[j]
+			}
+			if ep.ReLU && !(v > 0) && v == v {
+				v = 0
+			}
+			dst[j] = v
+		}
+	}
+}
+
 // packA copies alpha*op(A)[i0:i0+mb, p0:p0+kb] into strips of mr rows: strip
 // s holds, for each p, the mr values of rows s*mr..s*mr+mr-1 (zero padded).
-func packA(dst []float32, mr int, transA bool, a []float32, lda, i0, mb, p0, kb int, alpha float32) {
+// A non-nil rowScale multiplies row r of op(A) by rowScale[r] as well.
+func packA(dst []float32, mr int, transA bool, a []float32, lda, i0, mb, p0, kb int, alpha float32, rowScale []float32) {
 	for s := 0; s*mr < mb; s++ {
 		strip := dst[s*mr*kb : (s+1)*mr*kb]
 		h := min(mr, mb-s*mr)
 		r0 := i0 + s*mr
+		var sc [16]float32 // per-row multipliers of this strip (mr <= 16)
+		for i := range h {
+			sc[i] = alpha
+			if rowScale != nil {
+				sc[i] = alpha * rowScale[r0+i]
+			}
+		}
 		if !transA {
 			for i := 0; i < mr; i++ {
 				if i >= h {
@@ -294,14 +447,14 @@ func packA(dst []float32, mr int, transA bool, a []float32, lda, i0, mb, p0, kb 
 					continue
 				}
 				row := a[(r0+i)*lda+p0 : (r0+i)*lda+p0+kb]
-				if alpha == 1 {
+				if f := sc[i]; f != 1 {
 					for p, v := range row {
-						strip[p*mr+i] = v
+						strip[p*mr+i] = f * v
 					}
 					continue
 				}
 				for p, v := range row {
-					strip[p*mr+i] = alpha * v
+					strip[p*mr+i] = v
 				}
 			}
 			continue
@@ -311,7 +464,7 @@ func packA(dst []float32, mr int, transA bool, a []float32, lda, i0, mb, p0, kb 
 			d := strip[p*mr : p*mr+mr]
 			for i := range d {
 				if i < h {
-					d[i] = alpha * src[i]
+					d[i] = sc[i] * src[i]
 				} else {
 					d[i] = 0
 				}
