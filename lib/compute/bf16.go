@@ -142,6 +142,7 @@ const (
 // bf16PackBuf holds one goroutine's packed panels.
 type bf16PackBuf struct {
 	a, b []uint32
+	row  []uint32 // one row's pairs, for packStridedPairs
 }
 
 // bf16Free keeps released pack buffers (not emptied by the collector, so
@@ -159,7 +160,7 @@ func getBF16PackBuf() *bf16PackBuf {
 		bf16Free.bufs = bf16Free.bufs[:n-1]
 		return b
 	}
-	return &bf16PackBuf{a: make([]uint32, mpBF16*kcBF16/2), b: make([]uint32, kcBF16/2*ncBF16)}
+	return &bf16PackBuf{a: make([]uint32, mpBF16*kcBF16/2), b: make([]uint32, kcBF16/2*ncBF16), row: make([]uint32, kcBF16/2)}
 }
 
 func putBF16PackBuf(b *bf16PackBuf) {
@@ -241,7 +242,7 @@ func sgemmBF16Kernel(kern *bf16MicroKernel, transA, transB bool, m, n, k int, al
 func sgemmBF16SplitK(kern *bf16MicroKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 	parts := make([][]float32, workers)
 	for w := 1; w < workers; w++ {
-		parts[w] = make([]float32, m*n)
+		parts[w] = getBF16SplitBuf(m * n)
 	}
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -283,6 +284,37 @@ func sgemmBF16SplitK(kern *bf16MicroKernel, workers int, transA, transB bool, m,
 				row[j] += v
 			}
 		}
+		putBF16SplitBuf(p)
+	}
+}
+
+// bf16SplitFree keeps sgemmBF16SplitK's partial-sum buffers between calls.
+var bf16SplitFree struct {
+	sync.Mutex
+	bufs [][]float32
+}
+
+// getBF16SplitBuf returns a zeroed buffer of length n.
+func getBF16SplitBuf(n int) []float32 {
+	bf16SplitFree.Lock()
+	for i, b := range bf16SplitFree.bufs {
+		if cap(b) >= n {
+			bf16SplitFree.bufs = append(bf16SplitFree.bufs[:i], bf16SplitFree.bufs[i+1:]...)
+			bf16SplitFree.Unlock()
+			b = b[:n]
+			clear(b)
+			return b
+		}
+	}
+	bf16SplitFree.Unlock()
+	return make([]float32, n)
+}
+
+func putBF16SplitBuf(b []float32) {
+	bf16SplitFree.Lock()
+	defer bf16SplitFree.Unlock()
+	if len(bf16SplitFree.bufs) < 16 {
+		bf16SplitFree.bufs = append(bf16SplitFree.bufs, b)
 	}
 }
 
@@ -301,10 +333,10 @@ func gemmBlockBF16(kern *bf16MicroKernel, transA, transB bool, i0, i1, j0, j1, k
 		for pc := 0; pc < k; pc += kcBF16 {
 			kb := min(kcBF16, k-pc)
 			kq := (kb + 1) / 2
-			packABF16(buf.a, mr, transA, a, lda, ip, mpb, pc, kb)
+			packABF16(buf.a, buf.row, mr, transA, a, lda, ip, mpb, pc, kb)
 			for jc := j0; jc < j1; jc += ncBF16 {
 				nb := min(ncBF16, j1-jc)
-				packBBF16(buf.b, nr, transB, b, ldb, pc, kb, jc, nb)
+				packBBF16(buf.b, buf.row, nr, transB, b, ldb, pc, kb, jc, nb)
 				for ic := 0; ic < mpb; ic += mcBF16 {
 					mb := min(mcBF16, mpb-ic)
 					for jr := 0; jr < nb; jr += nr {
@@ -334,35 +366,69 @@ func gemmBlockBF16(kern *bf16MicroKernel, transA, transB bool, i0, i1, j0, j1, k
 	}
 }
 
+// Assembly converters, set in init where the CPU has AVX512_BF16; nil means
+// the Go loops.
+var (
+	// bf16RowPairs32 packs kq pairs of rows of a row-major matrix
+	// (leading dimension ld), 32 columns wide: packBBF16's full strips.
+	bf16RowPairs32 func(dst []uint32, src []float32, ld, kq int)
+	// bf16CvtPairsN converts 2*nq consecutive values into nq pairs; nq is
+	// a positive multiple of 16.
+	bf16CvtPairsN func(dst []uint32, src []float32, nq int)
+)
+
+// cvtPairs writes dst[q] = bf16Pair(src[2q], src[2q+1]) for the values of
+// src, an odd last value paired with zero.
+func cvtPairs(dst []uint32, src []float32) {
+	q0 := 0
+	if f := bf16CvtPairsN; f != nil {
+		if nq := len(src) / 32 * 16; nq > 0 {
+			f(dst, src, nq)
+			q0 = nq
+		}
+	}
+	ke := len(src) &^ 1
+	for p := 2 * q0; p < ke; p += 2 {
+		dst[p/2] = bf16Pair(src[p], src[p+1])
+	}
+	if ke < len(src) {
+		dst[ke/2] = bf16Bits(src[ke])
+	}
+}
+
+// packStridedPairs packs the first rows rows of src (row r at src[r*ld:], kb
+// values each, contiguous along k) into dst[q*stride+r] as bfloat16 pairs,
+// and zeroes the columns r in [rows, stride) of every q. tmp holds at least
+// (kb+1)/2 values.
+func packStridedPairs(dst, tmp []uint32, stride, rows int, src []float32, ld, kb int) {
+	kq := (kb + 1) / 2
+	t := tmp[:kq]
+	for r := 0; r < stride; r++ {
+		if r >= rows {
+			for q := 0; q < kq; q++ {
+				dst[q*stride+r] = 0
+			}
+			continue
+		}
+		cvtPairs(t, src[r*ld:r*ld+kb])
+		for q, v := range t {
+			dst[q*stride+r] = v
+		}
+	}
+}
+
 // packABF16 packs op(A)[i0:i0+mb, p0:p0+kb] as bfloat16 pairs in strips of
 // mr rows: strip s holds, for each pair q, the mr values (A[r][p0+2q],
 // A[r][p0+2q+1]) of rows s*mr.. (zero for rows past mb and for the k past
 // an odd kb).
-func packABF16(dst []uint32, mr int, transA bool, a []float32, lda, i0, mb, p0, kb int) {
+func packABF16(dst, tmp []uint32, mr int, transA bool, a []float32, lda, i0, mb, p0, kb int) {
 	kq := (kb + 1) / 2
-	ke := kb &^ 1 // k covered by full pairs
 	for s := 0; s*mr < mb; s++ {
 		strip := dst[s*mr*kq : (s+1)*mr*kq]
 		h := min(mr, mb-s*mr)
 		r0 := i0 + s*mr
 		if !transA {
-			for i := 0; i < mr; i++ {
-				if i >= h {
-					for q := 0; q < kq; q++ {
-						strip[q*mr+i] = 0
-					}
-					continue
-				}
-				row := a[(r0+i)*lda+p0 : (r0+i)*lda+p0+kb]
-				q := 0
-				for p := 0; p < ke; p += 2 {
-					strip[q*mr+i] = bf16Pair(row[p], row[p+1])
-					q++
-				}
-				if ke < kb {
-					strip[q*mr+i] = bf16Bits(row[ke])
-				}
-			}
+			packStridedPairs(strip, tmp, mr, h, a[r0*lda+p0:], lda, kb)
 			continue
 		}
 		for q := 0; q < kq; q++ {
@@ -387,48 +453,36 @@ func packABF16(dst []uint32, mr int, transA bool, a []float32, lda, i0, mb, p0, 
 // packBBF16 packs op(B)[p0:p0+kb, j0:j0+nb] as bfloat16 pairs in strips of
 // nr columns: strip s holds, for each pair q, the nr values (B[p0+2q][c],
 // B[p0+2q+1][c]) of columns s*nr.. (zero padded like packABF16).
-func packBBF16(dst []uint32, nr int, transB bool, b []float32, ldb, p0, kb, j0, nb int) {
+func packBBF16(dst, tmp []uint32, nr int, transB bool, b []float32, ldb, p0, kb, j0, nb int) {
 	kq := (kb + 1) / 2
 	for s := 0; s*nr < nb; s++ {
 		strip := dst[s*nr*kq : (s+1)*nr*kq]
 		w := min(nr, nb-s*nr)
 		c0 := j0 + s*nr
-		if !transB {
-			for q := 0; q < kq; q++ {
-				p := p0 + 2*q
-				lo := b[p*ldb+c0 : p*ldb+c0+w]
-				d := strip[q*nr : q*nr+nr]
-				if 2*q+1 < kb {
-					hi := b[(p+1)*ldb+c0 : (p+1)*ldb+c0+w]
-					for j, v := range lo {
-						d[j] = bf16Pair(v, hi[j])
-					}
-				} else {
-					for j, v := range lo {
-						d[j] = bf16Bits(v)
-					}
-				}
-				clear(d[w:])
-			}
+		if transB {
+			packStridedPairs(strip, tmp, nr, w, b[c0*ldb+p0:], ldb, kb)
 			continue
 		}
-		ke := kb &^ 1
-		for j := 0; j < nr; j++ {
-			if j >= w {
-				for q := 0; q < kq; q++ {
-					strip[q*nr+j] = 0
+		q0 := 0
+		if f := bf16RowPairs32; f != nil && nr == 32 && w == 32 && kb >= 2 {
+			q0 = kb / 2
+			f(strip, b[p0*ldb+c0:], ldb, q0)
+		}
+		for q := q0; q < kq; q++ {
+			p := p0 + 2*q
+			lo := b[p*ldb+c0 : p*ldb+c0+w]
+			d := strip[q*nr : q*nr+nr]
+			if 2*q+1 < kb {
+				hi := b[(p+1)*ldb+c0 : (p+1)*ldb+c0+w]
+				for j, v := range lo {
+					d[j] = bf16Pair(v, hi[j])
 				}
-				continue
+			} else {
+				for j, v := range lo {
+					d[j] = bf16Bits(v)
+				}
 			}
-			col := b[(c0+j)*ldb+p0 : (c0+j)*ldb+p0+kb]
-			q := 0
-			for p := 0; p < ke; p += 2 {
-				strip[q*nr+j] = bf16Pair(col[p], col[p+1])
-				q++
-			}
-			if ke < kb {
-				strip[q*nr+j] = bf16Bits(col[ke])
-			}
+			clear(d[w:])
 		}
 	}
 }

@@ -7,6 +7,12 @@ package compute
 //go:noescape
 func bf16Kernel12x32(kq int, a, b *uint32, c *float32, ldc int, alpha float32)
 
+//go:noescape
+func bf16PackRowPairs32(dst *uint32, src *float32, ld int, kq int)
+
+//go:noescape
+func bf16CvtPairs(dst *uint32, src *float32, nq int)
+
 // hasAVX512BF16 reports whether the CPU and the OS support AVX-512F and
 // AVX512_BF16 (CPUID leaf 7 sub-leaf 1, EAX bit 5).
 func hasAVX512BF16() bool {
@@ -29,8 +35,24 @@ func bf16AsmKernel(kq int, a, b []uint32, c []float32, ldc int, alpha float32) {
 	bf16Kernel12x32(kq, &a[0], &b[0], &c[0], ldc, alpha)
 }
 
+// bf16AsmRowPairs32 is bf16PackRowPairs32 with its slice checks.
+func bf16AsmRowPairs32(dst []uint32, src []float32, ld, kq int) {
+	_ = dst[kq*32-1]
+	_ = src[(2*kq-1)*ld+31]
+	bf16PackRowPairs32(&dst[0], &src[0], ld, kq)
+}
+
+// bf16AsmCvtPairs is bf16CvtPairs with its slice checks.
+func bf16AsmCvtPairs(dst []uint32, src []float32, nq int) {
+	_ = dst[nq-1]
+	_ = src[2*nq-1]
+	bf16CvtPairs(&dst[0], &src[0], nq)
+}
+
 func init() {
 	if hasAVX512BF16() {
 		bf16Native = &bf16MicroKernel{name: "avx512_bf16 assembly kernel 12x32 (VDPBF16PS)", mr: 12, nr: 32, fn: bf16AsmKernel}
+		bf16RowPairs32 = bf16AsmRowPairs32
+		bf16CvtPairsN = bf16AsmCvtPairs
 	}
 }

@@ -201,3 +201,70 @@ loopbf16:
 	VMOVUPS Z27, 64(DX)
 	VZEROUPPER
 	RET
+
+// vcvtne2ps2bf16 zmm2, zmm1, zmm0: words 0-15 of zmm2 = bf16(zmm0), words
+// 16-31 = bf16(zmm1), round to nearest even.
+#define VCVTNE2PS2BF16_Z2_Z1_Z0 BYTE $0x62; BYTE $0xf2; BYTE $0x77; BYTE $0x48; BYTE $0x72; BYTE $0xd0
+
+// bf16Interleave<> is the VPERMW index that turns words (lo0..lo15,
+// hi0..hi15) into pairs (lo0, hi0, lo1, hi1, ...).
+DATA bf16Interleave<>+0(SB)/8, $0x0011000100100000
+DATA bf16Interleave<>+8(SB)/8, $0x0013000300120002
+DATA bf16Interleave<>+16(SB)/8, $0x0015000500140004
+DATA bf16Interleave<>+24(SB)/8, $0x0017000700160006
+DATA bf16Interleave<>+32(SB)/8, $0x0019000900180008
+DATA bf16Interleave<>+40(SB)/8, $0x001b000b001a000a
+DATA bf16Interleave<>+48(SB)/8, $0x001d000d001c000c
+DATA bf16Interleave<>+56(SB)/8, $0x001f000f001e000e
+GLOBL bf16Interleave<>(SB), RODATA|NOPTR, $64
+
+// func bf16PackRowPairs32(dst *uint32, src *float32, ld int, kq int)
+//
+// For q < kq and j < 32: dst[q*32+j] holds bf16(src[2q*ld+j]) in its low
+// half and bf16(src[(2q+1)*ld+j]) in its high half. kq >= 1.
+TEXT ·bf16PackRowPairs32(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), R8
+	SHLQ $2, R8
+	MOVQ kq+24(FP), CX
+	VMOVDQU64 bf16Interleave<>(SB), Z7
+
+looprows:
+	VMOVUPS (SI), Z0
+	VMOVUPS (SI)(R8*1), Z1
+	VCVTNE2PS2BF16_Z2_Z1_Z0
+	VPERMW Z2, Z7, Z2
+	VMOVDQU32 Z2, (DI)
+	VMOVUPS 64(SI), Z0
+	VMOVUPS 64(SI)(R8*1), Z1
+	VCVTNE2PS2BF16_Z2_Z1_Z0
+	VPERMW Z2, Z7, Z2
+	VMOVDQU32 Z2, 64(DI)
+	LEAQ (SI)(R8*2), SI
+	ADDQ $128, DI
+	DECQ CX
+	JNE  looprows
+	VZEROUPPER
+	RET
+
+// func bf16CvtPairs(dst *uint32, src *float32, nq int)
+//
+// For q < nq: dst[q] holds bf16(src[2q]) in its low half and bf16(src[2q+1])
+// in its high half. nq is a positive multiple of 16.
+TEXT ·bf16CvtPairs(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ nq+16(FP), CX
+
+loopcvt:
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	VCVTNE2PS2BF16_Z2_Z1_Z0
+	VMOVDQU32 Z2, (DI)
+	ADDQ $128, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JNE  loopcvt
+	VZEROUPPER
+	RET

@@ -185,6 +185,16 @@ func TestSgemmBF16(t *testing.T) {
 			run(kern.name+" "+id, func(c []float32) {
 				sgemmBF16Kernel(kern, tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
 			})
+			if bf16RowPairs32 == nil && bf16CvtPairsN == nil {
+				continue
+			}
+			// The Go packing loops, as on a CPU without the converters.
+			rp, cp := bf16RowPairs32, bf16CvtPairsN
+			bf16RowPairs32, bf16CvtPairsN = nil, nil
+			run(kern.name+" Go packing "+id, func(c []float32) {
+				sgemmBF16Kernel(kern, tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
+			})
+			bf16RowPairs32, bf16CvtPairsN = rp, cp
 		}
 	}
 }
@@ -266,5 +276,60 @@ func BenchmarkSgemmBF16(bm *testing.B) {
 		name := fmt.Sprintf("%dx%dx%d", s[0], s[1], s[2])
 		bm.Run("bf16/"+name, func(bm *testing.B) { benchGemm(bm, SgemmBF16, s[0], s[1], s[2]) })
 		bm.Run("fp32/"+name, func(bm *testing.B) { benchGemm(bm, Sgemm, s[0], s[1], s[2]) })
+	}
+}
+
+// bf16Specials are values whose rounding is easy to get wrong: ties to
+// even, values just above a tie, overflow to Inf, Inf, NaN, signed zero,
+// float32 subnormals.
+func bf16Specials() []float32 {
+	return []float32{
+		1 + 1.0/256, 1 + 3.0/256, -(1 + 1.0/256), 1 + 1.0/256 + 1.0/65536,
+		math.MaxFloat32, -math.MaxFloat32, float32(math.Inf(1)), float32(math.Inf(-1)),
+		float32(math.NaN()), float32(math.Copysign(0, -1)), 0, 3.3895314e38,
+		1e-39, -1e-39, 1.5e-45, 1.1754944e-38, 2.5, -7.75, 65504, 1e-20,
+	}
+}
+
+// TestBF16Converters checks that the assembly converters give the Go
+// rounding's bits on special and random values (NaN: any NaN; subnormals:
+// a zero of their sign).
+func TestBF16Converters(t *testing.T) {
+	if bf16CvtPairsN == nil || bf16RowPairs32 == nil {
+		t.Skip("no AVX512_BF16 converters on this CPU (" + CPU().String() + ")")
+	}
+	rng := rand.New(rand.NewSource(3))
+	src := bf16Rand(rng, 4*64)
+	sp := bf16Specials()
+	for i := range src {
+		if i%3 == 0 {
+			src[i] = sp[(i/3)%len(sp)]
+		}
+	}
+	// VCVTNE2PS2BF16 flushes subnormal inputs to zero of the same sign;
+	// VDPBF16PS would treat them as zero anyway.
+	same := func(got, want uint32) bool {
+		isNaN := func(h uint32) bool { return h&0x7f80 == 0x7f80 && h&0x7f != 0 }
+		flushed := want&0x7f80 == 0 && got == want&0x8000
+		return got == want || isNaN(got) && isNaN(want) || flushed
+	}
+	pairOK := func(got, want uint32) bool { return same(got&0xffff, want&0xffff) && same(got>>16, want>>16) }
+	got := make([]uint32, len(src)/2)
+	bf16CvtPairsN(got, src, len(got))
+	for q := range got {
+		if want := bf16Pair(src[2*q], src[2*q+1]); !pairOK(got[q], want) {
+			t.Errorf("cvtPairs: pair %d of (%g, %g) = %#08x, want %#08x", q, src[2*q], src[2*q+1], got[q], want)
+		}
+	}
+	const ld, kq = 40, 3
+	rows := make([]uint32, 32*kq)
+	bf16RowPairs32(rows, src, ld, kq)
+	for q := 0; q < kq; q++ {
+		for j := 0; j < 32; j++ {
+			lo, hi := src[2*q*ld+j], src[(2*q+1)*ld+j]
+			if want := bf16Pair(lo, hi); !pairOK(rows[q*32+j], want) {
+				t.Errorf("rowPairs32: [%d,%d] of (%g, %g) = %#08x, want %#08x", q, j, lo, hi, rows[q*32+j], want)
+			}
+		}
 	}
 }
