@@ -1,0 +1,291 @@
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/detlab/detlab/lib/nn"
+)
+
+// Backend runs nn's heavy kernels on one GPU: convolutions as per-image
+// im2col kernels plus cuBLAS GEMMs, BatchNorm statistics and affine, max
+// pooling and GEMM. Create it with NewBackend, install it with
+// nn.SetBackend (or a model's device setting) and Close it when done.
+//
+// It is safe for concurrent use; operations run one at a time. Every
+// operation returns with its results in host-readable memory.
+type Backend struct {
+	mu       sync.Mutex
+	g        gpu
+	ordinal  int
+	name     string
+	pageable bool
+	mem      registry
+	pool     devPool
+	managed  int64 // bytes of live managed allocations
+	peak     int64
+	stats    Stats
+	closed   bool
+	err      error
+}
+
+var _ nn.Backend = (*Backend)(nil)
+
+// Stats counts a backend's work since it was created.
+type Stats struct {
+	Launches    int64 // kernel launches
+	GEMMs       int64 // cuBLAS GEMM calls
+	StagedBytes int64 // bytes of Go memory copied to the device for kernels
+}
+
+// NewBackend opens GPU ordinal (0 is the first): it loads the driver and
+// cuBLAS, retains the device's primary context, JIT-compiles the embedded
+// kernels and creates a stream and a cuBLAS handle with TF32 off (so
+// float32 GEMMs match the CPU's up to summation order). The error names
+// what is missing on a machine without a GPU.
+func NewBackend(ordinal int) (*Backend, error) {
+	g, err := openGPU(ordinal)
+	if err != nil {
+		return nil, err
+	}
+	in := g.info
+	driver := "?"
+	var v int32
+	if g.d.check("cuDriverGetVersion", g.d.cuDriverGetVersion(&v)) == nil {
+		driver = versionString(int(v))
+	}
+	name := fmt.Sprintf("cuda:%d (%s, sm_%s, driver %s, cuBLAS %s)", ordinal, in.Name,
+		strings.ReplaceAll(in.Capability, ".", ""), driver, g.c.version)
+	return newBackend(g, ordinal, name, g.pageable), nil
+}
+
+func newBackend(g gpu, ordinal int, name string, pageable bool) *Backend {
+	return &Backend{g: g, ordinal: ordinal, name: name, pageable: pageable}
+}
+
+// Name describes the backend: "cuda:0 (NVIDIA H200, sm_90, driver 13.0,
+// cuBLAS 13.1.0)".
+func (b *Backend) Name() string { return b.name }
+
+// Ordinal returns the device number.
+func (b *Backend) Ordinal() int { return b.ordinal }
+
+// Err returns the first device failure of an operation (which panicked
+// with an *OpError), or nil.
+func (b *Backend) Err() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// Stats returns the work counters.
+func (b *Backend) Stats() Stats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.stats
+}
+
+// devAlloc allocates device-only memory and tracks the peak (b.mu held).
+func (b *Backend) devAlloc(bytes int) (uint64, error) {
+	p, err := b.g.alloc(bytes)
+	if err != nil {
+		return 0, err
+	}
+	b.notePeak(int64(bytes))
+	return p, nil
+}
+
+// notePeak updates the peak for extra bytes about to be counted in use
+// (b.mu held).
+func (b *Backend) notePeak(extra int64) {
+	if u := b.managed + int64(b.pool.held) + extra; u > b.peak {
+		b.peak = u
+	}
+}
+
+// TryAlloc returns n float32s of zeroed managed memory, addressable by
+// host code and kernels alike, or the error (out of memory, closed). The
+// memory is the caller's until Free or Close; Go's GC never frees it.
+func (b *Backend) TryAlloc(n int) ([]float32, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("cuda: Alloc of %d elements", n)
+	}
+	if n == 0 {
+		return []float32{}, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	if err := b.g.begin(); err != nil {
+		return nil, err
+	}
+	p, err := b.g.allocManaged(4 * n)
+	b.g.end()
+	if err != nil {
+		return nil, err
+	}
+	if err := b.mem.add(uintptr(p), 4*n); err != nil {
+		return nil, err
+	}
+	b.notePeak(int64(4 * n))
+	b.managed += int64(4 * n)
+	return unsafe.Slice((*float32)(p), n), nil
+}
+
+// Alloc is TryAlloc for nn.NewArenaWith: when the device memory is
+// exhausted (or the backend closed) it returns ordinary Go memory, which
+// the kernels then stage, so a model still runs, more slowly.
+func (b *Backend) Alloc(n int) []float32 {
+	x, err := b.TryAlloc(n)
+	if err != nil {
+		return make([]float32, max(n, 0))
+	}
+	return x
+}
+
+// Free releases a slice obtained from Alloc (it must start where the
+// allocation starts). Slices the backend did not allocate, and ones
+// already freed, are ignored. Using x after Free is a use-after-free.
+func (b *Backend) Free(x []float32) {
+	if cap(x) == 0 {
+		return
+	}
+	p := unsafe.Pointer(unsafe.SliceData(x))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	n, ok := b.mem.remove(uintptr(p))
+	if !ok {
+		return
+	}
+	b.managed -= int64(n)
+	if err := b.g.begin(); err != nil {
+		b.noteErr(err)
+		return
+	}
+	defer b.g.end()
+	b.noteErr(b.g.free(uint64(uintptr(p))))
+}
+
+func (b *Backend) noteErr(err error) {
+	if err != nil && b.err == nil {
+		b.err = err
+	}
+}
+
+// MemoryStats returns the device memory the backend holds (managed
+// allocations plus its pooled device buffers), now and at its peak, in
+// bytes.
+func (b *Backend) MemoryStats() (inUse, peak int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.managed + int64(b.pool.held), b.peak
+}
+
+// ResetPeak makes the peak the current use (to measure one phase).
+func (b *Backend) ResetPeak() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.peak = b.managed + int64(b.pool.held)
+}
+
+// DeviceMemory returns the whole device's free and total bytes
+// (cuMemGetInfo), which includes other processes' use.
+func (b *Backend) DeviceMemory() (free, total int64, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, 0, ErrClosed
+	}
+	if err := b.g.begin(); err != nil {
+		return 0, 0, err
+	}
+	defer b.g.end()
+	return b.g.memInfo()
+}
+
+// Synchronize waits until the device has finished all submitted work.
+func (b *Backend) Synchronize() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	if err := b.g.begin(); err != nil {
+		return err
+	}
+	defer b.g.end()
+	return b.g.sync()
+}
+
+// Close frees every allocation of the backend (slices from Alloc become
+// invalid), its device buffers, module, stream and cuBLAS handle, and
+// releases the context. Closing twice is a no-op.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	var errs []error
+	if err := b.g.begin(); err != nil {
+		errs = append(errs, err)
+	} else {
+		if err := b.g.sync(); err != nil {
+			errs = append(errs, err)
+		}
+		for _, r := range b.mem.all() {
+			b.mem.remove(r.base)
+			errs = append(errs, b.g.free(uint64(r.base)))
+			b.managed -= int64(r.bytes)
+		}
+		errs = append(errs, b.pool.drain(b.g.free))
+		b.g.end()
+	}
+	errs = append(errs, b.g.close())
+	return errors.Join(errs...)
+}
+
+// run executes one operation: body queues device work on a scope, which
+// finish completes. A failure panics with an *OpError (nn.Backend has no
+// error results) after recording it for Err.
+func (b *Backend) run(op string, body func(s *scope)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		panic(&OpError{Op: op, Err: ErrClosed})
+	}
+	if err := b.g.begin(); err != nil {
+		b.noteErr(err)
+		panic(&OpError{Op: op, Err: err})
+	}
+	s := &scope{b: b}
+	body(s)
+	err := s.finish()
+	b.g.end()
+	if err != nil {
+		b.noteErr(err)
+		panic(&OpError{Op: op, Err: err})
+	}
+}
+
+// need returns x[:n], or panics with an *OpError when x is shorter than
+// the geometry requires (a caller's bug, caught before any device work).
+func need(op, what string, x []float32, n int) []float32 {
+	if len(x) < n {
+		panic(&OpError{Op: op, Err: errShort(what, len(x), n)})
+	}
+	return x[:n]
+}
+
+func errShort(what string, have, want int) error {
+	return fmt.Errorf("%s has %d elements, the geometry needs %d", what, have, want)
+}

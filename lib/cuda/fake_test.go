@@ -1,0 +1,423 @@
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"unsafe"
+)
+
+// fakeGPU implements gpu in Go memory and runs the contract's kernels as
+// plain Go loops (written from kernels.h, independently of lib/nn's CPU
+// code), so Backend's orchestration, staging and argument packing are
+// tested without a GPU. A kernel or GEMM touching an address the fake did
+// not hand out (an unstaged Go slice on a device without pageable access)
+// fails, as it would fault on a GPU.
+type fakeGPU struct {
+	bufs     map[uintptr][]uint64 // allocations by base, kept alive here
+	sizes    map[uintptr]int
+	hosts    map[uintptr]int // Go memory a pageable device may read
+	depth    int             // begin/end nesting
+	maxDepth int
+	launches []fakeLaunch
+	gemms    int
+	fail     map[string]error // "alloc", "allocManaged", "launch:<name>", "sgemm", "sync", "htod", "dtoh"
+	freed    int
+	closed   bool
+}
+
+type fakeLaunch struct {
+	name        string
+	grid, block int
+	slots       []uint64
+}
+
+func newFakeGPU() *fakeGPU {
+	return &fakeGPU{bufs: map[uintptr][]uint64{}, sizes: map[uintptr]int{}, hosts: map[uintptr]int{}, fail: map[string]error{}}
+}
+
+func (f *fakeGPU) begin() error {
+	if err := f.fail["begin"]; err != nil {
+		return err
+	}
+	f.depth++
+	f.maxDepth = max(f.maxDepth, f.depth)
+	return nil
+}
+
+func (f *fakeGPU) end() { f.depth-- }
+
+func (f *fakeGPU) newBuf(bytes int) uintptr {
+	b := make([]uint64, (bytes+7)/8+1)
+	p := uintptr(unsafe.Pointer(&b[0]))
+	f.bufs[p], f.sizes[p] = b, bytes
+	return p
+}
+
+func (f *fakeGPU) allocManaged(bytes int) (unsafe.Pointer, error) {
+	if err := f.fail["allocManaged"]; err != nil {
+		return nil, err
+	}
+	p := f.newBuf(bytes)
+	return unsafe.Pointer(&f.bufs[p][0]), nil
+}
+
+func (f *fakeGPU) alloc(bytes int) (uint64, error) {
+	if err := f.fail["alloc"]; err != nil {
+		return 0, err
+	}
+	return uint64(f.newBuf(bytes)), nil
+}
+
+func (f *fakeGPU) free(p uint64) error {
+	if _, ok := f.bufs[uintptr(p)]; !ok {
+		return fmt.Errorf("fake: free of unknown %#x", p)
+	}
+	delete(f.bufs, uintptr(p))
+	delete(f.sizes, uintptr(p))
+	f.freed++
+	return nil
+}
+
+// live returns the number of allocations not freed.
+func (f *fakeGPU) live() int { return len(f.bufs) }
+
+// host lets kernels read a Go slice directly (pageable access).
+func (f *fakeGPU) host(x []float32) { f.hosts[uintptr(unsafe.Pointer(&x[0]))] = 4 * len(x) }
+
+// bytesAt returns the memory [p, p+n) as bytes, or an error if no
+// allocation (or registered host slice) holds it.
+func (f *fakeGPU) bytesAt(p uint64, n int) ([]byte, error) {
+	for base, size := range f.sizes {
+		if uintptr(p) >= base && uintptr(p)+uintptr(n) <= base+uintptr(size) {
+			all := unsafe.Slice((*byte)(unsafe.Pointer(&f.bufs[base][0])), size)
+			return all[uintptr(p)-base:][:n], nil
+		}
+	}
+	for base, size := range f.hosts {
+		if uintptr(p) >= base && uintptr(p)+uintptr(n) <= base+uintptr(size) {
+			// The test keeps the registered slice alive.
+			all := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), base)), size) //nolint:govet
+			return all[uintptr(p)-base:][:n], nil
+		}
+	}
+	return nil, fmt.Errorf("fake: %d bytes at %#x are not device memory", n, p)
+}
+
+func (f *fakeGPU) htod(dst uint64, src unsafe.Pointer, bytes int) error {
+	if err := f.fail["htod"]; err != nil {
+		return err
+	}
+	d, err := f.bytesAt(dst, bytes)
+	if err != nil {
+		return err
+	}
+	copy(d, unsafe.Slice((*byte)(src), bytes))
+	return nil
+}
+
+func (f *fakeGPU) dtoh(dst unsafe.Pointer, src uint64, bytes int) error {
+	if err := f.fail["dtoh"]; err != nil {
+		return err
+	}
+	s, err := f.bytesAt(src, bytes)
+	if err != nil {
+		return err
+	}
+	copy(unsafe.Slice((*byte)(dst), bytes), s)
+	return nil
+}
+
+func (f *fakeGPU) sync() error { return f.fail["sync"] }
+
+func (f *fakeGPU) memInfo() (int64, int64, error) { return 1 << 30, 2 << 30, nil }
+
+func (f *fakeGPU) close() error { f.closed = true; return nil }
+
+// f32 views n float32s at p (nil for p == 0).
+func (f *fakeGPU) f32(p uint64, n int) ([]float32, error) {
+	if p == 0 {
+		return nil, nil
+	}
+	b, err := f.bytesAt(p, 4*n)
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), n), nil
+}
+
+func (f *fakeGPU) f64(p uint64, n int) ([]float64, error) {
+	b, err := f.bytesAt(p, 8*n)
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	return unsafe.Slice((*float64)(unsafe.Pointer(&b[0])), n), nil
+}
+
+func (f *fakeGPU) i32(p uint64, n int) ([]int32, error) {
+	if p == 0 {
+		return nil, nil
+	}
+	b, err := f.bytesAt(p, 4*n)
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	return unsafe.Slice((*int32)(unsafe.Pointer(&b[0])), n), nil
+}
+
+func (f *fakeGPU) sgemm(transA, transB bool, m, n, k int, alpha float32, a uint64, lda int, b uint64, ldb int, beta float32, c uint64, ldc int) error {
+	if err := f.fail["sgemm"]; err != nil {
+		return err
+	}
+	f.gemms++
+	// Column-major: element (i, j) of a matrix with leading dimension ld
+	// is at i + j*ld.
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	if lda < max(1, ar) || ldb < max(1, br) || ldc < max(1, m) {
+		return errors.New("fake: CUBLAS_STATUS_INVALID_VALUE (leading dimension)")
+	}
+	A, err := f.f32(a, (ac-1)*lda+ar)
+	if err != nil {
+		return err
+	}
+	B, err := f.f32(b, (bc-1)*ldb+br)
+	if err != nil {
+		return err
+	}
+	C, err := f.f32(c, (n-1)*ldc+m)
+	if err != nil {
+		return err
+	}
+	for j := 0; j < n; j++ {
+		for i := 0; i < m; i++ {
+			var sum float64
+			for l := 0; l < k; l++ {
+				var av, bv float32
+				if transA {
+					av = A[l+i*lda]
+				} else {
+					av = A[i+l*lda]
+				}
+				if transB {
+					bv = B[j+l*ldb]
+				} else {
+					bv = B[l+j*ldb]
+				}
+				sum += float64(av) * float64(bv)
+			}
+			v := alpha * float32(sum)
+			if beta != 0 {
+				v += beta * C[i+j*ldc]
+			}
+			C[i+j*ldc] = v
+		}
+	}
+	return nil
+}
+
+func (f *fakeGPU) launch(name string, grid, block int, slots []uint64) error {
+	if err := f.fail["launch:"+name]; err != nil {
+		return err
+	}
+	if sig := kernelParams[name]; len(sig) != len(slots) {
+		return fmt.Errorf("fake: %s got %d slots, signature %q", name, len(slots), sig)
+	}
+	if grid <= 0 || grid > maxGrid || block != blockThreads {
+		return fmt.Errorf("fake: %s launched with grid %d block %d", name, grid, block)
+	}
+	f.launches = append(f.launches, fakeLaunch{name, grid, block, append([]uint64(nil), slots...)})
+	p := func(i int) uint64 { return slots[i] }
+	I := func(i int) int { return int(int32(uint32(slots[i]))) }
+	switch name {
+	case "detlab_im2col", "detlab_col2im":
+		C, H, W, KH, KW, SH, SW, PH, PW, OH, OW := I(2), I(3), I(4), I(5), I(6), I(7), I(8), I(9), I(10), I(11), I(12)
+		var img, col []float32
+		var err error
+		if name == "detlab_im2col" {
+			img, err = f.f32(p(0), C*H*W)
+			if err == nil {
+				col, err = f.f32(p(1), C*KH*KW*OH*OW)
+			}
+		} else {
+			col, err = f.f32(p(0), C*KH*KW*OH*OW)
+			if err == nil {
+				img, err = f.f32(p(1), C*H*W)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		for c := 0; c < C; c++ {
+			for kh := 0; kh < KH; kh++ {
+				for kw := 0; kw < KW; kw++ {
+					for oh := 0; oh < OH; oh++ {
+						for ow := 0; ow < OW; ow++ {
+							ih, iw := oh*SH-PH+kh, ow*SW-PW+kw
+							ci := (((c*KH+kh)*KW+kw)*OH+oh)*OW + ow
+							inside := ih >= 0 && ih < H && iw >= 0 && iw < W
+							switch {
+							case name == "detlab_im2col" && inside:
+								col[ci] = img[(c*H+ih)*W+iw]
+							case name == "detlab_im2col":
+								col[ci] = 0
+							case inside:
+								img[(c*H+ih)*W+iw] += col[ci]
+							}
+						}
+					}
+				}
+			}
+		}
+	case "detlab_bias_add":
+		N, K, HW := I(2), I(3), I(4)
+		y, err := f.f32(p(0), N*K*HW)
+		if err != nil {
+			return err
+		}
+		bias, err := f.f32(p(1), K)
+		if err != nil {
+			return err
+		}
+		for i := range y {
+			y[i] += bias[i/HW%K]
+		}
+	case "detlab_channel_sum_add":
+		N, C, HW := I(2), I(3), I(4)
+		x, err := f.f32(p(0), N*C*HW)
+		if err != nil {
+			return err
+		}
+		out, err := f.f32(p(1), C)
+		if err != nil {
+			return err
+		}
+		sums := make([]float64, C)
+		for i, v := range x {
+			sums[i/HW%C] += float64(v)
+		}
+		for c := range out {
+			out[c] += float32(sums[c])
+		}
+	case "detlab_channel_stats":
+		N, C, HW := I(1), I(2), I(3)
+		x, err := f.f32(p(0), N*C*HW)
+		if err != nil {
+			return err
+		}
+		mean, err := f.f64(p(4), C)
+		if err != nil {
+			return err
+		}
+		vr, err := f.f64(p(5), C)
+		if err != nil {
+			return err
+		}
+		cnt := float64(N * HW)
+		for c := 0; c < C; c++ {
+			var s, q float64
+			for n := 0; n < N; n++ {
+				for _, v := range x[(n*C+c)*HW:][:HW] {
+					s += float64(v)
+				}
+			}
+			m := s / cnt
+			for n := 0; n < N; n++ {
+				for _, v := range x[(n*C+c)*HW:][:HW] {
+					q += (float64(v) - m) * (float64(v) - m)
+				}
+			}
+			mean[c], vr[c] = m, q/cnt
+		}
+	case "detlab_channel_affine":
+		N, C, HW, relu := I(2), I(3), I(4), I(7)
+		x, err := f.f32(p(0), N*C*HW)
+		if err != nil {
+			return err
+		}
+		y, err := f.f32(p(1), N*C*HW)
+		if err != nil {
+			return err
+		}
+		sc, err := f.f32(p(5), C)
+		if err != nil {
+			return err
+		}
+		sh, err := f.f32(p(6), C)
+		if err != nil {
+			return err
+		}
+		for i, v := range x {
+			c := i / HW % C
+			o := v*sc[c] + sh[c]
+			if relu != 0 && o < 0 {
+				o = 0
+			}
+			y[i] = o
+		}
+	case "detlab_maxpool2d":
+		P, H, W, KH, KW, SH, SW, PH, PW, OH, OW := I(3), I(4), I(5), I(6), I(7), I(8), I(9), I(10), I(11), I(12), I(13)
+		x, err := f.f32(p(0), P*H*W)
+		if err != nil {
+			return err
+		}
+		y, err := f.f32(p(1), P*OH*OW)
+		if err != nil {
+			return err
+		}
+		arg, err := f.i32(p(2), P*OH*OW)
+		if err != nil {
+			return err
+		}
+		for pl := 0; pl < P; pl++ {
+			for oh := 0; oh < OH; oh++ {
+				for ow := 0; ow < OW; ow++ {
+					best, bi := float32(math.Inf(-1)), -1
+					for kh := 0; kh < KH; kh++ {
+						for kw := 0; kw < KW; kw++ {
+							ih, iw := oh*SH-PH+kh, ow*SW-PW+kw
+							if ih < 0 || ih >= H || iw < 0 || iw >= W {
+								continue
+							}
+							v := x[(pl*H+ih)*W+iw]
+							if bi < 0 || (best == best && (v > best || v != v)) {
+								best, bi = v, ih*W+iw
+							}
+						}
+					}
+					o := (pl*OH+oh)*OW + ow
+					y[o] = best
+					if arg != nil {
+						arg[o] = int32(bi)
+					}
+				}
+			}
+		}
+	case "detlab_maxpool2d_backward":
+		P, H, W, OH, OW := I(3), I(4), I(5), I(6), I(7)
+		dy, err := f.f32(p(0), P*OH*OW)
+		if err != nil {
+			return err
+		}
+		dx, err := f.f32(p(1), P*H*W)
+		if err != nil {
+			return err
+		}
+		arg, err := f.i32(p(2), P*OH*OW)
+		if err != nil {
+			return err
+		}
+		for i, g := range dy {
+			dx[i/(OH*OW)*H*W+int(arg[i])] += g
+		}
+	default:
+		return fmt.Errorf("fake: kernel %s not emulated", name)
+	}
+	return nil
+}
