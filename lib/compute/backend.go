@@ -11,10 +11,10 @@ import (
 // EnvBLAS is the environment variable that forces a backend: "go" for the
 // Go implementation with the best assembly kernel the CPU runs, "portable"
 // for the Go implementation with its portable (no assembly) kernel,
-// "openblas" for OpenBLAS (falling back to Go, with the reason in Backend,
-// when the library cannot be loaded). Unset or "auto" uses the Go
-// implementation where the AVX-512 kernel runs, otherwise OpenBLAS when
-// present.
+// "openblas" for OpenBLAS, "onednn" for oneDNN's dnnl_sgemm (each falling
+// back to Go, with the reason in Backend, when its library cannot be
+// loaded). Unset or "auto" uses the Go implementation where the AVX-512
+// kernel runs, otherwise OpenBLAS when present.
 const EnvBLAS = "DETLAB_BLAS"
 
 // gemmFunc is the signature every backend implements.
@@ -36,6 +36,13 @@ func chooseBackend(env string) backend {
 		return pure
 	case "portable":
 		return backend{name: "Go, " + goKernel.name + " (" + EnvBLAS + "=portable)", gemm: sgemmPortable}
+	case "onednn", "dnnl":
+		lib, err := oneDNN()
+		if err != nil {
+			pure.name += fmt.Sprintf(" (%s=onednn but %v)", EnvBLAS, err)
+			return pure
+		}
+		return backend{name: fmt.Sprintf("onednn %s (runtime, %s, %d threads)", lib.version, lib.runtime, lib.threads), gemm: lib.sgemm}
 	case "", "auto":
 		if strings.HasPrefix(bestKernel().name, "avx512") {
 			// Measured on a Zen 5 EPYC (Faster R-CNN train step): the Go
@@ -55,15 +62,16 @@ func chooseBackend(env string) backend {
 		}
 		return backend{name: fmt.Sprintf("openblas %s (runtime, %d threads)", lib.version, lib.threads), gemm: lib.sgemm}
 	default:
-		pure.name += fmt.Sprintf(" (unknown %s=%q; want go, portable or openblas)", EnvBLAS, env)
+		pure.name += fmt.Sprintf(" (unknown %s=%q; want go, portable, openblas or onednn)", EnvBLAS, env)
 		return pure
 	}
 }
 
 // Backend names the implementation Sgemm runs, e.g.
-// "openblas 0.3.21 (runtime, 2 threads)", "Go, avx2+fma assembly kernel
-// 6x16" or "Go, portable kernel 4x4", with the reason when DETLAB_BLAS asked
-// for something that could not be used.
+// "openblas 0.3.21 (runtime, 2 threads)", "onednn 2.6.3 (runtime, omp, 2
+// threads)", "Go, avx2+fma assembly kernel 6x16" or "Go, portable kernel
+// 4x4", with the reason when DETLAB_BLAS asked for something that could not
+// be used.
 func Backend() string { return chosen().name }
 
 // sgemmPortable is the Go Sgemm with the portable kernel.

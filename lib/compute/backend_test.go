@@ -46,7 +46,7 @@ func TestChooseBackend(t *testing.T) {
 	}{
 		{"go", "Go, " + bestKernel().name + " (DETLAB_BLAS=go)"},
 		{"GO", "(DETLAB_BLAS=go)"},
-		{"bogus", `(unknown DETLAB_BLAS="bogus"; want go, portable or openblas)`},
+		{"bogus", `(unknown DETLAB_BLAS="bogus"; want go, portable, openblas or onednn)`},
 		{"portable", "Go, portable kernel 4x4 (DETLAB_BLAS=portable)"},
 	}
 	switch {
