@@ -3,6 +3,9 @@ package nn
 import (
 	"fmt"
 	"math"
+	"strings"
+
+	"github.com/detlab/detlab/lib/compute"
 )
 
 // Precision is the floating-point format an autocast region computes its
@@ -118,27 +121,46 @@ func RoundFP16(v float32) float32 {
 // WithAutocast makes g run its matrix products in precision p (torch's
 // autocast region) and returns g. Float32 turns it off.
 //
-// Under BFloat16 or Float16:
+// Which op runs in which precision under BFloat16 or Float16 follows
+// torch.autocast's CPU op lists:
 //
-//   - Conv2d and Linear round their input and weight to p before the
-//     product, and in backward also the output gradient, so both passes
-//     multiply reduced-precision operands, as torch.autocast's conv and
-//     linear do. Products accumulate in float32; outputs, input gradients
-//     and parameter gradients are float32, and the parameters themselves
-//     (the master weights) stay float32.
-//   - roialign.Apply pools features rounded to p and, in backward, the
-//     output gradient rounded to p, accumulating in float32.
-//   - Everything else (BatchNorm, ReLU, pooling, additions, losses,
-//     softmax) runs in float32, as autocast's float32 list does.
+//   - Reduced precision (torch's lower-precision list: conv2d, linear,
+//     matmul): Conv2d and Linear multiply operands rounded to p, the input
+//     and weight in forward, and in backward also the output gradient, so
+//     the gradient products run in p too. Products accumulate in float32;
+//     outputs, input gradients and parameter gradients are float32, and the
+//     parameters themselves (the master weights) stay float32.
+//   - RoIAlign (roialign.Apply) pools features rounded to p and, in
+//     backward, the output gradient rounded to p, accumulating in float32
+//     (torchvision's roi_align autocasts its input to float32 and back, so
+//     it sees the reduced-precision features).
+//   - Float32 (torch's float32 list and the ops autocast leaves alone):
+//     BatchNorm (frozen or not), ReLU, max pooling, additions, softmax,
+//     cross-entropy, smooth-L1 and every other loss, box coding, and the
+//     optimizer step.
 //
 // With Float16, overflow past 65504 yields ±Inf in the rounded operands, so
 // a too large loss scale shows up as Inf or NaN gradients for a gradient
 // scaler to detect.
 //
-// The rounding is emulated: operands are rounded to p and the products run
-// on the float32 kernels, so results equal those of true reduced-precision
-// operands with float32 accumulation, but nothing runs faster
-// (AutocastKernels says so).
+// How the products run depends on the graph's backend (AutocastKernels
+// says which):
+//
+//   - Native: where the backend implements PrecisionBackend and reports
+//     NativePrecision(p), the layers hand it unrounded float32 operands
+//     with the precision (ConvGeom.Precision for Conv2d, GemmPrecision for
+//     Linear) and the backend rounds while it packs. The CPU backend does
+//     this for BFloat16 on AVX512_BF16 processors (compute.SgemmBF16:
+//     VDPBF16PS, bfloat16 products into float32 accumulators), which skips
+//     the rounded copies and multiplies at twice the float32 rate.
+//   - Emulated: everywhere else, and always for Float16 on the CPU (these
+//     machines have no AVX512-FP16), the layers round copies of the
+//     operands to p and run the float32 kernels: the same numbers, no
+//     speed-up.
+//
+// The two agree up to the order of the float32 additions (a product of two
+// bfloat16 values is exact in float32), except that VDPBF16PS treats
+// bfloat16 subnormals (magnitudes below 1.2e-38) as zero.
 func (g *Graph) WithAutocast(p Precision) *Graph {
 	g.autocast = p
 	return g
@@ -149,11 +171,45 @@ func (g *Graph) WithAutocast(p Precision) *Graph {
 // region's precision.
 func (g *Graph) Autocast() Precision { return g.autocast }
 
+// PrecisionBackend is an optional interface of a Backend that computes
+// reduced-precision products natively. Layers find it by type assertion;
+// the CPU backend implements it.
+type PrecisionBackend interface {
+	// NativePrecision reports whether the backend computes in p natively:
+	// then Conv2d and Conv2dBackward honour ConvGeom.Precision on
+	// unrounded float32 operands, and GemmPrecision runs in p. When false,
+	// layers round their operands to p themselves and call the float32
+	// kernels.
+	NativePrecision(p Precision) bool
+	// GemmPrecision is Gemm with op(A) and op(B) rounded to p and float32
+	// accumulation, C, alpha and beta staying float32.
+	GemmPrecision(p Precision, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
+}
+
+// nativeBackend returns b as a PrecisionBackend when it computes in p
+// natively, else nil (Float32 is never "native": it needs nothing).
+func nativeBackend(b Backend, p Precision) PrecisionBackend {
+	if p == Float32 {
+		return nil
+	}
+	if pb, ok := b.(PrecisionBackend); ok && pb.NativePrecision(p) {
+		return pb
+	}
+	return nil
+}
+
 // AutocastKernels says how an autocast region in precision p computes on
-// this build, for benchmark printouts and model summaries.
+// the current backend (CurrentBackend), for benchmark printouts and model
+// summaries.
 func AutocastKernels(p Precision) string {
 	if p == Float32 {
 		return "float32 kernels"
+	}
+	if nativeBackend(CurrentBackend(), p) != nil {
+		if _, ok := CurrentBackend().(CPU); ok && p == BFloat16 {
+			return p.String() + " native (" + strings.TrimPrefix(compute.BF16Backend(), "native ") + ", float32 accumulation)"
+		}
+		return p.String() + " native (" + CurrentBackend().Name() + ")"
 	}
 	return p.String() + " emulated (operands rounded to " + p.String() + ", float32 GEMM and accumulation)"
 }

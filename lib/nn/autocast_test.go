@@ -3,8 +3,10 @@ package nn
 import (
 	"math"
 	"math/rand"
+	"strings"
 	"testing"
 
+	"github.com/detlab/detlab/lib/compute"
 	"github.com/detlab/detlab/lib/tensor"
 )
 
@@ -157,8 +159,17 @@ func TestAutocastCloseToFloat32(t *testing.T) {
 	}
 }
 
-// TestAutocastMatchesRoundedOperands checks that the autocast conv output
-// is exactly the float32 conv of the rounded input and weight.
+// emulatedCPU is the CPU backend with native reduced precision turned off,
+// as a backend embedding CPU whose kernels ignore ConvGeom.Precision must
+// do: layers then round their operands themselves.
+type emulatedCPU struct{ CPU }
+
+func (emulatedCPU) NativePrecision(Precision) bool { return false }
+
+// TestAutocastMatchesRoundedOperands checks that the emulated autocast conv
+// output is exactly the float32 conv of the rounded input and weight, and
+// that the native one (where the CPU has it) is within summation-order
+// noise of it (see TestAutocastNativeMatchesEmulated for the tolerance).
 func TestAutocastMatchesRoundedOperands(t *testing.T) {
 	rng := rand.New(rand.NewSource(4))
 	conv, err := NewConv2d("c", 4, 6, 3, 2, 1, false, rng)
@@ -166,29 +177,150 @@ func TestAutocastMatchesRoundedOperands(t *testing.T) {
 		t.Fatal(err)
 	}
 	x := randTensor(rng, 0, 1, 4, 9, 9)
-	g := NewInferenceGraph().WithAutocast(BFloat16)
-	if g.Autocast() != BFloat16 {
-		t.Fatalf("Autocast() = %v", g.Autocast())
+	run := func(be Backend) []float32 {
+		g := NewInferenceGraph().WithBackend(be).WithAutocast(BFloat16)
+		if g.Autocast() != BFloat16 {
+			t.Fatalf("Autocast() = %v", g.Autocast())
+		}
+		y, err := conv.Forward(g, g.Input(x))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return y.Value.Data()
 	}
-	y, err := conv.Forward(g, g.Input(x))
-	if err != nil {
-		t.Fatal(err)
-	}
+	emulated, native := run(emulatedCPU{}), run(CPU{})
 	xr := x.Clone()
 	BFloat16.RoundSlice(xr.Data(), xr.Data())
 	w := conv.Weight.Value.Clone()
 	BFloat16.RoundSlice(conv.Weight.Value.Data(), w.Data())
-	g2 := NewInferenceGraph()
+	g2 := NewInferenceGraph().WithBackend(CPU{})
 	y2, err := conv.Forward(g2, g2.Input(xr))
 	copy(conv.Weight.Value.Data(), w.Data())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, v := range y.Value.Data() {
+	for i, v := range emulated {
 		if v != y2.Value.Data()[i] {
-			t.Fatalf("element %d: autocast %g, rounded float32 %g", i, v, y2.Value.Data()[i])
+			t.Fatalf("element %d: emulated autocast %g, rounded float32 %g", i, v, y2.Value.Data()[i])
 		}
 	}
+	if e := relL2(native, y2.Value.Data()); e > nativeTol {
+		t.Errorf("native autocast vs rounded float32: relative L2 %.3g > %.3g", e, nativeTol)
+	}
+}
+
+// nativeTol bounds the relative L2 difference between native and emulated
+// bfloat16 products. Both multiply the same bfloat16 operands, whose
+// products are exact in float32, and accumulate in float32; only the order
+// of the additions differs. Each sum of k random-sign terms carries a
+// rounding error of about 2^-24 sqrt(k/2) relative to its value (about 1e-6
+// for the k <= 600 used here) whatever the order; 1e-5 leaves a factor of
+// ten, while a single bfloat16 rounding applied or missed moves a result
+// by about 2^-8 (4e-3).
+const nativeTol = 1e-5
+
+// layerGrads runs one layer on x under p and backend be with a fixed output
+// gradient gy (bfloat16-exact, so no computed value is rounded between the
+// two paths) and returns the output and the input, weight and bias
+// gradients.
+func layerGrads(t *testing.T, be Backend, p Precision, fwd func(*Graph, *Var) (*Var, error), params []*Param, x, gy *tensor.Tensor) [][]float32 {
+	t.Helper()
+	ZeroGrads(params)
+	g := NewGraph().WithBackend(be).WithAutocast(p)
+	xv := g.Leaf(x, true)
+	y, err := fwd(g, xv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := Mul(g, y, g.Input(gy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Backward(Sum(g, prod)); err != nil {
+		t.Fatal(err)
+	}
+	cp := func(s []float32) []float32 { return append([]float32(nil), s...) }
+	out := [][]float32{cp(y.Value.Data()), cp(xv.Grad.Data())}
+	for _, p := range params {
+		out = append(out, cp(p.Grad.Data()))
+	}
+	return out
+}
+
+// TestAutocastNativeMatchesEmulated checks that bfloat16 autocast on the
+// native kernels (compute.SgemmBF16) gives the emulated path's numbers
+// within nativeTol, for the output and every gradient of a conv (stride 2,
+// padding, batch 2, odd channel counts, and a pointwise one) and a linear
+// layer, and that both really differ from float32.
+func TestAutocastNativeMatchesEmulated(t *testing.T) {
+	if !(CPU{}).NativePrecision(BFloat16) {
+		t.Skipf("no native bfloat16 on this CPU (%s): %s", compute.CPU(), compute.BF16Backend())
+	}
+	rng := rand.New(rand.NewSource(6))
+	exact := func(shape ...int) *tensor.Tensor {
+		v := randTensor(rng, 0, shape...)
+		BFloat16.RoundSlice(v.Data(), v.Data())
+		return v
+	}
+	conv3, err := NewConv2d("c3", 5, 7, 3, 2, 1, true, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv1, err := NewConv2d("c1", 33, 17, 1, 1, 0, true, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lin, err := NewLinear("l", 75, 37, true, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		fwd    func(*Graph, *Var) (*Var, error)
+		params []*Param
+		x, gy  *tensor.Tensor
+	}{
+		{"conv 3x3 stride 2", conv3.Forward, conv3.Params(), randTensor(rng, 0, 2, 5, 11, 13), exact(2, 7, 6, 7)},
+		{"conv 1x1", conv1.Forward, conv1.Params(), randTensor(rng, 0, 2, 33, 5, 6), exact(2, 17, 5, 6)},
+		{"linear", lin.Forward, lin.Params(), randTensor(rng, 0, 9, 75), exact(9, 37)},
+	}
+	names := []string{"output", "input gradient", "weight gradient", "bias gradient"}
+	for _, tc := range cases {
+		native := layerGrads(t, CPU{}, BFloat16, tc.fwd, tc.params, tc.x, tc.gy)
+		emulated := layerGrads(t, emulatedCPU{}, BFloat16, tc.fwd, tc.params, tc.x, tc.gy)
+		f32 := layerGrads(t, CPU{}, Float32, tc.fwd, tc.params, tc.x, tc.gy)
+		for i := range native {
+			if e := relL2(native[i], emulated[i]); e > nativeTol {
+				t.Errorf("%s %s: native vs emulated relative L2 %.3g > %.3g", tc.name, names[i], e, nativeTol)
+			}
+			if i == 3 {
+				continue // the bias gradient sums gy, which is bfloat16-exact
+			}
+			if e := relL2(native[i], f32[i]); e < 1e-4 {
+				t.Errorf("%s %s: native bfloat16 within %.3g of float32: operands not rounded", tc.name, names[i], e)
+			}
+		}
+	}
+}
+
+// TestAutocastKernels checks what AutocastKernels and NativePrecision say:
+// bfloat16 is native exactly where compute.HasBF16, float16 never is on
+// the CPU.
+func TestAutocastKernels(t *testing.T) {
+	if (CPU{}).NativePrecision(Float16) || (CPU{}).NativePrecision(Float32) {
+		t.Error("CPU reports float16 or float32 as native reduced precision")
+	}
+	if got := (CPU{}).NativePrecision(BFloat16); got != compute.HasBF16() {
+		t.Errorf("NativePrecision(BFloat16) = %v, compute.HasBF16() = %v", got, compute.HasBF16())
+	}
+	if s := AutocastKernels(Float16); !strings.Contains(s, "emulated") {
+		t.Errorf("AutocastKernels(Float16) = %q, want emulated", s)
+	}
+	s := AutocastKernels(BFloat16)
+	if strings.Contains(s, "native") != compute.HasBF16() {
+		t.Errorf("AutocastKernels(BFloat16) = %q with compute.HasBF16() = %v", s, compute.HasBF16())
+	}
+	t.Log(s)
 }
 
 // TestAutocastFloat16Overflow checks that float16 overflow reaches the

@@ -99,7 +99,11 @@ func (c *Conv2d) Forward(g *Graph, x *Var) (*Var, error) {
 	}
 	xd, wd := x.Value.Data(), c.Weight.Value.Data()
 	ac := g.autocast
-	if ac != Float32 {
+	switch {
+	case ac == Float32:
+	case nativeBackend(g.backend, ac) != nil:
+		geo.Precision = ac // the backend rounds while it packs
+	default:
 		xd = g.roundedCopy(xd, x.Shape()...)
 		wd = g.roundedCopy(wd, c.Weight.Value.Shape()...)
 	}
@@ -118,6 +122,8 @@ func (c *Conv2d) Forward(g *Graph, x *Var) (*Var, error) {
 		}
 		dy := gy.Data()
 		if ac != Float32 {
+			// Rounded here on both paths: the bias gradient sums the
+			// reduced-precision dy, as torch's does.
 			s := g.scratch()
 			r := s.Get(len(dy))
 			defer s.Put(r)

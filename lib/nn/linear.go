@@ -65,12 +65,19 @@ func (l *Linear) Forward(g *Graph, x *Var) (*Var, error) {
 	od := out.Data()
 	w, xd := l.Weight.Value.Data(), x.Value.Data()
 	ac := g.autocast
-	if ac != Float32 {
+	gemm := g.backend.Gemm
+	switch pb := nativeBackend(g.backend, ac); {
+	case ac == Float32:
+	case pb != nil: // the backend rounds while it packs
+		gemm = func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+			pb.GemmPrecision(ac, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		}
+	default:
 		xd = g.roundedCopy(xd, x.Shape()...)
 		w = g.roundedCopy(w, l.Weight.Value.Shape()...)
 	}
 	if n > 0 {
-		g.backend.Gemm(false, true, n, l.Out, l.In, 1, xd, l.In, w, l.In, 0, od, l.Out)
+		gemm(false, true, n, l.Out, l.In, 1, xd, l.In, w, l.In, 0, od, l.Out)
 	}
 	var bv *Var
 	if l.Bias != nil {
@@ -89,6 +96,8 @@ func (l *Linear) Forward(g *Graph, x *Var) (*Var, error) {
 			return
 		}
 		if ac != Float32 {
+			// Rounded here on both paths: the bias gradient sums the
+			// reduced-precision dy, as torch's does.
 			s := g.scratch()
 			r := s.Get(len(dy))
 			defer s.Put(r)
@@ -96,10 +105,10 @@ func (l *Linear) Forward(g *Graph, x *Var) (*Var, error) {
 			dy = r
 		}
 		if gin[0] != nil {
-			g.backend.Gemm(false, false, n, l.In, l.Out, 1, dy, l.Out, w, l.In, 1, gin[0].Data(), l.In)
+			gemm(false, false, n, l.In, l.Out, 1, dy, l.Out, w, l.In, 1, gin[0].Data(), l.In)
 		}
 		if gin[1] != nil {
-			g.backend.Gemm(true, false, l.Out, l.In, n, 1, dy, l.Out, xd, l.In, 1, gin[1].Data(), l.In)
+			gemm(true, false, l.Out, l.In, n, 1, dy, l.Out, xd, l.In, 1, gin[1].Data(), l.In)
 		}
 		if gin[2] != nil {
 			db := gin[2].Data()
