@@ -75,7 +75,7 @@ func Probe() (Info, error) {
 	}
 	if _, err := initDriver(); err != nil {
 		if errors.Is(err, ErrNoDevice) {
-			return in, fmt.Errorf("%w (driver %s loaded from %s): %w", ErrNoDevice, orNone(in.Driver), d.path, err)
+			return in, fmt.Errorf("%w; driver %s from %s", err, orNone(in.Driver), d.path)
 		}
 		return in, err
 	}
