@@ -102,6 +102,12 @@ type Config struct {
 
 	// Seed initialises the default parts and drives the training samplers.
 	Seed int64
+
+	// Device is where the model runs: "" or "cpu" for the CPU backend,
+	// "cuda" or "cuda:N" for GPU N through lib/cuda (found at run time; New
+	// fails naming what is missing when there is none). The same code and
+	// numbers run on either; see Model.Device and Model.DeviceMemory.
+	Device string
 }
 
 // Defaults returns torchvision 0.14's FasterRCNN defaults for numClasses
@@ -158,6 +164,9 @@ func (c Config) Validate() error {
 	}
 	if c.BoxHead == nil && c.RepresentationSize <= 0 {
 		return fmt.Errorf("%w: RepresentationSize %d must be positive", ErrConfig, c.RepresentationSize)
+	}
+	if err := validateDevice(c.Device); err != nil {
+		return err
 	}
 	if c.Backbone == nil && (c.TrainableBackboneLayers < 0 || c.TrainableBackboneLayers > 5) {
 		return fmt.Errorf("%w: TrainableBackboneLayers %d must be in [0, 5]", ErrConfig, c.TrainableBackboneLayers)

@@ -48,6 +48,8 @@ type Model struct {
 	// backend runs the model's kernels; nil means nn.CurrentBackend() at
 	// the time of each forward pass.
 	backend nn.Backend
+	// dev is the GPU placement (Config.Device, device.go); nil on the CPU.
+	dev *deviceState
 }
 
 // New validates cfg and builds a model in evaluation mode, creating the
@@ -118,6 +120,9 @@ func New(cfg Config) (*Model, error) {
 		}
 	}
 	m.state = sd
+	if err := m.useDevice(); err != nil {
+		return nil, err
+	}
 	m.Eval()
 	return m, nil
 }
