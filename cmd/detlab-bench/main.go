@@ -7,6 +7,15 @@
 //	go run ./cmd/detlab-bench -quick     # fewer runs
 //	go run ./cmd/detlab-bench -only frcnn -torch=false
 //	go run ./cmd/detlab-bench -worker frcnn-train-320-b2 -runs 3 -cpuprofile cpu.prof
+//	go run ./cmd/detlab-bench -probe                     # what lib/cuda finds
+//	go run ./cmd/detlab-bench -device cuda:0 -suite gpu -python /opt/torch/.venv/bin/python3
+//
+// With -device cuda[:N] the Faster R-CNN workloads run on that GPU
+// (fasterrcnn.Config.Device) against torchvision on the same device
+// (scripts/gpu/torch_gpu_bench.py) and the table shows peak GPU memory;
+// -suite gpu runs the GPU check's set (640x480 training, batch 2 and 8,
+// fp32 and AMP, and inference), -size shrinks its images for a smoke run
+// on the CPU. scripts/gpu-check drives it on a GPU machine.
 //
 // Every workload runs in its own process on each side (ours: this binary
 // with the hidden -worker flag; PyTorch's: torch_bench.py beside this file),
@@ -39,6 +48,7 @@ import (
 	"time"
 
 	"github.com/detlab/detlab/lib/compute"
+	"github.com/detlab/detlab/lib/cuda"
 	"github.com/detlab/detlab/lib/nn"
 )
 
@@ -51,6 +61,7 @@ type result struct {
 	GFLOP     float64   `json:"gflop"`
 	CPUMS     float64   `json:"cpu_ms"` // user+system CPU time per run (median run's load-independent twin)
 	Backend   string    `json:"backend"`
+	PeakGPUMB float64   `json:"peak_gpu_mb,omitempty"` // peak device memory allocated (-device cuda)
 	Error     string    `json:"error,omitempty"`
 }
 
@@ -69,8 +80,24 @@ func main() {
 		ghz      = flag.Float64("ghz", 0, "clock in GHz for the peak (0: /proc/cpuinfo)")
 		cpuprof  = flag.String("cpuprofile", "", "with -worker: write a CPU profile of the timed runs (after warm-up) to this file")
 		memprof  = flag.String("memprofile", "", "with -worker: write heap profiles after warm-up (FILE.base) and after the timed runs (FILE); compare with go tool pprof -sample_index=alloc_space -base FILE.base")
+		device   = flag.String("device", "cpu", "where the Faster R-CNN workloads run: cpu, cuda or cuda:N (fasterrcnn.Config.Device); with a GPU the torch side is scripts/gpu/torch_gpu_bench.py on the same device")
+		suite    = flag.String("suite", "", "gpu: run the GPU check's workloads (640x480 train b2/b8, fp32/AMP, inference) instead of the table above")
+		size     = flag.String("size", "", "WxH replacing the image size of Faster R-CNN workloads on both sides (smoke tests)")
+		probe    = flag.Bool("probe", false, "print the CUDA driver, cuBLAS and devices lib/cuda finds and exit (status 3 without a GPU)")
+		mdOut    = flag.String("md", "", "with -device or -suite: also write the table as Markdown to this file")
+		wtimeout = flag.Duration("worker-timeout", 0, "with -device or -suite: kill a side's process after this long (0: no limit)")
 	)
 	flag.Parse()
+	if *probe {
+		os.Exit(runProbe())
+	}
+	if kind, ord, err := cuda.ParseDevice(*device); err != nil {
+		fmt.Fprintln(os.Stderr, "detlab-bench: -device:", err)
+		os.Exit(2)
+	} else if kind == "cuda" {
+		benchDevice = fmt.Sprintf("cuda:%d", ord)
+	}
+	benchSize = *size
 	if *worker != "" {
 		if *memprof != "" {
 			runtime.MemProfileRate = 64 << 10
@@ -90,19 +117,43 @@ func main() {
 	if sp == "" {
 		sp = defaultScript()
 	}
-	if *torch {
-		fmt.Printf("torch:    %s %s (torch.set_num_threads(2))\n", *python, sp)
-	}
-	fmt.Println()
 	self, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "detlab-bench:", err)
 		os.Exit(1)
 	}
+	if *suite != "" || benchDevice != "cpu" {
+		o := suiteOptions{runs: *runs, warmup: *warmup, quick: *quick, torch: *torch, python: *python, script: *script, md: *mdOut, timeout: *wtimeout}
+		if o.script == "" {
+			o.script = gpuScript()
+		}
+		switch *suite {
+		case "gpu":
+			for _, n := range gpuSuite {
+				if matchOnly(n, *only) {
+					o.names = append(o.names, n)
+				}
+			}
+		case "":
+			for _, w := range workloads {
+				if matchOnly(w.name, *only) && onDevice(w.name) {
+					o.names = append(o.names, w.name)
+				}
+			}
+		default:
+			fmt.Fprintf(os.Stderr, "detlab-bench: -suite %q: the only suite is gpu\n", *suite)
+			os.Exit(2)
+		}
+		os.Exit(runDeviceTable(self, o))
+	}
+	if *torch {
+		fmt.Printf("torch:    %s %s (torch.set_num_threads(2))\n", *python, sp)
+	}
+	fmt.Println()
 	fmt.Printf("%-26s %10s %10s %7s %9s %9s %8s %8s %10s %10s %7s\n", "workload", "ours ms", "torch ms", "ratio", "ours MiB", "torch MiB", "ours %pk", "torch %pk", "ours cpu", "torch cpu", "cpu rt")
 	failed := false
 	for _, w := range workloads {
-		if *only != "" && !strings.Contains(w.name, *only) {
+		if !matchOnly(w.name, *only) {
 			continue
 		}
 		args := []string{"-worker", w.name, "-warmup", strconv.Itoa(*warmup)}
@@ -169,12 +220,11 @@ func runSide(cmd *exec.Cmd) result {
 
 // runWorker times one workload in this process and prints a JSON result.
 func runWorker(name string, runs int, quick bool, warmup int, cpuprof, memprof string) int {
-	i := slices.IndexFunc(workloads, func(w workload) bool { return w.name == name })
-	if i < 0 {
-		fmt.Fprintf(os.Stderr, "detlab-bench: unknown workload %q\n", name)
+	w, err := findWorkload(name)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "detlab-bench: %v\n", err)
 		return 2
 	}
-	w := workloads[i]
 	runs = pickRuns(w, runs, quick)
 	cnt := &counting{Backend: nn.CurrentBackend()}
 	nn.SetBackend(cnt)
@@ -223,8 +273,23 @@ func runWorker(name string, runs int, quick bool, warmup int, cpuprof, memprof s
 	r.GFLOP = float64(cnt.flops.Load()) / float64(runs) / 1e9
 	r.MedianMS = median(r.TimesMS)
 	r.PeakRSSMB = peakRSSMB()
+	deviceResult(&r)
 	_ = json.NewEncoder(os.Stdout).Encode(r)
 	return 0
+}
+
+// matchOnly reports whether name contains one of the comma-separated
+// substrings of only ("" matches everything).
+func matchOnly(name, only string) bool {
+	if only == "" {
+		return true
+	}
+	for _, s := range strings.Split(only, ",") {
+		if s != "" && strings.Contains(name, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeHeap writes a heap profile (allocations since the start included).

@@ -122,7 +122,10 @@ func resnetTrain() (func() error, error) {
 func frcnnModel(h, w int) (*fasterrcnn.Model, error) {
 	c := fasterrcnn.Defaults(5)
 	c.MinSize, c.MaxSize = min(h, w), max(h, w)
-	return fasterrcnn.New(c)
+	c.Device = benchDevice
+	m, err := fasterrcnn.New(c)
+	deviceModel = m
+	return m, err
 }
 
 // benchTargets are three boxes per image, scaled to the image.
