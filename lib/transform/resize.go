@@ -97,9 +97,16 @@ func ResizeBilinear(img *tensor.Tensor, outH, outW int) (*tensor.Tensor, error) 
 	if outH <= 0 || outW <= 0 {
 		return nil, fmt.Errorf("transform: resize of %v to %dx%d: output size must be positive", img.Shape(), outH, outW)
 	}
-	ay, ax := linearAxis(h, outH), linearAxis(w, outW)
 	out := tensor.New(c, outH, outW)
-	src, dst := img.Data(), out.Data()
+	resizeInto(out.Data(), outW, outH*outW, img.Data(), c, h, w, outH, outW)
+	return out, nil
+}
+
+// resizeInto is ResizeBilinear's kernel: it writes the outH x outW resized
+// planes of the (c, h, w) image src into dst, whose rows are rowStride and
+// planes planeStride apart (so it can write straight into a padded batch).
+func resizeInto(dst []float32, rowStride, planeStride int, src []float32, c, h, w, outH, outW int) {
+	ay, ax := linearAxis(h, outH), linearAxis(w, outW)
 	rows := c * outH
 	parallelRows(rows, outW, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
@@ -107,7 +114,7 @@ func ResizeBilinear(img *tensor.Tensor, outH, outW int) (*tensor.Tensor, error) 
 			row0 := src[(ch*h+ay.i0[y])*w:][:w]
 			row1 := src[(ch*h+ay.i1[y])*w:][:w]
 			h0, h1 := ay.l0[y], ay.l1[y]
-			o := dst[r*outW:][:outW]
+			o := dst[ch*planeStride+y*rowStride:][:outW]
 			for x := range o {
 				j0, j1 := ax.i0[x], ax.i1[x]
 				w0, w1 := ax.l0[x], ax.l1[x]
@@ -119,7 +126,6 @@ func ResizeBilinear(img *tensor.Tensor, outH, outW int) (*tensor.Tensor, error) 
 			}
 		}
 	})
-	return out, nil
 }
 
 // parallelRows splits [0, rows) over the available CPUs when the work is

@@ -149,17 +149,23 @@ func (t *Transform) Normalize(img *tensor.Tensor) (*tensor.Tensor, error) {
 	if err := t.check(0, img); err != nil {
 		return nil, err
 	}
-	out := img.Clone()
-	d := out.Data()
+	out := tensor.New(img.Shape()...)
+	t.normalizeInto(out.Data(), img)
+	return out, nil
+}
+
+// normalizeInto writes Normalize's result for a checked image into dst.
+func (t *Transform) normalizeInto(dst []float32, img *tensor.Tensor) {
+	src := img.Data()
 	plane := img.Dim(1) * img.Dim(2)
 	for c := range img.Dim(0) {
 		m, s := float32(t.Config.Mean[c]), float32(t.Config.Std[c])
-		p := d[c*plane : (c+1)*plane]
+		p := src[c*plane : (c+1)*plane]
+		q := dst[c*plane : (c+1)*plane]
 		for i, v := range p {
-			p[i] = float32(v-m) / s
+			q[i] = float32(v-m) / s
 		}
 	}
-	return out, nil
 }
 
 // Resize resizes one (already normalised) (C,H,W) image for the given
@@ -191,6 +197,23 @@ func (t *Transform) Resize(img *tensor.Tensor, minSize int) (*tensor.Tensor, flo
 // An image with NaN or infinite values is rejected with ErrInput rather than
 // spread through the network.
 func (t *Transform) Apply(images []*tensor.Tensor, boxes []*tensor.Tensor) (*ImageList, []*tensor.Tensor, error) {
+	return t.ApplyWith(nil, images, boxes)
+}
+
+// Buffers lends float32 buffers; an *nn.Arena is one. Get returns a slice
+// of length n with undefined contents; Put takes back a slice from Get.
+type Buffers interface {
+	Get(n int) []float32
+	Put(b []float32)
+}
+
+// ApplyWith is Apply with its memory taken from buf, for a training loop
+// that should not allocate per step: the normalised image it works on is
+// borrowed and given back before it returns, and the batch (il.Tensor)
+// lives in a buffer from buf that the caller gives back with
+// buf.Put(il.Tensor.Data()) once nothing reads the batch. A nil buf
+// allocates, as Apply. The results are Apply's, bit for bit.
+func (t *Transform) ApplyWith(buf Buffers, images []*tensor.Tensor, boxes []*tensor.Tensor) (*ImageList, []*tensor.Tensor, error) {
 	if err := t.Config.Validate(); err != nil {
 		return nil, nil, err
 	}
@@ -214,40 +237,70 @@ func (t *Transform) Apply(images []*tensor.Tensor, boxes []*tensor.Tensor) (*Ima
 			}
 		}
 	}
-	il := &ImageList{}
-	resized := make([]*tensor.Tensor, len(images))
+	if buf == nil {
+		buf = heapBuffers{}
+	}
+	n := len(images)
+	il := &ImageList{
+		OriginalSizes: make([]Size, n),
+		ImageSizes:    make([]Size, n),
+		Scales:        make([]float32, n),
+	}
 	var outBoxes []*tensor.Tensor
 	if boxes != nil {
-		outBoxes = make([]*tensor.Tensor, len(images))
+		outBoxes = make([]*tensor.Tensor, n)
 	}
+	// Sizes first (drawing the training MinSize image by image, as
+	// before), so each image can be resized straight into the batch.
+	hp, wp, most := 0, 0, 0
 	for i, img := range images {
-		norm, err := t.Normalize(img)
-		if err != nil {
-			return nil, nil, err
+		h, w := img.Dim(1), img.Dim(2)
+		s := Scale(h, w, t.minSize(), t.Config.MaxSize)
+		sz := ResizedSize(h, w, s)
+		if sz.H == 0 || sz.W == 0 {
+			return nil, nil, fmt.Errorf("image %d: %w: a %dx%d image resized by %v has zero size", i, ErrInput, h, w, s)
 		}
-		r, s, err := t.Resize(norm, t.minSize())
-		if err != nil {
-			return nil, nil, fmt.Errorf("image %d: %w", i, err)
-		}
-		resized[i] = r
-		orig := Size{img.Dim(1), img.Dim(2)}
-		now := Size{r.Dim(1), r.Dim(2)}
-		il.OriginalSizes = append(il.OriginalSizes, orig)
-		il.ImageSizes = append(il.ImageSizes, now)
-		il.Scales = append(il.Scales, s)
+		il.OriginalSizes[i], il.ImageSizes[i], il.Scales[i] = Size{h, w}, sz, s
+		hp, wp, most = max(hp, sz.H), max(wp, sz.W), max(most, img.Len())
 		if boxes != nil {
-			if outBoxes[i], err = ResizeBoxes(boxes[i], orig, now); err != nil {
+			var err error
+			if outBoxes[i], err = ResizeBoxes(boxes[i], il.OriginalSizes[i], sz); err != nil {
 				return nil, nil, err
 			}
 		}
 	}
-	batch, err := BatchImages(resized, t.Config.SizeDivisible)
-	if err != nil {
-		return nil, nil, err
+	if d := t.Config.SizeDivisible; d > 1 {
+		hp = (hp + d - 1) / d * d
+		wp = (wp + d - 1) / d * d
 	}
-	il.Tensor = batch
+	c := len(t.Config.Mean)
+	batch := buf.Get(n * c * hp * wp)
+	norm := buf.Get(most)
+	for i, img := range images {
+		h, w := img.Dim(1), img.Dim(2)
+		sz := il.ImageSizes[i]
+		t.normalizeInto(norm, img)
+		planes := batch[i*c*hp*wp : (i+1)*c*hp*wp]
+		// A buffer's contents are undefined: zero the padding.
+		for ch := range c {
+			p := planes[ch*hp*wp : (ch+1)*hp*wp]
+			for y := range sz.H {
+				clear(p[y*wp+sz.W : (y+1)*wp])
+			}
+			clear(p[sz.H*wp:])
+		}
+		resizeInto(planes, wp, hp*wp, norm, c, h, w, sz.H, sz.W)
+	}
+	buf.Put(norm)
+	il.Tensor = tensor.MustFromSlice(batch, n, c, hp, wp)
 	return il, outBoxes, nil
 }
+
+// heapBuffers is the Buffers of Apply: plain allocation.
+type heapBuffers struct{}
+
+func (heapBuffers) Get(n int) []float32 { return make([]float32, n) }
+func (heapBuffers) Put([]float32)       {}
 
 // BatchImages copies (C,H,W) images of possibly different sizes into one
 // zero-filled (N,C,Hp,Wp) tensor, each at the top left; Hp and Wp are the
