@@ -43,6 +43,10 @@ type kernEp struct {
 	floor float32  // results are max(floor, v): 0 for ReLU, -Inf otherwise
 }
 
+// packStrip12, when the CPU has one (set in init on amd64 with AVX-512),
+// packs a full 12-row strip of row-major A for kb >= 8 (see packA).
+var packStrip12 func(dst, a []float32, lda, kb int, scale *[16]float32)
+
 // zeroTile backs the shift and residual of fused stores that add nothing.
 var zeroTile [maxTile]float32
 
@@ -439,6 +443,10 @@ func packA(dst []float32, mr int, transA bool, a []float32, lda, i0, mb, p0, kb 
 			}
 		}
 		if !transA {
+			if mr == 12 && h == 12 && kb >= 8 && packStrip12 != nil {
+				packStrip12(strip, a[r0*lda+p0:], lda, kb, &sc)
+				continue
+			}
 			for i := 0; i < mr; i++ {
 				if i >= h {
 					for p := 0; p < kb; p++ {

@@ -35,6 +35,24 @@ func avx512Kernel(kb int, a, b, c []float32, ldc int) {
 	kernel12x32AVX512(kb, &a[0], &b[0], &c[0], ldc)
 }
 
+//go:noescape
+func pack12AVX512(kb8 int, a *float32, lda int, dst *float32, scale *float32)
+
+// pack12AVX512Strip packs a full 12-row strip of row-major A (see packA):
+// dst[p*12+r] = scale[r]*a[r*lda+p] for p < kb (kb >= 8).
+func pack12AVX512Strip(dst, a []float32, lda, kb int, scale *[16]float32) {
+	kb8 := kb / 8
+	_ = a[11*lda+kb-1]
+	_ = dst[12*kb-1]
+	pack12AVX512(kb8, &a[0], lda, &dst[0], &scale[0])
+	for p := kb8 * 8; p < kb; p++ {
+		d := dst[p*12 : p*12+12]
+		for r := range d {
+			d[r] = scale[r] * a[r*lda+p]
+		}
+	}
+}
+
 // avx512KernelEp is the 12x32 AVX-512 kernel with the fused store, with
 // its slice checks (the caller checked ep's shift and residual).
 func avx512KernelEp(kb int, a, b, c []float32, ldc int, ep *kernEp) {
@@ -79,6 +97,7 @@ var (
 func init() {
 	switch {
 	case hasAVX512F():
+		packStrip12 = pack12AVX512Strip
 		asmKernel = avx512Kernel12x32
 		asmKernels = []*microKernel{avx2Kernel6x16, avx512Kernel12x32}
 	case hasAVX2FMA():

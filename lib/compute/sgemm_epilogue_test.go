@@ -192,3 +192,34 @@ func TestSgemmEpilogueBadArgs(t *testing.T) {
 		})
 	}
 }
+
+// TestPackStrip12 compares the assembly strip packer with the Go loop on
+// widths with and without a tail and with per-row scales.
+func TestPackStrip12(t *testing.T) {
+	if packStrip12 == nil {
+		t.Skip("no AVX-512 strip packer on this CPU")
+	}
+	r := rand.New(rand.NewSource(4))
+	for _, kb := range []int{8, 9, 15, 64, 147, 256} {
+		for _, scaled := range []bool{false, true} {
+			m, lda := 25, kb+3
+			a := randSlice(r, m*lda)
+			var scale []float32
+			if scaled {
+				scale = randSlice(r, m)
+			}
+			got := make([]float32, 36*kb)
+			want := make([]float32, 36*kb)
+			packA(got, 12, false, a, lda, 0, m, 1, kb-1, 1.5, scale)
+			saved := packStrip12
+			packStrip12 = nil
+			packA(want, 12, false, a, lda, 0, m, 1, kb-1, 1.5, scale)
+			packStrip12 = saved
+			for i := range want {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("kb=%d scaled=%v: packed[%d] = %v, want %v", kb, scaled, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
