@@ -1,5 +1,7 @@
 package nn
 
+import "github.com/detlab/detlab/lib/compute"
+
 // Conv2d implements Backend with im2col into a scratch buffer and one GEMM
 // per image, writing NCHW output directly.
 func (b CPU) Conv2d(geo ConvGeom, x, w, bias, y []float32, s Scratch) {
@@ -17,6 +19,11 @@ func (b CPU) Conv2d(geo ConvGeom, x, w, bias, y []float32, s Scratch) {
 		if col != nil {
 			im2col(geo, xn, col)
 			src = col
+		}
+		if bias != nil && geo.Precision == Float32 {
+			// The bias is added by the GEMM's store, not a second pass.
+			compute.SgemmEpilogue(false, false, geo.K, ohw, ckk, w, ckk, src, ohw, yn, ohw, compute.Epilogue{Shift: bias})
+			continue
 		}
 		cpuGemm(geo.Precision, false, false, geo.K, ohw, ckk, 1, w, ckk, src, ohw, 0, yn, ohw)
 		if bias != nil {
@@ -159,4 +166,36 @@ func col2im(geo ConvGeom, col, dx []float32) {
 			}
 		}
 	})
+}
+
+// Conv2dFused implements FusedConvBackend: in float32 the epilogue runs in
+// the GEMM's store (compute.SgemmEpilogue, the scale folded into the packed
+// weights); other precisions run Conv2d and then the epilogue.
+func (b CPU) Conv2dFused(geo ConvGeom, x, w []float32, ep ConvEpilogue, y []float32, s Scratch) {
+	if geo.Precision != Float32 {
+		b.Conv2d(geo, x, w, nil, y, s)
+		applyConvEpilogue(b, geo, y, ep)
+		return
+	}
+	ckk := geo.C * geo.KH * geo.KW
+	ohw := geo.OH * geo.OW
+	var col []float32
+	if !geo.pointwise() {
+		col = s.Get(ckk * ohw)
+		defer s.Put(col)
+	}
+	cep := compute.Epilogue{Scale: ep.Scale, Shift: ep.Shift, ReLU: ep.ReLU, LdResidual: ohw}
+	for n := 0; n < geo.N; n++ {
+		xn := x[n*geo.C*geo.H*geo.W : (n+1)*geo.C*geo.H*geo.W]
+		yn := y[n*geo.K*ohw : (n+1)*geo.K*ohw]
+		src := xn
+		if col != nil {
+			im2col(geo, xn, col)
+			src = col
+		}
+		if ep.Residual != nil {
+			cep.Residual = ep.Residual[n*geo.K*ohw : (n+1)*geo.K*ohw]
+		}
+		compute.SgemmEpilogue(false, false, geo.K, ohw, ckk, w, ckk, src, ohw, yn, ohw, cep)
+	}
 }

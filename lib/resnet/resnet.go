@@ -68,31 +68,22 @@ func newBlock(name string, in, out, stride int, rng *rand.Rand) (*BasicBlock, er
 	return b, err
 }
 
-// Forward runs the block.
+// Forward runs the block. Each convolution and its BatchNorm (and the
+// ReLUs and the residual sum) run as one nn.ConvBN: a single fused pass when
+// the BatchNorms are fixed affine maps for this graph (eval on an inference
+// graph, or frozen), the separate layers otherwise.
 func (b *BasicBlock) Forward(g *nn.Graph, x *nn.Var) (*nn.Var, error) {
-	h, err := b.Conv1.Forward(g, x)
+	h, err := nn.ConvBN(g, b.Conv1, b.BN1, x, nil, true)
 	if err != nil {
-		return nil, err
-	}
-	if h, err = b.BN1.ForwardReLU(g, h); err != nil {
-		return nil, err
-	}
-	if h, err = b.Conv2.Forward(g, h); err != nil {
-		return nil, err
-	}
-	if h, err = b.BN2.Forward(g, h); err != nil {
 		return nil, err
 	}
 	id := x
 	if b.DownConv != nil {
-		if id, err = b.DownConv.Forward(g, x); err != nil {
-			return nil, err
-		}
-		if id, err = b.DownBN.Forward(g, id); err != nil {
+		if id, err = nn.ConvBN(g, b.DownConv, b.DownBN, x, nil, false); err != nil {
 			return nil, err
 		}
 	}
-	return nn.AddReLU(g, h, id)
+	return nn.ConvBN(g, b.Conv2, b.BN2, h, id, true)
 }
 
 // OutputShape returns the block's output shape for an NCHW input shape.
@@ -259,11 +250,8 @@ func (m *ResNet18) Features(g *nn.Graph, x *nn.Var, upTo int) (*Features, error)
 	if upTo < 1 || upTo > 4 {
 		upTo = 4
 	}
-	h, err := m.Conv1.Forward(g, x)
+	h, err := nn.ConvBN(g, m.Conv1, m.BN1, x, nil, true)
 	if err != nil {
-		return nil, fmt.Errorf("resnet: %w", err)
-	}
-	if h, err = m.BN1.ForwardReLU(g, h); err != nil {
 		return nil, fmt.Errorf("resnet: %w", err)
 	}
 	if h, err = (nn.MaxPool2d{Kernel: 3, Stride: 2, Padding: 1}).Forward(g, h); err != nil {
