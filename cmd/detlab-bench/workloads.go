@@ -31,6 +31,7 @@ var workloads = []workload{
 	{"resnet18-fwd-224-b1-bf16", "the same under bfloat16 autocast", 9, 3, resnetForward(nn.BFloat16)},
 	{"resnet18-train-224-b2", "ResNet18 train step (fwd+bwd), 224x224, batch 2", 7, 3, resnetTrain},
 	{"frcnn-train-320-b2", "Faster R-CNN R18 train step, 320x320, batch 2", 5, 2, frcnnTrain(320, 320)},
+	{"frcnn-train-320-b2-bf16", "the same under bfloat16 autocast", 5, 2, frcnnTrainAt(320, 320, nn.BFloat16)},
 	{"frcnn-infer-320-b1", "Faster R-CNN R18 inference, 320x320, batch 1", 7, 3, frcnnInfer(320, 320)},
 	{"frcnn-train-640x480-b2", "Faster R-CNN R18 train step, 640x480, batch 2", 3, 1, frcnnTrain(480, 640)},
 	{"frcnn-infer-640x480-b1", "Faster R-CNN R18 inference, 640x480, batch 1", 5, 2, frcnnInfer(480, 640)},
@@ -49,6 +50,18 @@ type counting struct {
 func (c *counting) Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, cc []float32, ldc int) {
 	c.flops.Add(int64(2 * m * n * k))
 	c.Backend.Gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc)
+}
+
+// NativePrecision and GemmPrecision pass nn.PrecisionBackend through, so
+// layers under autocast see whether the wrapped backend computes natively.
+func (c *counting) NativePrecision(p nn.Precision) bool {
+	pb, ok := c.Backend.(nn.PrecisionBackend)
+	return ok && pb.NativePrecision(p)
+}
+
+func (c *counting) GemmPrecision(p nn.Precision, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, cc []float32, ldc int) {
+	c.flops.Add(int64(2 * m * n * k))
+	c.Backend.(nn.PrecisionBackend).GemmPrecision(p, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc)
 }
 
 func convFlops(g nn.ConvGeom) int64 {
@@ -122,10 +135,7 @@ func resnetTrain() (func() error, error) {
 func frcnnModel(h, w int) (*fasterrcnn.Model, error) {
 	c := fasterrcnn.Defaults(5)
 	c.MinSize, c.MaxSize = min(h, w), max(h, w)
-	c.Device = benchDevice
-	m, err := fasterrcnn.New(c)
-	deviceModel = m
-	return m, err
+	return fasterrcnn.New(c)
 }
 
 // benchTargets are three boxes per image, scaled to the image.
@@ -142,13 +152,18 @@ func benchTargets(h, w, n int) []fasterrcnn.Target {
 	return out
 }
 
-func frcnnTrain(h, w int) func() (func() error, error) {
+func frcnnTrain(h, w int) func() (func() error, error) { return frcnnTrainAt(h, w, nn.Float32) }
+
+// frcnnTrainAt is frcnnTrain under autocast in precision p (torch_bench.py:
+// torch.autocast("cpu", dtype=torch.bfloat16) around the forward).
+func frcnnTrainAt(h, w int, p nn.Precision) func() (func() error, error) {
 	return func() (func() error, error) {
 		m, err := frcnnModel(h, w)
 		if err != nil {
 			return nil, err
 		}
 		m.Train()
+		m.SetAutocast(p)
 		rng := rand.New(rand.NewSource(1))
 		images := []*tensor.Tensor{randomTensor(rng, 0, 1, 3, h, w), randomTensor(rng, 0, 1, 3, h, w)}
 		targets := benchTargets(h, w, 2)
