@@ -74,14 +74,49 @@ def bench_targets(h, w, n):
     return [{"boxes": b.clone(), "labels": torch.tensor([1, 2, 3])} for _ in range(n)]
 
 
-def frcnn_train(h, w):
+def _float32_ops():
+    """torchvision 0.14's CPU nms and roi_align kernels have no bfloat16
+    versions and, unlike on CUDA, are not registered for CPU autocast: under
+    torch.autocast("cpu", torch.bfloat16) they fail with "nms_kernel (or
+    roi_align_forward_kernel) not implemented for 'BFloat16'". Wrap them as
+    torchvision's CUDA autocast does: compute in float32, and give roi_align's
+    result back in its input's dtype. (detlab's autocast likewise runs box
+    ops in float32 and RoIAlign on bfloat16-rounded features.)"""
+    import torchvision.ops.boxes as box_ops
+    import torchvision.ops.poolers as poolers
+    if getattr(box_ops.nms, "_float32", False):
+        return
+    nms32, roi_align32 = box_ops.nms, poolers.roi_align
+
+    def nms(boxes, scores, iou_threshold):
+        return nms32(boxes.float(), scores.float(), iou_threshold)
+
+    def roi_align(input, boxes, *args, **kwargs):
+        if isinstance(boxes, torch.Tensor):
+            boxes = boxes.float()
+        else:
+            boxes = [b.float() for b in boxes]
+        return roi_align32(input.float(), boxes, *args, **kwargs).to(input.dtype)
+    nms._float32 = True
+    box_ops.nms, poolers.roi_align = nms, roi_align
+
+
+def frcnn_train(h, w, dtype=None):
+    """One training step; with dtype, the forward (and so the losses) runs
+    under torch.autocast("cpu", dtype), as AMP training does."""
+    if dtype is not None:
+        _float32_ops()
     m = frcnn_model(h, w).train()
     images = [torch.rand(3, h, w), torch.rand(3, h, w)]
     targets = bench_targets(h, w, 2)
 
     def step():
         m.zero_grad(set_to_none=False)
-        losses = m(images, targets)
+        if dtype is None:
+            losses = m(images, targets)
+        else:
+            with torch.autocast("cpu", dtype=dtype):
+                losses = m(images, targets)
         sum(losses.values()).backward()
     return step
 
@@ -145,6 +180,7 @@ WORKLOADS = {
     "resnet18-fwd-224-b1-bf16": lambda: resnet_forward(torch.bfloat16),
     "resnet18-train-224-b2": resnet_train,
     "frcnn-train-320-b2": lambda: frcnn_train(320, 320),
+    "frcnn-train-320-b2-bf16": lambda: frcnn_train(320, 320, torch.bfloat16),
     "frcnn-infer-320-b1": lambda: frcnn_infer(320, 320),
     "frcnn-train-640x480-b2": lambda: frcnn_train(480, 640),
     "frcnn-infer-640x480-b1": lambda: frcnn_infer(480, 640),
