@@ -5,6 +5,16 @@ import "math"
 // MaxPool2d implements Backend.
 func (CPU) MaxPool2d(geo PoolGeom, x, y []float32, arg []int32) {
 	hw, ohw := geo.H*geo.W, geo.OH*geo.OW
+	if arg == nil && geo.KH == 3 && geo.KW == 3 && geo.SH == 2 && geo.SW == 2 && geo.PH == 1 && geo.PW == 1 {
+		// ResNet's stem pooling, inference: separable, see maxPool3s2.
+		parallelFor(geo.Planes, func(p0, p1 int) {
+			hm := make([]float32, geo.H*geo.OW)
+			for p := p0; p < p1; p++ {
+				maxPool3s2(geo, x[p*hw:(p+1)*hw], y[p*ohw:(p+1)*ohw], hm)
+			}
+		})
+		return
+	}
 	parallelFor(geo.Planes, func(p0, p1 int) {
 		for p := p0; p < p1; p++ {
 			plane := x[p*hw : (p+1)*hw]
@@ -55,3 +65,55 @@ func (CPU) MaxPool2dBackward(geo PoolGeom, dy, dx []float32, arg []int32) {
 // AdaptiveAvgPool2d1 is torch.nn.AdaptiveAvgPool2d((1, 1)): the mean of
 // each channel plane, shape (N,C,1,1).
 type AdaptiveAvgPool2d1 struct{}
+
+// nanMax is max(a, b) where a NaN in either wins, as in MaxPool2d.
+func nanMax(a, b float32) float32 {
+	if b > a || b != b {
+		return b
+	}
+	return a
+}
+
+// maxPool3s2 pools one plane with a 3x3 window, stride 2, padding 1 (the
+// padding never wins) in two separable passes: the maximum of each
+// window's three columns per input row into hm (H x OW), then of three
+// rows of hm. The values equal the row-major window scan's (the position
+// of the maximum, which only training needs, is not computed).
+func maxPool3s2(geo PoolGeom, plane, out, hm []float32) {
+	w, ow := geo.W, geo.OW
+	for r := 0; r < geo.H; r++ {
+		src := plane[r*w : (r+1)*w]
+		dst := hm[r*ow : (r+1)*ow]
+		// Column 2j is inside the row for every output j; 2j-1 is
+		// padding for j = 0 and 2j+1 may be past the end for the last.
+		dst[0] = src[0]
+		if w > 1 {
+			dst[0] = nanMax(src[0], src[1])
+		}
+		j := 1
+		for ; j < ow && 2*j+1 < w; j++ {
+			c := src[2*j-1 : 2*j+2 : 2*j+2]
+			dst[j] = nanMax(nanMax(c[0], c[1]), c[2])
+		}
+		for ; j < ow; j++ {
+			dst[j] = nanMax(src[2*j-1], src[2*j])
+		}
+	}
+	for oh := 0; oh < geo.OH; oh++ {
+		dst := out[oh*ow : (oh+1)*ow]
+		mid := hm[2*oh*ow : (2*oh+1)*ow]
+		copy(dst, mid)
+		if oh > 0 {
+			up := hm[(2*oh-1)*ow : 2*oh*ow]
+			for j, v := range up {
+				dst[j] = nanMax(v, dst[j])
+			}
+		}
+		if 2*oh+1 < geo.H {
+			down := hm[(2*oh+1)*ow : (2*oh+2)*ow]
+			for j, v := range down {
+				dst[j] = nanMax(dst[j], v)
+			}
+		}
+	}
+}
