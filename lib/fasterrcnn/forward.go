@@ -43,6 +43,10 @@ type Losses struct {
 
 	g      *nn.Graph
 	values map[string]float32
+	// batch, when not nil, is the transformed batch's buffer, borrowed
+	// from arena and given back once the graph is released.
+	batch []float32
+	arena *nn.Arena
 }
 
 // Backward differentiates Total, adding the gradient into every trainable
@@ -56,6 +60,10 @@ func (l *Losses) Backward() error {
 	l.values = l.Values()
 	err := l.g.Backward(l.Total)
 	l.g.Release()
+	if l.batch != nil {
+		l.arena.Put(l.batch)
+		l.batch = nil
+	}
 	if err != nil {
 		return fmt.Errorf("fasterrcnn: backward: %w", err)
 	}
@@ -98,7 +106,8 @@ func (m *Model) Losses(ctx context.Context, images []*tensor.Tensor, targets []T
 		}
 		boxes[i] = box.ToTensor(t.Boxes)
 	}
-	il, resized, err := m.transform.Apply(images, boxes)
+	// The batch lives in the arena until Backward releases the pass.
+	il, resized, err := m.transform.ApplyWith(m.arena, images, boxes)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInput, err)
 	}
@@ -106,11 +115,18 @@ func (m *Model) Losses(ctx context.Context, images []*tensor.Tensor, targets []T
 	for i, t := range targets {
 		b, err := box.FromTensor(resized[i])
 		if err != nil {
+			m.arena.Put(il.Tensor.Data())
 			return nil, fmt.Errorf("fasterrcnn: %w", err)
 		}
 		rt[i] = Target{Boxes: b, Labels: t.Labels}
 	}
-	return m.LossesBatch(ctx, il, rt)
+	l, err := m.LossesBatch(ctx, il, rt)
+	if err != nil {
+		m.arena.Put(il.Tensor.Data())
+		return nil, err
+	}
+	l.batch, l.arena = il.Tensor.Data(), m.arena
+	return l, nil
 }
 
 // LossesBatch is Losses on a batch the transform has already prepared; the
@@ -218,10 +234,11 @@ func (m *Model) Predict(ctx context.Context, img image.Image) (Detections, error
 // PredictTensors detects objects in a batch of (3, H, W) images with
 // values in [0, 1] (sizes may differ), as Predict.
 func (m *Model) PredictTensors(ctx context.Context, images []*tensor.Tensor) ([]Detections, error) {
-	il, _, err := m.transform.Apply(images, nil)
+	il, _, err := m.transform.ApplyWith(m.arena, images, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInput, err)
 	}
+	defer m.arena.Put(il.Tensor.Data()) // the detections are copies
 	return m.PredictBatch(ctx, il)
 }
 

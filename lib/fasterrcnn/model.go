@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/detlab/detlab/lib/anchor"
+	"github.com/detlab/detlab/lib/box"
 	"github.com/detlab/detlab/lib/nn"
 	"github.com/detlab/detlab/lib/resnet"
 	"github.com/detlab/detlab/lib/roi"
@@ -50,6 +51,17 @@ type Model struct {
 	backend nn.Backend
 	// dev is the GPU placement (Config.Device, device.go); nil on the CPU.
 	dev *deviceState
+	// grid caches the anchors of the last batch geometry (they depend
+	// only on it; every pass of a training loop reuses them read-only).
+	grid anchorGrid
+}
+
+// anchorGrid is the anchors (and per-level counts) for one padded batch
+// size and feature map size.
+type anchorGrid struct {
+	padH, padW, featH, featW int
+	anchors                  []box.Box
+	perLevel                 []int
 }
 
 // New validates cfg and builds a model in evaluation mode, creating the

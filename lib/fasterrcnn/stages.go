@@ -52,15 +52,20 @@ func (m *Model) rpnForward(g *nn.Graph, feats *nn.Var, il *transform.ImageList) 
 			os, ds, fs[0], a, fs[2], fs[3], fs[0], 4*a, fs[2], fs[3])
 	}
 	bs := il.Tensor.Shape()
-	level := [][2]int{{fs[2], fs[3]}}
-	anchors, err := m.anchors.Generate(bs[2], bs[3], level)
-	if err != nil {
-		return rpnOut{}, fmt.Errorf("fasterrcnn: %w", err)
+	gr := &m.grid
+	if gr.anchors == nil || gr.padH != bs[2] || gr.padW != bs[3] || gr.featH != fs[2] || gr.featW != fs[3] {
+		level := [][2]int{{fs[2], fs[3]}}
+		anchors, err := m.anchors.Generate(bs[2], bs[3], level)
+		if err != nil {
+			return rpnOut{}, fmt.Errorf("fasterrcnn: %w", err)
+		}
+		per, err := m.anchors.NumAnchors(level)
+		if err != nil {
+			return rpnOut{}, fmt.Errorf("fasterrcnn: %w", err)
+		}
+		*gr = anchorGrid{padH: bs[2], padW: bs[3], featH: fs[2], featW: fs[3], anchors: anchors, perLevel: per}
 	}
-	per, err := m.anchors.NumAnchors(level)
-	if err != nil {
-		return rpnOut{}, fmt.Errorf("fasterrcnn: %w", err)
-	}
+	anchors, per := gr.anchors, gr.perLevel
 	return rpnOut{objectness: obj, deltas: del, anchors: anchors, perLevel: per}, nil
 }
 
