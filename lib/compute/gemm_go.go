@@ -142,14 +142,14 @@ func sgemmKernel(kern *microKernel, transA, transB bool, m, n, k int, alpha floa
 	}
 	workers := gemmWorkers(m, n, k)
 	if workers == 1 {
-		gemmBlock(kern, transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc, nil)
+		gemmBlock(kern, transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, nil, c, ldc, nil)
 		return
 	}
 	if k >= 8*max(m, n) && k >= 2*kc*workers {
-		sgemmSplitK(kern, workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, c, ldc)
+		sgemmSplitK(kern, workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, nil, c, ldc)
 		return
 	}
-	gemmParallel(kern, workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, c, ldc, nil)
+	gemmParallel(kern, workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, nil, c, ldc, nil)
 }
 
 // gemmWorkers is the number of goroutines a product of this size uses.
@@ -164,27 +164,58 @@ func gemmWorkers(m, n, k int) int {
 // sgemmKernelEp is SgemmEpilogue on the Go implementation: C is
 // overwritten (no clearing pass), ep.Scale is folded into the packed A and
 // the rest of ep is applied by the micro-kernel's store of each finished
-// tile.
-func sgemmKernelEp(kern *microKernel, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, ep *Epilogue) {
+// tile. A non-nil src supplies B (b is then unused; transB false).
+func sgemmKernelEp(kern *microKernel, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, src PanelSource, c []float32, ldc int, ep *Epilogue) {
 	workers := gemmWorkers(m, n, k)
 	switch {
 	case k == 0 || m*n*k < 512:
+		if src != nil {
+			b, ldb = materialize(src, k, n), n
+		}
 		scaleC(m, n, 0, c, ldc)
 		sgemmSimple(transA, transB, m, n, k, 1, a, lda, b, ldb, 1, c, ldc)
 		applyEpilogue(0, m, n, c, ldc, ep, true)
 	case workers == 1:
-		gemmBlock(kern, transA, transB, 0, m, 0, n, k, 1, a, lda, b, ldb, c, ldc, ep)
+		gemmBlock(kern, transA, transB, 0, m, 0, n, k, 1, a, lda, b, ldb, src, c, ldc, ep)
 	case k >= 8*max(m, n) && k >= 2*kc*workers:
 		scaleC(m, n, 0, c, ldc)
-		sgemmSplitK(kern, workers, transA, transB, m, n, k, 1, a, lda, b, ldb, c, ldc)
+		sgemmSplitK(kern, workers, transA, transB, m, n, k, 1, a, lda, b, ldb, src, c, ldc)
 		applyEpilogue(0, m, n, c, ldc, ep, true)
 	default:
-		gemmParallel(kern, workers, transA, transB, m, n, k, 1, a, lda, b, ldb, c, ldc, ep)
+		gemmParallel(kern, workers, transA, transB, m, n, k, 1, a, lda, b, ldb, src, c, ldc, ep)
 	}
 }
 
+// materialize returns src's k x n matrix, row-major: one panel whose single
+// strip is n columns wide has exactly that layout.
+func materialize(src PanelSource, k, n int) []float32 {
+	b := make([]float32, k*n)
+	if k > 0 && n > 0 {
+		src.PackPanel(b, n, 0, k, 0, n)
+	}
+	return b
+}
+
+// srcAt returns src with its rows shifted by p0 (nil stays nil).
+func srcAt(src PanelSource, p0 int) PanelSource {
+	if src == nil || p0 == 0 {
+		return src
+	}
+	return shiftedSource{src, p0}
+}
+
+// shiftedSource is a PanelSource whose row p is row p+off of another.
+type shiftedSource struct {
+	src PanelSource
+	off int
+}
+
+func (s shiftedSource) PackPanel(dst []float32, nr, p0, kb, j0, nb int) {
+	s.src.PackPanel(dst, nr, p0+s.off, kb, j0, nb)
+}
+
 // gemmParallel runs gemmBlock on one contiguous range of C per worker.
-func gemmParallel(kern *microKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, ep *Epilogue) {
+func gemmParallel(kern *microKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, src PanelSource, c []float32, ldc int, ep *Epilogue) {
 	// Split the larger dimension of C into one contiguous range per worker,
 	// aligned to the micro-tile so no tile straddles two workers.
 	var wg sync.WaitGroup
@@ -205,9 +236,9 @@ func gemmParallel(kern *microKernel, workers int, transA, transB bool, m, n, k i
 		go func(lo, hi int) {
 			defer wg.Done()
 			if splitRows {
-				gemmBlock(kern, transA, transB, lo, hi, 0, n, k, alpha, a, lda, b, ldb, c, ldc, ep)
+				gemmBlock(kern, transA, transB, lo, hi, 0, n, k, alpha, a, lda, b, ldb, src, c, ldc, ep)
 			} else {
-				gemmBlock(kern, transA, transB, 0, m, lo, hi, k, alpha, a, lda, b, ldb, c, ldc, ep)
+				gemmBlock(kern, transA, transB, 0, m, lo, hi, k, alpha, a, lda, b, ldb, src, c, ldc, ep)
 			}
 		}(lo, hi)
 	}
@@ -220,7 +251,7 @@ func gemmParallel(kern *microKernel, workers int, transA, transB bool, m, n, k i
 // k, the first accumulating into C and the others into zeroed private
 // m x n buffers that are added into C at the end. Every operand is packed
 // once in all.
-func sgemmSplitK(kern *microKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+func sgemmSplitK(kern *microKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, src PanelSource, c []float32, ldc int) {
 	parts := make([][]float32, workers)
 	for w := 1; w < workers; w++ {
 		parts[w] = getSplitBuf(m * n)
@@ -241,9 +272,11 @@ func sgemmSplitK(kern *microKernel, workers int, transA, transB bool, m, n, k in
 		} else {
 			as = a[p0:]
 		}
-		if transB {
+		switch {
+		case src != nil:
+		case transB:
 			bs = b[p0:]
-		} else {
+		default:
 			bs = b[p0*ldb:]
 		}
 		dst, ld := c, ldc
@@ -253,7 +286,7 @@ func sgemmSplitK(kern *microKernel, workers int, transA, transB bool, m, n, k in
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			gemmBlock(kern, transA, transB, 0, m, 0, n, p1-p0, alpha, as, lda, bs, ldb, dst, ld, nil)
+			gemmBlock(kern, transA, transB, 0, m, 0, n, p1-p0, alpha, as, lda, bs, ldb, srcAt(src, p0), dst, ld, nil)
 		}()
 	}
 	wg.Wait()
@@ -310,7 +343,7 @@ func putSplitBuf(b []float32) {
 // jc-pc-ic order repacks A for every column panel, which for the tall-k,
 // wide-n products of a box head's backward meant packing A dozens of
 // times).
-func gemmBlock(kern *microKernel, transA, transB bool, i0, i1, j0, j1, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, ep *Epilogue) {
+func gemmBlock(kern *microKernel, transA, transB bool, i0, i1, j0, j1, k int, alpha float32, a []float32, lda int, b []float32, ldb int, src PanelSource, c []float32, ldc int, ep *Epilogue) {
 	buf := getPackBuf()
 	defer putPackBuf(buf)
 	mr, nr := kern.mr, kern.nr
@@ -328,7 +361,11 @@ func gemmBlock(kern *microKernel, transA, transB bool, i0, i1, j0, j1, k int, al
 			first, last := pc == 0, pc+kb >= k
 			for jc := j0; jc < j1; jc += nc {
 				nb := min(nc, j1-jc)
-				packB(buf.b, nr, transB, b, ldb, pc, kb, jc, nb)
+				if src != nil {
+					src.PackPanel(buf.b[:kb*((nb+nr-1)/nr*nr)], nr, pc, kb, jc, nb)
+				} else {
+					packB(buf.b, nr, transB, b, ldb, pc, kb, jc, nb)
+				}
 				for ic := 0; ic < mpb; ic += mc {
 					mb := min(mc, mpb-ic)
 					for jr := 0; jr < nb; jr += nr {

@@ -33,17 +33,20 @@ func checkSgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []floa
 	if transB {
 		br, bc = n, k
 	}
-	check := func(name string, rows, cols int, s []float32, ld int) {
-		if ld < max(1, cols) {
-			panic(fmt.Sprintf("compute: Sgemm: ld%s=%d < %d columns", name, ld, cols))
-		}
-		if rows > 0 && cols > 0 && len(s) < (rows-1)*ld+cols {
-			panic(fmt.Sprintf("compute: Sgemm: len(%s)=%d too short for %dx%d with ld %d", name, len(s), rows, cols, ld))
-		}
+	checkMatrix("a", ar, ac, a, lda)
+	checkMatrix("b", br, bc, b, ldb)
+	checkMatrix("c", m, n, c, ldc)
+}
+
+// checkMatrix panics when s cannot hold a rows x cols matrix with leading
+// dimension ld.
+func checkMatrix(name string, rows, cols int, s []float32, ld int) {
+	if ld < max(1, cols) {
+		panic(fmt.Sprintf("compute: Sgemm: ld%s=%d < %d columns", name, ld, cols))
 	}
-	check("a", ar, ac, a, lda)
-	check("b", br, bc, b, ldb)
-	check("c", m, n, c, ldc)
+	if rows > 0 && cols > 0 && len(s) < (rows-1)*ld+cols {
+		panic(fmt.Sprintf("compute: Sgemm: len(%s)=%d too short for %dx%d with ld %d", name, len(s), rows, cols, ld))
+	}
 }
 
 // scaleC applies beta to C (m x n): beta 0 overwrites with zeros.
@@ -176,7 +179,7 @@ func SgemmEpilogue(transA, transB bool, m, n, k int, a []float32, lda int, b []f
 		return
 	}
 	if kern := goBackendKernel(); kern != nil {
-		sgemmKernelEp(kern, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, &ep)
+		sgemmKernelEp(kern, transA, transB, m, n, k, a, lda, b, ldb, nil, c, ldc, &ep)
 		return
 	}
 	sgemm(transA, transB, m, n, k, 1, a, lda, b, ldb, 0, c, ldc)
@@ -229,4 +232,38 @@ func applyEpilogue(i0, i1, n int, c []float32, ldc int, ep *Epilogue, scale bool
 			row[j] = v
 		}
 	}
+}
+
+// PanelSource supplies the B operand of SgemmPanels without it existing as
+// a matrix: a convolution's patch matrix (im2col) generated straight into
+// the GEMM's packed panels, which saves writing and re-reading it.
+type PanelSource interface {
+	// PackPanel writes B[p0:p0+kb, j0:j0+nb] into dst as strips of nr
+	// columns: strip s, at dst[s*nr*kb:], holds for each p in order the nr
+	// values B[p0+p, j0+s*nr : j0+s*nr+nr], zero past column j0+nb. With
+	// nr = nb this is the row-major kb x nb block. Calls for different
+	// panels may run concurrently.
+	PackPanel(dst []float32, nr, p0, kb, j0, nb int)
+}
+
+// SgemmPanels is SgemmEpilogue with op(A) = A (m x k, leading dimension
+// lda) and B (k x n) supplied by src: C = ep applied to A*B, overwriting C.
+// Where a native library runs the product, B is first written out whole.
+func SgemmPanels(m, n, k int, a []float32, lda int, src PanelSource, c []float32, ldc int, ep Epilogue) {
+	if m < 0 || n < 0 || k < 0 {
+		panic(fmt.Sprintf("compute: SgemmPanels: negative dimension m=%d n=%d k=%d", m, n, k))
+	}
+	checkMatrix("a", m, k, a, lda)
+	checkMatrix("c", m, n, c, ldc)
+	checkEpilogue(m, n, ep)
+	if m == 0 || n == 0 {
+		return
+	}
+	if kern := goBackendKernel(); kern != nil {
+		sgemmKernelEp(kern, false, false, m, n, k, a, lda, nil, 0, src, c, ldc, &ep)
+		return
+	}
+	b := materialize(src, k, n)
+	sgemm(false, false, m, n, k, 1, a, lda, b, n, 0, c, ldc)
+	applyEpilogue(0, m, n, c, ldc, &ep, true)
 }
