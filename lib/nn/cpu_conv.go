@@ -2,9 +2,15 @@ package nn
 
 import "github.com/detlab/detlab/lib/compute"
 
-// Conv2d implements Backend with im2col into a scratch buffer and one GEMM
-// per image, writing NCHW output directly.
+// Conv2d implements Backend with one GEMM per image, writing NCHW output
+// directly. In float32 the patch matrix (im2col) is generated straight
+// into the GEMM's packed panels and the bias is added by its store; other
+// precisions build the patch matrix in a scratch buffer for cpuGemm.
 func (b CPU) Conv2d(geo ConvGeom, x, w, bias, y []float32, s Scratch) {
+	if geo.Precision == Float32 {
+		b.Conv2dFused(geo, x, w, ConvEpilogue{Shift: bias}, y, s)
+		return
+	}
 	ckk := geo.C * geo.KH * geo.KW
 	ohw := geo.OH * geo.OW
 	var col []float32
@@ -19,11 +25,6 @@ func (b CPU) Conv2d(geo ConvGeom, x, w, bias, y []float32, s Scratch) {
 		if col != nil {
 			im2col(geo, xn, col)
 			src = col
-		}
-		if bias != nil && geo.Precision == Float32 {
-			// The bias is added by the GEMM's store, not a second pass.
-			compute.SgemmEpilogue(false, false, geo.K, ohw, ckk, w, ckk, src, ohw, yn, ohw, compute.Epilogue{Shift: bias})
-			continue
 		}
 		cpuGemm(geo.Precision, false, false, geo.K, ohw, ckk, 1, w, ckk, src, ohw, 0, yn, ohw)
 		if bias != nil {
@@ -169,8 +170,9 @@ func col2im(geo ConvGeom, col, dx []float32) {
 }
 
 // Conv2dFused implements FusedConvBackend: in float32 the epilogue runs in
-// the GEMM's store (compute.SgemmEpilogue, the scale folded into the packed
-// weights); other precisions run Conv2d and then the epilogue.
+// the GEMM's store (compute.SgemmPanels, the scale folded into the packed
+// weights) and the patch matrix is generated straight into the packed
+// panels; other precisions run Conv2d and then the epilogue.
 func (b CPU) Conv2dFused(geo ConvGeom, x, w []float32, ep ConvEpilogue, y []float32, s Scratch) {
 	if geo.Precision != Float32 {
 		b.Conv2d(geo, x, w, nil, y, s)
@@ -179,23 +181,103 @@ func (b CPU) Conv2dFused(geo ConvGeom, x, w []float32, ep ConvEpilogue, y []floa
 	}
 	ckk := geo.C * geo.KH * geo.KW
 	ohw := geo.OH * geo.OW
-	var col []float32
-	if !geo.pointwise() {
-		col = s.Get(ckk * ohw)
-		defer s.Put(col)
-	}
+	chw := geo.C * geo.H * geo.W
 	cep := compute.Epilogue{Scale: ep.Scale, Shift: ep.Shift, ReLU: ep.ReLU, LdResidual: ohw}
 	for n := 0; n < geo.N; n++ {
-		xn := x[n*geo.C*geo.H*geo.W : (n+1)*geo.C*geo.H*geo.W]
+		xn := x[n*chw : (n+1)*chw]
 		yn := y[n*geo.K*ohw : (n+1)*geo.K*ohw]
-		src := xn
-		if col != nil {
-			im2col(geo, xn, col)
-			src = col
-		}
 		if ep.Residual != nil {
 			cep.Residual = ep.Residual[n*geo.K*ohw : (n+1)*geo.K*ohw]
 		}
-		compute.SgemmEpilogue(false, false, geo.K, ohw, ckk, w, ckk, src, ohw, yn, ohw, cep)
+		if geo.pointwise() {
+			compute.SgemmEpilogue(false, false, geo.K, ohw, ckk, w, ckk, xn, ohw, yn, ohw, cep)
+			continue
+		}
+		compute.SgemmPanels(geo.K, ohw, ckk, w, ckk, im2colPanels{geo: geo, x: xn}, yn, ohw, cep)
+	}
+}
+
+// im2colPanels is one image's patch matrix (C*KH*KW rows, OH*OW columns)
+// as a compute.PanelSource: im2col written straight into the GEMM's
+// packed panels.
+type im2colPanels struct {
+	geo ConvGeom
+	x   []float32 // (C,H,W)
+}
+
+// PackPanel implements compute.PanelSource. Row p of the patch matrix is
+// (channel, kh, kw); column q is the output position (q/OW, q%OW). Each
+// strip's nr columns are split into runs within one output row, which read
+// one input row: a copy at stride 1, a strided gather otherwise, zeros
+// where the window lies in the padding.
+func (s im2colPanels) PackPanel(dst []float32, nr, p0, kb, j0, nb int) {
+	geo := s.geo
+	hw := geo.H * geo.W
+	for st := 0; st*nr < nb; st++ {
+		strip := dst[st*nr*kb : (st+1)*nr*kb]
+		q0 := j0 + st*nr
+		w := min(nr, nb-st*nr)
+		oh0, ow0 := q0/geo.OW, q0%geo.OW
+		c, rem := p0/(geo.KH*geo.KW), p0%(geo.KH*geo.KW)
+		kh, kw := rem/geo.KW, rem%geo.KW
+		for p := 0; p < kb; p++ {
+			plane := s.x[c*hw : (c+1)*hw]
+			d := strip[p*nr : p*nr+nr]
+			oh, ow := oh0, ow0
+			for j := 0; j < w; {
+				seg := min(w-j, geo.OW-ow)
+				out := d[j : j+seg]
+				ih := oh*geo.SH - geo.PH + kh
+				if ih < 0 || ih >= geo.H {
+					clear(out)
+				} else {
+					gatherRow(out, plane[ih*geo.W:(ih+1)*geo.W], ow*geo.SW-geo.PW+kw, geo.SW)
+				}
+				j += seg
+				ow = 0
+				oh++
+			}
+			clear(d[w:])
+			if kw++; kw == geo.KW {
+				kw = 0
+				if kh++; kh == geo.KH {
+					kh = 0
+					c++
+				}
+			}
+		}
+	}
+}
+
+// gatherRow writes out[t] = src[iw+t*stride], zero where that index falls
+// outside src (the padding).
+func gatherRow(out, src []float32, iw, stride int) {
+	// Valid t: 0 <= iw+t*stride < len(src).
+	lo := 0
+	if iw < 0 {
+		lo = (-iw + stride - 1) / stride
+	}
+	hi := len(out)
+	if last := len(src) - 1 - iw; last < 0 {
+		hi = 0
+	} else {
+		hi = min(hi, last/stride+1)
+	}
+	if lo >= hi {
+		clear(out)
+		return
+	}
+	clear(out[:lo])
+	clear(out[hi:])
+	if stride == 1 {
+		copy(out[lo:hi], src[iw+lo:iw+hi])
+		return
+	}
+	i := iw + lo*stride
+	seg := out[lo:hi]
+	_ = src[i+(len(seg)-1)*stride]
+	for t := range seg {
+		seg[t] = src[i]
+		i += stride
 	}
 }

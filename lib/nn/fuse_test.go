@@ -287,3 +287,51 @@ func TestConvBNNaNPropagates(t *testing.T) {
 		}
 	}
 }
+
+// TestIm2colPanels checks the patch matrix generated into packed panels
+// against im2col, for strips that cross output rows, stride 2, padding,
+// kernels wider than the input and panels starting mid-matrix.
+func TestIm2colPanels(t *testing.T) {
+	rng := rand.New(rand.NewSource(12))
+	for _, tc := range []struct{ c, h, w, k, s, p int }{
+		{3, 9, 11, 3, 1, 1}, {2, 8, 8, 3, 2, 1}, {3, 15, 13, 7, 2, 3}, {4, 5, 7, 1, 2, 0},
+		{2, 3, 3, 5, 1, 2}, {1, 1, 1, 3, 1, 1}, {2, 6, 5, 3, 3, 2},
+	} {
+		geo := ConvGeom{N: 1, C: tc.c, H: tc.h, W: tc.w, K: 1, KH: tc.k, KW: tc.k, SH: tc.s, SW: tc.s, PH: tc.p, PW: tc.p}
+		geo.OH = (geo.H+2*geo.PH-geo.KH)/geo.SH + 1
+		geo.OW = (geo.W+2*geo.PW-geo.KW)/geo.SW + 1
+		x := randTensor(rng, 0, tc.c, tc.h, tc.w).Data()
+		rows, cols := geo.C*geo.KH*geo.KW, geo.OH*geo.OW
+		want := make([]float32, rows*cols)
+		im2col(geo, x, want)
+		src := im2colPanels{geo: geo, x: x}
+		for _, nr := range []int{1, 4, 16, 32} {
+			for _, blk := range [][4]int{{0, rows, 0, cols}, {1, rows - 1, 2, cols - 2}, {rows / 2, rows - rows/2, cols / 3, cols - cols/3}} {
+				p0, kb, j0, nb := blk[0], blk[1], blk[2], blk[3]
+				if kb <= 0 || nb <= 0 {
+					continue
+				}
+				strips := (nb + nr - 1) / nr
+				dst := make([]float32, strips*nr*kb)
+				for i := range dst {
+					dst[i] = float32(math.NaN())
+				}
+				src.PackPanel(dst, nr, p0, kb, j0, nb)
+				for s := range strips {
+					for p := range kb {
+						for j := range nr {
+							got := dst[s*nr*kb+p*nr+j]
+							var w float32
+							if q := s*nr + j; q < nb {
+								w = want[(p0+p)*cols+j0+q]
+							}
+							if math.Float32bits(got) != math.Float32bits(w) {
+								t.Fatalf("%+v nr=%d block %v: strip %d p %d col %d = %v, want %v", tc, nr, blk, s, p, j, got, w)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
