@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"unsafe"
+
+	"github.com/detlab/detlab/lib/nn"
 )
 
 // fakeGPU implements gpu in Go memory and runs the contract's kernels as
@@ -24,6 +26,9 @@ type fakeGPU struct {
 	fail     map[string]error // "alloc", "allocManaged", "launch:<name>", "sgemm", "sync", "htod", "dtoh"
 	freed    int
 	closed   bool
+	// fast: GEMMs through nn.CPU (row-major, by the transpose swap) instead
+	// of the naive column-major loop, for whole-network runs.
+	fast bool
 }
 
 type fakeLaunch struct {
@@ -54,9 +59,18 @@ func (f *fakeGPU) newBuf(bytes int) uintptr {
 	return p
 }
 
+// fakeLimit is the fake device's memory: larger requests fail as the
+// driver's would.
+const fakeLimit = 8 << 30
+
+var errFakeOOM = &Error{Op: "cuMemAlloc", Code: 2, Name: "CUDA_ERROR_OUT_OF_MEMORY", Desc: "out of memory"}
+
 func (f *fakeGPU) allocManaged(bytes int) (unsafe.Pointer, error) {
 	if err := f.fail["allocManaged"]; err != nil {
 		return nil, err
+	}
+	if bytes > fakeLimit {
+		return nil, errFakeOOM
 	}
 	p := f.newBuf(bytes)
 	return unsafe.Pointer(&f.bufs[p][0]), nil
@@ -65,6 +79,9 @@ func (f *fakeGPU) allocManaged(bytes int) (unsafe.Pointer, error) {
 func (f *fakeGPU) alloc(bytes int) (uint64, error) {
 	if err := f.fail["alloc"]; err != nil {
 		return 0, err
+	}
+	if bytes > fakeLimit {
+		return 0, errFakeOOM
 	}
 	return uint64(f.newBuf(bytes)), nil
 }
@@ -194,6 +211,11 @@ func (f *fakeGPU) sgemm(transA, transB bool, m, n, k int, alpha float32, a uint6
 	C, err := f.f32(c, (n-1)*ldc+m)
 	if err != nil {
 		return err
+	}
+	if f.fast {
+		// Column-major C is row-major C^T = op(B)^T op(A)^T.
+		nn.CPU{}.Gemm(transB, transA, n, m, k, alpha, B, ldb, A, lda, beta, C, ldc)
+		return nil
 	}
 	for j := 0; j < n; j++ {
 		for i := 0; i < m; i++ {
