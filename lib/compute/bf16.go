@@ -121,6 +121,30 @@ func bf16Bits(v float32) uint32 {
 	return (b + 0x7fff + (b>>16)&1) >> 16
 }
 
+// bf16RoundN, set in init where the CPU has AVX-512F, rounds n values (a
+// positive multiple of 16); nil means the Go loop.
+var bf16RoundN func(dst, src []float32, n int)
+
+// RoundBF16Slice writes src rounded to bfloat16 (nearest, ties to even) and
+// widened back to float32 into dst, which must be at least as long as src
+// and may alias it. It gives exactly the bits of nn.RoundBF16 (subnormals
+// kept, NaN stays NaN, values beyond bfloat16's range become ±Inf), with
+// AVX-512 where the CPU has it: autocast's rounding of activations and
+// gradients.
+func RoundBF16Slice(dst, src []float32) {
+	dst = dst[:len(src)]
+	i := 0
+	if f := bf16RoundN; f != nil {
+		if n := len(src) &^ 15; n > 0 {
+			f(dst, src, n)
+			i = n
+		}
+	}
+	for ; i < len(src); i++ {
+		dst[i] = math.Float32frombits(bf16Bits(src[i]) << 16)
+	}
+}
+
 // bf16Pair packs two float32 values, consecutive along k, into the uint32
 // VDPBF16PS reads: lo in the low half.
 func bf16Pair(lo, hi float32) uint32 { return bf16Bits(lo) | bf16Bits(hi)<<16 }

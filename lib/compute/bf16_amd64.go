@@ -13,6 +13,9 @@ func bf16PackRowPairs32(dst *uint32, src *float32, ld int, kq int)
 //go:noescape
 func bf16CvtPairs(dst *uint32, src *float32, nq int)
 
+//go:noescape
+func bf16RoundSlice(dst, src *float32, n int)
+
 // hasAVX512BF16 reports whether the CPU and the OS support AVX-512F and
 // AVX512_BF16 (CPUID leaf 7 sub-leaf 1, EAX bit 5).
 func hasAVX512BF16() bool {
@@ -49,7 +52,17 @@ func bf16AsmCvtPairs(dst []uint32, src []float32, nq int) {
 	bf16CvtPairs(&dst[0], &src[0], nq)
 }
 
+// bf16AsmRound is bf16RoundSlice with its slice checks.
+func bf16AsmRound(dst, src []float32, n int) {
+	_ = dst[n-1]
+	_ = src[n-1]
+	bf16RoundSlice(&dst[0], &src[0], n)
+}
+
 func init() {
+	if hasAVX512F() {
+		bf16RoundN = bf16AsmRound // AVX-512F integer arithmetic only
+	}
 	if hasAVX512BF16() {
 		bf16Native = &bf16MicroKernel{name: "avx512_bf16 assembly kernel 12x32 (VDPBF16PS)", mr: 12, nr: 32, fn: bf16AsmKernel}
 		bf16RowPairs32 = bf16AsmRowPairs32

@@ -268,3 +268,47 @@ loopcvt:
 	JNE  loopcvt
 	VZEROUPPER
 	RET
+
+// func bf16RoundSlice(dst, src *float32, n int)
+//
+// dst[i] = src[i] rounded to bfloat16 (nearest, ties to even) and widened
+// back, for i < n, n a positive multiple of 16: exactly bf16Bits(v)<<16,
+// subnormals kept, NaN made quiet, in AVX-512F integer arithmetic:
+// (b + 0x7fff + (b>>16)&1) &^ 0xffff, and (b | 0x400000) &^ 0xffff where b
+// is a NaN.
+TEXT ·bf16RoundSlice(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVL $1, AX
+	VPBROADCASTD AX, Z4           // 1
+	MOVL $0x7fff, AX
+	VPBROADCASTD AX, Z5           // 0x7fff
+	MOVL $0xffff0000, AX
+	VPBROADCASTD AX, Z6           // high half mask
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z7           // abs mask
+	MOVL $0x7f800000, AX
+	VPBROADCASTD AX, Z8           // +Inf
+	MOVL $0x00400000, AX
+	VPBROADCASTD AX, Z9           // quiet bit
+
+loopround:
+	VMOVDQU32 (SI), Z0
+	VPSRLD    $16, Z0, Z1
+	VPANDD    Z4, Z1, Z1
+	VPADDD    Z5, Z1, Z1
+	VPADDD    Z0, Z1, Z1
+	VPANDD    Z6, Z1, Z1
+	VPANDD    Z7, Z0, Z2
+	VPCMPUD   $6, Z8, Z2, K1     // K1: |b| > +Inf, a NaN
+	VPORD     Z9, Z0, Z3
+	VPANDD    Z6, Z3, Z3
+	VMOVDQA32 Z3, K1, Z1
+	VMOVDQU32 Z1, (DI)
+	ADDQ      $64, SI
+	ADDQ      $64, DI
+	SUBQ      $16, CX
+	JNE       loopround
+	VZEROUPPER
+	RET

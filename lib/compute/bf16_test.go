@@ -269,10 +269,11 @@ func benchGemm(bm *testing.B, f func(transA, transB bool, m, n, k int, alpha flo
 	bm.ReportMetric(2*float64(m)*float64(n)*float64(k)*float64(bm.N)/bm.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 
-// BenchmarkSgemmBF16 compares the bfloat16 GEMM with Sgemm on conv-like
-// shapes (ResNet18 layer3 3x3 at 224: 256 x 196 x 2304) and square ones.
+// BenchmarkSgemmBF16 compares the bfloat16 GEMM with Sgemm on the 3x3
+// convolutions of ResNet18 at 224x224 and a square product.
 func BenchmarkSgemmBF16(bm *testing.B) {
-	for _, s := range [][3]int{{256, 196, 2304}, {64, 3136, 576}, {512, 512, 512}, {1024, 1024, 1024}} {
+	// ResNet18 at 224, batch 1 (K x OH*OW x C*KH*KW): conv1, layer1..4.
+	for _, s := range [][3]int{{64, 12544, 147}, {64, 3136, 576}, {128, 784, 1152}, {256, 196, 2304}, {512, 49, 4608}, {512, 512, 512}} {
 		name := fmt.Sprintf("%dx%dx%d", s[0], s[1], s[2])
 		bm.Run("bf16/"+name, func(bm *testing.B) { benchGemm(bm, SgemmBF16, s[0], s[1], s[2]) })
 		bm.Run("fp32/"+name, func(bm *testing.B) { benchGemm(bm, Sgemm, s[0], s[1], s[2]) })
@@ -329,6 +330,36 @@ func TestBF16Converters(t *testing.T) {
 			lo, hi := src[2*q*ld+j], src[(2*q+1)*ld+j]
 			if want := bf16Pair(lo, hi); !pairOK(rows[q*32+j], want) {
 				t.Errorf("rowPairs32: [%d,%d] of (%g, %g) = %#08x, want %#08x", q, j, lo, hi, rows[q*32+j], want)
+			}
+		}
+	}
+}
+
+func TestRoundBF16Slice(t *testing.T) {
+	rng := rand.New(rand.NewSource(5))
+	for _, n := range []int{0, 1, 15, 16, 17, 100, 1000} {
+		src := bf16Rand(rng, n)
+		sp := bf16Specials()
+		for i := range src {
+			if i%2 == 0 {
+				src[i] = sp[(i/2)%len(sp)]
+			}
+			if i%7 == 3 { // random bit patterns: every exponent, NaN payloads
+				src[i] = math.Float32frombits(rng.Uint32())
+			}
+		}
+		for _, alias := range []bool{false, true} {
+			dst := make([]float32, n)
+			in := append([]float32(nil), src...)
+			if alias {
+				dst = in
+			}
+			RoundBF16Slice(dst, in)
+			for i, v := range src {
+				want := bf16Bits(v) << 16
+				if got := math.Float32bits(dst[i]); got != want {
+					t.Fatalf("n=%d alias=%v: RoundBF16Slice(%#08x) = %#08x, want %#08x", n, alias, math.Float32bits(v), got, want)
+				}
 			}
 		}
 	}

@@ -56,11 +56,10 @@ func (p Precision) RoundSlice(dst, src []float32) {
 	dst = dst[:len(src)]
 	switch p {
 	case BFloat16:
+		// compute.RoundBF16Slice is RoundBF16, vectorised where it can be.
 		parallelFor(len(src)/8192+1, func(c0, c1 int) {
 			lo, hi := c0*8192, min(c1*8192, len(src))
-			for i := lo; i < hi; i++ {
-				dst[i] = RoundBF16(src[i])
-			}
+			compute.RoundBF16Slice(dst[lo:hi], src[lo:hi])
 		})
 	case Float16:
 		parallelFor(len(src)/8192+1, func(c0, c1 int) {

@@ -386,3 +386,31 @@ func TestPrecisionString(t *testing.T) {
 		t.Errorf("AutocastKernels(BFloat16) = %q", s)
 	}
 }
+
+// TestRoundSliceMatchesRound checks that the sliced rounding (vectorised
+// for bfloat16) gives Round's bits on odd lengths, in place and not.
+func TestRoundSliceMatchesRound(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	for _, p := range []Precision{BFloat16, Float16, Float32} {
+		for _, n := range []int{1, 17, 8193, 20000} {
+			src := make([]float32, n)
+			for i := range src {
+				src[i] = math.Float32frombits(rng.Uint32())
+			}
+			for _, inPlace := range []bool{false, true} {
+				in := append([]float32(nil), src...)
+				dst := make([]float32, n)
+				if inPlace {
+					dst = in
+				}
+				p.RoundSlice(dst, in)
+				for i, v := range src {
+					want := p.Round(v)
+					if math.Float32bits(dst[i]) != math.Float32bits(want) && !(want != want && dst[i] != dst[i]) {
+						t.Fatalf("%v n=%d: RoundSlice(%#08x) = %#08x, Round gives %#08x", p, n, math.Float32bits(v), math.Float32bits(dst[i]), math.Float32bits(want))
+					}
+				}
+			}
+		}
+	}
+}
