@@ -211,6 +211,35 @@ func (b *Backend) DeviceMemory() (free, total int64, err error) {
 	return b.g.memInfo()
 }
 
+// Prefetch moves the pages of x, a slice from Alloc, to the device ahead
+// of the kernels that will read it (cuMemPrefetchAsync), instead of
+// letting the first kernel fault them over; for example parameters just
+// copied in by host code. Slices of Go memory are left alone. It returns
+// when the move is done.
+func (b *Backend) Prefetch(x []float32) error {
+	if len(x) == 0 {
+		return nil
+	}
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(x)))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	ours, err := b.mem.contains(p, 4*len(x))
+	if err != nil || !ours {
+		return err
+	}
+	if err := b.g.begin(); err != nil {
+		return err
+	}
+	defer b.g.end()
+	if err := b.g.prefetch(uint64(p), 4*len(x)); err != nil {
+		return err
+	}
+	return b.g.sync()
+}
+
 // Synchronize waits until the device has finished all submitted work.
 func (b *Backend) Synchronize() error {
 	b.mu.Lock()

@@ -301,6 +301,12 @@ func TestGPUMemory(t *testing.T) {
 		}
 	}
 	x[len(x)-1] = 3
+	if err := b.Prefetch(x); err != nil {
+		t.Errorf("Prefetch: %v", err)
+	}
+	if x[len(x)-1] != 3 {
+		t.Errorf("host write lost across Prefetch")
+	}
 	if in1, peak := b.MemoryStats(); in1-in0 != 4<<28 || peak < in1 {
 		t.Errorf("MemoryStats after 1 GiB: in use %d (+%d), peak %d", in1, in1-in0, peak)
 	}

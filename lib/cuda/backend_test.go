@@ -477,3 +477,21 @@ func TestConvLaunchConfig(t *testing.T) {
 		t.Errorf("%d GEMMs, want one per image (3)", f.gemms)
 	}
 }
+
+func TestPrefetch(t *testing.T) {
+	b, f := newFakeBackend(false)
+	x := b.Alloc(64)
+	if err := b.Prefetch(x[16:32]); err != nil || f.prefetched != 64 {
+		t.Fatalf("Prefetch of managed memory: %v, %d bytes", err, f.prefetched)
+	}
+	if err := b.Prefetch(make([]float32, 8)); err != nil || f.prefetched != 64 {
+		t.Fatalf("Prefetch of Go memory: %v, %d bytes prefetched (want none)", err, f.prefetched)
+	}
+	if err := b.Prefetch(unsafe.Slice(&x[60], 8)); err == nil {
+		t.Fatal("Prefetch of a slice overrunning its allocation: no error")
+	}
+	b.Close()
+	if err := b.Prefetch(x); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Prefetch after Close: %v", err)
+	}
+}

@@ -16,16 +16,17 @@ import (
 // not hand out (an unstaged Go slice on a device without pageable access)
 // fails, as it would fault on a GPU.
 type fakeGPU struct {
-	bufs     map[uintptr][]uint64 // allocations by base, kept alive here
-	sizes    map[uintptr]int
-	hosts    map[uintptr]int // Go memory a pageable device may read
-	depth    int             // begin/end nesting
-	maxDepth int
-	launches []fakeLaunch
-	gemms    int
-	fail     map[string]error // "alloc", "allocManaged", "launch:<name>", "sgemm", "sync", "htod", "dtoh"
-	freed    int
-	closed   bool
+	bufs       map[uintptr][]uint64 // allocations by base, kept alive here
+	sizes      map[uintptr]int
+	hosts      map[uintptr]int // Go memory a pageable device may read
+	depth      int             // begin/end nesting
+	maxDepth   int
+	launches   []fakeLaunch
+	gemms      int
+	fail       map[string]error // "alloc", "allocManaged", "launch:<name>", "sgemm", "sync", "htod", "dtoh"
+	freed      int
+	closed     bool
+	prefetched int // bytes
 	// fast: GEMMs through nn.CPU (row-major, by the transpose swap) instead
 	// of the naive column-major loop, for whole-network runs.
 	fast bool
@@ -146,6 +147,14 @@ func (f *fakeGPU) dtoh(dst unsafe.Pointer, src uint64, bytes int) error {
 }
 
 func (f *fakeGPU) sync() error { return f.fail["sync"] }
+
+func (f *fakeGPU) prefetch(p uint64, bytes int) error {
+	if _, err := f.bytesAt(p, bytes); err != nil {
+		return err
+	}
+	f.prefetched += bytes
+	return nil
+}
 
 func (f *fakeGPU) memInfo() (int64, int64, error) { return 1 << 30, 2 << 30, nil }
 

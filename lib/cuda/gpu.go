@@ -25,6 +25,9 @@ type gpu interface {
 	launch(name string, grid, block int, slots []uint64) error
 	// sgemm is cublasSgemm_v2: column-major C = alpha*op(A)*op(B) + beta*C.
 	sgemm(transA, transB bool, m, n, k int, alpha float32, a uint64, lda int, b uint64, ldb int, beta float32, c uint64, ldc int) error
+	// prefetch starts moving managed pages to the device (a hint: a
+	// driver without cuMemPrefetchAsync does nothing).
+	prefetch(p uint64, bytes int) error
 	// sync waits for the stream.
 	sync() error
 	// memInfo returns the device's free and total bytes.
@@ -227,6 +230,13 @@ func (g *cudaGPU) sgemm(transA, transB bool, m, n, k int, alpha float32, a uint6
 	}
 	st := g.c.cublasSgemm(g.blas, ta, tb, int32(m), int32(n), int32(k), &alpha, a, int32(lda), b, int32(ldb), &beta, c, int32(ldc))
 	return cublasError("cublasSgemm", st)
+}
+
+func (g *cudaGPU) prefetch(p uint64, bytes int) error {
+	if g.d.cuMemPrefetchAsync == nil {
+		return nil
+	}
+	return g.d.check("cuMemPrefetchAsync", g.d.cuMemPrefetchAsync(p, uint64(bytes), g.dev, g.stream))
 }
 
 func (g *cudaGPU) sync() error {
