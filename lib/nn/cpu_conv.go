@@ -207,35 +207,46 @@ type im2colPanels struct {
 
 // PackPanel implements compute.PanelSource. Row p of the patch matrix is
 // (channel, kh, kw); column q is the output position (q/OW, q%OW). Each
-// strip's nr columns are split into runs within one output row, which read
-// one input row: a copy at stride 1, a strided gather otherwise, zeros
-// where the window lies in the padding.
+// strip's nr columns are split once into runs within one output row; for
+// every row p each run then reads one input row: a copy at stride 1, a
+// strided gather otherwise, zeros where the window lies in the padding.
 func (s im2colPanels) PackPanel(dst []float32, nr, p0, kb, j0, nb int) {
 	geo := s.geo
 	hw := geo.H * geo.W
+	type run struct{ j, n, ih0, iw0 int } // columns [j, j+n); input row and column at kh = kw = 0
+	var runsBuf [64]run
 	for st := 0; st*nr < nb; st++ {
 		strip := dst[st*nr*kb : (st+1)*nr*kb]
 		q0 := j0 + st*nr
 		w := min(nr, nb-st*nr)
-		oh0, ow0 := q0/geo.OW, q0%geo.OW
+		runs := runsBuf[:0]
+		oh, ow := q0/geo.OW, q0%geo.OW
+		for j := 0; j < w; {
+			n := min(w-j, geo.OW-ow)
+			runs = append(runs, run{j, n, oh*geo.SH - geo.PH, ow*geo.SW - geo.PW})
+			j += n
+			ow = 0
+			oh++
+		}
 		c, rem := p0/(geo.KH*geo.KW), p0%(geo.KH*geo.KW)
 		kh, kw := rem/geo.KW, rem%geo.KW
 		for p := 0; p < kb; p++ {
 			plane := s.x[c*hw : (c+1)*hw]
 			d := strip[p*nr : p*nr+nr]
-			oh, ow := oh0, ow0
-			for j := 0; j < w; {
-				seg := min(w-j, geo.OW-ow)
-				out := d[j : j+seg]
-				ih := oh*geo.SH - geo.PH + kh
+			for _, r := range runs {
+				out := d[r.j : r.j+r.n]
+				ih := r.ih0 + kh
 				if ih < 0 || ih >= geo.H {
 					clear(out)
-				} else {
-					gatherRow(out, plane[ih*geo.W:(ih+1)*geo.W], ow*geo.SW-geo.PW+kw, geo.SW)
+					continue
 				}
-				j += seg
-				ow = 0
-				oh++
+				row := plane[ih*geo.W : (ih+1)*geo.W]
+				iw := r.iw0 + kw
+				if geo.SW == 1 && iw >= 0 && iw+r.n <= geo.W {
+					copy(out, row[iw:iw+r.n])
+					continue
+				}
+				gatherRow(out, row, iw, geo.SW)
 			}
 			clear(d[w:])
 			if kw++; kw == geo.KW {
@@ -252,16 +263,18 @@ func (s im2colPanels) PackPanel(dst []float32, nr, p0, kb, j0, nb int) {
 // gatherRow writes out[t] = src[iw+t*stride], zero where that index falls
 // outside src (the padding).
 func gatherRow(out, src []float32, iw, stride int) {
-	// Valid t: 0 <= iw+t*stride < len(src).
-	lo := 0
+	// Valid t: 0 <= iw+t*stride < len(src); the divisions only run at
+	// the edges.
+	lo, hi := 0, len(out)
 	if iw < 0 {
 		lo = (-iw + stride - 1) / stride
 	}
-	hi := len(out)
-	if last := len(src) - 1 - iw; last < 0 {
-		hi = 0
-	} else {
-		hi = min(hi, last/stride+1)
+	if iw+(hi-1)*stride >= len(src) {
+		if last := len(src) - 1 - iw; last < 0 {
+			hi = 0
+		} else {
+			hi = last/stride + 1
+		}
 	}
 	if lo >= hi {
 		clear(out)

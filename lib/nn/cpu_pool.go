@@ -66,19 +66,12 @@ func (CPU) MaxPool2dBackward(geo PoolGeom, dy, dx []float32, arg []int32) {
 // each channel plane, shape (N,C,1,1).
 type AdaptiveAvgPool2d1 struct{}
 
-// nanMax is max(a, b) where a NaN in either wins, as in MaxPool2d.
-func nanMax(a, b float32) float32 {
-	if b > a || b != b {
-		return b
-	}
-	return a
-}
-
 // maxPool3s2 pools one plane with a 3x3 window, stride 2, padding 1 (the
 // padding never wins) in two separable passes: the maximum of each
 // window's three columns per input row into hm (H x OW), then of three
-// rows of hm. The values equal the row-major window scan's (the position
-// of the maximum, which only training needs, is not computed).
+// rows of hm. The values equal the row-major window scan's (the builtin
+// max propagates NaN; a tie of +0 and -0 may keep the other zero); the
+// position of the maximum, which only training needs, is not computed.
 func maxPool3s2(geo PoolGeom, plane, out, hm []float32) {
 	w, ow := geo.W, geo.OW
 	for r := 0; r < geo.H; r++ {
@@ -88,15 +81,15 @@ func maxPool3s2(geo PoolGeom, plane, out, hm []float32) {
 		// padding for j = 0 and 2j+1 may be past the end for the last.
 		dst[0] = src[0]
 		if w > 1 {
-			dst[0] = nanMax(src[0], src[1])
+			dst[0] = max(src[0], src[1])
 		}
 		j := 1
 		for ; j < ow && 2*j+1 < w; j++ {
 			c := src[2*j-1 : 2*j+2 : 2*j+2]
-			dst[j] = nanMax(nanMax(c[0], c[1]), c[2])
+			dst[j] = max(max(c[0], c[1]), c[2])
 		}
 		for ; j < ow; j++ {
-			dst[j] = nanMax(src[2*j-1], src[2*j])
+			dst[j] = max(src[2*j-1], src[2*j])
 		}
 	}
 	for oh := 0; oh < geo.OH; oh++ {
@@ -106,13 +99,13 @@ func maxPool3s2(geo PoolGeom, plane, out, hm []float32) {
 		if oh > 0 {
 			up := hm[(2*oh-1)*ow : 2*oh*ow]
 			for j, v := range up {
-				dst[j] = nanMax(v, dst[j])
+				dst[j] = max(v, dst[j])
 			}
 		}
 		if 2*oh+1 < geo.H {
 			down := hm[(2*oh+1)*ow : (2*oh+2)*ow]
 			for j, v := range down {
-				dst[j] = nanMax(dst[j], v)
+				dst[j] = max(dst[j], v)
 			}
 		}
 	}
