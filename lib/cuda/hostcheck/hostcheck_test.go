@@ -11,15 +11,20 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
 var (
-	buildOnce  sync.Once
-	driverPath string
-	buildDir   string
-	buildErr   error
-	buildSkip  string
+	buildOnce sync.Once
+	// drivers are the kernels built as is (32-bit indices where the work
+	// fits) and with -DDETLAB_FORCE_I64 (64-bit indices everywhere);
+	// launches alternate between them so both paths are checked.
+	drivers   [2]string
+	launches  atomic.Int64
+	buildDir  string
+	buildErr  error
+	buildSkip string
 )
 
 func TestMain(m *testing.M) {
@@ -30,8 +35,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// driver builds testdata/driver.cpp with the kernel sources once and
-// returns its path, or skips the test without g++.
+// driver builds testdata/driver.cpp with the kernel sources once (in both
+// index variants, concurrently) and returns the variant for this launch,
+// or skips the test without g++.
 func driver(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -44,17 +50,29 @@ func driver(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
-		driverPath = filepath.Join(buildDir, "driver")
-		cmd := exec.Command(gxx, "-std=c++20", "-O1", "-ffp-contract=off", "-pthread", "-Wall", "-Wextra",
-			"-I", filepath.Join("..", "kernels"), "-o", driverPath, filepath.Join("testdata", "driver.cpp"))
-		out, err := cmd.CombinedOutput()
-		switch {
-		case err != nil && bytes.Contains(out, []byte("barrier")):
-			buildSkip = "g++ lacks C++20 <barrier>: " + string(out)
-		case err != nil:
-			buildErr = fmt.Errorf("g++: %v\n%s", err, out)
-		case len(out) > 0:
-			buildErr = fmt.Errorf("g++ warns about the kernel sources:\n%s", out)
+		var wg sync.WaitGroup
+		outs, errs := make([][]byte, 2), make([]error, 2)
+		for v, define := range []string{"-DDETLAB_HOSTCHECK", "-DDETLAB_FORCE_I64"} {
+			drivers[v] = filepath.Join(buildDir, fmt.Sprintf("driver%d", v))
+			cmd := exec.Command(gxx, "-std=c++20", "-O1", "-ffp-contract=off", "-pthread", "-Wall", "-Wextra", define,
+				"-I", filepath.Join("..", "kernels"), "-o", drivers[v], filepath.Join("testdata", "driver.cpp"))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				outs[v], errs[v] = cmd.CombinedOutput()
+			}()
+		}
+		wg.Wait()
+		for v := range drivers {
+			out, err := outs[v], errs[v]
+			switch {
+			case err != nil && bytes.Contains(out, []byte("barrier")):
+				buildSkip = "g++ lacks C++20 <barrier>: " + string(out)
+			case err != nil:
+				buildErr = fmt.Errorf("g++: %v\n%s", err, out)
+			case len(out) > 0:
+				buildErr = fmt.Errorf("g++ warns about the kernel sources:\n%s", out)
+			}
 		}
 	})
 	if buildSkip != "" {
@@ -63,7 +81,7 @@ func driver(t *testing.T) string {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	return driverPath
+	return drivers[launches.Add(1)%2]
 }
 
 // launch runs kernel on the CPU as <<<grid, block>>> with the scalar
@@ -86,7 +104,10 @@ func launch(t *testing.T, kernel string, grid, block int, scalars []int64, bufs 
 		args = append(args, p)
 	}
 	if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
-		t.Fatalf("%s %v: %v\n%s", kernel, args, err, out)
+		t.Fatalf("%s %v: %v\n%s", filepath.Base(bin), args, err, out)
+	}
+	if bin == drivers[1] {
+		t.Logf("%s ran with 64-bit indices (DETLAB_FORCE_I64)", kernel)
 	}
 	res := make([][]byte, len(bufs))
 	for i := range bufs {

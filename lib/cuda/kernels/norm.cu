@@ -32,10 +32,10 @@ extern "C" __global__ void detlab_channel_stats(const float* x, int N, int C, in
 
 extern "C" __global__ void detlab_channel_affine(const float* x, float* y, int N, int C, int HW,
                                                  const float* scale, const float* shift, int relu) {
-  DETLAB_GRID_STRIDE(i, (detlab_i64)N * C * HW) {
+  DETLAB_FOR_EACH(i, (detlab_i64)N * C * HW, {
     const int c = (int)((i / HW) % C);
     float o = DETLAB_ADD(DETLAB_MUL(x[i], scale[c]), shift[c]);
     if (relu) o = detlab_relu_f(o);
     y[i] = o;
-  }
+  })
 }

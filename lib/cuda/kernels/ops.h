@@ -7,8 +7,13 @@
 // Floating point: products and sums are written with DETLAB_MUL and
 // DETLAB_ADD, which on the device are __fmul_rn/__fadd_rn: nvcc may not
 // contract them into FMAs, so every elementwise result is bit-identical to
-// the Go CPU code (Go on amd64 does not fuse either). Index arithmetic is
-// 64-bit (long long).
+// the Go CPU code (Go on amd64 does not fuse either).
+//
+// Indices: the helpers that split a flat index into coordinates are
+// templates on the index type I, so a kernel whose work fits in 2^31 uses
+// 32-bit unsigned division (64-bit division is an emulated, much slower
+// routine on the GPU) and falls back to 64-bit beyond; memory offsets are
+// always computed in 64 bits.
 #ifndef DETLAB_OPS_H
 #define DETLAB_OPS_H
 
@@ -56,17 +61,18 @@ DETLAB_HD float detlab_relu_f(float v) { return (!(v > 0.0f) && v == v) ? 0.0f :
 
 // detlab_im2col_at returns element i of the (C*KH*KW, OH*OW) patch matrix
 // of x (C,H,W): row (c*KH+kh)*KW+kw, column oh*OW+ow.
-DETLAB_HD float detlab_im2col_at(const float* x, detlab_i64 i, int C, int H, int W, int KH, int KW, int SH,
-                                 int SW, int PH, int PW, int OH, int OW) {
+template <class I>
+DETLAB_HD float detlab_im2col_at(const float* x, I i, int C, int H, int W, int KH, int KW, int SH, int SW, int PH,
+                                 int PW, int OH, int OW) {
   (void)C;
-  const int ow = (int)(i % OW);
-  detlab_i64 t = i / OW;
-  const int oh = (int)(t % OH);
-  t /= OH;
-  const int kw = (int)(t % KW);
-  t /= KW;
-  const int kh = (int)(t % KH);
-  const detlab_i64 c = t / KH;
+  const int ow = (int)(i % (I)OW);
+  I t = i / (I)OW;
+  const int oh = (int)(t % (I)OH);
+  t /= (I)OH;
+  const int kw = (int)(t % (I)KW);
+  t /= (I)KW;
+  const int kh = (int)(t % (I)KH);
+  const detlab_i64 c = (detlab_i64)(t / (I)KH);
   const int ih = oh * SH - PH + kh;
   const int iw = ow * SW - PW + kw;
   if (ih < 0 || ih >= H || iw < 0 || iw >= W) return 0.0f;
@@ -76,13 +82,14 @@ DETLAB_HD float detlab_im2col_at(const float* x, detlab_i64 i, int C, int H, int
 // detlab_col2im_at returns dx[i] plus every entry of col (C*KH*KW, OH*OW)
 // that folds onto input element i (c, ih, iw), added in (kh, kw) order:
 // the order lib/nn's col2im adds them, so the sum is bit-identical.
-DETLAB_HD float detlab_col2im_at(const float* col, float dxi, detlab_i64 i, int C, int H, int W, int KH,
-                                 int KW, int SH, int SW, int PH, int PW, int OH, int OW) {
+template <class I>
+DETLAB_HD float detlab_col2im_at(const float* col, float dxi, I i, int C, int H, int W, int KH, int KW, int SH,
+                                 int SW, int PH, int PW, int OH, int OW) {
   (void)C;
-  const int iw = (int)(i % W);
-  detlab_i64 t = i / W;
-  const int ih = (int)(t % H);
-  const detlab_i64 c = t / H;
+  const int iw = (int)(i % (I)W);
+  I t = i / (I)W;
+  const int ih = (int)(t % (I)H);
+  const detlab_i64 c = (detlab_i64)(t / (I)H);
   const detlab_i64 ohw = (detlab_i64)OH * OW;
   float acc = dxi;
   for (int kh = 0; kh < KH; kh++) {
@@ -105,12 +112,13 @@ DETLAB_HD float detlab_col2im_at(const float* col, float dxi, detlab_i64 i, int 
 // (planes,H,W): the maximum, and in *arg the flat index within the plane
 // of its first occurrence in row-major window order. Padding acts as -inf;
 // a NaN wins its window. Mirrors lib/nn's CPU.MaxPool2d line by line.
-DETLAB_HD float detlab_maxpool_at(const float* x, detlab_i64 i, int* arg, int H, int W, int KH, int KW,
-                                  int SH, int SW, int PH, int PW, int OH, int OW) {
-  const int ow = (int)(i % OW);
-  detlab_i64 t = i / OW;
-  const int oh = (int)(t % OH);
-  const detlab_i64 p = t / OH;
+template <class I>
+DETLAB_HD float detlab_maxpool_at(const float* x, I i, int* arg, int H, int W, int KH, int KW, int SH, int SW,
+                                  int PH, int PW, int OH, int OW) {
+  const int ow = (int)(i % (I)OW);
+  const I t = i / (I)OW;
+  const int oh = (int)(t % (I)OH);
+  const detlab_i64 p = (detlab_i64)(t / (I)OH);
   const float* plane = x + p * H * W;
   const int h0 = oh * SH - PH, w0 = ow * SW - PW;
   const int hs = h0 > 0 ? h0 : 0, he = h0 + KH < H ? h0 + KH : H;
@@ -191,11 +199,18 @@ DETLAB_HD void detlab_sgd_at(float* p, const float* g, float* buf, detlab_i64 i,
 // detlab_channel_partial_sum is thread t's (of nt) share of channel c's sum
 // over x (N,C,HW): elements j = t, t+nt, ... of the N*HW in the channel.
 DETLAB_HD double detlab_channel_partial_sum(const float* x, int N, int C, int HW, int c, unsigned t, unsigned nt) {
-  const detlab_i64 m = (detlab_i64)N * HW;
   double s = 0;
-  for (detlab_i64 j = t; j < m; j += nt) {
-    const detlab_i64 n = j / HW, hw = j % HW;
+  if (N <= 0 || HW <= 0) return s;
+  // j = n*HW + hw walks t, t+nt, ...; (n, hw) is stepped without dividing.
+  const int dn = (int)(nt / (unsigned)HW), dhw = (int)(nt % (unsigned)HW);
+  for (detlab_i64 n = t / (unsigned)HW, hw = t % (unsigned)HW; n < N;) {
     s += (double)x[(n * C + c) * HW + hw];
+    n += dn;
+    hw += dhw;
+    if (hw >= HW) {
+      hw -= HW;
+      n++;
+    }
   }
   return s;
 }
@@ -204,12 +219,18 @@ DETLAB_HD double detlab_channel_partial_sum(const float* x, int N, int C, int HW
 // squared deviations from mu.
 DETLAB_HD double detlab_channel_partial_sq(const float* x, int N, int C, int HW, int c, double mu, unsigned t,
                                            unsigned nt) {
-  const detlab_i64 m = (detlab_i64)N * HW;
   double q = 0;
-  for (detlab_i64 j = t; j < m; j += nt) {
-    const detlab_i64 n = j / HW, hw = j % HW;
+  if (N <= 0 || HW <= 0) return q;
+  const int dn = (int)(nt / (unsigned)HW), dhw = (int)(nt % (unsigned)HW);
+  for (detlab_i64 n = t / (unsigned)HW, hw = t % (unsigned)HW; n < N;) {
     const double d = (double)x[(n * C + c) * HW + hw] - mu;
     q += d * d;
+    n += dn;
+    hw += dhw;
+    if (hw >= HW) {
+      hw -= HW;
+      n++;
+    }
   }
   return q;
 }

@@ -4,11 +4,11 @@
 
 extern "C" __global__ void detlab_maxpool2d(const float* x, float* y, int* arg, int planes, int H, int W,
                                             int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW) {
-  DETLAB_GRID_STRIDE(i, (detlab_i64)planes * OH * OW) {
+  DETLAB_FOR_EACH(i, (detlab_i64)planes * OH * OW, {
     int a;
     y[i] = detlab_maxpool_at(x, i, &a, H, W, KH, KW, SH, SW, PH, PW, OH, OW);
     if (arg != nullptr) arg[i] = a;
-  }
+  })
 }
 
 // Overlapping windows (stride < kernel) can send several outputs to one
@@ -17,8 +17,8 @@ extern "C" __global__ void detlab_maxpool2d(const float* x, float* y, int* arg, 
 extern "C" __global__ void detlab_maxpool2d_backward(const float* dy, float* dx, const int* arg, int planes,
                                                      int H, int W, int OH, int OW) {
   const detlab_i64 ohw = (detlab_i64)OH * OW, hw = (detlab_i64)H * W;
-  DETLAB_GRID_STRIDE(i, (detlab_i64)planes * ohw) {
-    const detlab_i64 p = i / ohw;
+  DETLAB_FOR_EACH(i, (detlab_i64)planes * ohw, {
+    const detlab_i64 p = (detlab_i64)(i / (decltype(i))ohw);  // ohw <= n: fits i's type
     atomicAdd(dx + p * hw + arg[i], dy[i]);
-  }
+  })
 }
