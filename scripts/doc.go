@@ -1,0 +1,16 @@
+// Package scripts holds detlab's shell scripts and the tests that run them;
+// it has no Go API.
+//
+//	scripts/gpu-build    (a machine with Go) builds what travels to a GPU
+//	                     machine: detlab-bench, the parity test binaries
+//	                     and the goldens that fit, into out/gpu
+//	scripts/gpu-check    (the GPU machine, no Go needed) prints the driver,
+//	                     cuBLAS and PyTorch versions, runs the parity tests,
+//	                     benchmarks detlab's Faster R-CNN against
+//	                     torchvision's on the GPU and writes gpu-check.md;
+//	                     without a GPU it runs a CPU smoke test instead
+//	scripts/gpu/         the PyTorch side of that benchmark
+//
+// The tests here run gpu-check's CPU smoke mode and dry run, so the script
+// and its Python are exercised on every machine.
+package scripts
