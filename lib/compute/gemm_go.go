@@ -90,6 +90,13 @@ const maxTile = 12 * 32
 type packBuf struct {
 	a []float32
 	b []float32
+	// ep and scale are the fused store's arguments and a strip's row
+	// multipliers: they live here, not on the stack, because passing their
+	// address through a function value would move them to the heap on
+	// every call.
+	ep    kernEp
+	scale [16]float32
+	tile  [maxTile]float32 // edge tiles
 }
 
 // packFree keeps released buffers. Unlike a sync.Pool it is not emptied by
@@ -347,8 +354,7 @@ func gemmBlock(kern *microKernel, transA, transB bool, i0, i1, j0, j1, k int, al
 	buf := getPackBuf()
 	defer putPackBuf(buf)
 	mr, nr := kern.mr, kern.nr
-	var tileBuf [maxTile]float32
-	tile := tileBuf[:mr*nr]
+	tile := buf.tile[:mr*nr]
 	var rowScale []float32
 	if ep != nil {
 		rowScale = ep.Scale
@@ -357,7 +363,7 @@ func gemmBlock(kern *microKernel, transA, transB bool, i0, i1, j0, j1, k int, al
 		mpb := min(mp, i1-ip)
 		for pc := 0; pc < k; pc += kc {
 			kb := min(kc, k-pc)
-			packA(buf.a, mr, transA, a, lda, ip, mpb, pc, kb, alpha, rowScale)
+			packA(buf.a, mr, transA, a, lda, ip, mpb, pc, kb, alpha, rowScale, &buf.scale)
 			first, last := pc == 0, pc+kb >= k
 			for jc := j0; jc < j1; jc += nc {
 				nb := min(nc, j1-jc)
@@ -377,7 +383,7 @@ func gemmBlock(kern *microKernel, transA, transB bool, i0, i1, j0, j1, k int, al
 							row, col := ip+ir, jc+jr
 							off := row*ldc + col
 							if ep != nil {
-								storeTileEp(kern, kb, as, bs, tile, c, ldc, row, col, h, w, first, last, ep)
+								storeTileEp(kern, kb, as, bs, tile, c, ldc, row, col, h, w, first, last, ep, &buf.ep)
 								continue
 							}
 							if h == mr && w == nr {
@@ -403,12 +409,13 @@ func gemmBlock(kern *microKernel, transA, transB bool, i0, i1, j0, j1, k int, al
 // storeTileEp computes the h x w tile of C at (row, col) for one slice of
 // k: overwritten on the first slice, accumulated after, and finished with
 // ep's shift, residual and ReLU on the last. Full tiles go through the
-// kernel's fused store when it has one; the others through tile, in Go.
-func storeTileEp(kern *microKernel, kb int, as, bs, tile, c []float32, ldc, row, col, h, w int, first, last bool, ep *Epilogue) {
+// kernel's fused store when it has one (args is its argument block); the
+// others through tile, in Go.
+func storeTileEp(kern *microKernel, kb int, as, bs, tile, c []float32, ldc, row, col, h, w int, first, last bool, ep *Epilogue, args *kernEp) {
 	mr, nr := kern.mr, kern.nr
 	off := row*ldc + col
 	if h == mr && w == nr && kern.fnEp != nil {
-		args := kernEp{shift: &zeroTile[0], res: &zeroTile[0], floor: negInf}
+		*args = kernEp{shift: &zeroTile[0], res: &zeroTile[0], floor: negInf}
 		if !first {
 			args.load = 1
 		}
@@ -425,7 +432,7 @@ func storeTileEp(kern *microKernel, kb int, as, bs, tile, c []float32, ldc, row,
 				args.floor = 0
 			}
 		}
-		kern.fnEp(kb, as, bs, c[off:], ldc, &args)
+		kern.fnEp(kb, as, bs, c[off:], ldc, args)
 		return
 	}
 	clear(tile)
@@ -466,13 +473,14 @@ func storeTileEp(kern *microKernel, kb int, as, bs, tile, c []float32, ldc, row,
 
 // packA copies alpha*op(A)[i0:i0+mb, p0:p0+kb] into strips of mr rows: strip
 // s holds, for each p, the mr values of rows s*mr..s*mr+mr-1 (zero padded).
-// A non-nil rowScale multiplies row r of op(A) by rowScale[r] as well.
-func packA(dst []float32, mr int, transA bool, a []float32, lda, i0, mb, p0, kb int, alpha float32, rowScale []float32) {
+// A non-nil rowScale multiplies row r of op(A) by rowScale[r] as well; sc
+// is scratch space for one strip's multipliers.
+func packA(dst []float32, mr int, transA bool, a []float32, lda, i0, mb, p0, kb int, alpha float32, rowScale []float32, sc *[16]float32) {
 	for s := 0; s*mr < mb; s++ {
 		strip := dst[s*mr*kb : (s+1)*mr*kb]
 		h := min(mr, mb-s*mr)
 		r0 := i0 + s*mr
-		var sc [16]float32 // per-row multipliers of this strip (mr <= 16)
+		// sc: per-row multipliers of this strip (mr <= 16).
 		for i := range h {
 			sc[i] = alpha
 			if rowScale != nil {
@@ -481,7 +489,7 @@ func packA(dst []float32, mr int, transA bool, a []float32, lda, i0, mb, p0, kb 
 		}
 		if !transA {
 			if mr == 12 && h == 12 && kb >= 8 && packStrip12 != nil {
-				packStrip12(strip, a[r0*lda+p0:], lda, kb, &sc)
+				packStrip12(strip, a[r0*lda+p0:], lda, kb, sc)
 				continue
 			}
 			for i := 0; i < mr; i++ {

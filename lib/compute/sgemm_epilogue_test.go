@@ -210,10 +210,10 @@ func TestPackStrip12(t *testing.T) {
 			}
 			got := make([]float32, 36*kb)
 			want := make([]float32, 36*kb)
-			packA(got, 12, false, a, lda, 0, m, 1, kb-1, 1.5, scale)
+			packA(got, 12, false, a, lda, 0, m, 1, kb-1, 1.5, scale, new([16]float32))
 			saved := packStrip12
 			packStrip12 = nil
-			packA(want, 12, false, a, lda, 0, m, 1, kb-1, 1.5, scale)
+			packA(want, 12, false, a, lda, 0, m, 1, kb-1, 1.5, scale, new([16]float32))
 			packStrip12 = saved
 			for i := range want {
 				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
