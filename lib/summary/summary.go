@@ -2,8 +2,10 @@
 // torchinfo's summary does for PyTorch: each layer (module) with its output
 // shape for a given batch and image size, its parameter count and whether
 // it trains, the totals (trainable and frozen), an estimate of the
-// activation memory, and the compute backend. A notebook cell ending in the
-// summary shows it as an HTML table; String gives the same as text.
+// activation memory, and the compute backend and device (for a model on a
+// GPU, Config.Device "cuda:N", the GPU's name and the memory held there). A
+// notebook cell ending in the summary shows it as an HTML table; String
+// gives the same as text.
 //
 //	s, err := summary.Of(model, 2, 480, 640)   // batch 2 of 480x640 images
 //	s                                           // the table
@@ -66,8 +68,14 @@ type Summary struct {
 	// ActivationBytes sums the listed outputs at 4 bytes per float32;
 	// TrainingBytes is ActivationBytes times TrainingFactor.
 	ActivationBytes, TrainingBytes int64
-	// Backend is compute.Backend(); Device the lib/nn backend's name.
+	// Backend is compute.Backend(); Device is the name of the backend the
+	// model runs on (the CPU's, or the GPU's for a model built with
+	// Config.Device "cuda:N").
 	Backend, Device string
+	// DeviceMemoryInUse and DeviceMemoryPeak are the bytes held on the
+	// model's GPU now and at the peak (every model of the process on that
+	// GPU counted); both 0 on the CPU.
+	DeviceMemoryInUse, DeviceMemoryPeak int64
 }
 
 type shaper interface {
@@ -89,7 +97,8 @@ func Of(m *fasterrcnn.Model, batch, height, width int) (*Summary, error) {
 	}
 	cfg := m.Config()
 	sd := m.StateDict()
-	s := &Summary{Batch: batch, Height: height, Width: width, Backend: compute.Backend(), Device: nn.CurrentBackend().Name()}
+	s := &Summary{Batch: batch, Height: height, Width: width, Backend: compute.Backend(), Device: m.Backend().Name()}
+	s.DeviceMemoryInUse, s.DeviceMemoryPeak, _ = m.DeviceMemory()
 
 	// The network input: transform resize, then padding.
 	h, w := height, width
@@ -319,8 +328,18 @@ func (s *Summary) footer() []string {
 		fmt.Sprintf("input: %d image(s) of %dx%d -> network input %s; %d RoIs in training", s.Batch, s.Height, s.Width, shapeString(s.Input), s.RoIs),
 		fmt.Sprintf("parameters: %s total, %s trainable, %s frozen", group(s.TotalParams), group(s.TrainableParams), group(s.FrozenParams)),
 		fmt.Sprintf("activations: %s forward (listed outputs x 4 bytes), about %s in training (x%g)", Bytes(s.ActivationBytes), Bytes(s.TrainingBytes), TrainingFactor),
-		fmt.Sprintf("compute: %s; device: %s", s.Backend, s.Device),
+		s.deviceLine(),
 	}
+}
+
+// deviceLine names the compute and the device, with the GPU's memory when
+// the model is on one.
+func (s *Summary) deviceLine() string {
+	l := fmt.Sprintf("compute: %s; device: %s", s.Backend, s.Device)
+	if s.DeviceMemoryInUse > 0 || s.DeviceMemoryPeak > 0 {
+		l += fmt.Sprintf("; GPU memory %s in use, %s peak", Bytes(s.DeviceMemoryInUse), Bytes(s.DeviceMemoryPeak))
+	}
+	return l
 }
 
 // String renders the summary as a fixed-width text table.

@@ -177,3 +177,34 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("formatting: %s %s", Bytes(1536), group(11176512))
 	}
 }
+
+// TestDeviceLine checks the device footer: the model's backend, and the GPU
+// memory only when there is some.
+func TestDeviceLine(t *testing.T) {
+	m := newModel(t, 3, nil)
+	s, err := Of(m, 1, 320, 320)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Device != m.Backend().Name() || s.DeviceMemoryInUse != 0 || s.DeviceMemoryPeak != 0 {
+		t.Errorf("CPU model: Device %q (want %q), memory %d/%d", s.Device, m.Backend().Name(), s.DeviceMemoryInUse, s.DeviceMemoryPeak)
+	}
+	for _, c := range []struct {
+		device      string
+		inUse, peak int64
+		want, not   string
+	}{
+		{"cpu (im2col)", 0, 0, "compute: " + s.Backend + "; device: cpu (im2col)", "GPU memory"},
+		{"cuda:0 (NVIDIA H200)", 3 << 30, 5 << 30, "device: cuda:0 (NVIDIA H200); GPU memory 3.0 GiB in use, 5.0 GiB peak", ""},
+		{"cuda:0 (NVIDIA H200)", 0, 1 << 20, "GPU memory 0 B in use, 1.0 MiB peak", ""},
+	} {
+		s.Device, s.DeviceMemoryInUse, s.DeviceMemoryPeak = c.device, c.inUse, c.peak
+		txt, h := s.String(), s.HTML()
+		if !strings.Contains(txt, c.want) || !strings.Contains(h, c.want) {
+			t.Errorf("%s %d/%d: text and HTML should contain %q:\n%s", c.device, c.inUse, c.peak, c.want, txt)
+		}
+		if c.not != "" && strings.Contains(txt, c.not) {
+			t.Errorf("%s: text contains %q", c.device, c.not)
+		}
+	}
+}
