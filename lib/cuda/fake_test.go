@@ -18,8 +18,8 @@ import (
 type fakeGPU struct {
 	bufs       map[uintptr][]uint64 // allocations by base, kept alive here
 	sizes      map[uintptr]int
-	hosts      map[uintptr]int // Go memory a pageable device may read
-	depth      int             // begin/end nesting
+	hosts      map[uintptr][]float32 // Go memory a pageable device may read
+	depth      int                   // begin/end nesting
 	maxDepth   int
 	launches   []fakeLaunch
 	gemms      int
@@ -39,7 +39,7 @@ type fakeLaunch struct {
 }
 
 func newFakeGPU() *fakeGPU {
-	return &fakeGPU{bufs: map[uintptr][]uint64{}, sizes: map[uintptr]int{}, hosts: map[uintptr]int{}, fail: map[string]error{}}
+	return &fakeGPU{bufs: map[uintptr][]uint64{}, sizes: map[uintptr]int{}, hosts: map[uintptr][]float32{}, fail: map[string]error{}}
 }
 
 func (f *fakeGPU) begin() error {
@@ -54,7 +54,9 @@ func (f *fakeGPU) begin() error {
 func (f *fakeGPU) end() { f.depth-- }
 
 func (f *fakeGPU) newBuf(bytes int) uintptr {
-	b := make([]uint64, (bytes+7)/8+1)
+	// 256 bytes of slack: tests build slices overrunning an allocation
+	// without leaving the Go object (checkptr).
+	b := make([]uint64, (bytes+7)/8+32)
 	p := uintptr(unsafe.Pointer(&b[0]))
 	f.bufs[p], f.sizes[p] = b, bytes
 	return p
@@ -101,7 +103,7 @@ func (f *fakeGPU) free(p uint64) error {
 func (f *fakeGPU) live() int { return len(f.bufs) }
 
 // host lets kernels read a Go slice directly (pageable access).
-func (f *fakeGPU) host(x []float32) { f.hosts[uintptr(unsafe.Pointer(&x[0]))] = 4 * len(x) }
+func (f *fakeGPU) host(x []float32) { f.hosts[uintptr(unsafe.Pointer(&x[0]))] = x }
 
 // bytesAt returns the memory [p, p+n) as bytes, or an error if no
 // allocation (or registered host slice) holds it.
@@ -112,10 +114,9 @@ func (f *fakeGPU) bytesAt(p uint64, n int) ([]byte, error) {
 			return all[uintptr(p)-base:][:n], nil
 		}
 	}
-	for base, size := range f.hosts {
-		if uintptr(p) >= base && uintptr(p)+uintptr(n) <= base+uintptr(size) {
-			// The test keeps the registered slice alive.
-			all := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), base)), size) //nolint:govet
+	for base, x := range f.hosts {
+		if size := 4 * len(x); uintptr(p) >= base && uintptr(p)+uintptr(n) <= base+uintptr(size) {
+			all := unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), size)
 			return all[uintptr(p)-base:][:n], nil
 		}
 	}
