@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/detlab/detlab/kernel/display"
-	"github.com/detlab/detlab/lib/compute"
 )
 
 // Output receives what a running cell produces. The protocol side
@@ -145,10 +144,12 @@ func New(opts Options) (*Session, error) {
 	return s, nil
 }
 
-// Banner is the text kernel_info shows.
+// Banner is the text kernel_info shows: the Go and yaegi versions, the CPU
+// kernels, and the GPUs (with the memory models hold there) or why there
+// are none.
 func (s *Session) Banner() string {
-	return fmt.Sprintf("detlab: Go %s on the yaegi interpreter (v0.16.1). Compute: CPU, %s. %%help lists the magics.",
-		strings.TrimPrefix(runtime.Version(), "go"), compute.Backend())
+	return fmt.Sprintf("detlab: Go %s on the yaegi interpreter (v0.16.1). %s %%help lists the magics.",
+		strings.TrimPrefix(runtime.Version(), "go"), deviceBanner())
 }
 
 // LogWriter returns where the kernel's own logging should go: the process's
