@@ -26,6 +26,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -149,8 +150,20 @@ func TestParityOnEveryBackend(t *testing.T) {
 			}
 			t.Logf("DETLAB_BLAS=%s: %s", b, name)
 			start := time.Now()
-			parity := runChild(t, goBin, root, b, append([]string{"-run", runGolden}, pkgs...))
-			whole := runChild(t, goBin, root, b, prefixed(wholeSuites))
+			ctx := context.Background()
+			if d, ok := t.Deadline(); ok {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithDeadline(ctx, d.Add(-10*time.Second))
+				defer cancel()
+			}
+			parity, err := runChild(ctx, goBin, root, b, append([]string{"-run", runGolden}, pkgs...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			whole, err := runChild(ctx, goBin, root, b, prefixed(wholeSuites))
+			if err != nil {
+				t.Fatal(err)
+			}
 			// Every parity test ran and passed: a skipped one (a golden
 			// file missing) does not count as parity.
 			passed := 0
@@ -196,16 +209,9 @@ type childRun struct {
 }
 
 // runChild runs `go test -count=1 -json args...` in root with DETLAB_BLAS=b
-// and fails the test, naming the backend and showing the failing
-// packages' output, when the run fails.
-func runChild(t *testing.T, goBin, root, b string, args []string) *childRun {
-	t.Helper()
-	ctx := context.Background()
-	if d, ok := t.Deadline(); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, d.Add(-10*time.Second))
-		defer cancel()
-	}
+// and returns an error naming the backend and showing the failing
+// packages' output when the run fails.
+func runChild(ctx context.Context, goBin, root, b string, args []string) (*childRun, error) {
 	cmd := exec.CommandContext(ctx, goBin, append([]string{"test", "-count=1", "-json"}, args...)...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), compute.EnvBLAS+"="+b)
@@ -242,9 +248,9 @@ func runChild(t *testing.T, goBin, root, b string, args []string) *childRun {
 		if s := stderr.String() + run.output[""]; s != "" {
 			fmt.Fprintf(&msg, "--- stderr\n%s", tail(s))
 		}
-		t.Fatal(msg.String())
+		return run, errors.New(msg.String())
 	}
-	return run
+	return run, nil
 }
 
 var onlyWord = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
