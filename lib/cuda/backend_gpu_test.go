@@ -20,6 +20,7 @@ import (
 	"math"
 	"math/rand"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +65,18 @@ func gpu(t *testing.T) *cuda.Backend {
 		t.Fatalf("NewBackend(0): %v", gpuErr)
 	}
 	return gpuB
+}
+
+// needGolden fails (rather than skips, as golden.Load would) when a golden
+// file is missing on a machine that has a GPU: there a skip would let the
+// parity check pass unseen.
+func needGolden(t *testing.T, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := os.Stat(filepath.Join(golden.Dir(), n)); err != nil {
+			t.Fatalf("golden file missing on a GPU machine (set DETLAB_GOLDEN; a -trimpath binary cannot find ../shared/golden): %v", err)
+		}
+	}
 }
 
 func randn(rng *rand.Rand, n int) []float32 {
@@ -436,6 +449,7 @@ func resnetRun(t *testing.T, be nn.Backend, arena *nn.Arena) map[string][]float3
 // backend (the same tolerances: both sit within them of torchvision).
 func TestGPUResNet18(t *testing.T) {
 	b := gpu(t)
+	needGolden(t, "resnet18.safetensors", "resnet18_io.safetensors")
 	io := golden.Load(t, "resnet18_io.safetensors")
 	before := b.Stats()
 	got := resnetRun(t, b, nn.NewArenaWith(b.Alloc))
@@ -603,6 +617,7 @@ func frcnnStep(t *testing.T, device string, be nn.Backend) (map[string]float32, 
 // lib/fasterrcnn's chained golden test) and with the CPU's.
 func TestGPUFasterRCNNTrainStep(t *testing.T) {
 	b := gpu(t)
+	needGolden(t, "frcnn_train.safetensors", "frcnn_eval.safetensors", "frcnn_weights.safetensors", "resnet18.safetensors")
 	f := golden.Load(t, "frcnn_train.safetensors")
 	lossTol := map[string]golden.Tol{
 		"loss_objectness":  {Atol: 1e-5, RelL2: 1e-6},
