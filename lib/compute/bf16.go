@@ -15,7 +15,8 @@ import (
 const EnvBF16 = "DETLAB_BF16"
 
 // bf16MicroKernel computes c = alpha*acc + c for one mr x nr tile, where
-// acc sums kq products of packed bf16 pairs (see packABF16, packBBF16).
+// acc sums kq products of packed bf16 pairs: a holds mr rows of kq pairs
+// (packABF16), b kq rows of nr pairs (packBBF16).
 type bf16MicroKernel struct {
 	name   string
 	mr, nr int
@@ -357,7 +358,7 @@ func gemmBlockBF16(kern *bf16MicroKernel, transA, transB bool, i0, i1, j0, j1, k
 		for pc := 0; pc < k; pc += kcBF16 {
 			kb := min(kcBF16, k-pc)
 			kq := (kb + 1) / 2
-			packABF16(buf.a, buf.row, mr, transA, a, lda, ip, mpb, pc, kb)
+			packABF16(buf.a, mr, transA, a, lda, ip, mpb, pc, kb)
 			for jc := j0; jc < j1; jc += ncBF16 {
 				nb := min(ncBF16, j1-jc)
 				packBBF16(buf.b, buf.row, nr, transB, b, ldb, pc, kb, jc, nb)
@@ -442,34 +443,36 @@ func packStridedPairs(dst, tmp []uint32, stride, rows int, src []float32, ld, kb
 }
 
 // packABF16 packs op(A)[i0:i0+mb, p0:p0+kb] as bfloat16 pairs in strips of
-// mr rows: strip s holds, for each pair q, the mr values (A[r][p0+2q],
-// A[r][p0+2q+1]) of rows s*mr.. (zero for rows past mb and for the k past
-// an odd kb).
-func packABF16(dst, tmp []uint32, mr int, transA bool, a []float32, lda, i0, mb, p0, kb int) {
+// mr rows, each row's kq = (kb+1)/2 pairs contiguous: strip s holds at
+// i*kq+q the pair (A[r][p0+2q], A[r][p0+2q+1]) of row r = s*mr+i (zero for
+// rows past mb and for the k past an odd kb).
+func packABF16(dst []uint32, mr int, transA bool, a []float32, lda, i0, mb, p0, kb int) {
 	kq := (kb + 1) / 2
 	for s := 0; s*mr < mb; s++ {
 		strip := dst[s*mr*kq : (s+1)*mr*kq]
 		h := min(mr, mb-s*mr)
 		r0 := i0 + s*mr
+		clear(strip[h*kq:])
 		if !transA {
-			packStridedPairs(strip, tmp, mr, h, a[r0*lda+p0:], lda, kb)
+			for i := 0; i < h; i++ {
+				off := (r0+i)*lda + p0
+				cvtPairs(strip[i*kq:(i+1)*kq], a[off:off+kb])
+			}
 			continue
 		}
 		for q := 0; q < kq; q++ {
 			p := p0 + 2*q
-			lo := a[p*lda+r0:]
-			d := strip[q*mr : q*mr+mr]
+			lo := a[p*lda+r0 : p*lda+r0+h]
 			if 2*q+1 < kb {
-				hi := a[(p+1)*lda+r0:]
-				for i := 0; i < h; i++ {
-					d[i] = bf16Pair(lo[i], hi[i])
+				hi := a[(p+1)*lda+r0 : (p+1)*lda+r0+h]
+				for i, v := range lo {
+					strip[i*kq+q] = bf16Pair(v, hi[i])
 				}
 			} else {
-				for i := 0; i < h; i++ {
-					d[i] = bf16Bits(lo[i])
+				for i, v := range lo {
+					strip[i*kq+q] = bf16Bits(v)
 				}
 			}
-			clear(d[h:])
 		}
 	}
 }

@@ -58,10 +58,12 @@
 // func bf16Kernel12x32(kq int, a, b *uint32, c *float32, ldc int, alpha float32)
 //
 // c[i*ldc+j] = alpha*acc[i][j] + c[i*ldc+j] for i < 12, j < 32, where
-// acc[i][j] = sum over q < kq of the bf16 pair a[q*12+i] times the bf16 pair
+// acc[i][j] = sum over q < kq of the bf16 pair a[i*kq+q] times the bf16 pair
 // b[q*32+j] (each uint32 holds two bf16 values, consecutive along k, the
 // lower k in the low half). kq >= 1. 24 ZMM accumulators (12 rows x 2
-// vectors of 16 float32), VDPBF16PS: 32 multiply-adds per instruction.
+// vectors of 16 float32), VDPBF16PS: 32 multiply-adds per instruction. A's
+// rows are read in place (kq*4 bytes apart): rows 0-5 from SI, 6-11 from
+// R11, at offsets 0, R9, 2*R9, R10 = 3*R9, 4*R9, R12 = 5*R9.
 TEXT ·bf16Kernel12x32(SB), NOSPLIT, $0-44
 	MOVQ kq+0(FP), CX
 	MOVQ a+8(FP), SI
@@ -69,6 +71,11 @@ TEXT ·bf16Kernel12x32(SB), NOSPLIT, $0-44
 	MOVQ c+24(FP), DX
 	MOVQ ldc+32(FP), R8
 	SHLQ $2, R8
+	LEAQ (CX*4), R9
+	LEAQ (R9)(R9*2), R10
+	LEAQ (R9)(R9*4), R12
+	LEAQ (SI)(R9*2), R11
+	LEAQ (R11)(R9*4), R11
 
 	VPXORD Z4, Z4, Z4
 	VPXORD Z5, Z5, Z5
@@ -98,43 +105,44 @@ TEXT ·bf16Kernel12x32(SB), NOSPLIT, $0-44
 loopbf16:
 	VMOVDQU32 (DI), Z0
 	VMOVDQU32 64(DI), Z1
-	VPBROADCASTD 0(SI), Z2
+	VPBROADCASTD (SI), Z2
 	VDPBF16PS_Z4_Z2_Z0
 	VDPBF16PS_Z5_Z2_Z1
-	VPBROADCASTD 4(SI), Z3
+	VPBROADCASTD (SI)(R9*1), Z3
 	VDPBF16PS_Z6_Z3_Z0
 	VDPBF16PS_Z7_Z3_Z1
-	VPBROADCASTD 8(SI), Z2
+	VPBROADCASTD (SI)(R9*2), Z2
 	VDPBF16PS_Z8_Z2_Z0
 	VDPBF16PS_Z9_Z2_Z1
-	VPBROADCASTD 12(SI), Z3
+	VPBROADCASTD (SI)(R10*1), Z3
 	VDPBF16PS_Z10_Z3_Z0
 	VDPBF16PS_Z11_Z3_Z1
-	VPBROADCASTD 16(SI), Z2
+	VPBROADCASTD (SI)(R9*4), Z2
 	VDPBF16PS_Z12_Z2_Z0
 	VDPBF16PS_Z13_Z2_Z1
-	VPBROADCASTD 20(SI), Z3
+	VPBROADCASTD (SI)(R12*1), Z3
 	VDPBF16PS_Z14_Z3_Z0
 	VDPBF16PS_Z15_Z3_Z1
-	VPBROADCASTD 24(SI), Z2
+	VPBROADCASTD (R11), Z2
 	VDPBF16PS_Z16_Z2_Z0
 	VDPBF16PS_Z17_Z2_Z1
-	VPBROADCASTD 28(SI), Z3
+	VPBROADCASTD (R11)(R9*1), Z3
 	VDPBF16PS_Z18_Z3_Z0
 	VDPBF16PS_Z19_Z3_Z1
-	VPBROADCASTD 32(SI), Z2
+	VPBROADCASTD (R11)(R9*2), Z2
 	VDPBF16PS_Z20_Z2_Z0
 	VDPBF16PS_Z21_Z2_Z1
-	VPBROADCASTD 36(SI), Z3
+	VPBROADCASTD (R11)(R10*1), Z3
 	VDPBF16PS_Z22_Z3_Z0
 	VDPBF16PS_Z23_Z3_Z1
-	VPBROADCASTD 40(SI), Z2
+	VPBROADCASTD (R11)(R9*4), Z2
 	VDPBF16PS_Z24_Z2_Z0
 	VDPBF16PS_Z25_Z2_Z1
-	VPBROADCASTD 44(SI), Z3
+	VPBROADCASTD (R11)(R12*1), Z3
 	VDPBF16PS_Z26_Z3_Z0
 	VDPBF16PS_Z27_Z3_Z1
-	ADDQ $48, SI
+	ADDQ $4, SI
+	ADDQ $4, R11
 	ADDQ $128, DI
 	DECQ CX
 	JNE  loopbf16

@@ -14,7 +14,7 @@ func goBF16Kernel4x8(kq int, a, b []uint32, c []float32, ldc int, alpha float32)
 	var acc [mr * nr]float32
 	for q := 0; q < kq; q++ {
 		for i := 0; i < mr; i++ {
-			av := a[q*mr+i]
+			av := a[i*kq+q]
 			a0 := math.Float32frombits(av << 16)
 			a1 := math.Float32frombits(av &^ 0xffff)
 			for j := 0; j < nr; j++ {
