@@ -8,6 +8,9 @@
 //
 //   - quickstart.ipynb: synthetic shapes, a small Faster R-CNN, live
 //     progress, loss curves, detections and COCO evaluation;
+//   - quickstart_gpu.ipynb: the same with cfg.Device = "cuda:0", after a
+//     cell printing cuda.Probe() (without a GPU it says why and runs on the
+//     CPU), plus the model's GPU memory;
 //   - head_tweaking.ipynb: a box head written in a cell, trained, edited,
 //     re-run and compared;
 //   - anchors.ipynb: anchor coverage (BCCD when ../shared/data is present),

@@ -20,6 +20,7 @@ import (
 // figures is added by the test.
 var shrink = map[string][]nbrun.Param{
 	"quickstart.ipynb":       {{Name: "trainImages", Value: "8"}, {Name: "evalImages", Value: "4"}, {Name: "epochs", Value: "1"}},
+	"quickstart_gpu.ipynb":   {{Name: "trainImages", Value: "8"}, {Name: "evalImages", Value: "4"}, {Name: "epochs", Value: "1"}, {Name: "imageSize", Value: "96"}},
 	"head_tweaking.ipynb":    {{Name: "trainImages", Value: "6"}, {Name: "epochs", Value: "1"}},
 	"anchors.ipynb":          {{Name: "trainImages", Value: "6"}, {Name: "epochs", Value: "1"}},
 	"amp_accumulation.ipynb": {{Name: "trainImages", Value: "8"}, {Name: "epochs", Value: "1"}},
@@ -27,7 +28,8 @@ var shrink = map[string][]nbrun.Param{
 
 // wantFigures are files each notebook must save into its figures directory.
 var wantFigures = map[string][]string{
-	"quickstart.ipynb": {"quickstart_losses.png"},
+	"quickstart.ipynb":     {"quickstart_losses.png"},
+	"quickstart_gpu.ipynb": {"quickstart_gpu_losses.png"},
 }
 
 func notebookFiles(t *testing.T) []string {
