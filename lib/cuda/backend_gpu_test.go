@@ -90,7 +90,7 @@ func randn(rng *rand.Rand, n int) []float32 {
 func maxAbs(x []float32) float64 {
 	m := 0.0
 	for _, v := range x {
-		if !math.IsNaN(float64(v)) {
+		if !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) {
 			m = math.Max(m, math.Abs(float64(v)))
 		}
 	}
@@ -102,19 +102,26 @@ func opTol(want []float32) golden.Tol {
 	return golden.Tol{Atol: 2e-5*maxAbs(want) + 1e-6, RelL2: 1e-5}
 }
 
-// compareNaN is golden.Compare for outputs that may hold NaN: the NaNs
-// must sit at the same places, the rest within tol.
+// compareNaN is golden.Compare for outputs that may hold NaN and Inf:
+// those must match exactly (NaN for NaN, the same infinity), the rest be
+// within tol.
 func compareNaN(got, want []float32, tol golden.Tol) string {
 	if len(got) != len(want) {
 		return fmt.Sprintf("length %d, want %d", len(got), len(want))
 	}
 	g, w := make([]float32, len(got)), make([]float32, len(want))
 	for i := range got {
-		gn, wn := got[i] != got[i], want[i] != want[i]
-		if gn != wn {
-			return fmt.Sprintf("element %d: got %v, want %v", i, got[i], want[i])
-		}
-		if !gn {
+		gv, wv := float64(got[i]), float64(want[i])
+		switch {
+		case math.IsNaN(gv) || math.IsNaN(wv):
+			if math.IsNaN(gv) != math.IsNaN(wv) {
+				return fmt.Sprintf("element %d: got %v, want %v", i, got[i], want[i])
+			}
+		case math.IsInf(gv, 0) || math.IsInf(wv, 0):
+			if gv != wv {
+				return fmt.Sprintf("element %d: got %v, want %v", i, got[i], want[i])
+			}
+		default:
 			g[i], w[i] = got[i], want[i]
 		}
 	}

@@ -448,8 +448,110 @@ func (f *fakeGPU) launch(name string, grid, block int, slots []uint64) error {
 		for i, g := range dy {
 			dx[i/(OH*OW)*H*W+int(arg[i])] += g
 		}
+	case "detlab_add", "detlab_relu", "detlab_relu_backward", "detlab_round_bf16", "detlab_round_fp16":
+		return f.elementwise(name, slots)
+	case "detlab_sgd_step":
+		n := I(3)
+		F := func(i int) float32 { return math.Float32frombits(uint32(slots[i])) }
+		lr, mom, damp, wd, nesterov, first := F(4), F(5), F(6), F(7), I(8) != 0, I(9) != 0
+		w, err := f.f32(p(0), n)
+		if err != nil {
+			return err
+		}
+		g, err := f.f32(p(1), n)
+		if err != nil {
+			return err
+		}
+		buf, err := f.f32(p(2), n)
+		if err != nil {
+			return err
+		}
+		for i := range w {
+			d := g[i] + wd*w[i]
+			if buf != nil {
+				if first {
+					buf[i] = d
+				} else {
+					buf[i] = mom*buf[i] + (1-damp)*d
+				}
+				if nesterov {
+					d += mom * buf[i]
+				} else {
+					d = buf[i]
+				}
+			}
+			w[i] -= lr * d
+		}
+	case "detlab_nonfinite":
+		x, err := f.f32(p(0), I(1))
+		if err != nil {
+			return err
+		}
+		flag, err := f.i32(p(2), 1)
+		if err != nil {
+			return err
+		}
+		for _, v := range x {
+			if v-v != 0 {
+				flag[0] = 1
+			}
+		}
+	case "detlab_scale":
+		x, err := f.f32(p(0), I(1))
+		if err != nil {
+			return err
+		}
+		sc := math.Float32frombits(uint32(slots[2]))
+		for i := range x {
+			x[i] *= sc
+		}
 	default:
 		return fmt.Errorf("fake: kernel %s not emulated", name)
+	}
+	return nil
+}
+
+// elementwise emulates the kernels over n elements with three or fewer
+// pointer operands.
+func (f *fakeGPU) elementwise(name string, slots []uint64) error {
+	var ptrs int
+	switch name {
+	case "detlab_add", "detlab_relu_backward":
+		ptrs = 3
+	default:
+		ptrs = 2
+	}
+	n := int(int32(uint32(slots[ptrs])))
+	ops := make([][]float32, ptrs)
+	for i := range ops {
+		var err error
+		if ops[i], err = f.f32(slots[i], n); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < n; i++ {
+		switch name {
+		case "detlab_add":
+			v := ops[0][i] + ops[1][i]
+			if slots[4] != 0 && v < 0 {
+				v = 0
+			}
+			ops[2][i] = v
+		case "detlab_relu":
+			v := ops[0][i]
+			if v < 0 {
+				v = 0
+			}
+			ops[1][i] = v
+		case "detlab_relu_backward":
+			if ops[0][i] > 0 {
+				ops[2][i] += ops[1][i]
+			}
+		case "detlab_round_bf16":
+			ops[1][i] = nn.RoundBF16(ops[0][i])
+		case "detlab_round_fp16":
+			ops[1][i] = nn.RoundFP16(ops[0][i])
+		}
 	}
 	return nil
 }
