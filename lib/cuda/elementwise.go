@@ -142,3 +142,9 @@ func (b *Backend) Scale(x []float32, s float32) {
 		sc.launch("detlab_scale", gridFor(len(x)), pArg(px), iArg(len(x)), fArg(s))
 	})
 }
+
+// The optional nn interfaces the operations above implement.
+var (
+	_ nn.ElementwiseBackend = (*Backend)(nil)
+	_ nn.RoundingBackend    = (*Backend)(nil)
+)
