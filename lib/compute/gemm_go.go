@@ -47,6 +47,10 @@ type kernEp struct {
 // packs a full 12-row strip of row-major A for kb >= 8 (see packA).
 var packStrip12 func(dst, a []float32, lda, kb int, scale *[16]float32)
 
+// packStripBT32, when the CPU has one, packs a full 32-column strip of a
+// transposed B for kb >= 8 (see packB).
+var packStripBT32 func(dst, b []float32, ldb, kb int)
+
 // zeroTile backs the shift and residual of fused stores that add nothing.
 var zeroTile [maxTile]float32
 
@@ -544,6 +548,10 @@ func packB(dst []float32, nr int, transB bool, b []float32, ldb, p0, kb, j0, nb 
 					clear(d[w:])
 				}
 			}
+			continue
+		}
+		if nr == 32 && w == 32 && kb >= 8 && packStripBT32 != nil {
+			packStripBT32(strip, b[c0*ldb+p0:], ldb, kb)
 			continue
 		}
 		for j := 0; j < nr; j++ {

@@ -53,6 +53,24 @@ func pack12AVX512Strip(dst, a []float32, lda, kb int, scale *[16]float32) {
 	}
 }
 
+//go:noescape
+func packBT32AVX512(kb8 int, b *float32, ldb int, dst *float32)
+
+// packBT32AVX512Strip packs a full 32-column strip of op(B) = B^T (see
+// packB): dst[p*32+j] = b[j*ldb+p] for p < kb (kb >= 8).
+func packBT32AVX512Strip(dst, b []float32, ldb, kb int) {
+	kb8 := kb / 8
+	_ = b[31*ldb+kb-1]
+	_ = dst[32*kb-1]
+	packBT32AVX512(kb8, &b[0], ldb, &dst[0])
+	for p := kb8 * 8; p < kb; p++ {
+		d := dst[p*32 : p*32+32]
+		for j := range d {
+			d[j] = b[j*ldb+p]
+		}
+	}
+}
+
 // avx512KernelEp is the 12x32 AVX-512 kernel with the fused store, with
 // its slice checks (the caller checked ep's shift and residual).
 func avx512KernelEp(kb int, a, b, c []float32, ldc int, ep *kernEp) {
@@ -98,6 +116,7 @@ func init() {
 	switch {
 	case hasAVX512F():
 		packStrip12 = pack12AVX512Strip
+		packStripBT32 = packBT32AVX512Strip
 		asmKernel = avx512Kernel12x32
 		asmKernels = []*microKernel{avx2Kernel6x16, avx512Kernel12x32}
 	case hasAVX2FMA():

@@ -518,3 +518,80 @@ pack12loop:
 	JNE  pack12loop
 	VZEROUPPER
 	RET
+
+// TRANSPOSE8 transposes the 8x8 block in Y0-Y7 (row r in Yr) into
+// Y16-Y23 (column c in Y16+c), using Y0-Y7 and Y16-Y23 as scratch.
+#define TRANSPOSE8 \
+	VUNPCKLPS Y1, Y0, Y16; \
+	VUNPCKHPS Y1, Y0, Y17; \
+	VUNPCKLPS Y3, Y2, Y18; \
+	VUNPCKHPS Y3, Y2, Y19; \
+	VUNPCKLPS Y5, Y4, Y20; \
+	VUNPCKHPS Y5, Y4, Y21; \
+	VUNPCKLPS Y7, Y6, Y22; \
+	VUNPCKHPS Y7, Y6, Y23; \
+	VSHUFPS $0x44, Y18, Y16, Y0; \
+	VSHUFPS $0xEE, Y18, Y16, Y1; \
+	VSHUFPS $0x44, Y19, Y17, Y2; \
+	VSHUFPS $0xEE, Y19, Y17, Y3; \
+	VSHUFPS $0x44, Y22, Y20, Y4; \
+	VSHUFPS $0xEE, Y22, Y20, Y5; \
+	VSHUFPS $0x44, Y23, Y21, Y6; \
+	VSHUFPS $0xEE, Y23, Y21, Y7; \
+	VSHUFF32X4 $0, Y4, Y0, Y16; \
+	VSHUFF32X4 $0, Y5, Y1, Y17; \
+	VSHUFF32X4 $0, Y6, Y2, Y18; \
+	VSHUFF32X4 $0, Y7, Y3, Y19; \
+	VSHUFF32X4 $3, Y4, Y0, Y20; \
+	VSHUFF32X4 $3, Y5, Y1, Y21; \
+	VSHUFF32X4 $3, Y6, Y2, Y22; \
+	VSHUFF32X4 $3, Y7, Y3, Y23
+
+// PACKBT8 packs rows DX + r*R8 (r < 8), 8 columns, into dst column
+// group off (bytes) and leaves DX 8 rows further.
+#define PACKBT8(off) \
+	LEAQ (DX)(R8*4), BX; \
+	VMOVUPS (DX), Y0; \
+	VMOVUPS (DX)(R8*1), Y1; \
+	VMOVUPS (DX)(R8*2), Y2; \
+	VMOVUPS (DX)(R9*1), Y3; \
+	VMOVUPS (BX), Y4; \
+	VMOVUPS (BX)(R8*1), Y5; \
+	VMOVUPS (BX)(R8*2), Y6; \
+	VMOVUPS (BX)(R9*1), Y7; \
+	TRANSPOSE8; \
+	VMOVUPS Y16, off(DI); \
+	VMOVUPS Y17, off+128(DI); \
+	VMOVUPS Y18, off+256(DI); \
+	VMOVUPS Y19, off+384(DI); \
+	VMOVUPS Y20, off+512(DI); \
+	VMOVUPS Y21, off+640(DI); \
+	VMOVUPS Y22, off+768(DI); \
+	VMOVUPS Y23, off+896(DI); \
+	LEAQ (BX)(R8*4), DX
+
+// func packBT32AVX512(kb8 int, b *float32, ldb int, dst *float32)
+//
+// Packs a 32-column strip of op(B) = B^T (column j is row j of b, leading
+// dimension ldb) for 8*kb8 values of p: dst[p*32+j] = b[j*ldb+p]. Four
+// 8x8 register transposes per eight p.
+TEXT ·packBT32AVX512(SB), NOSPLIT, $0-32
+	MOVQ kb8+0(FP), CX
+	MOVQ b+8(FP), SI
+	MOVQ ldb+16(FP), R8
+	SHLQ $2, R8
+	MOVQ dst+24(FP), DI
+	LEAQ (R8)(R8*2), R9
+
+packbtloop:
+	MOVQ SI, DX
+	PACKBT8(0)
+	PACKBT8(32)
+	PACKBT8(64)
+	PACKBT8(96)
+	ADDQ $1024, DI
+	ADDQ $32, SI
+	DECQ CX
+	JNE  packbtloop
+	VZEROUPPER
+	RET

@@ -269,3 +269,31 @@ func TestSgemmPanels(t *testing.T) {
 		})
 	}
 }
+
+// TestPackStripBT32 compares the assembly transposed-B packer with the Go
+// loop, tails and partial strips included.
+func TestPackStripBT32(t *testing.T) {
+	if packStripBT32 == nil {
+		t.Skip("no AVX-512 transposed-B packer on this CPU")
+	}
+	r := rand.New(rand.NewSource(5))
+	for _, kb := range []int{8, 9, 17, 64, 255} {
+		for _, nb := range []int{32, 64, 70} {
+			ldb := kb + 5
+			b := randSlice(r, (nb+2)*ldb)
+			strips := (nb + 31) / 32
+			got := make([]float32, strips*32*kb)
+			want := make([]float32, strips*32*kb)
+			packB(got, 32, true, b, ldb, 2, kb-2, 1, nb)
+			saved := packStripBT32
+			packStripBT32 = nil
+			packB(want, 32, true, b, ldb, 2, kb-2, 1, nb)
+			packStripBT32 = saved
+			for i := range want {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("kb=%d nb=%d: packed[%d] = %v, want %v", kb, nb, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
