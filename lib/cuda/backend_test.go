@@ -425,7 +425,7 @@ func TestOpFailure(t *testing.T) {
 					if !ok || !errors.As(e, &oe) || oe.Op != tc.op || !errors.Is(e, cudaErr) {
 						t.Fatalf("panic %v, want *OpError{%s} wrapping the CUDA error", r, tc.op)
 					}
-					want := "cuda: " + tc.op + ": cuda: cuLaunchKernel: CUDA_ERROR_ILLEGAL_ADDRESS (an illegal memory access was encountered)"
+					want := "cuda: " + tc.op + ": cuLaunchKernel: CUDA_ERROR_ILLEGAL_ADDRESS (an illegal memory access was encountered)"
 					if e.Error() != want {
 						t.Errorf("message %q, want %q", e.Error(), want)
 					}

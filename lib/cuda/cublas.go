@@ -12,7 +12,6 @@ const (
 	cublasOpN         = 0
 	cublasOpT         = 1
 	cublasDefaultMath = 0 // no TF32: float32 GEMMs stay float32
-	cublasTF32Math    = 3
 	propMajorVersion  = 0
 	propMinorVersion  = 1
 	propPatchLevel    = 2

@@ -11,11 +11,17 @@
 //	nn.SetBackend(b)
 //	arena := nn.NewArenaWith(b.Alloc) // activations in memory host and GPU share
 //
-// The kernels (convolution via im2col, BatchNorm statistics and affine,
-// max pooling) are detlab's own CUDA C, compiled to PTX that is embedded in
-// the binary and JIT-compiled by the driver when a backend starts; matrix
-// products are cublasSgemm_v2 with TF32 off, so results match the CPU's
-// float32 up to summation order.
+// The kernels (convolution via im2col and col2im, BatchNorm statistics and
+// affine, max pooling, and the elementwise, rounding, SGD and scaler
+// operations of Backend.Add ... Backend.Scale) are detlab's own CUDA C
+// (kernels/), compiled to PTX that is embedded in the binary and
+// JIT-compiled by the driver when a backend starts; every launch's
+// arguments are checked against the PTX's parameter kinds first. Matrix
+// products are cublasSgemm_v2 on row-major data by the transpose swap,
+// with TF32 off (CUBLAS_DEFAULT_MATH), so results match the CPU's float32
+// up to summation order. Autocast regions reach the backend with operands
+// already rounded by the layers (the backend reports no native reduced
+// precision), so they too run as float32 GEMMs.
 //
 // Memory: tensors stay []float32. Backend.Alloc returns CUDA managed memory
 // (cuMemAllocManaged) viewed as a Go slice that host code and kernels both
@@ -24,7 +30,9 @@
 // Slices a kernel receives that the backend did not allocate (ordinary Go
 // memory) are staged: copied into a device buffer, used, and copied back
 // when written; on devices that report pageable memory access (HMM, ATS)
-// large Go slices are passed as they are.
+// large Go slices are passed as they are. Backend.Prefetch moves a managed
+// slice to the GPU ahead of use; MemoryStats reports the backend's device
+// memory in use and its peak.
 //
 // Threads: the backend uses the device's primary context. Every operation
 // runs under the backend's mutex with its goroutine locked to its OS thread

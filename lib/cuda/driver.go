@@ -18,11 +18,10 @@ type symbol struct {
 
 // Device attributes (CUdevice_attribute) the package reads.
 const (
-	attrCCMajor          = 75
-	attrCCMinor          = 76
-	attrManagedMemory    = 83
-	attrPageableAccess   = 88
-	attrConcurrentAccess = 89
+	attrCCMajor        = 75
+	attrCCMinor        = 76
+	attrManagedMemory  = 83
+	attrPageableAccess = 88
 )
 
 // JIT options (CUjit_option) for cuModuleLoadDataEx.

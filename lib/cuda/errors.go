@@ -3,6 +3,7 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Sentinels that errors.Is recognises in the errors this package returns.
@@ -23,7 +24,6 @@ var (
 const (
 	cudaSuccess         = 0
 	cudaErrorNoDevice   = 100
-	cudaErrorNotFound   = 500
 	cublasStatusSuccess = 0
 )
 
@@ -57,8 +57,11 @@ type OpError struct {
 	Err error  // what failed
 }
 
-// Error reads like "cuda: Conv2d: cuda: cuLaunchKernel: ...".
-func (e *OpError) Error() string { return "cuda: " + e.Op + ": " + e.Err.Error() }
+// Error reads like "cuda: Conv2d: cuLaunchKernel: CUDA_ERROR_ILLEGAL_ADDRESS
+// (an illegal memory access was encountered)".
+func (e *OpError) Error() string {
+	return "cuda: " + e.Op + ": " + strings.TrimPrefix(e.Err.Error(), "cuda: ")
+}
 
 // Unwrap returns the cause.
 func (e *OpError) Unwrap() error { return e.Err }
