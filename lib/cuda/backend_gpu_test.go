@@ -49,7 +49,7 @@ const fakeEnv = "DETLAB_CUDA_FAKE"
 
 // gpu returns the process's backend for device 0, skipping the test when
 // there is none.
-func gpu(t *testing.T) *cuda.Backend {
+func gpu(t testing.TB) *cuda.Backend {
 	t.Helper()
 	gpuOnce.Do(func() {
 		if os.Getenv(fakeEnv) == "1" {
@@ -70,7 +70,7 @@ func gpu(t *testing.T) *cuda.Backend {
 // needGolden fails (rather than skips, as golden.Load would) when a golden
 // file is missing on a machine that has a GPU: there a skip would let the
 // parity check pass unseen.
-func needGolden(t *testing.T, names ...string) {
+func needGolden(t testing.TB, names ...string) {
 	t.Helper()
 	for _, n := range names {
 		if _, err := os.Stat(filepath.Join(golden.Dir(), n)); err != nil {
