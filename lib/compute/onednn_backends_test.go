@@ -2,6 +2,9 @@ package compute
 
 import (
 	"errors"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -36,6 +39,37 @@ func TestSgemmOneDNN(t *testing.T) {
 				f.gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 			})
 		})
+	}
+}
+
+// TestOneDNNThreadsFollowGOMAXPROCS checks in a child process that oneDNN's
+// OpenMP threads follow GOMAXPROCS (OMP_NUM_THREADS reaches libgomp
+// through os.Setenv before the library loads) and that a user's
+// OMP_NUM_THREADS wins.
+func TestOneDNNThreadsFollowGOMAXPROCS(t *testing.T) {
+	if lib := loadedOneDNN(t); lib.runtime != "omp" {
+		t.Skipf("oneDNN runs on %s, not OpenMP", lib.runtime)
+	}
+	cases := []struct{ env, want string }{
+		{"GOMAXPROCS=1", ", 1 threads)"},
+		{"OMP_NUM_THREADS=3", ", 3 threads)"},
+	}
+	for _, tc := range cases {
+		var env []string
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "OMP_NUM_THREADS=") && !strings.HasPrefix(kv, "GOMAXPROCS=") {
+				env = append(env, kv)
+			}
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^TestBackendHonoursEnv$", "-test.v")
+		cmd.Env = append(env, EnvBLAS+"=onednn", tc.env)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", tc.env, err, out)
+		}
+		if !strings.Contains(string(out), "detlab-blas: onednn ") || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%s: want the backend named with %q, got\n%s", tc.env, tc.want, out)
+		}
 	}
 }
 
