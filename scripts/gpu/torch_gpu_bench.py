@@ -10,11 +10,13 @@ One process per workload, as detlab-bench runs it:
 
     python3 torch_gpu_bench.py --workload frcnn-train-640x480-b8-amp --device cuda:0 --runs 5
 
-Workload names: frcnn-train-HxW-bN[-amp] (training step: zero_grad, forward
+Workload names: frcnn-train-WxH-bN[-amp|-bf16] (training step: zero_grad, forward
 with targets, sum of the four losses, backward; -amp: torch.autocast
 float16 and a GradScaler scaling the loss; on the CPU, where torchvision
-has no autocast rules, the same code runs with both disabled) and frcnn-infer-HxW-bN (eval forward under no_grad); HxW is
-width x height, as 640x480; a bare 320 means 320x320. --size WxH replaces
+has no autocast rules, the same code runs with both disabled; -bf16:
+bfloat16 autocast without a scaler) and frcnn-infer-WxH-bN (eval forward
+under no_grad); WxH is width x height, as 640x480; a bare 320 means
+320x320. --size WxH replaces
 the size in the name (the CPU smoke test of gpu-check uses a tiny one).
 
 Timing brackets each step with torch.cuda.synchronize(); peak_gpu_mb is
@@ -38,14 +40,14 @@ import torch_bench  # noqa: E402  (sets 2 threads for the CPU benchmark; undone 
 
 torch.set_num_threads(_threads)
 
-NAME = re.compile(r"^frcnn-(train|infer)-(\d+)(?:x(\d+))?-b(\d+)(-amp)?$")
+NAME = re.compile(r"^frcnn-(train|infer)-(\d+)(?:x(\d+))?-b(\d+)(-amp|-bf16)?$")
 
 
 def parse(name, size):
     m = NAME.match(name)
     if not m:
-        raise ValueError("unknown workload %r (want frcnn-train|infer-WxH-bN[-amp])" % name)
-    kind, w, h, n, amp = m.group(1), int(m.group(2)), int(m.group(3) or m.group(2)), int(m.group(4)), bool(m.group(5))
+        raise ValueError("unknown workload %r (want frcnn-train|infer-WxH-bN[-amp|-bf16])" % name)
+    kind, w, h, n, amp = m.group(1), int(m.group(2)), int(m.group(3) or m.group(2)), int(m.group(4)), m.group(5) or ""
     if size:
         w, h = (int(v) for v in size.lower().split("x"))
     if kind == "infer" and amp:
@@ -74,16 +76,18 @@ def make_step(name, dev, size):
     targets = [{k: v.to(dev) for k, v in t.items()} for t in torch_bench.bench_targets(h, w, n)]
     # torchvision's nms and roi_align have autocast rules for cuda only (on
     # the CPU, bfloat16 autocast fails in nms): the CPU smoke run takes the
-    # same code path with autocast and the scaler disabled.
-    on = amp and dev.type == "cuda"
+    # same code path with autocast and the scaler disabled. -bf16 (detlab's
+    # CPU table) is bfloat16 autocast without a scaler.
+    on = bool(amp) and dev.type == "cuda"
+    dtype = torch.float16 if on and amp == "-amp" else torch.bfloat16  # CPU autocast takes only bfloat16, even disabled
     scaler = None
-    if amp:
+    if amp == "-amp":
         scaler = torch.amp.GradScaler("cuda", enabled=on) if hasattr(torch, "amp") and hasattr(torch.amp, "GradScaler") \
             else torch.cuda.amp.GradScaler(enabled=on)
 
     def train():
         m.zero_grad(set_to_none=False)
-        with torch.autocast(dev.type, dtype=torch.float16 if on else torch.bfloat16, enabled=on):
+        with torch.autocast(dev.type, dtype=dtype, enabled=on):
             losses = m(images, targets)
             loss = sum(losses.values())
         (scaler.scale(loss) if scaler is not None else loss).backward()
