@@ -248,3 +248,15 @@ func TestPTXAssembles(t *testing.T) {
 		})
 	}
 }
+
+// TestPTXNoFusedFloat32 guards the kernels' bit-for-bit agreement with the
+// Go CPU code, which does not fuse a*b+c on amd64: nvcc contracts float32
+// products and sums into FMAs unless written with __fmul_rn/__fadd_rn
+// (DETLAB_MUL/DETLAB_ADD in kernels/ops.h).
+func TestPTXNoFusedFloat32(t *testing.T) {
+	for _, op := range []string{"fma.rn.f32", "fma.rn.ftz.f32", "mad.f32", "mad.rn.f32"} {
+		if n := strings.Count(kernelsPTX, op); n > 0 {
+			t.Errorf("ptx/kernels.ptx has %d %s: write float32 arithmetic with DETLAB_MUL/DETLAB_ADD", n, op)
+		}
+	}
+}
