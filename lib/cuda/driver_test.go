@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // These tests use the machine's real libraries: with the NVIDIA driver
@@ -210,5 +211,89 @@ func TestInfoString(t *testing.T) {
 	}
 	if got := versionString(13000); got != "13.0" {
 		t.Errorf("versionString(13000) = %q", got)
+	}
+}
+
+// TestBindingsCallable calls every bound entry point on a machine whose
+// driver has no device, with NULL handles (the driver dereferences
+// non-NULL ones): each must return an error code rather than crash, which
+// exercises purego's
+// argument passing for every signature, stack arguments included
+// (cuLaunchKernel has 11, cublasSgemm_v2 14).
+func TestBindingsCallable(t *testing.T) {
+	d, err := loadDriver()
+	if err != nil {
+		t.Skipf("no driver: %v", err)
+	}
+	if _, err := initDriver(); err == nil {
+		t.Skip("the driver has a device: the GPU tests exercise the bindings")
+	}
+	var (
+		u, free, total uint64
+		h              uintptr
+		i              int32
+		mp             unsafe.Pointer
+		buf            = make([]byte, 64)
+		opts           = []int32{jitErrorLogBuffer}
+		vals           = []uintptr{0}
+	)
+	calls := []struct {
+		name string
+		code int32
+	}{
+		{"cuDeviceGetCount", d.cuDeviceGetCount(&i)},
+		{"cuDeviceGet", d.cuDeviceGet(&i, 0)},
+		{"cuDeviceGetName", d.cuDeviceGetName(&buf[0], int32(len(buf)), 0)},
+		{"cuDeviceGetAttribute", d.cuDeviceGetAttribute(&i, attrCCMajor, 0)},
+		{"cuDeviceTotalMem", d.cuDeviceTotalMem(&u, 0)},
+		{"cuDevicePrimaryCtxRetain", d.cuDevicePrimaryCtxRetain(&h, 0)},
+		{"cuDevicePrimaryCtxRelease", d.cuDevicePrimaryCtxRelease(0)},
+		{"cuCtxSetCurrent", d.cuCtxSetCurrent(0)},
+		{"cuCtxSynchronize", d.cuCtxSynchronize()},
+		{"cuMemAllocManaged", d.cuMemAllocManaged(&mp, 16, memAttachGlobal)},
+		{"cuMemAlloc", d.cuMemAlloc(&u, 16)},
+		{"cuMemFree", d.cuMemFree(16)},
+		{"cuMemcpyHtoD", d.cuMemcpyHtoD(16, unsafe.Pointer(&buf[0]), 4)},
+		{"cuMemcpyDtoH", d.cuMemcpyDtoH(unsafe.Pointer(&buf[0]), 16, 4)},
+		{"cuMemsetD8", d.cuMemsetD8(16, 0, 4)},
+		{"cuMemGetInfo", d.cuMemGetInfo(&free, &total)},
+		{"cuModuleLoadDataEx", d.cuModuleLoadDataEx(&h, &buf[0], 1, &opts[0], &vals[0])},
+		{"cuModuleUnload", d.cuModuleUnload(0)},
+		{"cuModuleGetFunction", d.cuModuleGetFunction(&h, 0, "detlab_im2col")},
+		{"cuLaunchKernel", d.cuLaunchKernel(0, 1, 1, 1, 256, 1, 1, 0, 0, nil, nil)},
+		{"cuStreamCreate", d.cuStreamCreate(&h, 0)},
+		{"cuStreamDestroy", d.cuStreamDestroy(0)},
+		{"cuStreamSynchronize", d.cuStreamSynchronize(0)},
+	}
+	if d.cuMemPrefetchAsync != nil {
+		calls = append(calls, struct {
+			name string
+			code int32
+		}{"cuMemPrefetchAsync", d.cuMemPrefetchAsync(16, 4, 0, 0)})
+	}
+	for _, c := range calls {
+		err := d.check(c.name, c.code)
+		if err == nil || !strings.Contains(err.Error(), "CUDA_ERROR_") {
+			t.Errorf("%s without a device: %v, want a named CUDA error", c.name, err)
+		}
+	}
+	c, err := loadCUBLAS()
+	if err != nil {
+		t.Skipf("no cuBLAS: %v", err)
+	}
+	var alpha, beta float32 = 1, 0
+	for _, s := range []struct {
+		name   string
+		status int32
+	}{
+		{"cublasCreate", c.cublasCreate(&h)},
+		{"cublasSetStream", c.cublasSetStream(0, 0)},
+		{"cublasSetMathMode", c.cublasSetMathMode(0, cublasDefaultMath)},
+		{"cublasSgemm", c.cublasSgemm(0, cublasOpN, cublasOpT, 2, 2, 2, &alpha, 16, 2, 16, 2, &beta, 16, 2)},
+		{"cublasDestroy", c.cublasDestroy(0)},
+	} {
+		if err := cublasError(s.name, s.status); err == nil || !strings.Contains(err.Error(), "CUBLAS_STATUS_") {
+			t.Errorf("%s without a device: %v, want a named cuBLAS status", s.name, err)
+		}
 	}
 }
