@@ -147,7 +147,7 @@ func (m *Model) LossesBatch(ctx context.Context, il *transform.ImageList, target
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	g := nn.NewGraph().WithArena(m.arena).WithBackend(m.backend).WithAutocast(m.autocast)
+	g := nn.NewGraph().WithArena(m.arena).WithEagerRelease().WithBackend(m.backend).WithAutocast(m.autocast)
 	feats, err := m.features(g, il.Tensor)
 	if err != nil {
 		return nil, err

@@ -1,8 +1,11 @@
 package nn
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/detlab/detlab/lib/tensor"
 )
@@ -40,6 +43,10 @@ type record struct {
 	out      *Var
 	inputs   []*Var
 	backward BackwardFunc
+	// view: out is inputs[0]'s data under another shape, and backward
+	// only adds gy into gin[0], so the output's gradient buffer can
+	// become the input's (no copy, no second buffer).
+	view bool
 }
 
 // Graph records one forward pass so that Backward can run it in reverse
@@ -55,10 +62,42 @@ type Graph struct {
 	owned    [][]float32
 	released bool
 	autocast Precision
+	// eager: Backward recycles values as soon as nothing left needs them.
+	eager bool
 	// spare holds owned buffers whose contents are dead (gradients of
 	// intermediate values already propagated), by length, for reuse
 	// within this graph before Release.
-	spare map[int][][]float32
+	spare spareList
+	// mu guards owned and spare for kernels that borrow scratch from
+	// several goroutines.
+	mu sync.Mutex
+}
+
+// spareList holds dead buffers in increasing capacity for best-fit reuse.
+type spareList [][]float32
+
+// put adds b (its whole capacity).
+func (s *spareList) put(b []float32) {
+	if cap(b) == 0 {
+		return
+	}
+	b = b[:cap(b)]
+	l := *s
+	i, _ := slices.BinarySearchFunc(l, len(b), func(e []float32, n int) int { return cmp.Compare(len(e), n) })
+	*s = slices.Insert(l, i, b)
+}
+
+// take returns the smallest buffer holding at least n and at most 2n
+// elements, cut to length n, or nil.
+func (s *spareList) take(n int) []float32 {
+	l := *s
+	i, _ := slices.BinarySearchFunc(l, n, func(e []float32, n int) int { return cmp.Compare(len(e), n) })
+	if i == len(l) || len(l[i]) > 2*n {
+		return nil
+	}
+	b := l[i]
+	*s = slices.Delete(l, i, i+1)
+	return b[:n]
 }
 
 // NewGraph returns a graph that records operations for Backward.
@@ -71,6 +110,15 @@ func NewInferenceGraph() *Graph { return &Graph{backend: CurrentBackend()} }
 // WithArena makes g take its buffers from a and return them on Release. It
 // returns g.
 func (g *Graph) WithArena(a *Arena) *Graph { g.arena = a; return g }
+
+// WithEagerRelease makes Backward give the buffer of each intermediate
+// value back (for the gradients still to come) as soon as no backward
+// function left to run can read it, as PyTorch frees saved tensors during
+// backward: a training step's peak memory is then about the forward
+// activations instead of the activations plus the gradients. It only acts
+// with an arena (WithArena). After Backward, read no Var's Value except the
+// loss's and those of inputs, leaves and parameters. It returns g.
+func (g *Graph) WithEagerRelease() *Graph { g.eager = true; return g }
 
 // WithBackend makes g run its kernels on b. It returns g.
 func (g *Graph) WithBackend(b Backend) *Graph {
@@ -99,22 +147,40 @@ func (g *Graph) newTensorNoZero(shape ...int) *tensor.Tensor {
 	if g.arena == nil {
 		return tensor.New(shape...)
 	}
-	if l := g.spare[n]; len(l) > 0 {
-		b := l[len(l)-1]
-		g.spare[n] = l[:len(l)-1]
-		return tensor.MustFromSlice(b, shape...)
-	}
-	b := g.arena.Get(n)
-	g.owned = append(g.owned, b)
-	return tensor.MustFromSlice(b, shape...)
+	return tensor.MustFromSlice(graphScratch{g}.Get(n), shape...)
 }
 
-// scratch returns what kernels use for temporary buffers.
+// scratch returns what kernels use for temporary buffers: with an arena,
+// the graph's dead buffers first (best fit), then the arena's.
 func (g *Graph) scratch() Scratch {
 	if g.arena == nil {
 		return heapScratch{}
 	}
-	return g.arena
+	return graphScratch{g}
+}
+
+// graphScratch lends kernels the graph's spare buffers: a temporary (an
+// im2col matrix, a masked gradient) can live in memory a dead value or
+// gradient of another size left, and the next temporary in its. Buffers
+// it takes from the arena belong to the graph until Release.
+type graphScratch struct{ g *Graph }
+
+func (s graphScratch) Get(n int) []float32 {
+	g := s.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if b := g.spare.take(n); b != nil {
+		return b
+	}
+	b := g.arena.Get(n)
+	g.owned = append(g.owned, b)
+	return b
+}
+
+func (s graphScratch) Put(b []float32) {
+	s.g.mu.Lock()
+	s.g.spare.put(b)
+	s.g.mu.Unlock()
 }
 
 // Release gives every buffer g allocated back to its arena. The values and
@@ -198,6 +264,22 @@ func (g *Graph) Op(out *tensor.Tensor, inputs []*Var, backward BackwardFunc) *Va
 	return v
 }
 
+// viewOp records out, a view of x's data under another shape (a reshape):
+// its gradient is x's gradient reshaped, passed on without a copy when it
+// is the first to reach x.
+func (g *Graph) viewOp(out *tensor.Tensor, x *Var) *Var {
+	v := g.Op(out, []*Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+		dx := gin[0].Data()
+		for i, d := range gy.Data() {
+			dx[i] += d
+		}
+	})
+	if n := len(g.tape); v.requiresGrad && n > 0 && g.tape[n-1].out == v {
+		g.tape[n-1].view = true
+	}
+	return v
+}
+
 // Backward computes the gradient of loss (a one-element tensor) with respect
 // to every recorded value, running the recorded backward functions in
 // reverse order with a seed of 1. Parameter gradients accumulate into
@@ -227,11 +309,30 @@ func (g *Graph) Backward(loss *Var) error {
 		loss.Grad = g.NewTensor(loss.Value.Shape()...)
 	}
 	loss.Grad.Data()[0] += 1
+	var frees []valueFree
+	if g.eager && g.arena != nil {
+		frees = g.planValueFrees(loss)
+	}
 	gradIns := make([]*tensor.Tensor, 0, 4)
 	for i := len(g.tape) - 1; i >= 0; i-- {
+		// Values first touched by a record after i are dead: every
+		// record that could read them has run.
+		for len(frees) > 0 && frees[len(frees)-1].at > i {
+			g.spare.put(frees[len(frees)-1].buf)
+			frees = frees[:len(frees)-1]
+		}
 		r := g.tape[i]
 		if r.out.Grad == nil {
 			continue // nothing downstream used this value
+		}
+		if r.view && r.out != loss && g.arena != nil {
+			if in := r.inputs[0]; in.RequiresGrad() && in.Grad == nil && r.out.Grad.Len() == in.Value.Len() {
+				// The first gradient to reach the input: hand it the
+				// output's buffer under the input's shape.
+				in.Grad = tensor.MustFromSlice(r.out.Grad.Data(), in.Value.Shape()...)
+				r.out.Grad = nil
+				continue
+			}
 		}
 		gradIns = gradIns[:0]
 		for _, in := range r.inputs {
@@ -250,13 +351,66 @@ func (g *Graph) Backward(loss *Var) error {
 			// run: its gradient is complete and now dead. Recycle it for
 			// the gradients still to come (PyTorch frees them likewise),
 			// which lowers the peak memory of a training step.
-			b := r.out.Grad.Data()
+			g.spare.put(r.out.Grad.Data())
 			r.out.Grad = nil
-			if g.spare == nil {
-				g.spare = map[int][][]float32{}
-			}
-			g.spare[len(b)] = append(g.spare[len(b)], b)
 		}
 	}
 	return nil
+}
+
+// valueFree is a value buffer Backward may recycle once record at has run.
+type valueFree struct {
+	at  int
+	buf []float32
+}
+
+// planValueFrees lists, in increasing tape order, the buffers Backward can
+// recycle and after which record. A buffer qualifies when the graph owns it
+// (it came from the arena), some recorded op produced it (so it did not
+// exist before that op: no earlier backward function can have captured
+// it) and it is not the loss's; it dies once the first record on the tape
+// that reads or writes it (as an input, an output, or a view of either
+// starting at the same element) has run backward, since every later
+// record has run by then.
+func (g *Graph) planValueFrees(loss *Var) []valueFree {
+	owned := make(map[*float32][]float32, len(g.owned))
+	for _, b := range g.owned {
+		if len(b) > 0 {
+			owned[&b[0]] = b
+		}
+	}
+	first := make(map[*float32]int, len(g.tape))
+	produced := make(map[*float32]bool, len(g.tape))
+	note := func(v *Var, i int) *float32 {
+		if v == nil || v.Value == nil || v.Value.Len() == 0 {
+			return nil
+		}
+		p := &v.Value.Data()[0]
+		if _, seen := first[p]; !seen {
+			first[p] = i
+		}
+		return p
+	}
+	for i, r := range g.tape {
+		for _, in := range r.inputs {
+			note(in, i)
+		}
+		if p := note(r.out, i); p != nil {
+			produced[p] = true
+		}
+	}
+	var keep *float32
+	if loss.Value.Len() > 0 {
+		keep = &loss.Value.Data()[0]
+	}
+	frees := make([]valueFree, 0, len(produced))
+	for p := range produced {
+		b, ok := owned[p]
+		if !ok || p == keep {
+			continue
+		}
+		frees = append(frees, valueFree{at: first[p], buf: b})
+	}
+	slices.SortFunc(frees, func(a, b valueFree) int { return a.at - b.at })
+	return frees
 }

@@ -137,12 +137,7 @@ func Reshape(g *Graph, x *Var, shape ...int) (*Var, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nn: Reshape: %w", err)
 	}
-	return g.Op(out, []*Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
-		dx := gin[0].Data()
-		for i, v := range gy.Data() {
-			dx[i] += v
-		}
-	}), nil
+	return g.viewOp(out, x), nil
 }
 
 // Sigmoid returns 1/(1+exp(-x)) elementwise.
