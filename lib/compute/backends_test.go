@@ -64,3 +64,16 @@ func TestBackendHonoursEnv(t *testing.T) {
 		t.Fatalf("%s=%s but Backend() = %q, want it to start with %q", EnvBLAS, env, got, want)
 	}
 }
+
+// BenchmarkSgemmKernels measures the Go Sgemm with each micro-kernel this
+// CPU runs (portable, AVX2, AVX-512), beside BenchmarkSgemmOneDNN and
+// BenchmarkSgemmOpenBLAS.
+func BenchmarkSgemmKernels(b *testing.B) {
+	for _, kern := range append([]*microKernel{goKernel}, asmKernels...) {
+		b.Run(strings.ReplaceAll(kern.name, " ", "_"), func(b *testing.B) {
+			benchSgemm(b, func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, bb []float32, ldb int, beta float32, c []float32, ldc int) {
+				sgemmKernel(kern, transA, transB, m, n, k, alpha, a, lda, bb, ldb, beta, c, ldc)
+			})
+		})
+	}
+}
