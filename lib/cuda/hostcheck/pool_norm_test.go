@@ -90,6 +90,22 @@ func TestMaxPool(t *testing.T) {
 	}
 }
 
+// TestMaxPoolBackwardBadArg: an argmax outside its plane (a corrupt or
+// foreign arg buffer) is skipped, never written out of bounds.
+func TestMaxPoolBackwardBadArg(t *testing.T) {
+	const planes, h, w, oh, ow = 2, 3, 3, 1, 2
+	dy := []float32{1, 2, 3, 4}
+	// Plane 0: 9 (would land on plane 1's first element), 4; plane 1: -1
+	// (would land on plane 0's last), 0.
+	arg := []int32{9, 4, -1, 0}
+	want := make([]float32, planes*h*w)
+	want[4] = 2
+	want[h*w+0] = 4
+	out := launch(t, "detlab_maxpool2d_backward", 1, 32, []int64{planes, h, w, oh, ow},
+		f32b(dy), f32b(make([]float32, planes*h*w)), i32b(arg))
+	checkExact(t, "dx", bf32(t, out[1]), want)
+}
+
 // TestChannelStats compares detlab_channel_stats (block tree reduction in
 // float64, run with real barriers) with CPU.ChannelStats, for the contract's
 // launch (C blocks of 256) and others: fewer blocks than channels, a block

@@ -65,7 +65,8 @@ DETLAB_GLOBAL void detlab_channel_affine(const float* x, float* y, int N, int C,
 DETLAB_GLOBAL void detlab_maxpool2d(const float* x, float* y, int* arg, int planes, int H, int W,
                                     int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW);
 
-// detlab_maxpool2d_backward: dx[p, arg[p,o]] += dy[p,o] (atomicAdd).
+// detlab_maxpool2d_backward: dx[p, arg[p,o]] += dy[p,o] (atomicAdd); an
+// arg outside [0, H*W) is skipped.
 // n = planes*OH*OW.
 DETLAB_GLOBAL void detlab_maxpool2d_backward(const float* dy, float* dx, const int* arg, int planes,
                                              int H, int W, int OH, int OW);
