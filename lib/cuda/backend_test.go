@@ -495,3 +495,25 @@ func TestPrefetch(t *testing.T) {
 		t.Fatalf("Prefetch after Close: %v", err)
 	}
 }
+
+func TestPrefetchOperands(t *testing.T) {
+	b, f := newFakeBackend(false)
+	defer b.Close()
+	big := b.Alloc(prefetchMinBytes / 4)
+	small := b.Alloc(16)
+	goMem := make([]float32, prefetchMinBytes/4)
+	for _, on := range []bool{false, true} {
+		b.SetPrefetchOperands(on)
+		f.prefetched = 0
+		b.ReLU(big, big)
+		b.ReLU(small, small)
+		b.ReLU(goMem, goMem)
+		want := 0
+		if on {
+			want = prefetchMinBytes
+		}
+		if f.prefetched != want {
+			t.Errorf("SetPrefetchOperands(%v): %d bytes prefetched, want %d (only the large managed operand, once)", on, f.prefetched, want)
+		}
+	}
+}

@@ -84,12 +84,22 @@ func BenchmarkGPUResNet18TrainStep(b *testing.B) {
 		}
 		g.Release()
 	}
-	step() // warm the arena
-	before := be.Stats()
-	b.ResetTimer()
-	for range b.N {
-		step()
+	for _, prefetch := range []bool{false, true} {
+		name := "fault-in"
+		if prefetch {
+			name = "prefetch"
+		}
+		b.Run(name, func(b *testing.B) {
+			be.SetPrefetchOperands(prefetch)
+			defer be.SetPrefetchOperands(false)
+			step() // warm the arena
+			before := be.Stats()
+			b.ResetTimer()
+			for range b.N {
+				step()
+			}
+			b.StopTimer()
+			reportStats(b, be, before)
+		})
 	}
-	b.StopTimer()
-	reportStats(b, be, before)
 }

@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"fmt"
+	"slices"
 	"unsafe"
 )
 
@@ -13,6 +14,10 @@ const (
 	write                                // the kernel writes all of it
 	readWrite = read | write             // the kernel reads and writes (accumulates into) it
 )
+
+// prefetchMinBytes is the smallest managed operand SetPrefetchOperands
+// prefetches: below it the call costs more than the faults it saves.
+const prefetchMinBytes = 1 << 20
 
 // directMinBytes: on a device with pageable memory access, Go slices at
 // least this large are passed to kernels as they are. Smaller ones may
@@ -36,7 +41,9 @@ type scope struct {
 	b      *Backend
 	staged []staged
 	temps  []staged // device scratch (host nil)
-	err    error
+	// fetched lists the managed ranges already prefetched in this scope.
+	fetched []region
+	err     error
 }
 
 func (s *scope) fail(err error) {
@@ -57,7 +64,17 @@ func (s *scope) ptr(p unsafe.Pointer, bytes int, acc access) uint64 {
 		s.fail(err)
 		return 0
 	}
-	if ours || (s.b.pageable && bytes >= directMinBytes) {
+	if ours {
+		if s.b.prefetchOperands && bytes >= prefetchMinBytes && !slices.Contains(s.fetched, region{addr, bytes}) {
+			s.fetched = append(s.fetched, region{addr, bytes})
+			if err := s.b.g.prefetch(uint64(addr), bytes); err != nil {
+				s.fail(err)
+				return 0
+			}
+		}
+		return uint64(addr)
+	}
+	if s.b.pageable && bytes >= directMinBytes {
 		return uint64(addr)
 	}
 	for i := range s.staged {
