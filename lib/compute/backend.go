@@ -47,7 +47,12 @@ func chooseBackend(env string) backend {
 		if strings.HasPrefix(bestKernel().name, "avx512") {
 			// Measured on a Zen 5 EPYC (Faster R-CNN train step): the Go
 			// AVX-512 kernel used 30% less CPU time than OpenBLAS 0.3.21,
-			// whose idle threads also spin.
+			// whose idle threads also spin. oneDNN 2.6.3's dnnl_sgemm is
+			// faster per product on ResNet's conv shapes, but end to end
+			// (2026-11-29, detlab-bench) it used 35-60% more CPU time and
+			// 1.8-2x the peak memory: with a native library a convolution
+			// writes its patch matrix out (SgemmPanels) instead of packing
+			// it straight into the Go kernel's panels with a fused epilogue.
 			pure.name += " (auto: preferred to OpenBLAS with AVX-512)"
 			return pure
 		}
