@@ -125,21 +125,25 @@ func parallelFor(n int, fn func(lo, hi int)) {
 
 // Arena recycles float32 buffers between iterations: a graph created with
 // an arena takes its activations, gradients and im2col columns from it and
-// gives them back on Graph.Release. It is safe for concurrent use.
+// gives them back on Graph.Release. A request is served by the smallest
+// free buffer that holds it and is at most twice its size (cut to the
+// length asked), so batches of other sizes (multi-scale training) reuse
+// what earlier ones left instead of growing the arena by every new shape.
+// It is safe for concurrent use.
 type Arena struct {
 	mu    sync.Mutex
-	free  map[int][][]float32
+	free  spareList
 	alloc func(n int) []float32 // nil: make
 }
 
 // NewArena returns an empty arena whose buffers are ordinary Go memory.
-func NewArena() *Arena { return &Arena{free: map[int][][]float32{}} }
+func NewArena() *Arena { return &Arena{} }
 
 // NewArenaWith returns an empty arena that takes new buffers from alloc (a
 // device backend's memory that both the host and the device can address)
 // instead of make. alloc must return a slice of length n.
 func NewArenaWith(alloc func(n int) []float32) *Arena {
-	return &Arena{free: map[int][][]float32{}, alloc: alloc}
+	return &Arena{alloc: alloc}
 }
 
 func (a *Arena) newBuffer(n int) []float32 {
@@ -155,24 +159,21 @@ func (a *Arena) Get(n int) []float32 {
 		return make([]float32, n)
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	l := a.free[n]
-	if len(l) == 0 {
-		return a.newBuffer(n)
+	b := a.free.take(n)
+	a.mu.Unlock()
+	if b == nil {
+		b = a.newBuffer(n)
 	}
-	b := l[len(l)-1]
-	a.free[n] = l[:len(l)-1]
 	return b
 }
 
-// Put gives b back for reuse.
+// Put gives b back for reuse (all of its capacity).
 func (a *Arena) Put(b []float32) {
 	if a == nil || cap(b) == 0 {
 		return
 	}
-	b = b[:cap(b)]
 	a.mu.Lock()
-	a.free[len(b)] = append(a.free[len(b)], b)
+	a.free.put(b)
 	a.mu.Unlock()
 }
 
@@ -181,8 +182,8 @@ func (a *Arena) Held() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := 0
-	for size, l := range a.free {
-		n += size * len(l)
+	for _, b := range a.free {
+		n += len(b)
 	}
 	return n
 }

@@ -124,3 +124,62 @@ func TestEagerReleaseSameGradients(t *testing.T) {
 	}
 	t.Logf("arena allocated %d floats with eager release, %d without", n1, n0)
 }
+
+func TestArenaBestFit(t *testing.T) {
+	a := NewArena()
+	b := a.Get(100)
+	a.Put(b[:10]) // the whole capacity comes back
+	tests := []struct {
+		name  string
+		n     int
+		reuse bool
+	}{
+		{"larger than any free buffer", 101, false},
+		{"less than half: not worth it", 49, false},
+		{"fits", 80, true},
+	}
+	for _, tc := range tests {
+		got := a.Get(tc.n)
+		if len(got) != tc.n {
+			t.Fatalf("%s: Get(%d) has length %d", tc.name, tc.n, len(got))
+		}
+		if same := &got[0] == &b[0]; same != tc.reuse {
+			t.Errorf("%s: Get(%d) reused the 100-element buffer: %v, want %v", tc.name, tc.n, same, tc.reuse)
+		}
+	}
+	if h := a.Held(); h != 0 {
+		t.Errorf("Held %d after taking everything back out", h)
+	}
+}
+
+// TestArenaAcrossShapes checks that a pass on a slightly smaller batch runs
+// on the buffers the larger one left (multi-scale training must not grow
+// the arena by every shape).
+func TestArenaAcrossShapes(t *testing.T) {
+	rng := rand.New(rand.NewSource(5))
+	conv, err := NewConv2d("c", 3, 8, 3, 1, 1, true, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocated := 0
+	a := NewArenaWith(func(k int) []float32 { allocated += k; return make([]float32, k) })
+	pass := func(hw int) {
+		g := NewGraph().WithArena(a).WithEagerRelease()
+		y, err := conv.Forward(g, g.Leaf(randTensor(rng, 0, 2, 3, hw, hw), true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Backward(Sum(g, ReLU(g, y))); err != nil {
+			t.Fatal(err)
+		}
+		g.Release()
+	}
+	pass(20)
+	first := allocated
+	for _, hw := range []int{18, 16, 19, 20} {
+		pass(hw)
+	}
+	if allocated != first {
+		t.Errorf("passes on 16..19 pixel batches allocated %d more floats after a 20 pixel pass took %d", allocated-first, first)
+	}
+}
