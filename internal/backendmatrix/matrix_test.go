@@ -242,6 +242,9 @@ func runChild(ctx context.Context, goBin, root, b string, args []string) (*child
 	if err != nil || len(failed) > 0 {
 		var msg strings.Builder
 		fmt.Fprintf(&msg, "DETLAB_BLAS=%s: go test %s: %v; failing packages: %v\n", b, strings.Join(args, " "), err, failed)
+		if ctx.Err() != nil {
+			fmt.Fprintf(&msg, "out of time (%v): the test binary's -timeout is near; on a loaded machine run this test with -timeout 30m\n", ctx.Err())
+		}
 		for _, p := range failed {
 			fmt.Fprintf(&msg, "--- %s\n%s", p, tail(run.output[p]))
 		}
