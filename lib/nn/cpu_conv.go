@@ -242,8 +242,17 @@ func (s im2colPanels) PackPanel(dst []float32, nr, p0, kb, j0, nb int) {
 				}
 				row := plane[ih*geo.W : (ih+1)*geo.W]
 				iw := r.iw0 + kw
-				if geo.SW == 1 && iw >= 0 && iw+r.n <= geo.W {
-					copy(out, row[iw:iw+r.n])
+				if iw >= 0 && iw+(r.n-1)*geo.SW < geo.W {
+					// The whole run lies inside the row.
+					if geo.SW == 1 {
+						copy(out, row[iw:iw+r.n])
+						continue
+					}
+					i := iw
+					for t := range out {
+						out[t] = row[i]
+						i += geo.SW
+					}
 					continue
 				}
 				gatherRow(out, row, iw, geo.SW)
