@@ -22,11 +22,11 @@ func sameLen(op string, n int, names string, xs ...[]float32) {
 	}
 }
 
-// Add writes y = a + b, then max(y, 0) when relu (NaN stays NaN), over
-// len(y) elements; y may alias a or b.
+// Add writes y = a + c, then max(y, 0) when relu (NaN stays NaN), over
+// len(y) elements; y may alias a or c (nn.ElementwiseBackend's Add).
 func (b *Backend) Add(a, c, y []float32, relu bool) {
 	n := len(y)
-	sameLen("Add", n, "(a, b, y)", a, c)
+	sameLen("Add", n, "(a, c)", a, c)
 	if n == 0 {
 		return
 	}
