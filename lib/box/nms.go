@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 )
 
 // coordinateTrickMaxNumel is torchvision's CPU switch in batched_nms: with at
@@ -38,16 +39,23 @@ func NMS(boxes []Box, scores []float32, thresh float64) ([]int, error) {
 // filters the rest in one branch-light pass that drops the suppressed ones,
 // so later passes never revisit them.
 func nms(boxes []Box, scores []float32, thresh float64, offset []float32) []int {
-	order := sortedByScore(scores)
-	n := len(order)
+	ws := nmsPool.Get().(*nmsWork)
+	defer nmsPool.Put(ws)
+	ws.keys = scoreKeys(ws.keys[:0], scores)
+	n := len(ws.keys)
 	keep := make([]int, 0, n)
 	if n == 0 {
 		return keep
 	}
-	// One allocation for the six columns.
-	buf := make([]float32, 5*n)
+	order := ws.order[:0]
+	for _, key := range ws.keys {
+		order = append(order, int(uint32(key)))
+	}
+	ws.order = order
+	ws.cols = slices.Grow(ws.cols[:0], 5*n)[:5*n]
+	ws.idx = slices.Grow(ws.idx[:0], n)[:n]
+	buf, idx := ws.cols, ws.idx
 	x1, y1, x2, y2, area := buf[:n], buf[n:2*n], buf[2*n:3*n], buf[3*n:4*n], buf[4*n:]
-	idx := make([]int32, n)
 	for k, i := range order {
 		b := boxes[i]
 		if offset != nil {
@@ -94,6 +102,17 @@ func nms(boxes []Box, scores []float32, thresh float64, offset []float32) []int 
 	return keep
 }
 
+// nmsWork is nms's scratch, recycled between calls (NMS runs per image and
+// per class in every training step).
+type nmsWork struct {
+	keys  []uint64
+	order []int
+	cols  []float32
+	idx   []int32
+}
+
+var nmsPool = sync.Pool{New: func() any { return new(nmsWork) }}
+
 // suppressionCut returns the smallest float32 c such that, for every
 // non-NaN float32 IoU v, float64(v) > thresh exactly when v >= c (torchvision
 // compares the float32 IoU with the double threshold). never reports a
@@ -117,7 +136,18 @@ func suppressionCut(thresh float64) (c float32, never bool) {
 // inverted in the high half and the index in the low half, which orders as
 // the stable comparison sort does at a fraction of its cost.
 func sortedByScore(scores []float32) []int {
-	keys := make([]uint64, 0, len(scores))
+	keys := scoreKeys(nil, scores)
+	order := make([]int, len(keys))
+	for k, key := range keys {
+		order[k] = int(uint32(key))
+	}
+	return order
+}
+
+// scoreKeys appends the sorted keys of the non-NaN scores to keys: the
+// score's order-preserving bits inverted in the high half, the index in
+// the low half.
+func scoreKeys(keys []uint64, scores []float32) []uint64 {
 	for i, s := range scores {
 		if isNaN32(s) {
 			continue
@@ -135,11 +165,7 @@ func sortedByScore(scores []float32) []int {
 		keys = append(keys, uint64(^u)<<32|uint64(uint32(i)))
 	}
 	slices.Sort(keys)
-	order := make([]int, len(keys))
-	for k, key := range keys {
-		order[k] = int(uint32(key))
-	}
-	return order
+	return keys
 }
 
 // BatchedNMS performs NMS independently per label, as
