@@ -49,6 +49,11 @@ type cudaGPU struct {
 	info   DeviceInfo
 	// pageable: the device reads ordinary (pageable) host memory directly.
 	pageable bool
+	// jitLog receives the JIT compiler's error log. It is reached through
+	// g (heap memory, which does not move) because the driver gets its
+	// address as an integer: a buffer on the goroutine stack could move
+	// before the call.
+	jitLog []byte
 }
 
 // openGPU sets up device ordinal. The caller's goroutine is locked to its
@@ -125,11 +130,12 @@ func (g *cudaGPU) loadModule() error {
 		return err
 	}
 	image := append([]byte(kernelsPTX), 0)
-	logBuf := make([]byte, 8192)
+	g.jitLog = make([]byte, 8192)
+	logBuf := g.jitLog
 	opts := []int32{jitErrorLogBuffer, jitErrorLogBufferSize}
 	vals := []uintptr{uintptr(unsafe.Pointer(&logBuf[0])), uintptr(len(logBuf))}
 	code := g.d.cuModuleLoadDataEx(&g.module, &image[0], uint32(len(opts)), &opts[0], &vals[0])
-	runtime.KeepAlive(logBuf)
+	runtime.KeepAlive(g)
 	if err := g.d.check("cuModuleLoadData", code); err != nil {
 		if i := indexByte(logBuf, 0); i > 0 {
 			return fmt.Errorf("%w; JIT log: %s", err, logBuf[:i])
