@@ -11,6 +11,9 @@
 //	// ... run the model on batch.Tensor, get boxes in resized pixels ...
 //	orig, err := batch.Postprocess(detections)
 //
+// In a training loop, ApplyWith(arena, ...) takes the working memory and
+// the batch from an nn.Arena (any Buffers) instead of the heap.
+//
 // The arithmetic follows torch number for number where it matters: the scale
 // is a float32 reciprocal times the size (Scale), the output size a float64
 // floor (ResizedSize), the bilinear weights those of upsample_bilinear2d with
