@@ -64,9 +64,9 @@ type Graph struct {
 	autocast Precision
 	// eager: Backward recycles values as soon as nothing left needs them.
 	eager bool
-	// spare holds owned buffers whose contents are dead (gradients of
-	// intermediate values already propagated), by length, for reuse
-	// within this graph before Release.
+	// spare holds owned buffers whose contents are dead (gradients
+	// already propagated, returned scratch, values eager release freed)
+	// for best-fit reuse within this graph before Release.
 	spare spareList
 	// mu guards owned and spare for kernels that borrow scratch from
 	// several goroutines.
