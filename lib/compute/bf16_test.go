@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"runtime"
 	"testing"
 )
 
@@ -135,19 +136,36 @@ func bf16Cases() []bf16Case {
 		bf16Case{13, 40, 2, false, false, 1, 1},
 		bf16Case{12, 32, 64, false, false, 0.5, 1},
 		bf16Case{12, 32, 64, true, true, -2, 0.25},
-		bf16Case{25, 70, 257, false, false, 1, 1},    // odd k across a k block
-		bf16Case{150, 530, 515, false, true, 1, 0},   // n past ncBF16, parallel rows
-		bf16Case{40, 600, 300, true, false, 1.5, 1},  // parallel over columns
-		bf16Case{5, 40, 1101, false, false, 1, 1},    // split k, odd
-		bf16Case{3, 9, 2048, true, true, 1, 0},       // split k, transposed
-		bf16Case{1600, 33, 40, false, false, 1, 0.5}, // m past mpBF16
-		bf16Case{9, 9, 0, false, false, 1, 0.5},      // k = 0: C = beta*C
-		bf16Case{9, 9, 5, false, false, 0, 2},        // alpha = 0
+		bf16Case{25, 70, kcBF16 + 1, false, false, 1, 1},   // odd k across a k block
+		bf16Case{150, 530, 515, false, true, 1, 0},         // n past ncBF16, parallel rows
+		bf16Case{40, 600, 300, true, false, 1.5, 1},        // parallel over columns
+		bf16Case{48, 48, 4*kcBF16 + 1, false, false, 1, 1}, // split k, odd
+		bf16Case{48, 48, 4 * kcBF16, true, true, 1, 0},     // split k, transposed
+		bf16Case{1600, 33, 80, false, false, 1, 0.5},       // m past mpBF16, parallel rows
+		bf16Case{9, 9, 0, false, false, 1, 0.5},            // k = 0: C = beta*C
+		bf16Case{9, 9, 5, false, false, 0, 2},              // alpha = 0
 	)
 	return cs
 }
 
 func TestSgemmBF16(t *testing.T) {
+	// The cases must reach each parallel path where there are two cores.
+	if runtime.GOMAXPROCS(0) >= 2 {
+		split, rows, cols := 0, 0, 0
+		for _, tc := range bf16Cases() {
+			switch w, sk := bf16Plan(tc.m, tc.n, tc.k); {
+			case w > 1 && sk:
+				split++
+			case w > 1 && tc.m >= tc.n:
+				rows++
+			case w > 1:
+				cols++
+			}
+		}
+		if split < 2 || rows < 1 || cols < 1 {
+			t.Fatalf("cases cover split-k %d, row-parallel %d, column-parallel %d times: adjust them to the block sizes", split, rows, cols)
+		}
+	}
 	rng := rand.New(rand.NewSource(1))
 	for _, tc := range bf16Cases() {
 		ar, ac := tc.m, tc.k
