@@ -3,7 +3,9 @@
 //
 //	scripts/gpu-build    (a machine with Go) builds what travels to a GPU
 //	                     machine: detlab-bench, the parity test binaries
-//	                     and the goldens that fit, into out/gpu
+//	                     and their goldens, xz-packed into out/gpu (the
+//	                     44 MiB resnet18 golden is regenerated there from
+//	                     its seed and checked against its hash)
 //	scripts/gpu-check    (the GPU machine, no Go needed) prints the driver,
 //	                     cuBLAS and PyTorch versions, runs the parity tests,
 //	                     benchmarks detlab's Faster R-CNN against
