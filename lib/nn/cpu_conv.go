@@ -272,6 +272,18 @@ func (s im2colPanels) PackPanel(dst []float32, nr, p0, kb, j0, nb int) {
 // gatherRow writes out[t] = src[iw+t*stride], zero where that index falls
 // outside src (the padding).
 func gatherRow(out, src []float32, iw, stride int) {
+	if stride == 1 {
+		// Valid t: -iw <= t < len(src)-iw.
+		lo, hi := max(0, -iw), min(len(out), len(src)-iw)
+		if lo >= hi {
+			clear(out)
+			return
+		}
+		clear(out[:lo])
+		copy(out[lo:hi], src[iw+lo:iw+hi])
+		clear(out[hi:])
+		return
+	}
 	// Valid t: 0 <= iw+t*stride < len(src); the divisions only run at
 	// the edges.
 	lo, hi := 0, len(out)
@@ -291,10 +303,6 @@ func gatherRow(out, src []float32, iw, stride int) {
 	}
 	clear(out[:lo])
 	clear(out[hi:])
-	if stride == 1 {
-		copy(out[lo:hi], src[iw+lo:iw+hi])
-		return
-	}
 	i := iw + lo*stride
 	seg := out[lo:hi]
 	_ = src[i+(len(seg)-1)*stride]
