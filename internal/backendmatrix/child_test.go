@@ -9,10 +9,10 @@ import (
 	"testing"
 )
 
-// TestRunChild runs runChild on a throwaway module and checks that it
-// records passes and skips, and that a failing test yields an error naming
-// the backend and carrying the test's output.
-func TestRunChild(t *testing.T) {
+// TestRunSuite builds a throwaway module's test binary and checks that
+// runSuite records passes and skips, and that a failing test yields an
+// error naming the backend and carrying the test's output.
+func TestRunSuite(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("go command not on PATH")
@@ -37,20 +37,28 @@ func TestFail(t *testing.T) { t.Fatal("parity broken: max diff 0.5") }
 			t.Fatal(err)
 		}
 	}
-	run, err := runChild(context.Background(), goBin, dir, "onednn", []string{"-run", "^(TestPass|TestSkip)$", "."})
+	s := &suite{dir: dir, imp: "example.com/m", run: "^(TestPass|TestSkip)$"}
+	if err := buildSuites(context.Background(), goBin, dir, t.TempDir(), []*suite{s}); err != nil {
+		t.Fatal(err)
+	}
+	run, err := runSuite(context.Background(), goBin, s, "onednn")
 	if err != nil {
 		t.Fatalf("passing run: %v", err)
 	}
-	if got := run.result["example.com/m TestPass"]; got != "pass" {
+	if got := run.result["TestPass"]; got != "pass" {
 		t.Errorf("TestPass: %q, want pass", got)
 	}
-	if got := run.result["example.com/m TestSkip"]; got != "skip" {
+	if got := run.result["TestSkip"]; got != "skip" {
 		t.Errorf("TestSkip: %q, want skip", got)
 	}
-	if !strings.Contains(run.output["example.com/m"], "blas=onednn") {
-		t.Errorf("the child did not see DETLAB_BLAS=onednn:\n%s", run.output["example.com/m"])
+	if got := run.result["TestFail"]; got != "" {
+		t.Errorf("TestFail ran (%q) though -test.run excluded it", got)
 	}
-	_, err = runChild(context.Background(), goBin, dir, "onednn", []string{"."})
+	if !strings.Contains(run.output, "blas=onednn") {
+		t.Errorf("the child did not see DETLAB_BLAS=onednn:\n%s", run.output)
+	}
+	s.run = ""
+	_, err = runSuite(context.Background(), goBin, s, "onednn")
 	if err == nil {
 		t.Fatal("a failing child run returned no error")
 	}

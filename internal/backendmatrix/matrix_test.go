@@ -1,14 +1,16 @@
 // Package backendmatrix holds a test that runs the library's golden parity
 // tests once per GEMM backend lib/compute can use here (DETLAB_BLAS=go,
-// openblas, onednn), each in a child `go test -json`, and fails naming the
-// backend and the output when any of them fails or is skipped.
+// openblas, onednn) and fails naming the backend and the output when any
+// of them fails or is skipped. Each package's test binary is built once
+// (go test -c) and run per backend under go tool test2json.
 //
 // The parity tests are found, not listed: every top-level test of
 // lib/resnet, lib/roialign, lib/rpn, lib/roi and lib/fasterrcnn (and their
 // subpackages) that reaches internal/golden's Load, Path or Dir directly or
 // through helpers of its package. lib/compute and lib/nn read no golden
 // file; their whole test suites run instead (Sgemm against a float64
-// reference, layer gradients against finite differences).
+// reference, the fused-epilogue and panel paths a native library takes
+// differently, layer gradients against finite differences).
 //
 // A backend whose library is absent is skipped with the Debian package to
 // install (libopenblas0, libdnnl2). A child process first prints
@@ -30,6 +32,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -77,7 +80,7 @@ var (
 	wholeSuites = []string{"lib/compute", "lib/nn"}
 )
 
-// event is one line of `go test -json`.
+// event is one line of go tool test2json's output.
 type event struct {
 	Action  string
 	Package string
@@ -100,9 +103,7 @@ func TestParityOnEveryBackend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pkgs []string
-	want := map[string][]string{} // import-path-relative package dir -> parity tests
-	var union []string
+	var suites []*suite
 	for _, r := range goldenRoots {
 		found, err := parityTests(filepath.Join(root, r))
 		if err != nil {
@@ -116,19 +117,29 @@ func TestParityOnEveryBackend(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pkg := "./" + filepath.ToSlash(rel)
-			pkgs = append(pkgs, pkg)
-			want[pkg] = tests
-			union = append(union, tests...)
+			names := compactStrings(tests)
+			suites = append(suites, &suite{dir: dir, imp: modulePath + "/" + filepath.ToSlash(rel), run: "^(" + strings.Join(names, "|") + ")$", want: names})
 		}
 	}
-	sort.Strings(pkgs)
-	sort.Strings(union)
-	union = compactStrings(union)
-	runGolden := "^(" + strings.Join(union, "|") + ")$"
-	for _, p := range pkgs {
-		t.Logf("%s: %s", p, strings.Join(want[p], " "))
+	sort.Slice(suites, func(i, j int) bool { return suites[i].imp < suites[j].imp })
+	for _, s := range suites {
+		t.Logf("%s: %s", s.imp, strings.Join(s.want, " "))
 	}
+	for _, r := range wholeSuites {
+		suites = append(suites, &suite{dir: filepath.Join(root, r), imp: modulePath + "/" + r})
+	}
+	ctx := context.Background()
+	if d, ok := t.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d.Add(-10*time.Second))
+		defer cancel()
+	}
+	// Build each test binary once; every backend runs the same binaries.
+	start := time.Now()
+	if err := buildSuites(ctx, goBin, root, t.TempDir(), suites); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("built %d test binaries (%.0fs)", len(suites), time.Since(start).Seconds())
 
 	backends := defaultBackends
 	if v := os.Getenv(envBackends); v != "" {
@@ -150,40 +161,30 @@ func TestParityOnEveryBackend(t *testing.T) {
 			}
 			t.Logf("DETLAB_BLAS=%s: %s", b, name)
 			start := time.Now()
-			ctx := context.Background()
-			if d, ok := t.Deadline(); ok {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithDeadline(ctx, d.Add(-10*time.Second))
-				defer cancel()
-			}
-			parity, err := runChild(ctx, goBin, root, b, append([]string{"-run", runGolden}, pkgs...))
-			if err != nil {
-				t.Fatal(err)
-			}
-			whole, err := runChild(ctx, goBin, root, b, prefixed(wholeSuites))
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Every parity test ran and passed: a skipped one (a golden
-			// file missing) does not count as parity.
 			passed := 0
-			for _, p := range pkgs {
-				imp := modulePath + "/" + strings.TrimPrefix(p, "./")
-				for _, tn := range want[p] {
-					switch a := parity.result[imp+" "+tn]; a {
+			for _, s := range suites {
+				run, err := runSuite(ctx, goBin, s, b)
+				if err != nil {
+					t.Error(err)
+					continue
+				}
+				// Every parity test ran and passed: a skipped one (a
+				// golden file missing) does not count as parity.
+				for _, tn := range s.want {
+					switch a := run.result[tn]; a {
 					case "pass":
 						passed++
 					default:
-						t.Errorf("DETLAB_BLAS=%s: %s %s: %s, want pass\n%s", b, p, tn, orNone(a), tail(parity.testOutput[imp+" "+tn]))
+						t.Errorf("DETLAB_BLAS=%s: %s %s: %s, want pass\n%s", b, s.imp, tn, orNone(a), tail(run.testOutput[tn]))
 					}
 				}
+				// The child's own lib/compute must have run on the
+				// backend the probe named.
+				if s.imp == modulePath+"/lib/compute" && !strings.Contains(run.output, "detlab-blas: "+name+"\n") {
+					t.Errorf("DETLAB_BLAS=%s: lib/compute's TestBackendHonoursEnv did not log %q in the child run", b, "detlab-blas: "+name)
+				}
 			}
-			// The child's own lib/compute must have run on the backend the
-			// probe named.
-			if !strings.Contains(whole.output[modulePath+"/lib/compute"], "detlab-blas: "+name+"\n") {
-				t.Errorf("DETLAB_BLAS=%s: lib/compute's TestBackendHonoursEnv did not log %q in the child run", b, "detlab-blas: "+name)
-			}
-			t.Logf("DETLAB_BLAS=%s: %d golden parity tests passed in %d packages, plus lib/compute and lib/nn whole (%.0fs)", b, passed, len(pkgs), time.Since(start).Seconds())
+			t.Logf("DETLAB_BLAS=%s: %d golden parity tests passed, plus lib/compute's and lib/nn's whole suites (%.0fs)", b, passed, time.Since(start).Seconds())
 		})
 	}
 }
@@ -201,56 +202,93 @@ func probe(t *testing.T, b string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// childRun is what one `go test -json` run reported.
-type childRun struct {
-	result     map[string]string // "import/path TestName" -> pass, fail, skip
-	testOutput map[string]string // "import/path TestName" -> its output
-	output     map[string]string // import path -> all its output
+// suite is one package's test binary and what each backend runs of it.
+type suite struct {
+	dir  string   // package directory; the binary runs there, as under go test
+	imp  string   // import path
+	run  string   // -test.run pattern; empty runs every test
+	want []string // tests that must pass
+	bin  string   // the built test binary
 }
 
-// runChild runs `go test -count=1 -json args...` in root with DETLAB_BLAS=b
-// and returns an error naming the backend and showing the failing
-// packages' output when the run fails.
-func runChild(ctx context.Context, goBin, root, b string, args []string) (*childRun, error) {
-	cmd := exec.CommandContext(ctx, goBin, append([]string{"test", "-count=1", "-json"}, args...)...)
+// buildSuites builds every suite's test binary into dir with one
+// `go test -c` run (a package without tests gets none: an error).
+func buildSuites(ctx context.Context, goBin, root, dir string, suites []*suite) error {
+	args := []string{"test", "-c", "-o", dir + string(filepath.Separator)}
+	seen := map[string]string{}
+	for _, s := range suites {
+		base := path.Base(s.imp)
+		if other, dup := seen[base]; dup {
+			return fmt.Errorf("backendmatrix: %s and %s would both build %s.test", other, s.imp, base)
+		}
+		seen[base] = s.imp
+		s.bin = filepath.Join(dir, base+".test")
+		args = append(args, s.imp)
+	}
+	cmd := exec.CommandContext(ctx, goBin, args...)
 	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("backendmatrix: go %s: %v\n%s", strings.Join(args, " "), err, tail(string(out)))
+	}
+	for _, s := range suites {
+		if _, err := os.Stat(s.bin); err != nil {
+			return fmt.Errorf("backendmatrix: %s built no test binary: %w", s.imp, err)
+		}
+	}
+	return nil
+}
+
+// childRun is what one test binary reported.
+type childRun struct {
+	result     map[string]string // top-level test -> pass, fail or skip
+	testOutput map[string]string // top-level test -> its output
+	output     string            // everything it printed
+}
+
+// runSuite runs s's test binary with DETLAB_BLAS=b under go tool
+// test2json and returns an error naming the backend and showing the output
+// when the binary fails.
+func runSuite(ctx context.Context, goBin string, s *suite, b string) (*childRun, error) {
+	args := []string{"tool", "test2json", "-p", s.imp, s.bin, "-test.v=test2json", "-test.count=1"}
+	if s.run != "" {
+		args = append(args, "-test.run="+s.run)
+	}
+	cmd := exec.CommandContext(ctx, goBin, args...)
+	cmd.Dir = s.dir
 	cmd.Env = append(os.Environ(), compute.EnvBLAS+"="+b)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
-	run := &childRun{result: map[string]string{}, testOutput: map[string]string{}, output: map[string]string{}}
-	var failed []string
+	run := &childRun{result: map[string]string{}, testOutput: map[string]string{}}
+	failed := false
+	var raw strings.Builder
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	for sc.Scan() {
 		var e event
 		if json.Unmarshal(sc.Bytes(), &e) != nil {
-			run.output[""] += sc.Text() + "\n"
+			raw.WriteString(sc.Text() + "\n")
 			continue
 		}
-		run.output[e.Package] += e.Output
-		if e.Test != "" {
-			k := e.Package + " " + e.Test
-			run.testOutput[k] += e.Output
-			if !strings.Contains(e.Test, "/") && (e.Action == "pass" || e.Action == "fail" || e.Action == "skip") {
-				run.result[k] = e.Action
+		run.output += e.Output
+		switch {
+		case e.Test != "":
+			top, _, _ := strings.Cut(e.Test, "/")
+			run.testOutput[top] += e.Output
+			if top == e.Test && (e.Action == "pass" || e.Action == "fail" || e.Action == "skip") {
+				run.result[top] = e.Action
 			}
-		} else if e.Action == "fail" {
-			failed = append(failed, e.Package)
+		case e.Action == "fail":
+			failed = true
 		}
 	}
-	if err != nil || len(failed) > 0 {
+	if err != nil || failed {
 		var msg strings.Builder
-		fmt.Fprintf(&msg, "DETLAB_BLAS=%s: go test %s: %v; failing packages: %v\n", b, strings.Join(args, " "), err, failed)
+		fmt.Fprintf(&msg, "DETLAB_BLAS=%s: %s failed (%v)\n", b, s.imp, err)
 		if ctx.Err() != nil {
 			fmt.Fprintf(&msg, "out of time (%v): the test binary's -timeout is near; on a loaded machine run this test with -timeout 30m\n", ctx.Err())
 		}
-		for _, p := range failed {
-			fmt.Fprintf(&msg, "--- %s\n%s", p, tail(run.output[p]))
-		}
-		if s := stderr.String() + run.output[""]; s != "" {
-			fmt.Fprintf(&msg, "--- stderr\n%s", tail(s))
-		}
+		fmt.Fprintf(&msg, "%s%s%s", tail(run.output), raw.String(), tail(stderr.String()))
 		return run, errors.New(msg.String())
 	}
 	return run, nil
@@ -269,14 +307,6 @@ func compactStrings(s []string) []string {
 		if i == 0 || v != s[i-1] {
 			out = append(out, v)
 		}
-	}
-	return out
-}
-
-func prefixed(dirs []string) []string {
-	out := make([]string, len(dirs))
-	for i, d := range dirs {
-		out[i] = "./" + d
 	}
 	return out
 }
