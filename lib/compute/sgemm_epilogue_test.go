@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand"
 	"testing"
+	"unsafe"
 )
 
 // refEpilogue is the float64 reference of SgemmEpilogue.
@@ -294,6 +295,18 @@ func TestPackStripBT32(t *testing.T) {
 					t.Fatalf("kb=%d nb=%d: packed[%d] = %v, want %v", kb, nb, i, got[i], want[i])
 				}
 			}
+		}
+	}
+}
+
+// TestKernEpLayout pins the field offsets the fused-store assembly reads.
+func TestKernEpLayout(t *testing.T) {
+	var e kernEp
+	got := []uintptr{unsafe.Offsetof(e.load), unsafe.Offsetof(e.shift), unsafe.Offsetof(e.res), unsafe.Offsetof(e.ldr), unsafe.Offsetof(e.floor)}
+	want := []uintptr{0, 8, 16, 24, 32}
+	for i := range want {
+		if unsafe.Sizeof(uintptr(0)) == 8 && got[i] != want[i] {
+			t.Fatalf("kernEp field %d at offset %d, the assembly reads %d", i, got[i], want[i])
 		}
 	}
 }
