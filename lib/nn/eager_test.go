@@ -183,3 +183,30 @@ func TestArenaAcrossShapes(t *testing.T) {
 		t.Errorf("passes on 16..19 pixel batches allocated %d more floats after a 20 pixel pass took %d", allocated-first, first)
 	}
 }
+
+func TestNewInt32sComeFromTheArena(t *testing.T) {
+	allocated := 0
+	a := NewArenaWith(func(k int) []float32 { allocated += k; return make([]float32, k) })
+	for pass := range 3 {
+		g := NewGraph().WithArena(a)
+		idx := g.newInt32s(1000)
+		for i := range idx {
+			idx[i] = int32(-i) // every bit pattern must survive
+		}
+		for i, v := range idx {
+			if v != int32(-i) {
+				t.Fatalf("pass %d: idx[%d] = %d", pass, i, v)
+			}
+		}
+		if e := g.newInt32s(0); len(e) != 0 {
+			t.Fatalf("newInt32s(0) has length %d", len(e))
+		}
+		g.Release()
+	}
+	if allocated != 1000 {
+		t.Errorf("three passes allocated %d arena elements, want 1000 (one buffer, reused)", allocated)
+	}
+	if got := NewGraph().newInt32s(5); len(got) != 5 {
+		t.Errorf("without an arena: length %d", len(got))
+	}
+}

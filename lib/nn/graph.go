@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/detlab/detlab/lib/tensor"
 )
@@ -148,6 +149,21 @@ func (g *Graph) newTensorNoZero(shape ...int) *tensor.Tensor {
 		return tensor.New(shape...)
 	}
 	return tensor.MustFromSlice(graphScratch{g}.Get(n), shape...)
+}
+
+// newInt32s returns n int32 values with undefined contents that g owns
+// until Release: with an arena they live in a float32 buffer from it
+// (same size and alignment, no pointers), so per-pass index arrays such
+// as max-pool argmax positions stop allocating in a training loop.
+func (g *Graph) newInt32s(n int) []int32 {
+	if g.arena == nil {
+		return make([]int32, n)
+	}
+	b := graphScratch{g}.Get(n)
+	if n == 0 {
+		return []int32{}
+	}
+	return unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(b))), n)
 }
 
 // scratch returns what kernels use for temporary buffers: with an arena,
