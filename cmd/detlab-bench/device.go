@@ -264,8 +264,11 @@ func runDeviceTable(self string, o suiteOptions) int {
 				notes = append(notes, fmt.Sprintf("%s, %s: %s", name, s.side, s.r.Error))
 			}
 		}
-		for _, b := range []string{"ours: " + ours.Backend, "torch: " + th.Backend} {
-			if !strings.HasSuffix(b, ": ") && !slices.Contains(notes, b) {
+		for _, s := range []struct {
+			side string
+			r    result
+		}{{"ours", ours}, {"torch", th}} {
+			if b := s.side + ": " + s.r.Backend; s.r.Error == "" && s.r.Backend != "" && !slices.Contains(notes, b) {
 				notes = append(notes, b)
 			}
 		}
