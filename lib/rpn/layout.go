@@ -59,17 +59,26 @@ func FlattenPredictions(objectness, deltas []*tensor.Tensor) (obj, del *tensor.T
 		s := objectness[l].Shape()
 		a, h, w := s[1], s[2], s[3]
 		size := a * h * w
-		oi, di := FlatIndex(1, a, h, w), FlatIndex(4, a, h, w)
+		// The FlatIndex permutation, walked directly (no index arrays):
+		// output (y, x, anchor[, coordinate]) reads input ((anchor*k +
+		// coordinate)*h + y)*w + x.
+		hw := h * w
 		for img := 0; img < n; img++ {
 			src := objectness[l].Data()[img*size : (img+1)*size]
 			dst := od[img*total+start : img*total+start+size]
-			for i, j := range oi {
-				dst[i] = src[j]
-			}
 			srcD := deltas[l].Data()[img*4*size : (img+1)*4*size]
 			dstD := dd[4*(img*total+start) : 4*(img*total+start+size)]
-			for i, j := range di {
-				dstD[i] = srcD[j]
+			i := 0
+			for p := range hw { // p = y*w + x
+				for ai := range a {
+					dst[i] = src[ai*hw+p]
+					q := 4 * ai * hw
+					dstD[4*i] = srcD[q+p]
+					dstD[4*i+1] = srcD[q+hw+p]
+					dstD[4*i+2] = srcD[q+2*hw+p]
+					dstD[4*i+3] = srcD[q+3*hw+p]
+					i++
+				}
 			}
 		}
 		start += size

@@ -5,6 +5,8 @@ import (
 	"math/rand"
 	"slices"
 	"testing"
+
+	"github.com/detlab/detlab/lib/tensor"
 )
 
 // topKReference is the stable comparison sort topKLogits replaced.
@@ -51,5 +53,47 @@ func TestTopKLogitsMatchesStableSort(t *testing.T) {
 		if got, want := topKLogits(v, k), topKReference(v, k); !slices.Equal(got, want) {
 			t.Fatalf("trial %d: topKLogits(%v, %d) = %v, want %v", trial, v, k, got, want)
 		}
+	}
+}
+
+// TestFlattenPredictionsFollowsFlatIndex checks the direct loops against
+// the FlatIndex permutation on two levels of odd sizes.
+func TestFlattenPredictionsFollowsFlatIndex(t *testing.T) {
+	rng := rand.New(rand.NewSource(4))
+	shapes := [][3]int{{3, 2, 5}, {2, 4, 3}} // (A, H, W) per level
+	const n = 2
+	var objs, dels []*tensor.Tensor
+	for _, s := range shapes {
+		o, d := tensor.New(n, s[0], s[1], s[2]), tensor.New(n, 4*s[0], s[1], s[2])
+		for i := range o.Data() {
+			o.Data()[i] = rng.Float32()
+		}
+		for i := range d.Data() {
+			d.Data()[i] = rng.Float32()
+		}
+		objs, dels = append(objs, o), append(dels, d)
+	}
+	obj, del, err := FlattenPredictions(objs, dels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := obj.Shape()[1]
+	start := 0
+	for l, s := range shapes {
+		size := s[0] * s[1] * s[2]
+		oi, di := FlatIndex(1, s[0], s[1], s[2]), FlatIndex(4, s[0], s[1], s[2])
+		for img := range n {
+			for i, j := range oi {
+				if got, want := obj.Data()[img*total+start+i], objs[l].Data()[img*size+j]; got != want {
+					t.Fatalf("level %d image %d objectness %d = %v, want %v", l, img, i, got, want)
+				}
+			}
+			for i, j := range di {
+				if got, want := del.Data()[4*(img*total+start)+i], dels[l].Data()[img*4*size+j]; got != want {
+					t.Fatalf("level %d image %d delta %d = %v, want %v", l, img, i, got, want)
+				}
+			}
+		}
+		start += size
 	}
 }
