@@ -1,6 +1,7 @@
 package box
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -27,21 +28,23 @@ func NMS(boxes []Box, scores []float32, thresh float64) ([]int, error) {
 	if len(boxes) != len(scores) {
 		return nil, fmt.Errorf("%w: nms got %d boxes and %d scores", ErrInput, len(boxes), len(scores))
 	}
-	return nms(boxes, scores, thresh, nil), nil
+	return nms(boxes, scores, thresh, nil, nil), nil
 }
 
 // nms is the kernel. When offset is non-nil, box i is shifted by offset[i] in
-// all four coordinates before the IoU (the coordinate trick).
+// all four coordinates before the IoU (the coordinate trick). When subset
+// is non-nil (ascending indices), only those boxes are candidates: the
+// result is then NMS of the selected boxes, as indices into boxes.
 //
 // It decides exactly as torchvision's nms_kernel.cpp (same float32
 // arithmetic per pair) but faster: the candidates not yet suppressed are
 // kept packed (struct of arrays, in visiting order), and each kept box
 // filters the rest in one branch-light pass that drops the suppressed ones,
 // so later passes never revisit them.
-func nms(boxes []Box, scores []float32, thresh float64, offset []float32) []int {
+func nms(boxes []Box, scores []float32, thresh float64, offset []float32, subset []int) []int {
 	ws := nmsPool.Get().(*nmsWork)
 	defer nmsPool.Put(ws)
-	ws.keys = scoreKeys(ws.keys[:0], scores)
+	ws.keys = scoreKeys(ws.keys[:0], scores, subset)
 	n := len(ws.keys)
 	keep := make([]int, 0, n)
 	if n == 0 {
@@ -136,7 +139,7 @@ func suppressionCut(thresh float64) (c float32, never bool) {
 // inverted in the high half and the index in the low half, which orders as
 // the stable comparison sort does at a fraction of its cost.
 func sortedByScore(scores []float32) []int {
-	keys := scoreKeys(nil, scores)
+	keys := scoreKeys(nil, scores, nil)
 	order := make([]int, len(keys))
 	for k, key := range keys {
 		order[k] = int(uint32(key))
@@ -146,9 +149,19 @@ func sortedByScore(scores []float32) []int {
 
 // scoreKeys appends the sorted keys of the non-NaN scores to keys: the
 // score's order-preserving bits inverted in the high half, the index in
-// the low half.
-func scoreKeys(keys []uint64, scores []float32) []uint64 {
-	for i, s := range scores {
+// the low half. With a non-nil subset (ascending) only those indices
+// count.
+func scoreKeys(keys []uint64, scores []float32, subset []int) []uint64 {
+	n := len(scores)
+	if subset != nil {
+		n = len(subset)
+	}
+	for k := range n {
+		i := k
+		if subset != nil {
+			i = subset[k]
+		}
+		s := scores[i]
 		if isNaN32(s) {
 			continue
 		}
@@ -214,41 +227,43 @@ func batchedNMSCoordinateTrick(boxes []Box, scores []float32, labels []int, thre
 	for i, l := range labels {
 		offset[i] = float32(l) * step
 	}
-	return nms(boxes, scores, thresh, offset)
+	return nms(boxes, scores, thresh, offset, nil)
 }
 
 // batchedNMSVanilla is torchvision's _batched_nms_vanilla: NMS per label, then
 // the kept indices (ascending) sorted by decreasing score.
+//
+// The labels' index sets are NMS'd in place (no copies of their boxes):
+// ties break by index within a label as they would on a copy, since each
+// set is ascending.
 func batchedNMSVanilla(boxes []Box, scores []float32, labels []int, thresh float64) []int {
-	byLabel := map[int][]int{}
-	for i, l := range labels {
-		byLabel[l] = append(byLabel[l], i)
+	// Indices grouped by label, ascending within each group.
+	byLabel := make([]int, len(labels))
+	for i := range byLabel {
+		byLabel[i] = i
 	}
+	slices.SortStableFunc(byLabel, func(a, b int) int { return cmp.Compare(labels[a], labels[b]) })
 	keepMask := make([]bool, len(boxes))
-	for _, idx := range byLabel {
-		sub := Select(boxes, idx)
-		subScores := make([]float32, len(idx))
-		for k, i := range idx {
-			subScores[k] = scores[i]
+	for lo := 0; lo < len(byLabel); {
+		hi := lo + 1
+		for hi < len(byLabel) && labels[byLabel[hi]] == labels[byLabel[lo]] {
+			hi++
 		}
-		for _, k := range nms(sub, subScores, thresh, nil) {
-			keepMask[idx[k]] = true
+		for _, i := range nms(boxes, scores, thresh, nil, byLabel[lo:hi]) {
+			keepMask[i] = true
 		}
+		lo = hi
 	}
-	kept := make([]float32, len(boxes))
-	var keepIdx []int
+	keepIdx := byLabel[:0]
 	for i, k := range keepMask {
 		if k {
 			keepIdx = append(keepIdx, i)
 		}
 	}
-	for k, i := range keepIdx {
-		kept[k] = scores[i]
-	}
-	order := sortedByScore(kept[:len(keepIdx)])
-	out := make([]int, len(order))
-	for k, o := range order {
-		out[k] = keepIdx[o]
+	keys := scoreKeys(nil, scores, keepIdx)
+	out := make([]int, len(keys))
+	for k, key := range keys {
+		out[k] = int(uint32(key))
 	}
 	return out
 }

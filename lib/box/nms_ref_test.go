@@ -125,7 +125,7 @@ func TestNMSMatchesReference(t *testing.T) {
 		}
 		for _, th := range threshes {
 			for _, off := range [][]float32{nil, offset} {
-				got := nms(boxes, scores, th, off)
+				got := nms(boxes, scores, th, off, nil)
 				want := nmsReference(boxes, scores, th, off)
 				if !slices.Equal(got, want) {
 					t.Fatalf("trial %d thresh %v offset %v: got %v, want %v\nboxes %v\nscores %v", trial, th, off != nil, got, want, boxes, scores)
