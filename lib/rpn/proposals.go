@@ -49,7 +49,11 @@ func FilterProposals(objectness, deltas []float32, anchors []box.Box, anchorsPer
 	}
 
 	// 1. Top-n per level on the raw logits.
-	var idx, level []int
+	picked := 0
+	for _, k := range anchorsPerLevel {
+		picked += min(p.PreNMSTopN, k)
+	}
+	idx, level := make([]int, 0, picked), make([]int, 0, picked)
 	start := 0
 	for l, k := range anchorsPerLevel {
 		top := topKLogits(objectness[start:start+k], min(p.PreNMSTopN, k))
