@@ -61,7 +61,7 @@ func (p MaxPool2d) Forward(g *Graph, x *Var) (*Var, error) {
 	out := g.newTensorNoZero(s[0], s[1], geo.OH, geo.OW)
 	var arg []int32 // argmax positions, only kept when a backward may need them
 	if g.grad && x.RequiresGrad() {
-		arg = make([]int32, out.Len())
+		arg = g.newInt32s(out.Len()) // the arena's, back on Release
 	}
 	g.backend.MaxPool2d(geo, x.Value.Data(), out.Data(), arg)
 	return g.Op(out, []*Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
