@@ -20,7 +20,7 @@ func TestTrainStepAllocationBudget(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a model for three steps")
 	}
-	const budget = 1 << 20
+	const budget = 1.0 * (1 << 20)
 	c := Defaults(4)
 	c.MinSize, c.MaxSize = 128, 128
 	m, err := New(c)
