@@ -15,12 +15,13 @@ import (
 const EnvBF16 = "DETLAB_BF16"
 
 // bf16MicroKernel computes c = alpha*acc + c for one mr x nr tile, where
-// acc sums kq products of packed bf16 pairs: a holds mr rows of kq pairs
-// (packABF16), b kq rows of nr pairs (packBBF16).
+// acc sums kq products of packed bf16 pairs: the pair (i, q) of A at
+// a[i*rs+q*qs] (packABF16's layouts), b holding kq rows of nr pairs
+// (packBBF16).
 type bf16MicroKernel struct {
 	name   string
 	mr, nr int
-	fn     func(kq int, a, b []uint32, c []float32, ldc int, alpha float32)
+	fn     func(kq int, a, b []uint32, c []float32, ldc int, alpha float32, rs, qs int)
 }
 
 // bf16Native is the native kernel, set in init where the CPU runs it.
@@ -371,6 +372,7 @@ func gemmBlockBF16(kern *bf16MicroKernel, transA, transB bool, i0, i1, j0, j1, k
 		for pc := 0; pc < k; pc += kcBF16 {
 			kb := min(kcBF16, k-pc)
 			kq := (kb + 1) / 2
+			rs, qs := aLayout(transA, mr, kq)
 			packABF16(buf.a, mr, transA, a, lda, ip, mpb, pc, kb)
 			for jc := j0; jc < j1; jc += ncBF16 {
 				nb := min(ncBF16, j1-jc)
@@ -385,11 +387,11 @@ func gemmBlockBF16(kern *bf16MicroKernel, transA, transB bool, i0, i1, j0, j1, k
 							h := min(mr, mpb-ir)
 							off := (ip+ir)*ldc + jc + jr
 							if h == mr && w == nr {
-								kern.fn(kq, as, bs, c[off:], ldc, alpha)
+								kern.fn(kq, as, bs, c[off:], ldc, alpha, rs, qs)
 								continue
 							}
 							clear(tile)
-							kern.fn(kq, as, bs, tile, nr, alpha)
+							kern.fn(kq, as, bs, tile, nr, alpha, rs, qs)
 							for i := 0; i < h; i++ {
 								row := c[off+i*ldc : off+i*ldc+w]
 								for j := range row {
@@ -413,6 +415,9 @@ var (
 	// bf16CvtPairsN converts 2*nq consecutive values into nq pairs; nq is
 	// a positive multiple of 16.
 	bf16CvtPairsN func(dst []uint32, src []float32, nq int)
+	// bf16ColPairs12 packs kq pairs of rows, 12 columns wide, into
+	// dst[q*12+i]: packABF16's transposed strips.
+	bf16ColPairs12 func(dst []uint32, src []float32, ld, kq int)
 )
 
 // cvtPairs writes dst[q] = bf16Pair(src[2q], src[2q+1]) for the values of
@@ -455,17 +460,34 @@ func packStridedPairs(dst, tmp []uint32, stride, rows int, src []float32, ld, kb
 	}
 }
 
+// aLayout returns the strides (rs, qs) of packABF16's layout: the pair
+// (i, q) of a strip is at i*rs+q*qs.
+func aLayout(transA bool, mr, kq int) (rs, qs int) {
+	if transA {
+		return 1, mr
+	}
+	return kq, 1
+}
+
 // packABF16 packs op(A)[i0:i0+mb, p0:p0+kb] as bfloat16 pairs in strips of
-// mr rows, each row's kq = (kb+1)/2 pairs contiguous: strip s holds at
-// i*kq+q the pair (A[r][p0+2q], A[r][p0+2q+1]) of row r = s*mr+i (zero for
-// rows past mb and for the k past an odd kb).
+// mr rows: strip s holds the pair (A[r][p0+2q], A[r][p0+2q+1]) of row
+// r = s*mr+i at i*rs+q*qs (aLayout: each row's kq = (kb+1)/2 pairs
+// contiguous, converted in place, or for a transposed A, whose rows are
+// strided, the mr rows' pairs of each q together), zero for rows past mb
+// and for the k past an odd kb.
 func packABF16(dst []uint32, mr int, transA bool, a []float32, lda, i0, mb, p0, kb int) {
 	kq := (kb + 1) / 2
 	for s := 0; s*mr < mb; s++ {
 		strip := dst[s*mr*kq : (s+1)*mr*kq]
 		h := min(mr, mb-s*mr)
 		r0 := i0 + s*mr
-		clear(strip[h*kq:])
+		if transA {
+			if h < mr {
+				clear(strip)
+			}
+		} else {
+			clear(strip[h*kq:])
+		}
 		if !transA {
 			for i := 0; i < h; i++ {
 				off := (r0+i)*lda + p0
@@ -473,17 +495,23 @@ func packABF16(dst []uint32, mr int, transA bool, a []float32, lda, i0, mb, p0, 
 			}
 			continue
 		}
-		for q := 0; q < kq; q++ {
+		q0 := 0
+		if f := bf16ColPairs12; f != nil && mr == 12 && h == 12 && kb >= 2 {
+			q0 = kb / 2
+			f(strip, a[p0*lda+r0:], lda, q0)
+		}
+		for q := q0; q < kq; q++ {
 			p := p0 + 2*q
 			lo := a[p*lda+r0 : p*lda+r0+h]
+			d := strip[q*mr : q*mr+h]
 			if 2*q+1 < kb {
 				hi := a[(p+1)*lda+r0 : (p+1)*lda+r0+h]
 				for i, v := range lo {
-					strip[i*kq+q] = bf16Pair(v, hi[i])
+					d[i] = bf16Pair(v, hi[i])
 				}
 			} else {
 				for i, v := range lo {
-					strip[i*kq+q] = bf16Bits(v)
+					d[i] = bf16Bits(v)
 				}
 			}
 		}

@@ -5,7 +5,10 @@ package compute
 // Implemented in bf16_amd64.s.
 //
 //go:noescape
-func bf16Kernel12x32(kq int, a, b *uint32, c *float32, ldc int, alpha float32)
+func bf16Kernel12x32(kq int, a, b *uint32, c *float32, ldc int, alpha float32, rs, qs int)
+
+//go:noescape
+func bf16PackColPairs12(dst *uint32, src *float32, ld int, kq int)
 
 //go:noescape
 func bf16PackRowPairs32(dst *uint32, src *float32, ld int, kq int)
@@ -31,11 +34,18 @@ func hasAVX512BF16() bool {
 }
 
 // bf16AsmKernel is the 12x32 AVX512_BF16 micro-kernel with its slice checks.
-func bf16AsmKernel(kq int, a, b []uint32, c []float32, ldc int, alpha float32) {
-	_ = a[kq*12-1]
+func bf16AsmKernel(kq int, a, b []uint32, c []float32, ldc int, alpha float32, rs, qs int) {
+	_ = a[11*rs+(kq-1)*qs]
 	_ = b[kq*32-1]
 	_ = c[11*ldc+31]
-	bf16Kernel12x32(kq, &a[0], &b[0], &c[0], ldc, alpha)
+	bf16Kernel12x32(kq, &a[0], &b[0], &c[0], ldc, alpha, rs, qs)
+}
+
+// bf16AsmColPairs12 is bf16PackColPairs12 with its slice checks.
+func bf16AsmColPairs12(dst []uint32, src []float32, ld, kq int) {
+	_ = dst[kq*12-1]
+	_ = src[(2*kq-1)*ld+11]
+	bf16PackColPairs12(&dst[0], &src[0], ld, kq)
 }
 
 // bf16AsmRowPairs32 is bf16PackRowPairs32 with its slice checks.
@@ -67,5 +77,6 @@ func init() {
 		bf16Native = &bf16MicroKernel{name: "avx512_bf16 assembly kernel 12x32 (VDPBF16PS)", mr: 12, nr: 32, fn: bf16AsmKernel}
 		bf16RowPairs32 = bf16AsmRowPairs32
 		bf16CvtPairsN = bf16AsmCvtPairs
+		bf16ColPairs12 = bf16AsmColPairs12
 	}
 }

@@ -55,23 +55,28 @@
 // vdpbf16ps zmm27, zmm3, zmm1: zmm27.fp32[j] += dot of the bf16 pairs zmm3[j], zmm1[j]
 #define VDPBF16PS_Z27_Z3_Z1 BYTE $0x62; BYTE $0x62; BYTE $0x66; BYTE $0x48; BYTE $0x52; BYTE $0xd9
 
-// func bf16Kernel12x32(kq int, a, b *uint32, c *float32, ldc int, alpha float32)
+// func bf16Kernel12x32(kq int, a, b *uint32, c *float32, ldc int, alpha float32, rs, qs int)
 //
 // c[i*ldc+j] = alpha*acc[i][j] + c[i*ldc+j] for i < 12, j < 32, where
-// acc[i][j] = sum over q < kq of the bf16 pair a[i*kq+q] times the bf16 pair
-// b[q*32+j] (each uint32 holds two bf16 values, consecutive along k, the
-// lower k in the low half). kq >= 1. 24 ZMM accumulators (12 rows x 2
-// vectors of 16 float32), VDPBF16PS: 32 multiply-adds per instruction. A's
-// rows are read in place (kq*4 bytes apart): rows 0-5 from SI, 6-11 from
-// R11, at offsets 0, R9, 2*R9, R10 = 3*R9, 4*R9, R12 = 5*R9.
-TEXT ·bf16Kernel12x32(SB), NOSPLIT, $0-44
+// acc[i][j] = sum over q < kq of the bf16 pair a[i*rs+q*qs] times the bf16
+// pair b[q*32+j] (each uint32 holds two bf16 values, consecutive along k,
+// the lower k in the low half). kq >= 1. 24 ZMM accumulators (12 rows x 2
+// vectors of 16 float32), VDPBF16PS: 32 multiply-adds per instruction. A is
+// read in place in either packed layout (rows of kq pairs: rs = kq, qs = 1;
+// or the 12 rows' pairs of each q together: rs = 1, qs = 12): rows 0-5 from
+// SI, 6-11 from R11 = SI + 6*rs, at offsets 0, R9, 2*R9, R10 = 3*R9, 4*R9,
+// R12 = 5*R9 (R9 = 4*rs bytes), both advancing R13 = 4*qs bytes per pair.
+TEXT ·bf16Kernel12x32(SB), NOSPLIT, $0-64
 	MOVQ kq+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
 	MOVQ c+24(FP), DX
 	MOVQ ldc+32(FP), R8
 	SHLQ $2, R8
-	LEAQ (CX*4), R9
+	MOVQ rs+48(FP), R9
+	SHLQ $2, R9
+	MOVQ qs+56(FP), R13
+	SHLQ $2, R13
 	LEAQ (R9)(R9*2), R10
 	LEAQ (R9)(R9*4), R12
 	LEAQ (SI)(R9*2), R11
@@ -141,8 +146,8 @@ loopbf16:
 	VPBROADCASTD (R11)(R12*1), Z3
 	VDPBF16PS_Z26_Z3_Z0
 	VDPBF16PS_Z27_Z3_Z1
-	ADDQ $4, SI
-	ADDQ $4, R11
+	ADDQ R13, SI
+	ADDQ R13, R11
 	ADDQ $128, DI
 	DECQ CX
 	JNE  loopbf16
@@ -318,5 +323,33 @@ loopround:
 	ADDQ      $64, DI
 	SUBQ      $16, CX
 	JNE       loopround
+	VZEROUPPER
+	RET
+
+// func bf16PackColPairs12(dst *uint32, src *float32, ld int, kq int)
+//
+// For q < kq and i < 12: dst[q*12+i] holds bf16(src[2q*ld+i]) in its low
+// half and bf16(src[(2q+1)*ld+i]) in its high half: a transposed A's strip
+// of 12 rows. kq >= 1. Masked loads read only the 12 columns.
+TEXT ·bf16PackColPairs12(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), R8
+	SHLQ $2, R8
+	MOVQ kq+24(FP), CX
+	MOVL $0x0fff, AX
+	KMOVW AX, K1
+	VMOVDQU64 bf16Interleave<>(SB), Z7
+
+loopcols:
+	VMOVUPS.Z (SI), K1, Z0
+	VMOVUPS.Z (SI)(R8*1), K1, Z1
+	VCVTNE2PS2BF16_Z2_Z1_Z0
+	VPERMW    Z2, Z7, Z2
+	VMOVDQU32 Z2, K1, (DI)
+	LEAQ      (SI)(R8*2), SI
+	ADDQ      $48, DI
+	DECQ      CX
+	JNE       loopcols
 	VZEROUPPER
 	RET

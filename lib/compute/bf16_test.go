@@ -10,12 +10,12 @@ import (
 
 // goBF16Kernel4x8 is a portable kernel over the same packed pair layout as
 // the assembly one, so the blocking and packing are tested on every CPU.
-func goBF16Kernel4x8(kq int, a, b []uint32, c []float32, ldc int, alpha float32) {
+func goBF16Kernel4x8(kq int, a, b []uint32, c []float32, ldc int, alpha float32, rs, qs int) {
 	const mr, nr = 4, 8
 	var acc [mr * nr]float32
 	for q := 0; q < kq; q++ {
 		for i := 0; i < mr; i++ {
-			av := a[i*kq+q]
+			av := a[i*rs+q*qs]
 			a0 := math.Float32frombits(av << 16)
 			a1 := math.Float32frombits(av &^ 0xffff)
 			for j := 0; j < nr; j++ {
@@ -203,16 +203,16 @@ func TestSgemmBF16(t *testing.T) {
 			run(kern.name+" "+id, func(c []float32) {
 				sgemmBF16Kernel(kern, tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
 			})
-			if bf16RowPairs32 == nil && bf16CvtPairsN == nil {
+			if bf16RowPairs32 == nil && bf16CvtPairsN == nil && bf16ColPairs12 == nil {
 				continue
 			}
 			// The Go packing loops, as on a CPU without the converters.
-			rp, cp := bf16RowPairs32, bf16CvtPairsN
-			bf16RowPairs32, bf16CvtPairsN = nil, nil
+			rp, cp, cp12 := bf16RowPairs32, bf16CvtPairsN, bf16ColPairs12
+			bf16RowPairs32, bf16CvtPairsN, bf16ColPairs12 = nil, nil, nil
 			run(kern.name+" Go packing "+id, func(c []float32) {
 				sgemmBF16Kernel(kern, tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
 			})
-			bf16RowPairs32, bf16CvtPairsN = rp, cp
+			bf16RowPairs32, bf16CvtPairsN, bf16ColPairs12 = rp, cp, cp12
 		}
 	}
 }
@@ -314,7 +314,7 @@ func bf16Specials() []float32 {
 // rounding's bits on special and random values (NaN: any NaN; subnormals:
 // a zero of their sign).
 func TestBF16Converters(t *testing.T) {
-	if bf16CvtPairsN == nil || bf16RowPairs32 == nil {
+	if bf16CvtPairsN == nil || bf16RowPairs32 == nil || bf16ColPairs12 == nil {
 		t.Skip("no AVX512_BF16 converters on this CPU (" + CPU().String() + ")")
 	}
 	rng := rand.New(rand.NewSource(3))
@@ -341,6 +341,16 @@ func TestBF16Converters(t *testing.T) {
 		}
 	}
 	const ld, kq = 40, 3
+	cols := make([]uint32, 12*kq)
+	bf16ColPairs12(cols, src[5:], ld, kq)
+	for q := 0; q < kq; q++ {
+		for i := 0; i < 12; i++ {
+			lo, hi := src[5+2*q*ld+i], src[5+(2*q+1)*ld+i]
+			if want := bf16Pair(lo, hi); !pairOK(cols[q*12+i], want) {
+				t.Errorf("colPairs12: [%d,%d] of (%g, %g) = %#08x, want %#08x", q, i, lo, hi, cols[q*12+i], want)
+			}
+		}
+	}
 	rows := make([]uint32, 32*kq)
 	bf16RowPairs32(rows, src, ld, kq)
 	for q := 0; q < kq; q++ {
