@@ -12,15 +12,38 @@ import (
 func init() {
 	Symbols["github.com/detlab/detlab/lib/compute/compute"] = map[string]reflect.Value{
 		// function, constant and variable definitions
+		"BF16Backend":     reflect.ValueOf(compute.BF16Backend),
 		"Backend":         reflect.ValueOf(compute.Backend),
 		"CPU":             reflect.ValueOf(compute.CPU),
+		"EnvBF16":         reflect.ValueOf(constant.MakeFromLiteral("\"DETLAB_BF16\"", token.STRING, 0)),
 		"EnvBLAS":         reflect.ValueOf(constant.MakeFromLiteral("\"DETLAB_BLAS\"", token.STRING, 0)),
+		"EnvOneDNNPath":   reflect.ValueOf(constant.MakeFromLiteral("\"DETLAB_ONEDNN\"", token.STRING, 0)),
 		"EnvOpenBLASPath": reflect.ValueOf(constant.MakeFromLiteral("\"DETLAB_OPENBLAS\"", token.STRING, 0)),
+		"HasBF16":         reflect.ValueOf(compute.HasBF16),
+		"RoundBF16Slice":  reflect.ValueOf(compute.RoundBF16Slice),
 		"Saxpy":           reflect.ValueOf(compute.Saxpy),
 		"Sdot":            reflect.ValueOf(compute.Sdot),
 		"Sgemm":           reflect.ValueOf(compute.Sgemm),
+		"SgemmBF16":       reflect.ValueOf(compute.SgemmBF16),
+		"SgemmEpilogue":   reflect.ValueOf(compute.SgemmEpilogue),
+		"SgemmPanels":     reflect.ValueOf(compute.SgemmPanels),
 
 		// type definitions
-		"CPUInfo": reflect.ValueOf((*compute.CPUInfo)(nil)),
+		"CPUInfo":     reflect.ValueOf((*compute.CPUInfo)(nil)),
+		"Epilogue":    reflect.ValueOf((*compute.Epilogue)(nil)),
+		"PanelSource": reflect.ValueOf((*compute.PanelSource)(nil)),
+
+		// interface wrapper definitions
+		"_PanelSource": reflect.ValueOf((*_github_com_detlab_detlab_lib_compute_PanelSource)(nil)),
 	}
+}
+
+// _github_com_detlab_detlab_lib_compute_PanelSource is an interface wrapper for PanelSource type
+type _github_com_detlab_detlab_lib_compute_PanelSource struct {
+	IValue     interface{}
+	WPackPanel func(dst []float32, nr int, p0 int, kb int, j0 int, nb int)
+}
+
+func (W _github_com_detlab_detlab_lib_compute_PanelSource) PackPanel(dst []float32, nr int, p0 int, kb int, j0 int, nb int) {
+	W.WPackPanel(dst, nr, p0, kb, j0, nb)
 }

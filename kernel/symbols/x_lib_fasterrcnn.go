@@ -11,10 +11,11 @@ import (
 func init() {
 	Symbols["github.com/detlab/detlab/lib/fasterrcnn/fasterrcnn"] = map[string]reflect.Value{
 		// function, constant and variable definitions
-		"Defaults":  reflect.ValueOf(fasterrcnn.Defaults),
-		"ErrConfig": reflect.ValueOf(&fasterrcnn.ErrConfig).Elem(),
-		"ErrInput":  reflect.ValueOf(&fasterrcnn.ErrInput).Elem(),
-		"New":       reflect.ValueOf(fasterrcnn.New),
+		"Defaults":     reflect.ValueOf(fasterrcnn.Defaults),
+		"DeviceMemory": reflect.ValueOf(fasterrcnn.DeviceMemory),
+		"ErrConfig":    reflect.ValueOf(&fasterrcnn.ErrConfig).Elem(),
+		"ErrInput":     reflect.ValueOf(&fasterrcnn.ErrInput).Elem(),
+		"New":          reflect.ValueOf(fasterrcnn.New),
 
 		// type definitions
 		"Backbone":   reflect.ValueOf((*fasterrcnn.Backbone)(nil)),

@@ -19,6 +19,7 @@ func init() {
 		"BNFrozen":          reflect.ValueOf(nn.BNFrozen),
 		"BNTrain":           reflect.ValueOf(nn.BNTrain),
 		"Concat":            reflect.ValueOf(nn.Concat),
+		"ConvBN":            reflect.ValueOf(nn.ConvBN),
 		"CopyState":         reflect.ValueOf(nn.CopyState),
 		"CrossEntropy":      reflect.ValueOf(nn.CrossEntropy),
 		"CurrentBackend":    reflect.ValueOf(nn.CurrentBackend),
@@ -33,6 +34,7 @@ func init() {
 		"Mul":               reflect.ValueOf(nn.Mul),
 		"MulScalar":         reflect.ValueOf(nn.MulScalar),
 		"NewArena":          reflect.ValueOf(nn.NewArena),
+		"NewArenaWith":      reflect.ValueOf(nn.NewArenaWith),
 		"NewBatchNorm2d":    reflect.ValueOf(nn.NewBatchNorm2d),
 		"NewConv2d":         reflect.ValueOf(nn.NewConv2d),
 		"NewGraph":          reflect.ValueOf(nn.NewGraph),
@@ -64,8 +66,11 @@ func init() {
 		"BatchNorm2d":        reflect.ValueOf((*nn.BatchNorm2d)(nil)),
 		"CPU":                reflect.ValueOf((*nn.CPU)(nil)),
 		"Conv2d":             reflect.ValueOf((*nn.Conv2d)(nil)),
+		"ConvEpilogue":       reflect.ValueOf((*nn.ConvEpilogue)(nil)),
 		"ConvGeom":           reflect.ValueOf((*nn.ConvGeom)(nil)),
+		"ElementwiseBackend": reflect.ValueOf((*nn.ElementwiseBackend)(nil)),
 		"Flatten":            reflect.ValueOf((*nn.Flatten)(nil)),
+		"FusedConvBackend":   reflect.ValueOf((*nn.FusedConvBackend)(nil)),
 		"Graph":              reflect.ValueOf((*nn.Graph)(nil)),
 		"Linear":             reflect.ValueOf((*nn.Linear)(nil)),
 		"MaxPool2d":          reflect.ValueOf((*nn.MaxPool2d)(nil)),
@@ -73,14 +78,20 @@ func init() {
 		"Param":              reflect.ValueOf((*nn.Param)(nil)),
 		"PoolGeom":           reflect.ValueOf((*nn.PoolGeom)(nil)),
 		"Precision":          reflect.ValueOf((*nn.Precision)(nil)),
+		"PrecisionBackend":   reflect.ValueOf((*nn.PrecisionBackend)(nil)),
+		"RoundingBackend":    reflect.ValueOf((*nn.RoundingBackend)(nil)),
 		"Scratch":            reflect.ValueOf((*nn.Scratch)(nil)),
 		"StateDict":          reflect.ValueOf((*nn.StateDict)(nil)),
 		"Var":                reflect.ValueOf((*nn.Var)(nil)),
 
 		// interface wrapper definitions
-		"_Backend": reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_Backend)(nil)),
-		"_Module":  reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_Module)(nil)),
-		"_Scratch": reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_Scratch)(nil)),
+		"_Backend":            reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_Backend)(nil)),
+		"_ElementwiseBackend": reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_ElementwiseBackend)(nil)),
+		"_FusedConvBackend":   reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_FusedConvBackend)(nil)),
+		"_Module":             reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_Module)(nil)),
+		"_PrecisionBackend":   reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_PrecisionBackend)(nil)),
+		"_RoundingBackend":    reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_RoundingBackend)(nil)),
+		"_Scratch":            reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_Scratch)(nil)),
 	}
 }
 
@@ -122,6 +133,34 @@ func (W _github_com_detlab_detlab_lib_nn_Backend) Name() string {
 	return W.WName()
 }
 
+// _github_com_detlab_detlab_lib_nn_ElementwiseBackend is an interface wrapper for ElementwiseBackend type
+type _github_com_detlab_detlab_lib_nn_ElementwiseBackend struct {
+	IValue        interface{}
+	WAdd          func(a []float32, b []float32, y []float32, relu bool)
+	WReLU         func(x []float32, y []float32)
+	WReLUBackward func(y []float32, dy []float32, dx []float32)
+}
+
+func (W _github_com_detlab_detlab_lib_nn_ElementwiseBackend) Add(a []float32, b []float32, y []float32, relu bool) {
+	W.WAdd(a, b, y, relu)
+}
+func (W _github_com_detlab_detlab_lib_nn_ElementwiseBackend) ReLU(x []float32, y []float32) {
+	W.WReLU(x, y)
+}
+func (W _github_com_detlab_detlab_lib_nn_ElementwiseBackend) ReLUBackward(y []float32, dy []float32, dx []float32) {
+	W.WReLUBackward(y, dy, dx)
+}
+
+// _github_com_detlab_detlab_lib_nn_FusedConvBackend is an interface wrapper for FusedConvBackend type
+type _github_com_detlab_detlab_lib_nn_FusedConvBackend struct {
+	IValue       interface{}
+	WConv2dFused func(geo nn.ConvGeom, x []float32, w []float32, ep nn.ConvEpilogue, y []float32, s nn.Scratch)
+}
+
+func (W _github_com_detlab_detlab_lib_nn_FusedConvBackend) Conv2dFused(geo nn.ConvGeom, x []float32, w []float32, ep nn.ConvEpilogue, y []float32, s nn.Scratch) {
+	W.WConv2dFused(geo, x, w, ep, y, s)
+}
+
 // _github_com_detlab_detlab_lib_nn_Module is an interface wrapper for Module type
 type _github_com_detlab_detlab_lib_nn_Module struct {
 	IValue    interface{}
@@ -134,6 +173,30 @@ func (W _github_com_detlab_detlab_lib_nn_Module) AddState(sd *nn.StateDict, pref
 }
 func (W _github_com_detlab_detlab_lib_nn_Module) Params() []*nn.Param {
 	return W.WParams()
+}
+
+// _github_com_detlab_detlab_lib_nn_PrecisionBackend is an interface wrapper for PrecisionBackend type
+type _github_com_detlab_detlab_lib_nn_PrecisionBackend struct {
+	IValue           interface{}
+	WGemmPrecision   func(p nn.Precision, transA bool, transB bool, m int, n int, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
+	WNativePrecision func(p nn.Precision) bool
+}
+
+func (W _github_com_detlab_detlab_lib_nn_PrecisionBackend) GemmPrecision(p nn.Precision, transA bool, transB bool, m int, n int, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	W.WGemmPrecision(p, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+func (W _github_com_detlab_detlab_lib_nn_PrecisionBackend) NativePrecision(p nn.Precision) bool {
+	return W.WNativePrecision(p)
+}
+
+// _github_com_detlab_detlab_lib_nn_RoundingBackend is an interface wrapper for RoundingBackend type
+type _github_com_detlab_detlab_lib_nn_RoundingBackend struct {
+	IValue interface{}
+	WRound func(p nn.Precision, dst []float32, src []float32)
+}
+
+func (W _github_com_detlab_detlab_lib_nn_RoundingBackend) Round(p nn.Precision, dst []float32, src []float32) {
+	W.WRound(p, dst, src)
 }
 
 // _github_com_detlab_detlab_lib_nn_Scratch is an interface wrapper for Scratch type

@@ -24,9 +24,27 @@ func init() {
 		"Scale":          reflect.ValueOf(transform.Scale),
 
 		// type definitions
+		"Buffers":   reflect.ValueOf((*transform.Buffers)(nil)),
 		"Config":    reflect.ValueOf((*transform.Config)(nil)),
 		"ImageList": reflect.ValueOf((*transform.ImageList)(nil)),
 		"Size":      reflect.ValueOf((*transform.Size)(nil)),
 		"Transform": reflect.ValueOf((*transform.Transform)(nil)),
+
+		// interface wrapper definitions
+		"_Buffers": reflect.ValueOf((*_github_com_detlab_detlab_lib_transform_Buffers)(nil)),
 	}
+}
+
+// _github_com_detlab_detlab_lib_transform_Buffers is an interface wrapper for Buffers type
+type _github_com_detlab_detlab_lib_transform_Buffers struct {
+	IValue interface{}
+	WGet   func(n int) []float32
+	WPut   func(b []float32)
+}
+
+func (W _github_com_detlab_detlab_lib_transform_Buffers) Get(n int) []float32 {
+	return W.WGet(n)
+}
+func (W _github_com_detlab_detlab_lib_transform_Buffers) Put(b []float32) {
+	W.WPut(b)
 }

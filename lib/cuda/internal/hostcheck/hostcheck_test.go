@@ -55,7 +55,7 @@ func driver(t *testing.T) string {
 		for v, define := range []string{"-DDETLAB_HOSTCHECK", "-DDETLAB_FORCE_I64"} {
 			drivers[v] = filepath.Join(buildDir, fmt.Sprintf("driver%d", v))
 			cmd := exec.Command(gxx, "-std=c++20", "-O1", "-ffp-contract=off", "-pthread", "-Wall", "-Wextra", define,
-				"-I", filepath.Join("..", "kernels"), "-o", drivers[v], filepath.Join("testdata", "driver.cpp"))
+				"-I", filepath.Join("..", "..", "kernels"), "-o", drivers[v], filepath.Join("testdata", "driver.cpp"))
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
