@@ -104,7 +104,7 @@ func main() {
 		}
 		os.Exit(runWorker(*worker, *runs, *quick, *warmup, *cpuprof, *memprof))
 	}
-	pk := peakFLOPS(*fmaUnits, *lanes, *ghz)
+	pk := withMeasuredPeak(peakFLOPS(*fmaUnits, *lanes, *ghz))
 	fmt.Printf("detlab-bench  %s\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Printf("cpu:      %s\n", compute.CPU())
 	fmt.Printf("peak:     %.1f GFLOP/s fp32 = %s\n", pk.gflops, pk.formula)
