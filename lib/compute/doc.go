@@ -1,6 +1,10 @@
-// Package compute holds the numeric backends the library's hot paths run on,
-// starting with a single-precision matrix multiply, Sgemm, with row-major
-// BLAS semantics.
+// Package compute holds the numeric backends the library's hot paths run on:
+// a single-precision matrix multiply, Sgemm, with row-major BLAS semantics;
+// SgemmEpilogue and SgemmPanels, which fuse a per-row scale, shift,
+// residual and ReLU into the product's store and let a convolution write
+// its patch matrix straight into the packed panels (no im2col pass); and
+// SgemmBF16, the same contract with bfloat16 operands and float32
+// accumulation (VDPBF16PS on CPUs with AVX512_BF16, emulated elsewhere).
 //
 // Backends, chosen once at the first call (by default the Go implementation
 // where its AVX-512 kernel runs, else OpenBLAS when present, else Go):
@@ -9,12 +13,20 @@
 //     no cgo needed) when libopenblas.so.0 is present (Debian: apt-get
 //     install libopenblas0 or libopenblas-dev); its thread count is set to
 //     GOMAXPROCS. DETLAB_OPENBLAS names an explicit library path.
+//   - oneDNN, loaded the same way (libdnnl.so.3 or .so.2; Debian: apt-get
+//     install libdnnl2), dnnl_sgemm on OpenMP threads that follow
+//     GOMAXPROCS unless OMP_NUM_THREADS is set. DETLAB_ONEDNN names an
+//     explicit library path. Faster than Go on bare products here, slower
+//     end to end because convolutions must then write the whole patch
+//     matrix, so it is used only when asked for.
 //   - Go: a blocked, packed Goto-style implementation, parallel over
 //     GOMAXPROCS goroutines, whose micro-kernel is chosen by CPUID: AVX-512
 //     (12x32) or AVX2+FMA (6x16) assembly on amd64, a portable 4x4 Go
 //     kernel elsewhere or with the purego build tag.
 //
-// The DETLAB_BLAS environment variable forces one: go, portable or openblas.
+// The DETLAB_BLAS environment variable forces one: go, portable, openblas or
+// onednn. A forced library that cannot load falls back to Go, and Backend's
+// text says why.
 // Backend says which runs and CPU describes the processor, for benchmark
 // printouts:
 //
