@@ -73,6 +73,37 @@ func (c *counting) Conv2d(geo nn.ConvGeom, x, w, bias, y []float32, s nn.Scratch
 	c.Backend.Conv2d(geo, x, w, bias, y, s)
 }
 
+// Conv2dFused passes nn.FusedConvBackend through (ConvBN asks for it by
+// type assertion: without this method the wrapper would silently measure
+// the unfused path). A wrapped backend without it gets the same two passes
+// ConvBN would run.
+func (c *counting) Conv2dFused(geo nn.ConvGeom, x, w []float32, ep nn.ConvEpilogue, y []float32, s nn.Scratch) {
+	c.flops.Add(convFlops(geo))
+	if fb, ok := c.Backend.(nn.FusedConvBackend); ok {
+		fb.Conv2dFused(geo, x, w, ep, y, s)
+		return
+	}
+	c.Backend.Conv2d(geo, x, w, nil, y, s)
+	hw := geo.OH * geo.OW
+	for i := range y {
+		k := i / hw % geo.K
+		v := y[i]
+		if ep.Scale != nil {
+			v *= ep.Scale[k]
+		}
+		if ep.Shift != nil {
+			v += ep.Shift[k]
+		}
+		if ep.Residual != nil {
+			v += ep.Residual[i]
+		}
+		if ep.ReLU && v < 0 {
+			v = 0
+		}
+		y[i] = v
+	}
+}
+
 func (c *counting) Conv2dBackward(geo nn.ConvGeom, x, w, dy, dx, dw, db []float32, s nn.Scratch) {
 	if dx != nil {
 		c.flops.Add(convFlops(geo))
@@ -120,7 +151,7 @@ func resnetTrain() (func() error, error) {
 	arena := nn.NewArena()
 	return func() error {
 		nn.ZeroGrads(params)
-		g := nn.NewGraph().WithArena(arena)
+		g := nn.NewGraph().WithArena(arena).WithEagerRelease()
 		defer g.Release()
 		y, err := m.Forward(g, g.Input(x))
 		if err != nil {
@@ -135,7 +166,10 @@ func resnetTrain() (func() error, error) {
 func frcnnModel(h, w int) (*fasterrcnn.Model, error) {
 	c := fasterrcnn.Defaults(5)
 	c.MinSize, c.MaxSize = min(h, w), max(h, w)
-	return fasterrcnn.New(c)
+	c.Device = benchDevice
+	m, err := fasterrcnn.New(c)
+	deviceModel = m
+	return m, err
 }
 
 // benchTargets are three boxes per image, scaled to the image.
