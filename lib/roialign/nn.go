@@ -60,7 +60,9 @@ func Apply(g *nn.Graph, features *nn.Var, rois *tensor.Tensor, cfg Config) (*nn.
 		}
 		dy := gy.Data()
 		if ac != nn.Float32 {
-			rd := make([]float32, len(dy))
+			// From the graph's arena: a fresh 100 MB buffer per step
+			// cost more in page faults than the pooling itself.
+			rd := g.NewTensor(gy.Shape()...).Data()
 			ac.RoundSlice(rd, dy)
 			dy = rd
 		}
