@@ -33,9 +33,10 @@
 // Linear and RoIAlign multiply operands rounded to the reduced precision
 // (forward and backward) with float32 accumulation; BatchNorm, activations,
 // losses, all gradients, the optimizer and the master weights stay float32.
-// The rounding is EMULATED on the float32 kernels (nn.AutocastKernels says
-// so): results are those of reduced-precision operands, but nothing runs
-// faster unless lib/nn has a reduced-precision kernel for the CPU.
+// bfloat16 runs on native kernels where the backend has them (the CPU
+// backend on AVX512_BF16: VDPBF16PS); elsewhere, and for float16 on the
+// CPU, the rounding is emulated on the float32 kernels - same numbers up to
+// summation order, no speed-up. nn.AutocastKernels says which runs.
 // *fasterrcnn.Model (through Detector) implements autocast. Trainer.Precision
 // reports what a Fit actually ran in: a model without SetAutocast computes in
 // float32 and gets the loss scaler only; loss scales are powers of two, so
