@@ -173,6 +173,9 @@ const (
 type bf16PackBuf struct {
 	a, b []uint32
 	row  []uint32 // one row's pairs, for packStridedPairs
+	// f holds one float32 strip of a PanelSource's B (kcBF16 x nr), made
+	// on first use.
+	f []float32
 }
 
 // bf16Free keeps released pack buffers (not emptied by the collector, so
@@ -227,15 +230,20 @@ func sgemmBF16Kernel(kern *bf16MicroKernel, transA, transB bool, m, n, k int, al
 	}
 	workers, splitK := bf16Plan(m, n, k)
 	if workers == 1 {
-		gemmBlockBF16(kern, transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc)
+		gemmBlockBF16(kern, transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, nil, c, ldc, nil)
 		return
 	}
 	if splitK {
-		sgemmBF16SplitK(kern, workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, c, ldc)
+		sgemmBF16SplitK(kern, workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, nil, c, ldc)
 		return
 	}
-	// One contiguous range of the larger dimension of C per worker, aligned
-	// to the micro-tile.
+	gemmParallelBF16(kern, workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, nil, c, ldc, nil)
+}
+
+// gemmParallelBF16 runs gemmBlockBF16 on one contiguous range of the larger
+// dimension of C per worker, aligned to the micro-tile so that no tile
+// straddles two workers.
+func gemmParallelBF16(kern *bf16MicroKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, src PanelSource, c []float32, ldc int, ep *Epilogue) {
 	splitRows := m >= n
 	total, unit := n, kern.nr
 	if splitRows {
@@ -254,9 +262,9 @@ func sgemmBF16Kernel(kern *bf16MicroKernel, transA, transB bool, m, n, k int, al
 		go func() {
 			defer wg.Done()
 			if splitRows {
-				gemmBlockBF16(kern, transA, transB, lo, hi, 0, n, k, alpha, a, lda, b, ldb, c, ldc)
+				gemmBlockBF16(kern, transA, transB, lo, hi, 0, n, k, alpha, a, lda, b, ldb, src, c, ldc, ep)
 			} else {
-				gemmBlockBF16(kern, transA, transB, 0, m, lo, hi, k, alpha, a, lda, b, ldb, c, ldc)
+				gemmBlockBF16(kern, transA, transB, 0, m, lo, hi, k, alpha, a, lda, b, ldb, src, c, ldc, ep)
 			}
 		}()
 	}
@@ -277,8 +285,9 @@ func bf16Plan(m, n, k int) (workers int, splitK bool) {
 
 // sgemmBF16SplitK splits a long k (a box head's fc6) over the workers: the
 // first accumulates into C, the others into zeroed m x n buffers added into
-// C at the end, so every operand is packed once in all.
-func sgemmBF16SplitK(kern *bf16MicroKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+// C at the end, so every operand is packed once in all. A non-nil src
+// supplies B (b unused, transB false).
+func sgemmBF16SplitK(kern *bf16MicroKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, src PanelSource, c []float32, ldc int) {
 	parts := make([][]float32, workers)
 	for w := 1; w < workers; w++ {
 		parts[w] = getBF16SplitBuf(m * n)
@@ -299,9 +308,11 @@ func sgemmBF16SplitK(kern *bf16MicroKernel, workers int, transA, transB bool, m,
 		} else {
 			as = a[p0:]
 		}
-		if transB {
+		switch {
+		case src != nil:
+		case transB:
 			bs = b[p0:]
-		} else {
+		default:
 			bs = b[p0*ldb:]
 		}
 		dst, ld := c, ldc
@@ -311,7 +322,7 @@ func sgemmBF16SplitK(kern *bf16MicroKernel, workers int, transA, transB bool, m,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			gemmBlockBF16(kern, transA, transB, 0, m, 0, n, p1-p0, alpha, as, lda, bs, ldb, dst, ld)
+			gemmBlockBF16(kern, transA, transB, 0, m, 0, n, p1-p0, alpha, as, lda, bs, ldb, srcAt(src, p0), dst, ld, nil)
 		}()
 	}
 	wg.Wait()
@@ -360,8 +371,11 @@ func putBF16SplitBuf(b []float32) {
 // gemmBlockBF16 adds alpha*op(A)*op(B) into rows [i0,i1) and columns
 // [j0,j1) of C, serially, in gemmBlock's loop order: each A panel of up to
 // mpBF16 rows is packed once per kcBF16 slice of k and reused across every
-// ncBF16-wide panel of B.
-func gemmBlockBF16(kern *bf16MicroKernel, transA, transB bool, i0, i1, j0, j1, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+// ncBF16-wide panel of B. A non-nil src supplies B (b unused, transB
+// false). With an epilogue (alpha must then be 1) it overwrites the block
+// instead and applies ep to each tile as it receives its last slice of k
+// (storeTileEpBF16).
+func gemmBlockBF16(kern *bf16MicroKernel, transA, transB bool, i0, i1, j0, j1, k int, alpha float32, a []float32, lda int, b []float32, ldb int, src PanelSource, c []float32, ldc int, ep *Epilogue) {
 	buf := getBF16PackBuf()
 	defer putBF16PackBuf(buf)
 	mr, nr := kern.mr, kern.nr
@@ -374,9 +388,14 @@ func gemmBlockBF16(kern *bf16MicroKernel, transA, transB bool, i0, i1, j0, j1, k
 			kq := (kb + 1) / 2
 			rs, qs := aLayout(transA, mr, kq)
 			packABF16(buf.a, mr, transA, a, lda, ip, mpb, pc, kb)
+			first, last := pc == 0, pc+kb >= k
 			for jc := j0; jc < j1; jc += ncBF16 {
 				nb := min(ncBF16, j1-jc)
-				packBBF16(buf.b, buf.row, nr, transB, b, ldb, pc, kb, jc, nb)
+				if src != nil {
+					packSourceBF16(buf, nr, src, pc, kb, jc, nb)
+				} else {
+					packBBF16(buf.b, buf.row, nr, transB, b, ldb, pc, kb, jc, nb)
+				}
 				for ic := 0; ic < mpb; ic += mcBF16 {
 					mb := min(mcBF16, mpb-ic)
 					for jr := 0; jr < nb; jr += nr {
@@ -386,6 +405,10 @@ func gemmBlockBF16(kern *bf16MicroKernel, transA, transB bool, i0, i1, j0, j1, k
 							as := buf.a[ir*kq : ir*kq+kq*mr]
 							h := min(mr, mpb-ir)
 							off := (ip+ir)*ldc + jc + jr
+							if ep != nil {
+								storeTileEpBF16(kern, kq, as, bs, tile, c, ldc, ip+ir, jc+jr, h, w, rs, qs, first, last, ep)
+								continue
+							}
 							if h == mr && w == nr {
 								kern.fn(kq, as, bs, c[off:], ldc, alpha, rs, qs)
 								continue
