@@ -226,17 +226,35 @@ func (g *Graph) Leaf(t *tensor.Tensor, requiresGrad bool) *Var {
 
 // Param wraps a parameter. When g records and p is trainable, Backward
 // accumulates into p.Grad (allocated on first use), as PyTorch does:
-// call ZeroGrad between steps.
+// call ZeroGrad between steps. A parameter no recording graph has touched
+// keeps a nil Grad, which optimisers skip.
+//
+// The first-use gradient is ordinary Go memory, except under an arena made
+// by NewArenaWith: then it comes from that arena's allocator (a device
+// backend's memory) and, unlike the arena's buffers, is never recycled:
+// it belongs to the parameter, and whoever owns the allocator frees it
+// (lib/fasterrcnn's ReleaseDevice does).
 func (g *Graph) Param(p *Param) *Var {
 	v := &Var{Value: p.Value, g: g}
 	if g.grad && p.Trainable {
 		if p.Grad == nil {
-			p.Grad = tensor.New(p.Value.Shape()...)
+			p.Grad = g.newParamGrad(p.Value.Shape()...)
 		}
 		v.Grad = p.Grad
 		v.requiresGrad = true
 	}
 	return v
+}
+
+// newParamGrad returns a zeroed gradient tensor for a parameter: from the
+// allocator of g's device arena when it has one, else Go memory.
+func (g *Graph) newParamGrad(shape ...int) *tensor.Tensor {
+	if g.arena == nil || g.arena.alloc == nil {
+		return tensor.New(shape...)
+	}
+	b := g.arena.alloc(tensor.Numel(shape))
+	clear(b)
+	return tensor.MustFromSlice(b, shape...)
 }
 
 // Op is the extension hook for differentiable operations defined outside

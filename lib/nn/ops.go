@@ -8,18 +8,28 @@ import (
 )
 
 // ReLU returns max(x, 0); NaN propagates. The gradient passes where the
-// output is positive.
+// output is positive. On a backend that implements ElementwiseBackend both
+// passes run there.
 func ReLU(g *Graph, x *Var) *Var {
 	out := g.newTensorNoZero(x.Shape()...)
 	xd, od := x.Value.Data(), out.Data()
-	for i, v := range xd {
-		if !(v > 0) && v == v {
-			v = 0
+	eb := g.elementwise()
+	if eb != nil {
+		eb.ReLU(xd, od)
+	} else {
+		for i, v := range xd {
+			if !(v > 0) && v == v {
+				v = 0
+			}
+			od[i] = v
 		}
-		od[i] = v
 	}
 	return g.Op(out, []*Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		dx := gin[0].Data()
+		if eb != nil {
+			eb.ReLUBackward(od, gy.Data(), dx)
+			return
+		}
 		for i, d := range gy.Data() {
 			if od[i] > 0 {
 				dx[i] += d
@@ -28,10 +38,13 @@ func ReLU(g *Graph, x *Var) *Var {
 	})
 }
 
-// Add returns a + b (same shapes).
+// Add returns a + b (same shapes). On a backend that implements
+// ElementwiseBackend the sum and its backward run there.
 func Add(g *Graph, a, b *Var) (*Var, error) { return add(g, a, b, false) }
 
-// AddReLU returns max(a + b, 0) in one pass (ResNet's residual join).
+// AddReLU returns max(a + b, 0) in one pass (ResNet's residual join); NaN
+// propagates. On a backend that implements ElementwiseBackend both passes
+// run there.
 func AddReLU(g *Graph, a, b *Var) (*Var, error) { return add(g, a, b, true) }
 
 func add(g *Graph, a, b *Var, relu bool) (*Var, error) {
@@ -40,25 +53,37 @@ func add(g *Graph, a, b *Var, relu bool) (*Var, error) {
 	}
 	out := g.newTensorNoZero(a.Shape()...)
 	ad, bd, od := a.Value.Data(), b.Value.Data(), out.Data()
-	parallelFor(len(od)/4096+1, func(c0, c1 int) {
-		lo, hi := c0*4096, min(c1*4096, len(od))
-		for i := lo; i < hi; i++ {
-			v := ad[i] + bd[i]
-			if relu && !(v > 0) && v == v {
-				v = 0
+	eb := g.elementwise()
+	if eb != nil {
+		eb.Add(ad, bd, od, relu)
+	} else {
+		parallelFor(len(od)/4096+1, func(c0, c1 int) {
+			lo, hi := c0*4096, min(c1*4096, len(od))
+			for i := lo; i < hi; i++ {
+				v := ad[i] + bd[i]
+				if relu && !(v > 0) && v == v {
+					v = 0
+				}
+				od[i] = v
 			}
-			od[i] = v
-		}
-	})
+		})
+	}
 	return g.Op(out, []*Var{a, b}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		for _, dx := range gin {
 			if dx == nil {
 				continue
 			}
 			d := dx.Data()
-			for i, v := range gy.Data() {
-				if !relu || od[i] > 0 {
-					d[i] += v
+			switch {
+			case eb != nil && relu:
+				eb.ReLUBackward(od, gy.Data(), d)
+			case eb != nil:
+				eb.Add(d, gy.Data(), d, false) // d += gy
+			default:
+				for i, v := range gy.Data() {
+					if !relu || od[i] > 0 {
+						d[i] += v
+					}
 				}
 			}
 		}
