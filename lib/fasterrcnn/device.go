@@ -110,8 +110,10 @@ func (m *Model) useDevice() error {
 
 // placeOn makes b the model's backend: graphs take their buffers from an
 // arena over b's memory, and every state tensor (parameters and buffers)
-// and every trainable parameter's gradient moves into b's memory, the
-// values copied. The tensors stay the same *tensor.Tensor values, so the
+// and every gradient that exists moves into b's memory, the values copied.
+// Gradients not yet allocated are allocated in b's memory by the first
+// training pass that touches their parameter (nn.Graph.Param under a
+// device arena). The tensors stay the same *tensor.Tensor values, so the
 // parts, the state dict and optimisers built earlier see the new storage.
 func (m *Model) placeOn(b deviceBackend, device string) {
 	m.backend = b
@@ -129,11 +131,11 @@ func (m *Model) placeOn(b deviceBackend, device string) {
 	}
 	for _, k := range m.state.Keys {
 		move(m.state.Tensors[k])
-		if p := m.state.Param(k); p != nil && p.Trainable {
-			if p.Grad == nil {
-				p.Grad = tensor.MustFromSlice(m.deviceAlloc(p.Value.Len()), p.Value.Shape()...)
-				moved[p.Grad] = true
-			}
+		if p := m.state.Param(k); p != nil {
+			// A nil gradient stays nil, as on the CPU: the first training
+			// graph to touch the parameter allocates it from the arena's
+			// allocator (m.deviceAlloc), and optimisers skip parameters no
+			// graph touched instead of decaying them on a zero gradient.
 			move(p.Grad)
 		}
 	}

@@ -208,8 +208,8 @@ func TestPlaceOnDevice(t *testing.T) {
 		if golden.Compare(tt.Data(), before[k], golden.Tol{}) != "" {
 			t.Errorf("%s changed value when moved", k)
 		}
-		if p := m.state.Param(k); p != nil && p.Trainable && (p.Grad == nil || !dev.owns(p.Grad.Data())) {
-			t.Errorf("%s: gradient not in device memory", k)
+		if p := m.state.Param(k); p != nil && p.Grad != nil {
+			t.Errorf("%s: placement gave an untouched parameter a gradient (the CPU keeps it nil)", k)
 		}
 	}
 	inUse0, _, ok := m.DeviceMemory()
@@ -225,6 +225,14 @@ func TestPlaceOnDevice(t *testing.T) {
 	for k, g := range wantGrads {
 		if d := golden.Compare(gotGrads[k], g, golden.Tol{}); d != "" {
 			t.Errorf("gradient %s: %s", k, d)
+		}
+	}
+	if len(gotGrads) != len(wantGrads) {
+		t.Errorf("%d parameters have a gradient on the device, %d on the CPU", len(gotGrads), len(wantGrads))
+	}
+	for _, p := range m.Params() {
+		if p.Grad != nil && !dev.owns(p.Grad.Data()) {
+			t.Errorf("%s: gradient not in device memory", p.Name)
 		}
 	}
 	inUse1, peak, _ := m.DeviceMemory()
@@ -324,5 +332,86 @@ func TestDeviceParity(t *testing.T) {
 	gpu.ReleaseDevice()
 	if inUse2, _, _ := DeviceMemory("cuda:0"); inUse2 >= inUse {
 		t.Errorf("device memory in use %d after ReleaseDevice, %d before", inUse2, inUse)
+	}
+}
+
+// TestPlaceOnDeviceGradients checks that placement treats gradients as the
+// CPU does: a parameter no training graph touched keeps a nil gradient
+// (optimisers skip it, rather than decaying it on a zero gradient); the
+// first graph to touch one allocates its gradient in device memory; and a
+// gradient that existed before placement moves with its values.
+func TestPlaceOnDeviceGradients(t *testing.T) {
+	images, _ := deviceTestBatch()
+	for _, c := range []struct {
+		name     string
+		cpuFirst bool // one CPU training step before placement
+	}{{"fresh", false}, {"trained on the CPU first", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := New(tinyConfig(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := map[string][]float32{}
+			if c.cpuFirst {
+				imgs, targets := deviceTestBatch()
+				_, before = trainStep(t, m, imgs, targets)
+			}
+			dev := newFakeDevice()
+			m.placeOn(dev, "fake:0")
+			defer m.ReleaseDevice()
+			check := func(when string, touched map[string]bool) {
+				t.Helper()
+				for _, p := range m.Params() {
+					_, had := before[p.Name]
+					switch {
+					case p.Grad == nil && (had || touched[p.Name]):
+						t.Errorf("%s: %s has no gradient", when, p.Name)
+					case p.Grad != nil && !had && !touched[p.Name]:
+						t.Errorf("%s: untouched %s has a gradient", when, p.Name)
+					case p.Grad != nil && !dev.owns(p.Grad.Data()):
+						t.Errorf("%s: gradient of %s is not in device memory", when, p.Name)
+					}
+				}
+			}
+			check("after placement", nil)
+			for name, g := range before {
+				p := m.state.Param(name)
+				if d := golden.Compare(p.Grad.Data(), g, golden.Tol{}); d != "" {
+					t.Errorf("gradient %s changed when moved: %s", name, d)
+				}
+			}
+			// Inference records nothing: no gradient appears.
+			m.Eval()
+			if _, err := m.PredictTensors(context.Background(), images); err != nil {
+				t.Fatal(err)
+			}
+			check("after inference", nil)
+			// A training graph over the model's arena touching one
+			// parameter gives that one (only) a gradient, in device memory.
+			var first *nn.Param
+			for _, p := range m.Params() {
+				if p.Trainable && p.Grad == nil {
+					first = p
+					break
+				}
+			}
+			if first == nil {
+				if !c.cpuFirst {
+					t.Fatal("no trainable parameter without a gradient")
+				}
+				return
+			}
+			g := nn.NewGraph().WithArena(m.arena).WithBackend(m.Backend())
+			if err := g.Backward(nn.Sum(g, g.Param(first))); err != nil {
+				t.Fatal(err)
+			}
+			g.Release()
+			check("after a graph touched "+first.Name, map[string]bool{first.Name: true})
+			for i, v := range first.Grad.Data() {
+				if v != 1 {
+					t.Fatalf("d sum / d %s[%d] = %v, want 1", first.Name, i, v)
+				}
+			}
+		})
 	}
 }
