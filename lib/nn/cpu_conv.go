@@ -3,11 +3,13 @@ package nn
 import "github.com/detlab/detlab/lib/compute"
 
 // Conv2d implements Backend with one GEMM per image, writing NCHW output
-// directly. In float32 the patch matrix (im2col) is generated straight
-// into the GEMM's packed panels and the bias is added by its store; other
-// precisions build the patch matrix in a scratch buffer for cpuGemm.
+// directly. In float32, and in bfloat16 where the CPU multiplies it
+// natively (compute.HasBF16), the patch matrix (im2col) is generated
+// straight into the GEMM's packed panels and the bias is added by its
+// store; other precisions build the patch matrix in a scratch buffer for
+// cpuGemm.
 func (b CPU) Conv2d(geo ConvGeom, x, w, bias, y []float32, s Scratch) {
-	if geo.Precision == Float32 {
+	if geo.Precision == Float32 || (geo.Precision == BFloat16 && compute.HasBF16()) {
 		b.Conv2dFused(geo, x, w, ConvEpilogue{Shift: bias}, y, s)
 		return
 	}
@@ -172,9 +174,14 @@ func col2im(geo ConvGeom, col, dx []float32) {
 // Conv2dFused implements FusedConvBackend: in float32 the epilogue runs in
 // the GEMM's store (compute.SgemmPanels, the scale folded into the packed
 // weights) and the patch matrix is generated straight into the packed
-// panels; other precisions run Conv2d and then the epilogue.
+// panels. In bfloat16 on a CPU that multiplies it natively the same holds
+// with compute.SgemmBF16Panels, except that the epilogue (scale included)
+// is float32 arithmetic on the float32 accumulated product, as torch's
+// autocast runs batch norm in float32 after a bfloat16 convolution. Other
+// precisions run Conv2d and then the epilogue.
 func (b CPU) Conv2dFused(geo ConvGeom, x, w []float32, ep ConvEpilogue, y []float32, s Scratch) {
-	if geo.Precision != Float32 {
+	bf16 := geo.Precision == BFloat16 && compute.HasBF16()
+	if geo.Precision != Float32 && !bf16 {
 		b.Conv2d(geo, x, w, nil, y, s)
 		applyConvEpilogue(b, geo, y, ep)
 		return
@@ -189,11 +196,16 @@ func (b CPU) Conv2dFused(geo ConvGeom, x, w []float32, ep ConvEpilogue, y []floa
 		if ep.Residual != nil {
 			cep.Residual = ep.Residual[n*geo.K*ohw : (n+1)*geo.K*ohw]
 		}
-		if geo.pointwise() {
+		switch {
+		case bf16 && geo.pointwise():
+			compute.SgemmBF16Epilogue(false, false, geo.K, ohw, ckk, w, ckk, xn, ohw, yn, ohw, cep)
+		case bf16:
+			compute.SgemmBF16Panels(geo.K, ohw, ckk, w, ckk, im2colPanels{geo: geo, x: xn}, yn, ohw, cep)
+		case geo.pointwise():
 			compute.SgemmEpilogue(false, false, geo.K, ohw, ckk, w, ckk, xn, ohw, yn, ohw, cep)
-			continue
+		default:
+			compute.SgemmPanels(geo.K, ohw, ckk, w, ckk, im2colPanels{geo: geo, x: xn}, yn, ohw, cep)
 		}
-		compute.SgemmPanels(geo.K, ohw, ckk, w, ckk, im2colPanels{geo: geo, x: xn}, yn, ohw, cep)
 	}
 }
 

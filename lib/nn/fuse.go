@@ -39,12 +39,10 @@ type FusedConvBackend interface {
 // Fusable reports whether ConvBN can fold bn into the convolution on g: the
 // BatchNorm must be a fixed affine map whose parameters need no gradient
 // here (frozen, or eval mode on an inference graph or with untrainable
-// parameters), and the graph must compute in float32 (an autocast region
-// rounds the weights, which the folded scale would change).
+// parameters). Autocast regions fuse too: the convolution's operands are
+// rounded as Conv2d.Forward rounds them and the BatchNorm stays float32
+// arithmetic on the float32 product (see ConvBN).
 func (bn *BatchNorm2d) Fusable(g *Graph) bool {
-	if g.autocast != Float32 {
-		return false
-	}
 	switch bn.Mode {
 	case BNFrozen:
 		return true
@@ -88,6 +86,17 @@ func (bn *BatchNorm2d) affine(convBias []float32) (scale, shift []float32) {
 // layers. Otherwise it runs Conv2d.Forward, BatchNorm2d.Forward (or
 // ForwardReLU) and Add (or AddReLU) in turn. Both give the same results up
 // to float32 rounding (a few ulps).
+//
+// In an autocast region (g.Autocast() not Float32) the convolution's input
+// and weights are rounded to the region's precision as Conv2d.Forward
+// rounds them (by the backend while it packs where it computes natively,
+// else as rounded copies), and so is the convolution's output gradient in
+// backward; the BatchNorm, residual and ReLU stay float32, as in torch's
+// autocast. On the CPU with native bfloat16 the BatchNorm's scale is then
+// applied in float32 to the float32 accumulated product (not folded into
+// the rounded weights); on the emulated path it is folded into the
+// already rounded weights in float32. Either way the fused result differs
+// from the separate layers only by float32 rounding order.
 func ConvBN(g *Graph, conv *Conv2d, bn *BatchNorm2d, x, residual *Var, relu bool) (*Var, error) {
 	if conv == nil || bn == nil {
 		return nil, fmt.Errorf("nn: ConvBN: nil convolution or BatchNorm")
@@ -116,6 +125,15 @@ func ConvBN(g *Graph, conv *Conv2d, bn *BatchNorm2d, x, residual *Var, relu bool
 		ep.Residual = residual.Value.Data()
 	}
 	xd, wd := x.Value.Data(), conv.Weight.Value.Data()
+	ac := g.autocast
+	switch {
+	case ac == Float32:
+	case nativeBackend(g.backend, ac) != nil:
+		geo.Precision = ac // the backend rounds while it packs
+	default:
+		xd = g.roundedCopy(xd, x.Shape()...)
+		wd = g.roundedCopy(wd, conv.Weight.Value.Shape()...)
+	}
 	out := g.newTensorNoZero(outShape...)
 	if fb, ok := g.backend.(FusedConvBackend); ok {
 		fb.Conv2dFused(geo, xd, wd, ep, out.Data(), g.scratch())
@@ -159,6 +177,11 @@ func ConvBN(g *Graph, conv *Conv2d, bn *BatchNorm2d, x, residual *Var, relu bool
 				}
 			}
 		})
+		if ac != Float32 {
+			// The convolution's output gradient in the region's
+			// precision, as Conv2d.Forward's backward rounds it.
+			ac.RoundSlice(dc, dc)
+		}
 		var dx, dw, db []float32
 		if gin[0] != nil {
 			dx = gin[0].Data()

@@ -184,8 +184,9 @@ func TestBatchNormFusable(t *testing.T) {
 		{BNFrozen, true, true, Float32, true},
 		{BNFrozen, false, true, Float32, true},
 		{BNTrain, true, true, Float32, false},
-		{BNTrain, false, true, Float32, false}, // batch statistics
-		{BNFrozen, false, true, BFloat16, false},
+		{BNTrain, false, true, Float32, false},  // batch statistics
+		{BNFrozen, false, true, BFloat16, true}, // autocast fuses too (fuse_bf16_test.go)
+		{BNTrain, false, true, BFloat16, false},
 	} {
 		bn := newRandomBN(t, rng, 4, tc.mode)
 		if tc.mode != BNFrozen {
