@@ -388,7 +388,7 @@ func (f *fakeGPU) launch(name string, grid, block int, slots []uint64) error {
 		for i, v := range x {
 			c := i / HW % C
 			o := v*sc[c] + sh[c]
-			if relu != 0 && o < 0 {
+			if relu != 0 && !(o > 0) && o == o { // detlab_relu_f
 				o = 0
 			}
 			y[i] = o
@@ -533,13 +533,13 @@ func (f *fakeGPU) elementwise(name string, slots []uint64) error {
 		switch name {
 		case "detlab_add":
 			v := ops[0][i] + ops[1][i]
-			if slots[4] != 0 && v < 0 {
+			if slots[4] != 0 && !(v > 0) && v == v { // ops.h's detlab_relu_f: -0 -> +0, NaN stays
 				v = 0
 			}
 			ops[2][i] = v
 		case "detlab_relu":
 			v := ops[0][i]
-			if v < 0 {
+			if !(v > 0) && v == v {
 				v = 0
 			}
 			ops[1][i] = v
