@@ -149,9 +149,18 @@ func storeTileEpBF16(kern *bf16MicroKernel, kq int, as, bs []uint32, tile, c []f
 	}
 }
 
+// bf16EpRows32N, set in init where the CPU has AVX-512F, is epilogueTile
+// for tiles 32 columns wide and at most 16 rows high; nil means the Go
+// loop.
+var bf16EpRows32N func(c []float32, ldc, row, col, h int, ep *Epilogue)
+
 // epilogueTile applies all of ep (Scale included) to the h x w tile of C
 // at (row, col), with applyEpilogue's arithmetic.
 func epilogueTile(c []float32, ldc, row, col, h, w int, ep *Epilogue) {
+	if f := bf16EpRows32N; f != nil && w == 32 && h <= 16 {
+		f(c, ldc, row, col, h, ep)
+		return
+	}
 	for i := row; i < row+h; i++ {
 		dst := c[i*ldc+col : i*ldc+col+w]
 		s, t := float32(1), float32(0)

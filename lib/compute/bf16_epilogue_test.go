@@ -173,11 +173,12 @@ func TestSgemmBF16Epilogue(t *testing.T) {
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) { checkBF16Epilogue(t, v.f) })
 	}
-	if bf16RowPairs32 != nil {
-		rp := bf16RowPairs32
-		bf16RowPairs32 = nil
-		defer func() { bf16RowPairs32 = rp }()
-		t.Run("Go packing", func(t *testing.T) { checkBF16Epilogue(t, panels(SgemmBF16Panels)) })
+	if bf16RowPairs32 != nil || bf16EpRows32N != nil {
+		// The Go packing and epilogue loops, as on a CPU without them.
+		rp, er := bf16RowPairs32, bf16EpRows32N
+		bf16RowPairs32, bf16EpRows32N = nil, nil
+		defer func() { bf16RowPairs32, bf16EpRows32N = rp, er }()
+		t.Run("Go packing and store", func(t *testing.T) { checkBF16Epilogue(t, panels(SgemmBF16Panels)) })
 	}
 }
 
