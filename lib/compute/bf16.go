@@ -230,20 +230,20 @@ func sgemmBF16Kernel(kern *bf16MicroKernel, transA, transB bool, m, n, k int, al
 	}
 	workers, splitK := bf16Plan(m, n, k)
 	if workers == 1 {
-		gemmBlockBF16(kern, transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, nil, c, ldc, nil)
+		gemmBlockBF16(kern, transA, transB, 0, m, 0, n, k, alpha, a, lda, nil, b, ldb, nil, c, ldc, nil)
 		return
 	}
 	if splitK {
-		sgemmBF16SplitK(kern, workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, nil, c, ldc)
+		sgemmBF16SplitK(kern, workers, transA, transB, m, n, k, alpha, a, lda, nil, b, ldb, nil, c, ldc)
 		return
 	}
-	gemmParallelBF16(kern, workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, nil, c, ldc, nil)
+	gemmParallelBF16(kern, workers, transA, transB, m, n, k, alpha, a, lda, nil, b, ldb, nil, c, ldc, nil)
 }
 
 // gemmParallelBF16 runs gemmBlockBF16 on one contiguous range of the larger
 // dimension of C per worker, aligned to the micro-tile so that no tile
 // straddles two workers.
-func gemmParallelBF16(kern *bf16MicroKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, src PanelSource, c []float32, ldc int, ep *Epilogue) {
+func gemmParallelBF16(kern *bf16MicroKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, pa *packedA, b []float32, ldb int, src PanelSource, c []float32, ldc int, ep *Epilogue) {
 	splitRows := m >= n
 	total, unit := n, kern.nr
 	if splitRows {
@@ -262,9 +262,9 @@ func gemmParallelBF16(kern *bf16MicroKernel, workers int, transA, transB bool, m
 		go func() {
 			defer wg.Done()
 			if splitRows {
-				gemmBlockBF16(kern, transA, transB, lo, hi, 0, n, k, alpha, a, lda, b, ldb, src, c, ldc, ep)
+				gemmBlockBF16(kern, transA, transB, lo, hi, 0, n, k, alpha, a, lda, pa, b, ldb, src, c, ldc, ep)
 			} else {
-				gemmBlockBF16(kern, transA, transB, 0, m, lo, hi, k, alpha, a, lda, b, ldb, src, c, ldc, ep)
+				gemmBlockBF16(kern, transA, transB, 0, m, lo, hi, k, alpha, a, lda, pa, b, ldb, src, c, ldc, ep)
 			}
 		}()
 	}
@@ -287,7 +287,7 @@ func bf16Plan(m, n, k int) (workers int, splitK bool) {
 // first accumulates into C, the others into zeroed m x n buffers added into
 // C at the end, so every operand is packed once in all. A non-nil src
 // supplies B (b unused, transB false).
-func sgemmBF16SplitK(kern *bf16MicroKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, src PanelSource, c []float32, ldc int) {
+func sgemmBF16SplitK(kern *bf16MicroKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, pa *packedA, b []float32, ldb int, src PanelSource, c []float32, ldc int) {
 	parts := make([][]float32, workers)
 	for w := 1; w < workers; w++ {
 		parts[w] = getBF16SplitBuf(m * n)
@@ -303,9 +303,13 @@ func sgemmBF16SplitK(kern *bf16MicroKernel, workers int, transA, transB bool, m,
 			continue
 		}
 		var as, bs []float32 // op(A)[:, p0:], op(B)[p0:, :]
-		if transA {
+		var pas *packedA
+		switch {
+		case pa != nil:
+			pas = &packedA{pa.pairs, pa.ld, pa.off + p0/2}
+		case transA:
 			as = a[p0*lda:]
-		} else {
+		default:
 			as = a[p0:]
 		}
 		switch {
@@ -322,7 +326,7 @@ func sgemmBF16SplitK(kern *bf16MicroKernel, workers int, transA, transB bool, m,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			gemmBlockBF16(kern, transA, transB, 0, m, 0, n, p1-p0, alpha, as, lda, bs, ldb, srcAt(src, p0), dst, ld, nil)
+			gemmBlockBF16(kern, transA, transB, 0, m, 0, n, p1-p0, alpha, as, lda, pas, bs, ldb, srcAt(src, p0), dst, ld, nil)
 		}()
 	}
 	wg.Wait()
@@ -371,11 +375,12 @@ func putBF16SplitBuf(b []float32) {
 // gemmBlockBF16 adds alpha*op(A)*op(B) into rows [i0,i1) and columns
 // [j0,j1) of C, serially, in gemmBlock's loop order: each A panel of up to
 // mpBF16 rows is packed once per kcBF16 slice of k and reused across every
-// ncBF16-wide panel of B. A non-nil src supplies B (b unused, transB
+// ncBF16-wide panel of B. A non-nil pa is op(A) already converted (a and
+// transA unused, nothing packed). A non-nil src supplies B (b unused, transB
 // false). With an epilogue (alpha must then be 1) it overwrites the block
 // instead and applies ep to each tile as it receives its last slice of k
 // (storeTileEpBF16).
-func gemmBlockBF16(kern *bf16MicroKernel, transA, transB bool, i0, i1, j0, j1, k int, alpha float32, a []float32, lda int, b []float32, ldb int, src PanelSource, c []float32, ldc int, ep *Epilogue) {
+func gemmBlockBF16(kern *bf16MicroKernel, transA, transB bool, i0, i1, j0, j1, k int, alpha float32, a []float32, lda int, pa *packedA, b []float32, ldb int, src PanelSource, c []float32, ldc int, ep *Epilogue) {
 	buf := getBF16PackBuf()
 	defer putBF16PackBuf(buf)
 	mr, nr := kern.mr, kern.nr
@@ -387,7 +392,11 @@ func gemmBlockBF16(kern *bf16MicroKernel, transA, transB bool, i0, i1, j0, j1, k
 			kb := min(kcBF16, k-pc)
 			kq := (kb + 1) / 2
 			rs, qs := aLayout(transA, mr, kq)
-			packABF16(buf.a, mr, transA, a, lda, ip, mpb, pc, kb)
+			if pa != nil {
+				rs, qs = pa.ld, 1
+			} else {
+				packABF16(buf.a, mr, transA, a, lda, ip, mpb, pc, kb)
+			}
 			first, last := pc == 0, pc+kb >= k
 			for jc := j0; jc < j1; jc += ncBF16 {
 				nb := min(ncBF16, j1-jc)
@@ -402,7 +411,13 @@ func gemmBlockBF16(kern *bf16MicroKernel, transA, transB bool, i0, i1, j0, j1, k
 						bs := buf.b[jr*kq : jr*kq+kq*nr]
 						w := min(nr, nb-jr)
 						for ir := ic; ir < ic+mb; ir += mr {
-							as := buf.a[ir*kq : ir*kq+kq*mr]
+							var as []uint32
+							if pa != nil {
+								o := (ip+ir)*pa.ld + pa.off + pc/2
+								as = pa.pairs[o : o+(mr-1)*pa.ld+kq]
+							} else {
+								as = buf.a[ir*kq : ir*kq+kq*mr]
+							}
 							h := min(mr, mpb-ir)
 							off := (ip+ir)*ldc + jc + jr
 							if ep != nil {

@@ -29,7 +29,7 @@ func SgemmBF16Epilogue(transA, transB bool, m, n, k int, a []float32, lda int, b
 		applyEpilogue(0, m, n, c, ldc, &ep, true)
 		return
 	}
-	sgemmBF16KernelEp(bf16Native, transA, transB, m, n, k, a, lda, b, ldb, nil, c, ldc, &ep)
+	sgemmBF16KernelEp(bf16Native, transA, transB, m, n, k, a, lda, nil, b, ldb, nil, c, ldc, &ep)
 }
 
 // SgemmBF16Panels is SgemmBF16Epilogue with op(A) = A (m x k, leading
@@ -54,13 +54,14 @@ func SgemmBF16Panels(m, n, k int, a []float32, lda int, src PanelSource, c []flo
 		applyEpilogue(0, m, n, c, ldc, &ep, true)
 		return
 	}
-	sgemmBF16KernelEp(bf16Native, false, false, m, n, k, a, lda, nil, 0, src, c, ldc, &ep)
+	sgemmBF16KernelEp(bf16Native, false, false, m, n, k, a, lda, nil, nil, 0, src, c, ldc, &ep)
 }
 
 // sgemmBF16KernelEp is SgemmBF16Epilogue on a bfloat16 micro-kernel: C is
 // overwritten tile by tile (no clearing pass) and ep applied to each
-// finished tile. A non-nil src supplies B (b unused, transB false).
-func sgemmBF16KernelEp(kern *bf16MicroKernel, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, src PanelSource, c []float32, ldc int, ep *Epilogue) {
+// finished tile. A non-nil pa is op(A) already converted (a unused); a
+// non-nil src supplies B (b unused, transB false).
+func sgemmBF16KernelEp(kern *bf16MicroKernel, transA, transB bool, m, n, k int, a []float32, lda int, pa *packedA, b []float32, ldb int, src PanelSource, c []float32, ldc int, ep *Epilogue) {
 	if k == 0 {
 		scaleBF16C(m, n, 0, c, ldc)
 		applyEpilogue(0, m, n, c, ldc, ep, true)
@@ -69,13 +70,13 @@ func sgemmBF16KernelEp(kern *bf16MicroKernel, transA, transB bool, m, n, k int, 
 	workers, splitK := bf16Plan(m, n, k)
 	switch {
 	case workers == 1:
-		gemmBlockBF16(kern, transA, transB, 0, m, 0, n, k, 1, a, lda, b, ldb, src, c, ldc, ep)
+		gemmBlockBF16(kern, transA, transB, 0, m, 0, n, k, 1, a, lda, pa, b, ldb, src, c, ldc, ep)
 	case splitK:
 		scaleBF16C(m, n, 0, c, ldc)
-		sgemmBF16SplitK(kern, workers, transA, transB, m, n, k, 1, a, lda, b, ldb, src, c, ldc)
+		sgemmBF16SplitK(kern, workers, transA, transB, m, n, k, 1, a, lda, pa, b, ldb, src, c, ldc)
 		applyEpilogue(0, m, n, c, ldc, ep, true)
 	default:
-		gemmParallelBF16(kern, workers, transA, transB, m, n, k, 1, a, lda, b, ldb, src, c, ldc, ep)
+		gemmParallelBF16(kern, workers, transA, transB, m, n, k, 1, a, lda, pa, b, ldb, src, c, ldc, ep)
 	}
 }
 

@@ -158,7 +158,7 @@ func TestSgemmBF16Epilogue(t *testing.T) {
 				f    gemmEp
 			}{kern.name, func(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, ep Epilogue) {
 				if m > 0 && n > 0 {
-					sgemmBF16KernelEp(kern, transA, transB, m, n, k, a, lda, b, ldb, nil, c, ldc, &ep)
+					sgemmBF16KernelEp(kern, transA, transB, m, n, k, a, lda, nil, b, ldb, nil, c, ldc, &ep)
 				}
 			}},
 			struct {
@@ -166,10 +166,45 @@ func TestSgemmBF16Epilogue(t *testing.T) {
 				f    gemmEp
 			}{kern.name + " panels", panels(func(m, n, k int, a []float32, lda int, src PanelSource, c []float32, ldc int, ep Epilogue) {
 				if m > 0 && n > 0 {
-					sgemmBF16KernelEp(kern, false, false, m, n, k, a, lda, nil, 0, src, c, ldc, &ep)
+					sgemmBF16KernelEp(kern, false, false, m, n, k, a, lda, nil, nil, 0, src, c, ldc, &ep)
 				}
 			})})
 	}
+	// A converted once (BF16Matrix), B as a matrix or panels.
+	for _, kern := range bf16Kernels() {
+		variants = append(variants, struct {
+			name string
+			f    gemmEp
+		}{kern.name + " converted A", func(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, ep Epilogue) {
+			if transA || m == 0 || n == 0 {
+				SgemmBF16Epilogue(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, ep)
+				return
+			}
+			pa := convertBF16A(m, k, a, lda)
+			defer putBF16Pairs(pa.pairs)
+			if transB {
+				sgemmBF16KernelEp(kern, false, true, m, n, k, nil, 0, &pa, b, ldb, nil, c, ldc, &ep)
+				return
+			}
+			sgemmBF16KernelEp(kern, false, false, m, n, k, nil, 0, &pa, nil, 0, matSource{b, ldb}, c, ldc, &ep)
+		}})
+	}
+	variants = append(variants, struct {
+		name string
+		f    gemmEp
+	}{"BF16Matrix", func(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, ep Epilogue) {
+		if transA || transB {
+			SgemmBF16Epilogue(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, ep)
+			return
+		}
+		w := NewBF16Matrix(m, k, a, lda)
+		defer w.Release()
+		if n%2 == 0 {
+			w.Gemm(n, b, ldb, c, ldc, ep)
+		} else {
+			w.Panels(n, matSource{b, ldb}, c, ldc, ep)
+		}
+	}})
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) { checkBF16Epilogue(t, v.f) })
 	}
@@ -224,6 +259,13 @@ func TestSgemmBF16EpilogueBadArgs(t *testing.T) {
 		}},
 		{"short a", func() { SgemmBF16Panels(3, 3, 5, a, 5, matSource{b, 3}, c, 3, Epilogue{}) }},
 		{"negative k", func() { SgemmBF16Panels(3, 3, -1, a, 4, matSource{b, 3}, c, 3, Epilogue{}) }},
+		{"BF16Matrix short a", func() { NewBF16Matrix(3, 5, a, 5) }},
+		{"BF16Matrix short c", func() { NewBF16Matrix(3, 4, a, 4).Gemm(3, b, 3, c[:5], 3, Epilogue{}) }},
+		{"BF16Matrix after Release", func() {
+			w := NewBF16Matrix(3, 4, a, 4)
+			w.Release()
+			w.Gemm(3, b, 3, c, 3, Epilogue{})
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -175,7 +175,8 @@ func col2im(geo ConvGeom, col, dx []float32) {
 // the GEMM's store (compute.SgemmPanels, the scale folded into the packed
 // weights) and the patch matrix is generated straight into the packed
 // panels. In bfloat16 on a CPU that multiplies it natively the same holds
-// with compute.SgemmBF16Panels, except that the epilogue (scale included)
+// with compute.BF16Matrix (the weights converted once per call) and its
+// Panels, except that the epilogue (scale included)
 // is float32 arithmetic on the float32 accumulated product, as torch's
 // autocast runs batch norm in float32 after a bfloat16 convolution. Other
 // precisions run Conv2d and then the epilogue.
@@ -190,6 +191,13 @@ func (b CPU) Conv2dFused(geo ConvGeom, x, w []float32, ep ConvEpilogue, y []floa
 	ohw := geo.OH * geo.OW
 	chw := geo.C * geo.H * geo.W
 	cep := compute.Epilogue{Scale: ep.Scale, Shift: ep.Shift, ReLU: ep.ReLU, LdResidual: ohw}
+	var wb *compute.BF16Matrix
+	if bf16 {
+		// The weights are converted once for all the images (and, with
+		// the columns split between cores, once for all the workers).
+		wb = compute.NewBF16Matrix(geo.K, ckk, w, ckk)
+		defer wb.Release()
+	}
 	for n := 0; n < geo.N; n++ {
 		xn := x[n*chw : (n+1)*chw]
 		yn := y[n*geo.K*ohw : (n+1)*geo.K*ohw]
@@ -198,9 +206,9 @@ func (b CPU) Conv2dFused(geo ConvGeom, x, w []float32, ep ConvEpilogue, y []floa
 		}
 		switch {
 		case bf16 && geo.pointwise():
-			compute.SgemmBF16Epilogue(false, false, geo.K, ohw, ckk, w, ckk, xn, ohw, yn, ohw, cep)
+			wb.Gemm(ohw, xn, ohw, yn, ohw, cep)
 		case bf16:
-			compute.SgemmBF16Panels(geo.K, ohw, ckk, w, ckk, im2colPanels{geo: geo, x: xn}, yn, ohw, cep)
+			wb.Panels(ohw, im2colPanels{geo: geo, x: xn}, yn, ohw, cep)
 		case geo.pointwise():
 			compute.SgemmEpilogue(false, false, geo.K, ohw, ckk, w, ckk, xn, ohw, yn, ohw, cep)
 		default:
