@@ -7,8 +7,8 @@ package nn
 // assertion and otherwise keep their host loops. lib/cuda's Backend
 // implements both. ReLU, Add and AddReLU (forward and backward) use
 // ElementwiseBackend when the graph's backend has it; autocast rounding
-// goes through Graph.round, which uses RoundingBackend. BatchNorm's
-// train-mode backward still runs on the host.
+// goes through Graph.round, which uses RoundingBackend. BatchNormBackend
+// is declared for BatchNorm2d's backward, which does not ask for it yet.
 
 // ElementwiseBackend runs ReLU, the residual sum and the ReLU gradient on
 // the backend, with the host loops' semantics (ReLU and AddReLU pass NaN
@@ -28,6 +28,21 @@ type ElementwiseBackend interface {
 // Precision.RoundSlice (dst may alias src).
 type RoundingBackend interface {
 	Round(p Precision, dst, src []float32)
+}
+
+// BatchNormBackend runs BatchNorm2d's backward on the backend. lib/cuda's
+// Backend implements it with its existing kernels and GEMM; BatchNorm2d
+// does not call it yet (its backward is a host loop).
+type BatchNormBackend interface {
+	// BatchNormBackward adds BatchNorm's gradients for x of shape
+	// (n, c, hw) and output gradient dy, given the forward's per-channel
+	// mean and invstd (1/sqrt(var+eps)) and the weight gamma:
+	// dbeta[c] += sum(dy), dgamma[c] += sum(dy*xhat) with
+	// xhat = (x-mean)*invstd, and dx += gamma*invstd*(dy - mean(dy) -
+	// xhat*mean(dy*xhat)) with batch statistics (train), or
+	// dx += gamma*invstd*dy with running ones. Any of dx, dgamma and dbeta
+	// may be nil. Sums may run in float32 (the host loop's are float64).
+	BatchNormBackward(x, dy, dx, dgamma, dbeta []float32, n, c, hw int, mean, invstd []float64, gamma []float32, train bool)
 }
 
 // elementwise returns g's backend as an ElementwiseBackend, or nil when it
