@@ -13,7 +13,9 @@
 //
 // The kernels (convolution via im2col and col2im, BatchNorm statistics and
 // affine, max pooling, and the elementwise, rounding, SGD and scaler
-// operations of Backend.Add ... Backend.Scale) are detlab's own CUDA C
+// operations of Backend.Add ... Backend.Scale, which lib/nn's ReLU, Add
+// and AddReLU use through nn.ElementwiseBackend; Backend.BatchNormBackward
+// composes them with cuBLAS for nn.BatchNormBackend) are detlab's own CUDA C
 // (kernels/), compiled to PTX that is embedded in the binary and
 // JIT-compiled by the driver when a backend starts; every launch's
 // arguments are checked against the PTX's parameter kinds first. Matrix
