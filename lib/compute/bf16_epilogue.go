@@ -81,40 +81,51 @@ func sgemmBF16KernelEp(kern *bf16MicroKernel, transA, transB bool, m, n, k int, 
 }
 
 // packSourceBF16 packs src's B[p0:p0+kb, j0:j0+nb] into buf.b in
-// packBBF16's layout: each strip of nr columns is generated as float32
-// (kb rows of nr values, in buf.f) and converted to pairs of rows, which is
-// packBBF16's conversion of a row-major matrix with leading dimension nr.
+// packBBF16's layout: each strip of nr columns is generated as float32,
+// srcChunkBF16 rows at a time (in buf.f, so they are converted while still
+// in L1), and converted to pairs of rows, which is packBBF16's conversion
+// of a row-major matrix with leading dimension nr.
 func packSourceBF16(buf *bf16PackBuf, nr int, src PanelSource, p0, kb, j0, nb int) {
 	kq := (kb + 1) / 2
-	if len(buf.f) < kcBF16*nr {
-		buf.f = make([]float32, kcBF16*nr)
+	if len(buf.f) < srcChunkBF16*nr {
+		buf.f = make([]float32, srcChunkBF16*nr)
 	}
-	f := buf.f[:kb*nr]
 	for s := 0; s*nr < nb; s++ {
 		w := min(nr, nb-s*nr)
-		src.PackPanel(f, nr, p0, kb, j0+s*nr, w)
 		strip := buf.b[s*nr*kq : (s+1)*nr*kq]
-		q0 := 0
-		if fn := bf16RowPairs32; fn != nil && nr == 32 && kb >= 2 {
-			q0 = kb / 2
-			fn(strip, f, nr, q0)
-		}
-		for q := q0; q < kq; q++ {
-			lo := f[2*q*nr : 2*q*nr+nr]
-			d := strip[q*nr : q*nr+nr]
-			if 2*q+1 < kb {
-				hi := f[(2*q+1)*nr : (2*q+1)*nr+nr]
-				for j, v := range lo {
-					d[j] = bf16Pair(v, hi[j])
-				}
-				continue
+		for r0 := 0; r0 < kb; r0 += srcChunkBF16 {
+			rb := min(srcChunkBF16, kb-r0)
+			f := buf.f[:rb*nr]
+			src.PackPanel(f, nr, p0+r0, rb, j0+s*nr, w)
+			d := strip[r0/2*nr:]
+			q0, rq := 0, (rb+1)/2
+			if fn := bf16RowPairs32; fn != nil && nr == 32 && rb >= 2 {
+				q0 = rb / 2
+				fn(d, f, nr, q0)
 			}
-			for j, v := range lo {
-				d[j] = bf16Bits(v)
+			for q := q0; q < rq; q++ {
+				lo := f[2*q*nr : 2*q*nr+nr]
+				dq := d[q*nr : q*nr+nr]
+				if 2*q+1 < rb {
+					hi := f[(2*q+1)*nr : (2*q+1)*nr+nr]
+					for j, v := range lo {
+						dq[j] = bf16Pair(v, hi[j])
+					}
+					continue
+				}
+				for j, v := range lo {
+					dq[j] = bf16Bits(v)
+				}
 			}
 		}
 	}
 }
+
+// srcChunkBF16 is how many rows of a PanelSource's strip packSourceBF16
+// generates at once (even, so only the last chunk of a block can be odd):
+// 128 rows of 32 float32 values are 16 KB, which stay in L1 for the
+// conversion.
+const srcChunkBF16 = 128
 
 // storeTileEpBF16 computes the h x w tile of C at (row, col) for one slice
 // of k (kq pairs): overwritten on the first slice, accumulated after, and
