@@ -141,7 +141,9 @@ func NewArena() *Arena { return &Arena{} }
 
 // NewArenaWith returns an empty arena that takes new buffers from alloc (a
 // device backend's memory that both the host and the device can address)
-// instead of make. alloc must return a slice of length n.
+// instead of make. alloc must return a slice of length n. Graphs using it
+// also take a parameter's first gradient from alloc (zeroed, kept with the
+// parameter, never recycled), so gradients live where the kernels run.
 func NewArenaWith(alloc func(n int) []float32) *Arena {
 	return &Arena{alloc: alloc}
 }

@@ -127,7 +127,7 @@ func (c *Conv2d) Forward(g *Graph, x *Var) (*Var, error) {
 			s := g.scratch()
 			r := s.Get(len(dy))
 			defer s.Put(r)
-			ac.RoundSlice(r, dy)
+			g.roundAs(ac, r, dy)
 			dy = r
 		}
 		g.backend.Conv2dBackward(geo, xd, wd, dy, dx, dw, db, g.scratch())

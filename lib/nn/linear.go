@@ -101,7 +101,7 @@ func (l *Linear) Forward(g *Graph, x *Var) (*Var, error) {
 			s := g.scratch()
 			r := s.Get(len(dy))
 			defer s.Put(r)
-			ac.RoundSlice(r, dy)
+			g.roundAs(ac, r, dy)
 			dy = r
 		}
 		if gin[0] != nil {
