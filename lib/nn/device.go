@@ -70,3 +70,9 @@ func (g *Graph) roundAs(p Precision, dst, src []float32) {
 	}
 	p.RoundSlice(dst, src)
 }
+
+// RoundAs writes src rounded to precision p into dst (len(dst) >= len(src);
+// dst may alias src) on g's backend when it implements RoundingBackend, else
+// with Precision.RoundSlice: what an op outside this package (RoIAlign) uses
+// to round its autocast operands where the graph's data lives.
+func (g *Graph) RoundAs(p Precision, dst, src []float32) { g.roundAs(p, dst, src) }

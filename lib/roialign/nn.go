@@ -48,7 +48,7 @@ func Apply(g *nn.Graph, features *nn.Var, rois *tensor.Tensor, cfg Config) (*nn.
 	if ac != nn.Float32 {
 		// Autocast: pool reduced-precision features, accumulate in float32.
 		rounded := g.NewTensor(features.Shape()...)
-		ac.RoundSlice(rounded.Data(), feat)
+		g.RoundAs(ac, rounded.Data(), feat)
 		feat = rounded.Data()
 	}
 	if err := ForwardSlice(out.Data(), feat, s, r, cfg); err != nil {
@@ -63,7 +63,7 @@ func Apply(g *nn.Graph, features *nn.Var, rois *tensor.Tensor, cfg Config) (*nn.
 			// From the graph's arena: a fresh 100 MB buffer per step
 			// cost more in page faults than the pooling itself.
 			rd := g.NewTensor(gy.Shape()...).Data()
-			ac.RoundSlice(rd, dy)
+			g.RoundAs(ac, rd, dy)
 			dy = rd
 		}
 		// Shapes and rois were validated above; the kernel cannot fail.
