@@ -29,3 +29,31 @@ func ExampleRoundBF16Slice() {
 	fmt.Println(v)
 	// Output: [1 1.015625 3.140625]
 }
+
+// SgemmBF16Epilogue rounds the operands (1.001 becomes 1) but applies the
+// epilogue in float32: row 0 is 0.5*(1*2+3*4) + 0.001 = 7.001, row 1 is
+// clamped by the ReLU.
+func ExampleSgemmBF16Epilogue() {
+	a := []float32{1.001, 3, -1, -1}
+	b := []float32{2, 4}
+	c := make([]float32, 2)
+	ep := compute.Epilogue{Scale: []float32{0.5, 1}, Shift: []float32{0.001, 0}, ReLU: true}
+	compute.SgemmBF16Epilogue(false, false, 2, 1, 2, a, 2, b, 1, c, 1, ep)
+	fmt.Printf("%.3f %g\n", c[0], c[1])
+	// Output: 7.001 0
+}
+
+// A BF16Matrix converts a left operand (a convolution's weights) once for
+// several products.
+func ExampleBF16Matrix() {
+	w := compute.NewBF16Matrix(1, 2, []float32{1.001, 3}, 2)
+	defer w.Release()
+	c := make([]float32, 2)
+	for _, b := range [][]float32{{2, 0, 4, 0}, {1, 1, 1, 1}} {
+		w.Gemm(2, b, 2, c, 2, compute.Epilogue{})
+		fmt.Println(c)
+	}
+	// Output:
+	// [14 0]
+	// [4 4]
+}
