@@ -32,7 +32,10 @@ type ConvEpilogue struct {
 // Backend.Conv2d and the epilogue as separate passes.
 type FusedConvBackend interface {
 	// Conv2dFused writes y (N,K,OH,OW) = ep applied to conv(x, w). y is
-	// overwritten and does not alias x or ep.Residual.
+	// overwritten and does not alias x or ep.Residual. Like Conv2d it
+	// must honour geo.Precision when the backend reports
+	// NativePrecision for it (ConvBN then passes unrounded operands),
+	// applying ep in float32 to the float32 accumulated product.
 	Conv2dFused(geo ConvGeom, x, w []float32, ep ConvEpilogue, y []float32, s Scratch)
 }
 
