@@ -217,6 +217,6 @@ func AutocastKernels(p Precision) string {
 // precision.
 func (g *Graph) roundedCopy(src []float32, shape ...int) []float32 {
 	t := g.newTensorNoZero(shape...)
-	g.autocast.RoundSlice(t.Data(), src)
+	g.round(t.Data(), src)
 	return t.Data()
 }

@@ -172,7 +172,11 @@ func (bn *BatchNorm2d) forward(g *Graph, x *Var, relu bool) (*Var, error) {
 		if gin[2] != nil {
 			dbeta = gin[2].Data()
 		}
-		bnBackward(x.Value.Data(), dy, dx, dgamma, dbeta, n, c, hw, mean, invstd, gamma, train)
+		if bb, ok := g.backend.(BatchNormBackend); ok {
+			bb.BatchNormBackward(x.Value.Data(), dy, dx, dgamma, dbeta, n, c, hw, mean, invstd, gamma, train)
+		} else {
+			bnBackward(x.Value.Data(), dy, dx, dgamma, dbeta, n, c, hw, mean, invstd, gamma, train)
+		}
 	}), nil
 }
 

@@ -262,3 +262,60 @@ func TestParamGradFromDeviceArena(t *testing.T) {
 		})
 	}
 }
+
+// bnBackendCPU is the CPU backend with BatchNormBackend (the host loop) and
+// a call counter.
+type bnBackendCPU struct {
+	CPU
+	calls int
+}
+
+func (b *bnBackendCPU) BatchNormBackward(x, dy, dx, dgamma, dbeta []float32, n, c, hw int, mean, invstd []float64, gamma []float32, train bool) {
+	b.calls++
+	bnBackward(x, dy, dx, dgamma, dbeta, n, c, hw, mean, invstd, gamma, train)
+}
+
+// TestBatchNormBackendUsed checks that BatchNorm2d's backward goes to a
+// backend's BatchNormBackward when it has one (train and eval modes) with
+// the same gradients as the host loop.
+func TestBatchNormBackendUsed(t *testing.T) {
+	for _, mode := range []BNMode{BNTrain, BNEval} {
+		grads := func(b Backend) [][]float32 {
+			bn, err := NewBatchNorm2d("bn", 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bn.SetMode(mode)
+			rng := rand.New(rand.NewSource(2))
+			x := elementwiseInput(rng, 2*3*4*5)
+			xt, _ := x.Reshape(2, 3, 4, 5)
+			g := NewGraph().WithBackend(b)
+			xv := g.Leaf(xt, true)
+			y, err := bn.ForwardReLU(g, xv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := g.Input(elementwiseInput(rng, 2*3*4*5))
+			wt, _ := w.Value.Reshape(2, 3, 4, 5)
+			prod, err := Mul(g, y, g.Input(wt))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := g.Backward(Sum(g, prod)); err != nil {
+				t.Fatal(err)
+			}
+			return [][]float32{xv.Grad.Data(), bn.Weight.Grad.Data(), bn.Bias.Grad.Data()}
+		}
+		want := grads(CPU{})
+		be := &bnBackendCPU{}
+		got := grads(be)
+		if be.calls != 1 {
+			t.Errorf("%v: BatchNormBackward called %d times, want 1", mode, be.calls)
+		}
+		for i := range want {
+			if j := sameBits(got[i], want[i]); j >= 0 {
+				t.Errorf("%v: gradient %d differs at %d: %v, want %v", mode, i, j, got[i][j], want[i][j])
+			}
+		}
+	}
+}
