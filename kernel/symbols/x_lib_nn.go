@@ -64,6 +64,7 @@ func init() {
 		"Backend":            reflect.ValueOf((*nn.Backend)(nil)),
 		"BackwardFunc":       reflect.ValueOf((*nn.BackwardFunc)(nil)),
 		"BatchNorm2d":        reflect.ValueOf((*nn.BatchNorm2d)(nil)),
+		"BatchNormBackend":   reflect.ValueOf((*nn.BatchNormBackend)(nil)),
 		"CPU":                reflect.ValueOf((*nn.CPU)(nil)),
 		"Conv2d":             reflect.ValueOf((*nn.Conv2d)(nil)),
 		"ConvEpilogue":       reflect.ValueOf((*nn.ConvEpilogue)(nil)),
@@ -86,6 +87,7 @@ func init() {
 
 		// interface wrapper definitions
 		"_Backend":            reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_Backend)(nil)),
+		"_BatchNormBackend":   reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_BatchNormBackend)(nil)),
 		"_ElementwiseBackend": reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_ElementwiseBackend)(nil)),
 		"_FusedConvBackend":   reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_FusedConvBackend)(nil)),
 		"_Module":             reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_Module)(nil)),
@@ -131,6 +133,16 @@ func (W _github_com_detlab_detlab_lib_nn_Backend) MaxPool2dBackward(geo nn.PoolG
 }
 func (W _github_com_detlab_detlab_lib_nn_Backend) Name() string {
 	return W.WName()
+}
+
+// _github_com_detlab_detlab_lib_nn_BatchNormBackend is an interface wrapper for BatchNormBackend type
+type _github_com_detlab_detlab_lib_nn_BatchNormBackend struct {
+	IValue             interface{}
+	WBatchNormBackward func(x []float32, dy []float32, dx []float32, dgamma []float32, dbeta []float32, n int, c int, hw int, mean []float64, invstd []float64, gamma []float32, train bool)
+}
+
+func (W _github_com_detlab_detlab_lib_nn_BatchNormBackend) BatchNormBackward(x []float32, dy []float32, dx []float32, dgamma []float32, dbeta []float32, n int, c int, hw int, mean []float64, invstd []float64, gamma []float32, train bool) {
+	W.WBatchNormBackward(x, dy, dx, dgamma, dbeta, n, c, hw, mean, invstd, gamma, train)
 }
 
 // _github_com_detlab_detlab_lib_nn_ElementwiseBackend is an interface wrapper for ElementwiseBackend type
