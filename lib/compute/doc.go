@@ -4,7 +4,9 @@
 // residual and ReLU into the product's store and let a convolution write
 // its patch matrix straight into the packed panels (no im2col pass); and
 // SgemmBF16, the same contract with bfloat16 operands and float32
-// accumulation (VDPBF16PS on CPUs with AVX512_BF16, emulated elsewhere).
+// accumulation (VDPBF16PS on CPUs with AVX512_BF16, emulated elsewhere),
+// with its own epilogue and panel forms (SgemmBF16Epilogue,
+// SgemmBF16Panels) and BF16Matrix, an operand converted once and reused.
 //
 // Backends, chosen once at the first call (by default the Go implementation
 // where its AVX-512 kernel runs, else OpenBLAS when present, else Go):
