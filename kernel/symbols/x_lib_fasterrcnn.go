@@ -11,19 +11,22 @@ import (
 func init() {
 	Symbols["github.com/detlab/detlab/lib/fasterrcnn/fasterrcnn"] = map[string]reflect.Value{
 		// function, constant and variable definitions
-		"Defaults":     reflect.ValueOf(fasterrcnn.Defaults),
-		"DeviceMemory": reflect.ValueOf(fasterrcnn.DeviceMemory),
-		"ErrConfig":    reflect.ValueOf(&fasterrcnn.ErrConfig).Elem(),
-		"ErrInput":     reflect.ValueOf(&fasterrcnn.ErrInput).Elem(),
-		"New":          reflect.ValueOf(fasterrcnn.New),
+		"DefaultTorchvisionArgs": reflect.ValueOf(fasterrcnn.DefaultTorchvisionArgs),
+		"Defaults":               reflect.ValueOf(fasterrcnn.Defaults),
+		"DeviceMemory":           reflect.ValueOf(fasterrcnn.DeviceMemory),
+		"ErrConfig":              reflect.ValueOf(&fasterrcnn.ErrConfig).Elem(),
+		"ErrInput":               reflect.ValueOf(&fasterrcnn.ErrInput).Elem(),
+		"New":                    reflect.ValueOf(fasterrcnn.New),
+		"ParseTorchvisionArgs":   reflect.ValueOf(fasterrcnn.ParseTorchvisionArgs),
 
 		// type definitions
-		"Backbone":   reflect.ValueOf((*fasterrcnn.Backbone)(nil)),
-		"Config":     reflect.ValueOf((*fasterrcnn.Config)(nil)),
-		"Detections": reflect.ValueOf((*fasterrcnn.Detections)(nil)),
-		"Losses":     reflect.ValueOf((*fasterrcnn.Losses)(nil)),
-		"Model":      reflect.ValueOf((*fasterrcnn.Model)(nil)),
-		"Target":     reflect.ValueOf((*fasterrcnn.Target)(nil)),
+		"Backbone":        reflect.ValueOf((*fasterrcnn.Backbone)(nil)),
+		"Config":          reflect.ValueOf((*fasterrcnn.Config)(nil)),
+		"Detections":      reflect.ValueOf((*fasterrcnn.Detections)(nil)),
+		"Losses":          reflect.ValueOf((*fasterrcnn.Losses)(nil)),
+		"Model":           reflect.ValueOf((*fasterrcnn.Model)(nil)),
+		"Target":          reflect.ValueOf((*fasterrcnn.Target)(nil)),
+		"TorchvisionArgs": reflect.ValueOf((*fasterrcnn.TorchvisionArgs)(nil)),
 
 		// interface wrapper definitions
 		"_Backbone": reflect.ValueOf((*_github_com_detlab_detlab_lib_fasterrcnn_Backbone)(nil)),

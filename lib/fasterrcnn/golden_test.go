@@ -15,62 +15,15 @@ import (
 	"github.com/detlab/detlab/lib/weights"
 )
 
-// fixtureConfig is the "config" metadata of the frcnn_* golden files: the
-// FasterRCNN arguments they were made with.
-type fixtureConfig struct {
-	NumClasses         int         `json:"num_classes"`
-	MinSize            int         `json:"min_size"`
-	MaxSize            int         `json:"max_size"`
-	SizeDivisible      int         `json:"size_divisible"`
-	ImageMean          []float64   `json:"image_mean"`
-	ImageStd           []float64   `json:"image_std"`
-	AnchorSizes        [][]float64 `json:"anchor_sizes"`
-	AspectRatios       [][]float64 `json:"aspect_ratios"`
-	RoIOutputSize      int         `json:"roi_output_size"`
-	RoISamplingRatio   int         `json:"roi_sampling_ratio"`
-	RepresentationSize int         `json:"representation_size"`
-	RPNPreTrain        int         `json:"rpn_pre_nms_top_n_train"`
-	RPNPreTest         int         `json:"rpn_pre_nms_top_n_test"`
-	RPNPostTrain       int         `json:"rpn_post_nms_top_n_train"`
-	RPNPostTest        int         `json:"rpn_post_nms_top_n_test"`
-	RPNNMS             float64     `json:"rpn_nms_thresh"`
-	RPNFG              float64     `json:"rpn_fg_iou_thresh"`
-	RPNBG              float64     `json:"rpn_bg_iou_thresh"`
-	RPNBatch           int         `json:"rpn_batch_size_per_image"`
-	RPNPosFrac         float64     `json:"rpn_positive_fraction"`
-	RPNScore           float64     `json:"rpn_score_thresh"`
-	BoxScore           float64     `json:"box_score_thresh"`
-	BoxNMS             float64     `json:"box_nms_thresh"`
-	BoxDets            int         `json:"box_detections_per_img"`
-	BoxFG              float64     `json:"box_fg_iou_thresh"`
-	BoxBG              float64     `json:"box_bg_iou_thresh"`
-	BoxBatch           int         `json:"box_batch_size_per_image"`
-	BoxPosFrac         float64     `json:"box_positive_fraction"`
-	BBoxRegWeights     []float64   `json:"bbox_reg_weights"`
-}
-
-// fixtureModelConfig turns a golden file's config metadata into a Config.
+// fixtureModelConfig turns a golden file's config metadata (torchvision's
+// FasterRCNN arguments) into a Config.
 func fixtureModelConfig(t *testing.T, f *weights.File) Config {
 	t.Helper()
-	var fc fixtureConfig
-	golden.Metadata(t, f, "config", &fc)
-	if len(fc.AnchorSizes) != 1 || len(fc.AspectRatios) != 1 {
-		t.Fatalf("fixture has %d anchor levels; the ResNet18 body has one feature map", len(fc.AnchorSizes))
-	}
-	c := Defaults(fc.NumClasses)
-	c.MinSize, c.MaxSize, c.SizeDivisible = fc.MinSize, fc.MaxSize, fc.SizeDivisible
-	c.ImageMean, c.ImageStd = fc.ImageMean, fc.ImageStd
-	c.Anchors.Sizes, c.Anchors.AspectRatios = fc.AnchorSizes[0], fc.AspectRatios[0]
-	c.RoIOutputSize, c.RoISamplingRatio, c.RepresentationSize = fc.RoIOutputSize, fc.RoISamplingRatio, fc.RepresentationSize
-	c.RPN.PreNMSTopNTrain, c.RPN.PreNMSTopNTest = fc.RPNPreTrain, fc.RPNPreTest
-	c.RPN.PostNMSTopNTrain, c.RPN.PostNMSTopNTest = fc.RPNPostTrain, fc.RPNPostTest
-	c.RPN.NMSThresh, c.RPN.FGIoUThresh, c.RPN.BGIoUThresh = fc.RPNNMS, fc.RPNFG, fc.RPNBG
-	c.RPN.BatchSizePerImage, c.RPN.PositiveFraction, c.RPN.ScoreThresh = fc.RPNBatch, fc.RPNPosFrac, fc.RPNScore
-	c.RoI.ScoreThresh, c.RoI.NMSThresh, c.RoI.DetectionsPerImg = fc.BoxScore, fc.BoxNMS, fc.BoxDets
-	c.RoI.FGIoUThresh, c.RoI.BGIoUThresh = fc.BoxFG, fc.BoxBG
-	c.RoI.BatchSizePerImage, c.RoI.PositiveFraction = fc.BoxBatch, fc.BoxPosFrac
-	if fc.BBoxRegWeights != nil {
-		copy(c.RoI.BBoxRegWeights[:], fc.BBoxRegWeights)
+	args := DefaultTorchvisionArgs()
+	golden.Metadata(t, f, "config", &args)
+	c, err := args.Config()
+	if err != nil {
+		t.Fatalf("golden config: %v", err)
 	}
 	return c
 }
