@@ -354,27 +354,6 @@ func TestGPUMemory(t *testing.T) {
 	t.Logf("Probe: %v; device free %.1f of %.1f GiB", info, float64(free)/(1<<30), float64(total)/(1<<30))
 }
 
-// resnetTol mirrors ../shared/golden/README.md, section
-// resnet18_io.safetensors (as lib/resnet's parity test).
-var resnetTol = map[string]golden.Tol{
-	"eval.stem":                        {Atol: 2e-5, RelL2: 2e-6},
-	"eval.layer1":                      {Atol: 1e-4, RelL2: 1e-5},
-	"eval.layer2":                      {Atol: 2e-4, RelL2: 1e-5},
-	"eval.layer3":                      {Atol: 1e-3, RelL2: 2e-5},
-	"eval.layer4":                      {Atol: 1e-3, RelL2: 2e-5},
-	"eval.avgpool":                     {Atol: 1e-4, RelL2: 5e-6},
-	"eval.logits":                      {Atol: 1e-4, RelL2: 5e-6},
-	"train.layer1":                     {Atol: 2e-4, RelL2: 2e-5},
-	"train.logits":                     {Atol: 2e-5, RelL2: 2e-5},
-	"train.bn1.running_mean":           {Atol: 5e-7, RelL2: 1e-6},
-	"train.bn1.running_var":            {Atol: 2e-6, RelL2: 1e-6},
-	"train.layer4.1.bn2.running_mean":  {Atol: 2e-6, RelL2: 5e-6},
-	"train.layer4.1.bn2.running_var":   {Atol: 5e-6, RelL2: 2e-6},
-	"train.grad.conv1.weight":          {Atol: 5, RelL2: 5e-2},
-	"train.grad.layer4.1.conv2.weight": {Atol: 1e-4, RelL2: 1e-4},
-	"train.grad.fc.weight":             {Atol: 2e-4, RelL2: 2e-5},
-}
-
 func goldenResNet(t *testing.T) *resnet.ResNet18 {
 	t.Helper()
 	wf := golden.Load(t, "resnet18.safetensors")
@@ -464,7 +443,7 @@ func TestGPUResNet18(t *testing.T) {
 		t.Fatalf("the network did not run on the backend: %+v then %+v", before, after)
 	}
 	cpu := resnetRun(t, nn.CPU{}, nil)
-	for name, tol := range resnetTol {
+	for name, tol := range golden.ResNet18IO {
 		want := golden.Entry(t, io, name).F32Data
 		g := got[name]
 		if len(g) < len(want) {
