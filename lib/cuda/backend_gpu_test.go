@@ -473,19 +473,7 @@ func goldenFRCNN(t *testing.T, f *weights.File, device string) *fasterrcnn.Model
 	if err != nil {
 		t.Fatal(err)
 	}
-	heads := golden.Load(t, "frcnn_weights.safetensors")
-	body := golden.Load(t, "resnet18.safetensors")
-	merged := &weights.File{Entries: map[string]*weights.Entry{}}
-	for _, n := range heads.Names {
-		merged.Names = append(merged.Names, n)
-		merged.Entries[n] = heads.Entries[n]
-	}
-	for _, n := range body.Names {
-		if to, ok := weights.ResNetBodyToFasterRCNN.Apply(n); ok {
-			merged.Names = append(merged.Names, to)
-			merged.Entries[to] = body.Entries[n]
-		}
-	}
+	merged := golden.FasterRCNNWeights(t)
 	if _, err := m.Load(merged, weights.LoadOptions{}); err != nil {
 		t.Fatalf("strict load: %v", err)
 	}
