@@ -204,22 +204,31 @@ func (b CPU) Conv2dFused(geo ConvGeom, x, w []float32, ep ConvEpilogue, y []floa
 		if ep.Residual != nil {
 			cep.Residual = ep.Residual[n*geo.K*ohw : (n+1)*geo.K*ohw]
 		}
-		switch {
-		case bf16 && geo.pointwise():
-			wb.Gemm(ohw, xn, ohw, yn, ohw, cep)
-		case bf16:
-			wb.Panels(ohw, im2colPanels{geo: geo, x: xn}, yn, ohw, cep)
-		case geo.pointwise():
-			compute.SgemmEpilogue(false, false, geo.K, ohw, ckk, w, ckk, xn, ohw, yn, ohw, cep)
-		default:
-			compute.SgemmPanels(geo.K, ohw, ckk, w, ckk, im2colPanels{geo: geo, x: xn}, yn, ohw, cep)
+		if geo.pointwise() {
+			if bf16 {
+				wb.Gemm(ohw, xn, ohw, yn, ohw, cep)
+			} else {
+				compute.SgemmEpilogue(false, false, geo.K, ohw, ckk, w, ckk, xn, ohw, yn, ohw, cep)
+			}
+			continue
 		}
+		// The patches are read from a zero-padded copy of the image
+		// (padPanels: no bounds tests per row of a panel).
+		src, release := newPadPanels(geo, xn, s)
+		if bf16 {
+			wb.Panels(ohw, src, yn, ohw, cep)
+		} else {
+			compute.SgemmPanels(geo.K, ohw, ckk, w, ckk, src, yn, ohw, cep)
+		}
+		release()
 	}
 }
 
 // im2colPanels is one image's patch matrix (C*KH*KW rows, OH*OW columns)
 // as a compute.PanelSource: im2col written straight into the GEMM's
-// packed panels.
+// packed panels, reading the unpadded image with a bounds test per run.
+// Conv2dFused uses padPanels (a zero-padded copy, no tests); this is the
+// reference it is tested against.
 type im2colPanels struct {
 	geo ConvGeom
 	x   []float32 // (C,H,W)
