@@ -100,7 +100,11 @@ func numWorkers() int {
 }
 
 // parallelFor runs fn over [0,n) split into contiguous ranges, one per
-// worker; small n runs inline.
+// worker: the first on the calling goroutine, the others on long-lived pool
+// workers (a goroutine per chunk was a quarter of a training step's heap
+// allocations); small n runs inline. When every pool worker is busy (a
+// parallelFor inside another one's chunk) a chunk gets a goroutine of its
+// own, so nesting cannot deadlock.
 func parallelFor(n int, fn func(lo, hi int)) {
 	workers := numWorkers()
 	if workers > n {
@@ -110,17 +114,65 @@ func parallelFor(n int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
-	var wg sync.WaitGroup
+	workerPool.start.Do(startWorkerPool)
+	wg := waitGroups.Get().(*sync.WaitGroup)
 	chunk := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += chunk {
+	for lo := chunk; lo < n; lo += chunk {
 		hi := min(n, lo+chunk)
 		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			fn(lo, hi)
-		}(lo, hi)
+		if !submit(poolTask{fn: fn, lo: lo, hi: hi, done: wg}) {
+			go func(lo, hi int) {
+				defer wg.Done()
+				fn(lo, hi)
+			}(lo, hi)
+		}
 	}
+	fn(0, chunk)
 	wg.Wait()
+	waitGroups.Put(wg)
+}
+
+// workerPool holds parallelFor's long-lived workers, started on first use
+// (GOMAXPROCS-1 of them: the caller runs a chunk itself).
+var workerPool struct {
+	start sync.Once
+	tasks chan poolTask
+}
+
+// poolTask is one chunk of a parallelFor.
+type poolTask struct {
+	fn     func(lo, hi int)
+	lo, hi int
+	done   *sync.WaitGroup
+}
+
+var waitGroups = sync.Pool{New: func() any { return new(sync.WaitGroup) }}
+
+// submit hands t to an idle pool worker, yielding once so that a worker
+// just finishing the previous call's chunk can get back to its queue, and
+// reports false when none is idle.
+func submit(t poolTask) bool {
+	for try := 0; try < 2; try++ {
+		select {
+		case workerPool.tasks <- t:
+			return true
+		default:
+		}
+		runtime.Gosched()
+	}
+	return false
+}
+
+func startWorkerPool() {
+	workerPool.tasks = make(chan poolTask)
+	for range max(1, runtime.GOMAXPROCS(0)-1) {
+		go func() {
+			for t := range workerPool.tasks {
+				t.fn(t.lo, t.hi)
+				t.done.Done()
+			}
+		}()
+	}
 }
 
 // Arena recycles float32 buffers between iterations: a graph created with
