@@ -148,3 +148,12 @@ var (
 	_ nn.ElementwiseBackend = (*Backend)(nil)
 	_ nn.RoundingBackend    = (*Backend)(nil)
 )
+
+// The optional lib/nn extensions the backend implements, so that graphs,
+// BatchNorm and lib/train's SGD keep their passes on the device.
+var (
+	_ nn.ElementwiseBackend = (*Backend)(nil)
+	_ nn.RoundingBackend    = (*Backend)(nil)
+	_ nn.OptimizerBackend   = (*Backend)(nil)
+	_ nn.Allocator          = (*Backend)(nil)
+)

@@ -3,12 +3,13 @@ package nn
 // Optional Backend extensions for device backends (lib/cuda). A backend
 // whose tensors live in device memory wants every pass over them on the
 // device, not only the heavy kernels of Backend; these interfaces name the
-// remaining elementwise work so that operations can ask for it by type
-// assertion and otherwise keep their host loops. lib/cuda's Backend
-// implements both. ReLU, Add and AddReLU (forward and backward) use
-// ElementwiseBackend when the graph's backend has it; autocast rounding
-// goes through Graph.round, which uses RoundingBackend. BatchNormBackend
-// is declared for BatchNorm2d's backward, which does not ask for it yet.
+// remaining work so that operations can ask for it by type assertion and
+// otherwise keep their host loops. ReLU, Add and AddReLU (forward and
+// backward) use ElementwiseBackend when the graph's backend has it;
+// autocast rounding goes through Graph.RoundAs, which uses
+// RoundingBackend; BatchNorm2d's backward uses BatchNormBackend; lib/train's
+// SGD uses OptimizerBackend (and Allocator for its momentum buffers) when
+// given the model's backend.
 
 // ElementwiseBackend runs ReLU, the residual sum and the ReLU gradient on
 // the backend, with the host loops' semantics (ReLU and AddReLU pass NaN
@@ -31,8 +32,7 @@ type RoundingBackend interface {
 }
 
 // BatchNormBackend runs BatchNorm2d's backward on the backend. lib/cuda's
-// Backend implements it with its existing kernels and GEMM; BatchNorm2d
-// does not call it yet (its backward is a host loop).
+// Backend implements it with its existing kernels and GEMM.
 type BatchNormBackend interface {
 	// BatchNormBackward adds BatchNorm's gradients for x of shape
 	// (n, c, hw) and output gradient dy, given the forward's per-channel
@@ -43,6 +43,21 @@ type BatchNormBackend interface {
 	// dx += gamma*invstd*dy with running ones. Any of dx, dgamma and dbeta
 	// may be nil. Sums may run in float32 (the host loop's are float64).
 	BatchNormBackward(x, dy, dx, dgamma, dbeta []float32, n, c, hw int, mean, invstd []float64, gamma []float32, train bool)
+}
+
+// OptimizerBackend runs torch.optim.SGD's update on the backend, element by
+// element as lib/train's SGD: d = g + weightDecay*p; with momentum, buf = d
+// on the first step, else momentum*buf + (1-dampening)*d, then d =
+// d + momentum*buf (nesterov) or buf; finally p -= lr*d. buf is nil without
+// momentum.
+type OptimizerBackend interface {
+	SGDStep(p, g, buf []float32, lr, momentum, dampening, weightDecay float32, nesterov, first bool)
+}
+
+// Allocator hands out zeroed float32 buffers in a backend's memory (for a
+// device backend, memory both the host and the device address).
+type Allocator interface {
+	Alloc(n int) []float32
 }
 
 // elementwise returns g's backend as an ElementwiseBackend, or nil when it

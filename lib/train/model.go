@@ -51,7 +51,11 @@ func (d detector) SetAutocast(p nn.Precision) bool {
 	return true
 }
 
-func (d detector) Unwrap() *fasterrcnn.Model      { return d.m }
+func (d detector) Unwrap() *fasterrcnn.Model { return d.m }
+
+// Backend is the model's backend, so the optimizer updates where the
+// parameters live.
+func (d detector) Backend() nn.Backend            { return d.m.Backend() }
 func (l detectorLoss) Values() map[string]float32 { return l.l.Values() }
 func (l detectorLoss) Backward(s float32) error   { return l.l.BackwardScaled(s) }
 

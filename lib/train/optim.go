@@ -33,6 +33,14 @@ type SGD struct {
 	NoDecay func(name string) bool
 	// Buffers holds the momentum buffer of each parameter by name.
 	Buffers map[string][]float32
+	// Backend, when it implements nn.OptimizerBackend (a GPU backend),
+	// runs the update where the parameters live, one call per parameter,
+	// with new momentum buffers from it when it is an nn.Allocator; nil or
+	// any other backend updates on the host. New sets it to the model's
+	// backend when the model has one (Detector does). The device update
+	// computes 1-Dampening in float32: bit-identical to the host when
+	// Dampening is a float32 value (0, the default, is).
+	Backend nn.Backend
 }
 
 // NormsAndBiases reports whether name is a bias or a BatchNorm parameter
@@ -98,7 +106,7 @@ func (o *SGD) Step(params []*nn.Param, lr float64) error {
 		if o.Momentum != 0 {
 			buf, ok := o.Buffers[p.Name]
 			if !ok || len(buf) != len(w) {
-				buf = make([]float32, len(w))
+				buf = o.newBuffer(len(w))
 				o.Buffers[p.Name] = buf
 				j.first = true
 			}
@@ -106,6 +114,12 @@ func (o *SGD) Step(params []*nn.Param, lr float64) error {
 		}
 		jobs = append(jobs, j)
 		lengths = append(lengths, len(w))
+	}
+	if ob, ok := o.Backend.(nn.OptimizerBackend); ok {
+		for _, j := range jobs {
+			ob.SGDStep(j.w, j.g, j.buffer, float32(lr), float32(o.Momentum), float32(o.Dampening), j.wd, o.Nesterov, j.first)
+		}
+		return nil
 	}
 	parallel(chunks(lengths), func(c chunk) {
 		j := jobs[c.p]
@@ -150,4 +164,15 @@ func (o *SGD) update(w, g, buf []float32, first bool, wd, lr float32) {
 		}
 		w[i] -= lr * d
 	}
+}
+
+// newBuffer returns a zeroed momentum buffer: from the backend's memory when
+// the update runs there, else Go memory.
+func (o *SGD) newBuffer(n int) []float32 {
+	if _, ok := o.Backend.(nn.OptimizerBackend); ok {
+		if a, ok := o.Backend.(nn.Allocator); ok {
+			return a.Alloc(n)
+		}
+	}
+	return make([]float32, n)
 }

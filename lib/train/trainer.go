@@ -117,6 +117,9 @@ func New(m Model, cfg Config) *Trainer {
 	if cfg.NoDecayNormsBiases {
 		opt.NoDecay = NormsAndBiases
 	}
+	if dm, ok := m.(interface{ Backend() nn.Backend }); ok {
+		opt.Backend = dm.Backend()
+	}
 	return &Trainer{model: m, cfg: cfg, Opt: opt, Scaler: NewScaler(), History: &History{}}
 }
 
