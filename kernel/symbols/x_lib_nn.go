@@ -59,6 +59,7 @@ func init() {
 
 		// type definitions
 		"AdaptiveAvgPool2d1": reflect.ValueOf((*nn.AdaptiveAvgPool2d1)(nil)),
+		"Allocator":          reflect.ValueOf((*nn.Allocator)(nil)),
 		"Arena":              reflect.ValueOf((*nn.Arena)(nil)),
 		"BNMode":             reflect.ValueOf((*nn.BNMode)(nil)),
 		"Backend":            reflect.ValueOf((*nn.Backend)(nil)),
@@ -76,6 +77,7 @@ func init() {
 		"Linear":             reflect.ValueOf((*nn.Linear)(nil)),
 		"MaxPool2d":          reflect.ValueOf((*nn.MaxPool2d)(nil)),
 		"Module":             reflect.ValueOf((*nn.Module)(nil)),
+		"OptimizerBackend":   reflect.ValueOf((*nn.OptimizerBackend)(nil)),
 		"Param":              reflect.ValueOf((*nn.Param)(nil)),
 		"PoolGeom":           reflect.ValueOf((*nn.PoolGeom)(nil)),
 		"Precision":          reflect.ValueOf((*nn.Precision)(nil)),
@@ -86,15 +88,27 @@ func init() {
 		"Var":                reflect.ValueOf((*nn.Var)(nil)),
 
 		// interface wrapper definitions
+		"_Allocator":          reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_Allocator)(nil)),
 		"_Backend":            reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_Backend)(nil)),
 		"_BatchNormBackend":   reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_BatchNormBackend)(nil)),
 		"_ElementwiseBackend": reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_ElementwiseBackend)(nil)),
 		"_FusedConvBackend":   reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_FusedConvBackend)(nil)),
 		"_Module":             reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_Module)(nil)),
+		"_OptimizerBackend":   reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_OptimizerBackend)(nil)),
 		"_PrecisionBackend":   reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_PrecisionBackend)(nil)),
 		"_RoundingBackend":    reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_RoundingBackend)(nil)),
 		"_Scratch":            reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_Scratch)(nil)),
 	}
+}
+
+// _github_com_detlab_detlab_lib_nn_Allocator is an interface wrapper for Allocator type
+type _github_com_detlab_detlab_lib_nn_Allocator struct {
+	IValue interface{}
+	WAlloc func(n int) []float32
+}
+
+func (W _github_com_detlab_detlab_lib_nn_Allocator) Alloc(n int) []float32 {
+	return W.WAlloc(n)
 }
 
 // _github_com_detlab_detlab_lib_nn_Backend is an interface wrapper for Backend type
@@ -185,6 +199,16 @@ func (W _github_com_detlab_detlab_lib_nn_Module) AddState(sd *nn.StateDict, pref
 }
 func (W _github_com_detlab_detlab_lib_nn_Module) Params() []*nn.Param {
 	return W.WParams()
+}
+
+// _github_com_detlab_detlab_lib_nn_OptimizerBackend is an interface wrapper for OptimizerBackend type
+type _github_com_detlab_detlab_lib_nn_OptimizerBackend struct {
+	IValue   interface{}
+	WSGDStep func(p []float32, g []float32, buf []float32, lr float32, momentum float32, dampening float32, weightDecay float32, nesterov bool, first bool)
+}
+
+func (W _github_com_detlab_detlab_lib_nn_OptimizerBackend) SGDStep(p []float32, g []float32, buf []float32, lr float32, momentum float32, dampening float32, weightDecay float32, nesterov bool, first bool) {
+	W.WSGDStep(p, g, buf, lr, momentum, dampening, weightDecay, nesterov, first)
 }
 
 // _github_com_detlab_detlab_lib_nn_PrecisionBackend is an interface wrapper for PrecisionBackend type
