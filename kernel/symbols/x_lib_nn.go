@@ -83,6 +83,7 @@ func init() {
 		"Precision":          reflect.ValueOf((*nn.Precision)(nil)),
 		"PrecisionBackend":   reflect.ValueOf((*nn.PrecisionBackend)(nil)),
 		"RoundingBackend":    reflect.ValueOf((*nn.RoundingBackend)(nil)),
+		"ScalerBackend":      reflect.ValueOf((*nn.ScalerBackend)(nil)),
 		"Scratch":            reflect.ValueOf((*nn.Scratch)(nil)),
 		"StateDict":          reflect.ValueOf((*nn.StateDict)(nil)),
 		"Var":                reflect.ValueOf((*nn.Var)(nil)),
@@ -97,6 +98,7 @@ func init() {
 		"_OptimizerBackend":   reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_OptimizerBackend)(nil)),
 		"_PrecisionBackend":   reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_PrecisionBackend)(nil)),
 		"_RoundingBackend":    reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_RoundingBackend)(nil)),
+		"_ScalerBackend":      reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_ScalerBackend)(nil)),
 		"_Scratch":            reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_Scratch)(nil)),
 	}
 }
@@ -233,6 +235,20 @@ type _github_com_detlab_detlab_lib_nn_RoundingBackend struct {
 
 func (W _github_com_detlab_detlab_lib_nn_RoundingBackend) Round(p nn.Precision, dst []float32, src []float32) {
 	W.WRound(p, dst, src)
+}
+
+// _github_com_detlab_detlab_lib_nn_ScalerBackend is an interface wrapper for ScalerBackend type
+type _github_com_detlab_detlab_lib_nn_ScalerBackend struct {
+	IValue     interface{}
+	WNonFinite func(x []float32) bool
+	WScale     func(x []float32, s float32)
+}
+
+func (W _github_com_detlab_detlab_lib_nn_ScalerBackend) NonFinite(x []float32) bool {
+	return W.WNonFinite(x)
+}
+func (W _github_com_detlab_detlab_lib_nn_ScalerBackend) Scale(x []float32, s float32) {
+	W.WScale(x, s)
 }
 
 // _github_com_detlab_detlab_lib_nn_Scratch is an interface wrapper for Scratch type

@@ -155,5 +155,6 @@ var (
 	_ nn.ElementwiseBackend = (*Backend)(nil)
 	_ nn.RoundingBackend    = (*Backend)(nil)
 	_ nn.OptimizerBackend   = (*Backend)(nil)
+	_ nn.ScalerBackend      = (*Backend)(nil)
 	_ nn.Allocator          = (*Backend)(nil)
 )

@@ -8,8 +8,8 @@ package nn
 // backward) use ElementwiseBackend when the graph's backend has it;
 // autocast rounding goes through Graph.RoundAs, which uses
 // RoundingBackend; BatchNorm2d's backward uses BatchNormBackend; lib/train's
-// SGD uses OptimizerBackend (and Allocator for its momentum buffers) when
-// given the model's backend.
+// SGD uses OptimizerBackend (and Allocator for its momentum buffers) and its
+// Scaler ScalerBackend when given the model's backend.
 
 // ElementwiseBackend runs ReLU, the residual sum and the ReLU gradient on
 // the backend, with the host loops' semantics (ReLU and AddReLU pass NaN
@@ -52,6 +52,14 @@ type BatchNormBackend interface {
 // momentum.
 type OptimizerBackend interface {
 	SGDStep(p, g, buf []float32, lr, momentum, dampening, weightDecay float32, nesterov, first bool)
+}
+
+// ScalerBackend runs a gradient scaler's unscale on the backend: Scale
+// multiplies x by s in float32; NonFinite reports whether x holds an Inf or
+// a NaN.
+type ScalerBackend interface {
+	Scale(x []float32, s float32)
+	NonFinite(x []float32) bool
 }
 
 // Allocator hands out zeroed float32 buffers in a backend's memory (for a

@@ -204,6 +204,9 @@ func (t *Trainer) Load(path string) error {
 	}
 	t.Opt.Buffers = bufs
 	sc := meta.Scaler
+	if t.Scaler != nil {
+		sc.Backend = t.Scaler.Backend
+	}
 	t.Scaler = &sc
 	t.Epoch, t.Batch, t.Step = meta.Epoch, meta.Batch, meta.Step
 	t.cfg.Seed = meta.Seed

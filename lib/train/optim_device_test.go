@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"math"
 	"math/rand"
 	"testing"
 
@@ -15,7 +16,7 @@ import (
 // nn.Allocator, counting both.
 type deviceOptim struct {
 	nn.CPU
-	steps, allocs int
+	steps, allocs, scales int
 }
 
 func (b *deviceOptim) SGDStep(p, g, buf []float32, lr, momentum, dampening, weightDecay float32, nesterov, first bool) {
@@ -112,8 +113,8 @@ func TestSGDOnBackend(t *testing.T) {
 func TestTrainerUsesModelBackend(t *testing.T) {
 	be := &deviceOptim{}
 	tr := New(backendModel{be}, Config{LR: 0.01})
-	if tr.Opt.Backend != nn.Backend(be) {
-		t.Errorf("Opt.Backend = %v, want the model's", tr.Opt.Backend)
+	if tr.Opt.Backend != nn.Backend(be) || tr.Scaler.Backend != nn.Backend(be) {
+		t.Errorf("Opt.Backend = %v, Scaler.Backend = %v, want the model's", tr.Opt.Backend, tr.Scaler.Backend)
 	}
 }
 
@@ -122,3 +123,58 @@ type backendModel struct{ b nn.Backend }
 func (m backendModel) Params() []*nn.Param                                  { return nil }
 func (m backendModel) Loss(ctx context.Context, b data.Batch) (Loss, error) { return nil, nil }
 func (m backendModel) Backend() nn.Backend                                  { return m.b }
+
+func (b *deviceOptim) Scale(x []float32, s float32) {
+	b.scales++
+	for i := range x {
+		x[i] *= s
+	}
+}
+
+func (b *deviceOptim) NonFinite(x []float32) bool {
+	for _, v := range x {
+		if v-v != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// TestScalerOnBackend checks that Unscale runs on a backend with
+// nn.ScalerBackend with the host's bits and verdict.
+func TestScalerOnBackend(t *testing.T) {
+	for _, bad := range []float32{0, float32(math.Inf(1)), float32(math.NaN())} {
+		mk := func() []*nn.Param {
+			var ps []*nn.Param
+			for i, n := range []int{3, 1000} {
+				p := nn.NewParam("q"+string(rune('a'+i)), n)
+				p.Grad = tensor.New(n)
+				for j := range p.Grad.Data() {
+					p.Grad.Data()[j] = float32(j%17) * 1234.5
+				}
+				ps = append(ps, p)
+			}
+			ps[1].Grad.Data()[500] += bad
+			return ps
+		}
+		host, dev := NewScaler(), NewScaler()
+		be := &deviceOptim{}
+		dev.Backend = be
+		hp, dp := mk(), mk()
+		hf, hn := host.Unscale(hp)
+		df, dn := dev.Unscale(dp)
+		if hf != df || hn != dn {
+			t.Errorf("bad %v: device says (%v, %q), host (%v, %q)", bad, df, dn, hf, hn)
+		}
+		if be.scales != 2 {
+			t.Errorf("bad %v: %d Scale calls on the backend, want 2", bad, be.scales)
+		}
+		for i := range hp {
+			for j, v := range hp[i].Grad.Data() {
+				if d := dp[i].Grad.Data()[j]; math.Float32bits(d) != math.Float32bits(v) && !(v != v && d != d) {
+					t.Fatalf("bad %v: grad %d[%d] = %v on the backend, %v on the host", bad, i, j, d, v)
+				}
+			}
+		}
+	}
+}

@@ -25,6 +25,10 @@ type Scaler struct {
 	GoodSteps int
 	// Skipped counts the optimizer steps skipped so far.
 	Skipped int
+	// Backend, when it implements nn.ScalerBackend (a GPU backend),
+	// unscales and checks the gradients where they live; the trainer sets
+	// it to the model's backend. Not saved in checkpoints.
+	Backend nn.Backend `json:"-"`
 }
 
 // NewScaler returns a scaler with GradScaler's defaults.
@@ -48,6 +52,16 @@ func (s *Scaler) Unscale(params []*nn.Param) (finite bool, first string) {
 		gs = append(gs, p.Grad.Data())
 		lengths = append(lengths, p.Grad.Len())
 		names = append(names, p.Name)
+	}
+	if sb, ok := s.Backend.(nn.ScalerBackend); ok {
+		finite, first = true, ""
+		for i, g := range gs {
+			sb.Scale(g, inv)
+			if finite && sb.NonFinite(g) {
+				finite, first = false, names[i]
+			}
+		}
+		return finite, first
 	}
 	bad := make([]bool, len(gs))
 	var mu sync.Mutex

@@ -117,10 +117,12 @@ func New(m Model, cfg Config) *Trainer {
 	if cfg.NoDecayNormsBiases {
 		opt.NoDecay = NormsAndBiases
 	}
+	scaler := NewScaler()
 	if dm, ok := m.(interface{ Backend() nn.Backend }); ok {
 		opt.Backend = dm.Backend()
+		scaler.Backend = opt.Backend
 	}
-	return &Trainer{model: m, cfg: cfg, Opt: opt, Scaler: NewScaler(), History: &History{}}
+	return &Trainer{model: m, cfg: cfg, Opt: opt, Scaler: scaler, History: &History{}}
 }
 
 // Config returns the trainer's configuration (with defaults filled in).
