@@ -31,6 +31,18 @@ type microKernel struct {
 	// shift and the residual tile and clamps below at ep.floor. Kernels
 	// without one get the epilogue from a Go loop over an edge-tile buffer.
 	fnEp func(kb int, a, b, c []float32, ldc int, ep *kernEp)
+	// fnHalf, when set, is fn on the first nr/2 columns only (same bits):
+	// edge tiles at most that wide cost half a full tile.
+	fnHalf func(kb int, a, b, c []float32, ldc int)
+}
+
+// edgeFn returns the function that computes an edge tile w columns wide
+// into a cleared buffer.
+func (k *microKernel) edgeFn(w int) func(kb int, a, b, c []float32, ldc int) {
+	if k.fnHalf != nil && 2*w <= k.nr {
+		return k.fnHalf
+	}
+	return k.fn
 }
 
 // kernEp is what a fused-store kernel reads after its loop (the assembly
@@ -406,7 +418,7 @@ func gemmBlock(kern *microKernel, transA, transB bool, i0, i1, j0, j1, k int, al
 								continue
 							}
 							clear(tile)
-							kern.fn(kb, as, bs, tile, nr)
+							kern.edgeFn(w)(kb, as, bs, tile, nr)
 							for i := 0; i < h; i++ {
 								row := c[off+i*ldc : off+i*ldc+w]
 								for j := range row {
@@ -451,7 +463,7 @@ func storeTileEp(kern *microKernel, kb int, as, bs, tile, c []float32, ldc, row,
 		return
 	}
 	clear(tile)
-	kern.fn(kb, as, bs, tile, nr)
+	kern.edgeFn(w)(kb, as, bs, tile, nr)
 	for i := 0; i < h; i++ {
 		dst := c[off+i*ldc : off+i*ldc+w]
 		src := tile[i*nr : i*nr+w]

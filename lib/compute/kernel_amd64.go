@@ -13,6 +13,9 @@ func kernel6x16AVX2(kb int, a, b, c *float32, ldc int)
 func kernel12x32AVX512(kb int, a, b, c *float32, ldc int)
 
 //go:noescape
+func kernel12x16AVX512(kb int, a, b, c *float32, ldc int)
+
+//go:noescape
 func kernel12x32AVX512Ep(kb int, a, b, c *float32, ldc int, ep *kernEp)
 
 // hasAVX512F reports whether the CPU and the OS support AVX-512F.
@@ -71,6 +74,15 @@ func packBT32AVX512Strip(dst, b []float32, ldb, kb int) {
 	}
 }
 
+// avx512KernelHalf is the first 16 columns of avx512Kernel (for edge
+// tiles at most 16 wide), with its slice checks.
+func avx512KernelHalf(kb int, a, b, c []float32, ldc int) {
+	_ = a[kb*12-1]
+	_ = b[kb*32-1]
+	_ = c[11*ldc+15]
+	kernel12x16AVX512(kb, &a[0], &b[0], &c[0], ldc)
+}
+
 // avx512KernelEp is the 12x32 AVX-512 kernel with the fused store, with
 // its slice checks (the caller checked ep's shift and residual).
 func avx512KernelEp(kb int, a, b, c []float32, ldc int, ep *kernEp) {
@@ -109,7 +121,7 @@ func avx2Kernel(kb int, a, b, c []float32, ldc int) {
 // avx2Kernel6x16 and avx512Kernel12x32 describe the assembly kernels.
 var (
 	avx2Kernel6x16    = &microKernel{name: "avx2+fma assembly kernel 6x16", mr: 6, nr: 16, fn: avx2Kernel}
-	avx512Kernel12x32 = &microKernel{name: "avx512 assembly kernel 12x32", mr: 12, nr: 32, fn: avx512Kernel, fnEp: avx512KernelEp}
+	avx512Kernel12x32 = &microKernel{name: "avx512 assembly kernel 12x32", mr: 12, nr: 32, fn: avx512Kernel, fnEp: avx512KernelEp, fnHalf: avx512KernelHalf}
 )
 
 func init() {
