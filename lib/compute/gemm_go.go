@@ -31,16 +31,17 @@ type microKernel struct {
 	// shift and the residual tile and clamps below at ep.floor. Kernels
 	// without one get the epilogue from a Go loop over an edge-tile buffer.
 	fnEp func(kb int, a, b, c []float32, ldc int, ep *kernEp)
-	// fnHalf, when set, is fn on the first nr/2 columns only (same bits):
-	// edge tiles at most that wide cost half a full tile.
-	fnHalf func(kb int, a, b, c []float32, ldc int)
+	// part, when set, returns a kernel that computes at least the first
+	// h rows and w columns of fn's tile, with the same bits: edge tiles
+	// then cost less than a full one.
+	part func(h, w int) func(kb int, a, b, c []float32, ldc int)
 }
 
-// edgeFn returns the function that computes an edge tile w columns wide
-// into a cleared buffer.
-func (k *microKernel) edgeFn(w int) func(kb int, a, b, c []float32, ldc int) {
-	if k.fnHalf != nil && 2*w <= k.nr {
-		return k.fnHalf
+// edgeFn returns the function that computes an h x w edge tile into a
+// cleared buffer.
+func (k *microKernel) edgeFn(h, w int) func(kb int, a, b, c []float32, ldc int) {
+	if k.part != nil {
+		return k.part(h, w)
 	}
 	return k.fn
 }
@@ -418,7 +419,7 @@ func gemmBlock(kern *microKernel, transA, transB bool, i0, i1, j0, j1, k int, al
 								continue
 							}
 							clear(tile)
-							kern.edgeFn(w)(kb, as, bs, tile, nr)
+							kern.edgeFn(h, w)(kb, as, bs, tile, nr)
 							for i := 0; i < h; i++ {
 								row := c[off+i*ldc : off+i*ldc+w]
 								for j := range row {
@@ -463,7 +464,7 @@ func storeTileEp(kern *microKernel, kb int, as, bs, tile, c []float32, ldc, row,
 		return
 	}
 	clear(tile)
-	kern.edgeFn(w)(kb, as, bs, tile, nr)
+	kern.edgeFn(h, w)(kb, as, bs, tile, nr)
 	for i := 0; i < h; i++ {
 		dst := c[off+i*ldc : off+i*ldc+w]
 		src := tile[i*nr : i*nr+w]

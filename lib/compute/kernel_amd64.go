@@ -12,6 +12,20 @@ func kernel6x16AVX2(kb int, a, b, c *float32, ldc int)
 //go:noescape
 func kernel12x32AVX512(kb int, a, b, c *float32, ldc int)
 
+// The edge-tile kernels: the first RxC of kernel12x32AVX512.
+//
+//go:noescape
+func kernel4x16AVX512(kb int, a, b, c *float32, ldc int)
+
+//go:noescape
+func kernel4x32AVX512(kb int, a, b, c *float32, ldc int)
+
+//go:noescape
+func kernel8x16AVX512(kb int, a, b, c *float32, ldc int)
+
+//go:noescape
+func kernel8x32AVX512(kb int, a, b, c *float32, ldc int)
+
 //go:noescape
 func kernel12x16AVX512(kb int, a, b, c *float32, ldc int)
 
@@ -74,13 +88,39 @@ func packBT32AVX512Strip(dst, b []float32, ldb, kb int) {
 	}
 }
 
-// avx512KernelHalf is the first 16 columns of avx512Kernel (for edge
-// tiles at most 16 wide), with its slice checks.
-func avx512KernelHalf(kb int, a, b, c []float32, ldc int) {
-	_ = a[kb*12-1]
-	_ = b[kb*32-1]
-	_ = c[11*ldc+15]
-	kernel12x16AVX512(kb, &a[0], &b[0], &c[0], ldc)
+// avx512Part returns a kernel computing at least the first h rows and w
+// columns of avx512Kernel's tile (same bits), the smallest of 4, 8 or 12
+// rows by 16 or 32 columns, with its slice checks.
+func avx512Part(h, w int) func(kb int, a, b, c []float32, ldc int) {
+	r := 2
+	switch {
+	case h <= 4:
+		r = 0
+	case h <= 8:
+		r = 1
+	}
+	col := 1
+	if w <= 16 {
+		col = 0
+	}
+	return avx512Parts[r][col]
+}
+
+// avx512Parts[r][c] computes the first 4(r+1) rows and 16(c+1) columns.
+var avx512Parts = [3][2]func(kb int, a, b, c []float32, ldc int){
+	{partKernel(4, 16, kernel4x16AVX512), partKernel(4, 32, kernel4x32AVX512)},
+	{partKernel(8, 16, kernel8x16AVX512), partKernel(8, 32, kernel8x32AVX512)},
+	{partKernel(12, 16, kernel12x16AVX512), avx512Kernel},
+}
+
+// partKernel wraps an r x c edge kernel with its slice checks.
+func partKernel(r, c int, k func(kb int, a, b, c *float32, ldc int)) func(kb int, a, b, c []float32, ldc int) {
+	return func(kb int, a, b, cs []float32, ldc int) {
+		_ = a[kb*12-1]
+		_ = b[kb*32-1]
+		_ = cs[(r-1)*ldc+c-1]
+		k(kb, &a[0], &b[0], &cs[0], ldc)
+	}
 }
 
 // avx512KernelEp is the 12x32 AVX-512 kernel with the fused store, with
@@ -121,7 +161,7 @@ func avx2Kernel(kb int, a, b, c []float32, ldc int) {
 // avx2Kernel6x16 and avx512Kernel12x32 describe the assembly kernels.
 var (
 	avx2Kernel6x16    = &microKernel{name: "avx2+fma assembly kernel 6x16", mr: 6, nr: 16, fn: avx2Kernel}
-	avx512Kernel12x32 = &microKernel{name: "avx512 assembly kernel 12x32", mr: 12, nr: 32, fn: avx512Kernel, fnEp: avx512KernelEp, fnHalf: avx512KernelHalf}
+	avx512Kernel12x32 = &microKernel{name: "avx512 assembly kernel 12x32", mr: 12, nr: 32, fn: avx512Kernel, fnEp: avx512KernelEp, part: avx512Part}
 )
 
 func init() {

@@ -596,12 +596,303 @@ packbtloop:
 	VZEROUPPER
 	RET
 
+
+// func kernel4x16AVX512(kb int, a, b, c *float32, ldc int)
+//
+// The first 4 rows and 16 columns of kernel12x32AVX512, for edge tiles:
+// A and B are still packed strips of 12 rows and 32 columns, of which
+// only those are read, and only they are updated in c. Each lane runs
+// the same FMA sequence as in the 12x32 kernel: the same bits.
+TEXT ·kernel4x16AVX512(SB), NOSPLIT, $0-40
+	MOVQ kb+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ c+24(FP), DX
+	MOVQ ldc+32(FP), R8
+	SHLQ $2, R8
+
+	VPXORD Z4, Z4, Z4
+	VPXORD Z6, Z6, Z6
+	VPXORD Z8, Z8, Z8
+	VPXORD Z10, Z10, Z10
+
+loop4x16:
+	VMOVUPS (DI), Z0
+	VBROADCASTSS 0(SI), Z2
+	VFMADD231PS Z0, Z2, Z4
+	VBROADCASTSS 4(SI), Z3
+	VFMADD231PS Z0, Z3, Z6
+	VBROADCASTSS 8(SI), Z2
+	VFMADD231PS Z0, Z2, Z8
+	VBROADCASTSS 12(SI), Z3
+	VFMADD231PS Z0, Z3, Z10
+	ADDQ $48, SI
+	ADDQ $128, DI
+	DECQ CX
+	JNE  loop4x16
+
+	VADDPS (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ R8, DX
+	VADDPS (DX), Z6, Z6
+	VMOVUPS Z6, (DX)
+	ADDQ R8, DX
+	VADDPS (DX), Z8, Z8
+	VMOVUPS Z8, (DX)
+	ADDQ R8, DX
+	VADDPS (DX), Z10, Z10
+	VMOVUPS Z10, (DX)
+	VZEROUPPER
+	RET
+
+// func kernel4x32AVX512(kb int, a, b, c *float32, ldc int)
+//
+// The first 4 rows and 32 columns of kernel12x32AVX512, for edge tiles:
+// A and B are still packed strips of 12 rows and 32 columns, of which
+// only those are read, and only they are updated in c. Each lane runs
+// the same FMA sequence as in the 12x32 kernel: the same bits.
+TEXT ·kernel4x32AVX512(SB), NOSPLIT, $0-40
+	MOVQ kb+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ c+24(FP), DX
+	MOVQ ldc+32(FP), R8
+	SHLQ $2, R8
+
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+
+loop4x32:
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VBROADCASTSS 0(SI), Z2
+	VFMADD231PS Z0, Z2, Z4
+	VFMADD231PS Z1, Z2, Z5
+	VBROADCASTSS 4(SI), Z3
+	VFMADD231PS Z0, Z3, Z6
+	VFMADD231PS Z1, Z3, Z7
+	VBROADCASTSS 8(SI), Z2
+	VFMADD231PS Z0, Z2, Z8
+	VFMADD231PS Z1, Z2, Z9
+	VBROADCASTSS 12(SI), Z3
+	VFMADD231PS Z0, Z3, Z10
+	VFMADD231PS Z1, Z3, Z11
+	ADDQ $48, SI
+	ADDQ $128, DI
+	DECQ CX
+	JNE  loop4x32
+
+	VADDPS (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	VADDPS 64(DX), Z5, Z5
+	VMOVUPS Z5, 64(DX)
+	ADDQ R8, DX
+	VADDPS (DX), Z6, Z6
+	VMOVUPS Z6, (DX)
+	VADDPS 64(DX), Z7, Z7
+	VMOVUPS Z7, 64(DX)
+	ADDQ R8, DX
+	VADDPS (DX), Z8, Z8
+	VMOVUPS Z8, (DX)
+	VADDPS 64(DX), Z9, Z9
+	VMOVUPS Z9, 64(DX)
+	ADDQ R8, DX
+	VADDPS (DX), Z10, Z10
+	VMOVUPS Z10, (DX)
+	VADDPS 64(DX), Z11, Z11
+	VMOVUPS Z11, 64(DX)
+	VZEROUPPER
+	RET
+
+// func kernel8x16AVX512(kb int, a, b, c *float32, ldc int)
+//
+// The first 8 rows and 16 columns of kernel12x32AVX512, for edge tiles:
+// A and B are still packed strips of 12 rows and 32 columns, of which
+// only those are read, and only they are updated in c. Each lane runs
+// the same FMA sequence as in the 12x32 kernel: the same bits.
+TEXT ·kernel8x16AVX512(SB), NOSPLIT, $0-40
+	MOVQ kb+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ c+24(FP), DX
+	MOVQ ldc+32(FP), R8
+	SHLQ $2, R8
+
+	VPXORD Z4, Z4, Z4
+	VPXORD Z6, Z6, Z6
+	VPXORD Z8, Z8, Z8
+	VPXORD Z10, Z10, Z10
+	VPXORD Z12, Z12, Z12
+	VPXORD Z14, Z14, Z14
+	VPXORD Z16, Z16, Z16
+	VPXORD Z18, Z18, Z18
+
+loop8x16:
+	VMOVUPS (DI), Z0
+	VBROADCASTSS 0(SI), Z2
+	VFMADD231PS Z0, Z2, Z4
+	VBROADCASTSS 4(SI), Z3
+	VFMADD231PS Z0, Z3, Z6
+	VBROADCASTSS 8(SI), Z2
+	VFMADD231PS Z0, Z2, Z8
+	VBROADCASTSS 12(SI), Z3
+	VFMADD231PS Z0, Z3, Z10
+	VBROADCASTSS 16(SI), Z2
+	VFMADD231PS Z0, Z2, Z12
+	VBROADCASTSS 20(SI), Z3
+	VFMADD231PS Z0, Z3, Z14
+	VBROADCASTSS 24(SI), Z2
+	VFMADD231PS Z0, Z2, Z16
+	VBROADCASTSS 28(SI), Z3
+	VFMADD231PS Z0, Z3, Z18
+	ADDQ $48, SI
+	ADDQ $128, DI
+	DECQ CX
+	JNE  loop8x16
+
+	VADDPS (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ R8, DX
+	VADDPS (DX), Z6, Z6
+	VMOVUPS Z6, (DX)
+	ADDQ R8, DX
+	VADDPS (DX), Z8, Z8
+	VMOVUPS Z8, (DX)
+	ADDQ R8, DX
+	VADDPS (DX), Z10, Z10
+	VMOVUPS Z10, (DX)
+	ADDQ R8, DX
+	VADDPS (DX), Z12, Z12
+	VMOVUPS Z12, (DX)
+	ADDQ R8, DX
+	VADDPS (DX), Z14, Z14
+	VMOVUPS Z14, (DX)
+	ADDQ R8, DX
+	VADDPS (DX), Z16, Z16
+	VMOVUPS Z16, (DX)
+	ADDQ R8, DX
+	VADDPS (DX), Z18, Z18
+	VMOVUPS Z18, (DX)
+	VZEROUPPER
+	RET
+
+// func kernel8x32AVX512(kb int, a, b, c *float32, ldc int)
+//
+// The first 8 rows and 32 columns of kernel12x32AVX512, for edge tiles:
+// A and B are still packed strips of 12 rows and 32 columns, of which
+// only those are read, and only they are updated in c. Each lane runs
+// the same FMA sequence as in the 12x32 kernel: the same bits.
+TEXT ·kernel8x32AVX512(SB), NOSPLIT, $0-40
+	MOVQ kb+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ c+24(FP), DX
+	MOVQ ldc+32(FP), R8
+	SHLQ $2, R8
+
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+
+loop8x32:
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VBROADCASTSS 0(SI), Z2
+	VFMADD231PS Z0, Z2, Z4
+	VFMADD231PS Z1, Z2, Z5
+	VBROADCASTSS 4(SI), Z3
+	VFMADD231PS Z0, Z3, Z6
+	VFMADD231PS Z1, Z3, Z7
+	VBROADCASTSS 8(SI), Z2
+	VFMADD231PS Z0, Z2, Z8
+	VFMADD231PS Z1, Z2, Z9
+	VBROADCASTSS 12(SI), Z3
+	VFMADD231PS Z0, Z3, Z10
+	VFMADD231PS Z1, Z3, Z11
+	VBROADCASTSS 16(SI), Z2
+	VFMADD231PS Z0, Z2, Z12
+	VFMADD231PS Z1, Z2, Z13
+	VBROADCASTSS 20(SI), Z3
+	VFMADD231PS Z0, Z3, Z14
+	VFMADD231PS Z1, Z3, Z15
+	VBROADCASTSS 24(SI), Z2
+	VFMADD231PS Z0, Z2, Z16
+	VFMADD231PS Z1, Z2, Z17
+	VBROADCASTSS 28(SI), Z3
+	VFMADD231PS Z0, Z3, Z18
+	VFMADD231PS Z1, Z3, Z19
+	ADDQ $48, SI
+	ADDQ $128, DI
+	DECQ CX
+	JNE  loop8x32
+
+	VADDPS (DX), Z4, Z4
+	VMOVUPS Z4, (DX)
+	VADDPS 64(DX), Z5, Z5
+	VMOVUPS Z5, 64(DX)
+	ADDQ R8, DX
+	VADDPS (DX), Z6, Z6
+	VMOVUPS Z6, (DX)
+	VADDPS 64(DX), Z7, Z7
+	VMOVUPS Z7, 64(DX)
+	ADDQ R8, DX
+	VADDPS (DX), Z8, Z8
+	VMOVUPS Z8, (DX)
+	VADDPS 64(DX), Z9, Z9
+	VMOVUPS Z9, 64(DX)
+	ADDQ R8, DX
+	VADDPS (DX), Z10, Z10
+	VMOVUPS Z10, (DX)
+	VADDPS 64(DX), Z11, Z11
+	VMOVUPS Z11, 64(DX)
+	ADDQ R8, DX
+	VADDPS (DX), Z12, Z12
+	VMOVUPS Z12, (DX)
+	VADDPS 64(DX), Z13, Z13
+	VMOVUPS Z13, 64(DX)
+	ADDQ R8, DX
+	VADDPS (DX), Z14, Z14
+	VMOVUPS Z14, (DX)
+	VADDPS 64(DX), Z15, Z15
+	VMOVUPS Z15, 64(DX)
+	ADDQ R8, DX
+	VADDPS (DX), Z16, Z16
+	VMOVUPS Z16, (DX)
+	VADDPS 64(DX), Z17, Z17
+	VMOVUPS Z17, 64(DX)
+	ADDQ R8, DX
+	VADDPS (DX), Z18, Z18
+	VMOVUPS Z18, (DX)
+	VADDPS 64(DX), Z19, Z19
+	VMOVUPS Z19, 64(DX)
+	VZEROUPPER
+	RET
+
 // func kernel12x16AVX512(kb int, a, b, c *float32, ldc int)
 //
-// The first 16 columns of kernel12x32AVX512: B is still a packed strip of
-// 32 columns (128 bytes per k), of which only the first 16 are read, and
-// only c[i*ldc : i*ldc+16] is updated. Each lane runs the same FMA
-// sequence as in the 12x32 kernel, so the values are the same bits.
+// The first 12 rows and 16 columns of kernel12x32AVX512, for edge tiles:
+// A and B are still packed strips of 12 rows and 32 columns, of which
+// only those are read, and only they are updated in c. Each lane runs
+// the same FMA sequence as in the 12x32 kernel: the same bits.
 TEXT ·kernel12x16AVX512(SB), NOSPLIT, $0-40
 	MOVQ kb+0(FP), CX
 	MOVQ a+8(FP), SI
@@ -623,7 +914,7 @@ TEXT ·kernel12x16AVX512(SB), NOSPLIT, $0-40
 	VPXORD Z24, Z24, Z24
 	VPXORD Z26, Z26, Z26
 
-loop256:
+loop12x16:
 	VMOVUPS (DI), Z0
 	VBROADCASTSS 0(SI), Z2
 	VFMADD231PS Z0, Z2, Z4
@@ -652,7 +943,7 @@ loop256:
 	ADDQ $48, SI
 	ADDQ $128, DI
 	DECQ CX
-	JNE  loop256
+	JNE  loop12x16
 
 	VADDPS (DX), Z4, Z4
 	VMOVUPS Z4, (DX)
