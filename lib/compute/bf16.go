@@ -290,7 +290,7 @@ func bf16Plan(m, n, k int) (workers int, splitK bool) {
 func sgemmBF16SplitK(kern *bf16MicroKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, pa *packedA, b []float32, ldb int, src PanelSource, c []float32, ldc int) {
 	parts := make([][]float32, workers)
 	for w := 1; w < workers; w++ {
-		parts[w] = getBF16SplitBuf(m * n)
+		parts[w] = getSplitBuf(m * n)
 	}
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -330,46 +330,7 @@ func sgemmBF16SplitK(kern *bf16MicroKernel, workers int, transA, transB bool, m,
 		}()
 	}
 	wg.Wait()
-	for w := 1; w < workers; w++ {
-		p := parts[w]
-		for i := 0; i < m; i++ {
-			row := c[i*ldc : i*ldc+n]
-			for j, v := range p[i*n : i*n+n] {
-				row[j] += v
-			}
-		}
-		putBF16SplitBuf(p)
-	}
-}
-
-// bf16SplitFree keeps sgemmBF16SplitK's partial-sum buffers between calls.
-var bf16SplitFree struct {
-	sync.Mutex
-	bufs [][]float32
-}
-
-// getBF16SplitBuf returns a zeroed buffer of length n.
-func getBF16SplitBuf(n int) []float32 {
-	bf16SplitFree.Lock()
-	for i, b := range bf16SplitFree.bufs {
-		if cap(b) >= n {
-			bf16SplitFree.bufs = append(bf16SplitFree.bufs[:i], bf16SplitFree.bufs[i+1:]...)
-			bf16SplitFree.Unlock()
-			b = b[:n]
-			clear(b)
-			return b
-		}
-	}
-	bf16SplitFree.Unlock()
-	return make([]float32, n)
-}
-
-func putBF16SplitBuf(b []float32) {
-	bf16SplitFree.Lock()
-	defer bf16SplitFree.Unlock()
-	if len(bf16SplitFree.bufs) < 16 {
-		bf16SplitFree.bufs = append(bf16SplitFree.bufs, b)
-	}
+	addSplitParts(c, ldc, m, n, parts[1:])
 }
 
 // gemmBlockBF16 adds alpha*op(A)*op(B) into rows [i0,i1) and columns

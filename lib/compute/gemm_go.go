@@ -325,8 +325,13 @@ func sgemmSplitK(kern *microKernel, workers int, transA, transB bool, m, n, k in
 		}()
 	}
 	wg.Wait()
-	for w := 1; w < workers; w++ {
-		p := parts[w]
+	addSplitParts(c, ldc, m, n, parts[1:])
+}
+
+// addSplitParts adds the partial products of a split-k GEMM (m x n, dense)
+// into C in order and gives their buffers back.
+func addSplitParts(c []float32, ldc, m, n int, parts [][]float32) {
+	for _, p := range parts {
 		for i := 0; i < m; i++ {
 			row := c[i*ldc : i*ldc+n]
 			for j, v := range p[i*n : i*n+n] {
@@ -337,7 +342,7 @@ func sgemmSplitK(kern *microKernel, workers int, transA, transB bool, m, n, k in
 	}
 }
 
-// splitFree keeps sgemmSplitK's partial-sum buffers between calls.
+// splitFree keeps the split-k partial-sum buffers (float32 and bf16 GEMMs) between calls.
 var splitFree struct {
 	sync.Mutex
 	bufs [][]float32
