@@ -97,16 +97,8 @@ func (c *Conv2d) Forward(g *Graph, x *Var) (*Var, error) {
 		b = g.Param(c.Bias)
 		bias = c.Bias.Value.Data()
 	}
-	xd, wd := x.Value.Data(), c.Weight.Value.Data()
 	ac := g.autocast
-	switch {
-	case ac == Float32:
-	case nativeBackend(g.backend, ac) != nil:
-		geo.Precision = ac // the backend rounds while it packs
-	default:
-		xd = g.roundedCopy(xd, x.Shape()...)
-		wd = g.roundedCopy(wd, c.Weight.Value.Shape()...)
-	}
+	xd, wd := g.convOperands(&geo, x, c.Weight)
 	out := g.newTensorNoZero(geo.N, geo.K, geo.OH, geo.OW)
 	g.backend.Conv2d(geo, xd, wd, bias, out.Data(), g.scratch())
 	return g.Op(out, []*Var{x, w, b}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
@@ -148,4 +140,21 @@ func (c *Conv2d) AddState(sd *StateDict, prefix string) {
 	if c.Bias != nil {
 		sd.AddParam(prefix+"bias", c.Bias)
 	}
+}
+
+// convOperands returns the input and weight data a convolution on g
+// multiplies: as they are in float32; under autocast either as they are
+// with geo.Precision set (a backend that rounds while it packs) or as
+// rounded copies owned by g.
+func (g *Graph) convOperands(geo *ConvGeom, x *Var, w *Param) (xd, wd []float32) {
+	xd, wd = x.Value.Data(), w.Value.Data()
+	switch ac := g.autocast; {
+	case ac == Float32:
+	case nativeBackend(g.backend, ac) != nil:
+		geo.Precision = ac // the backend rounds while it packs
+	default:
+		xd = g.roundedCopy(xd, x.Shape()...)
+		wd = g.roundedCopy(wd, w.Value.Shape()...)
+	}
+	return xd, wd
 }

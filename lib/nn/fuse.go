@@ -127,16 +127,8 @@ func ConvBN(g *Graph, conv *Conv2d, bn *BatchNorm2d, x, residual *Var, relu bool
 	if residual != nil {
 		ep.Residual = residual.Value.Data()
 	}
-	xd, wd := x.Value.Data(), conv.Weight.Value.Data()
 	ac := g.autocast
-	switch {
-	case ac == Float32:
-	case nativeBackend(g.backend, ac) != nil:
-		geo.Precision = ac // the backend rounds while it packs
-	default:
-		xd = g.roundedCopy(xd, x.Shape()...)
-		wd = g.roundedCopy(wd, conv.Weight.Value.Shape()...)
-	}
+	xd, wd := g.convOperands(&geo, x, conv.Weight)
 	out := g.newTensorNoZero(outShape...)
 	if fb, ok := g.backend.(FusedConvBackend); ok {
 		fb.Conv2dFused(geo, xd, wd, ep, out.Data(), g.scratch())
@@ -183,7 +175,7 @@ func ConvBN(g *Graph, conv *Conv2d, bn *BatchNorm2d, x, residual *Var, relu bool
 		if ac != Float32 {
 			// The convolution's output gradient in the region's
 			// precision, as Conv2d.Forward's backward rounds it.
-			ac.RoundSlice(dc, dc)
+			g.roundAs(ac, dc, dc)
 		}
 		var dx, dw, db []float32
 		if gin[0] != nil {
