@@ -147,6 +147,7 @@ func BenchmarkGenerate640x480(b *testing.B) {
 		b.Fatal(err)
 	}
 	// A 640x480 image padded to 640x480 (multiples of 32); stride-32 map 20x15.
+	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := g.Generate(480, 640, [][2]int{{15, 20}}); err != nil {
 			b.Fatal(err)

@@ -386,6 +386,7 @@ func FuzzNMS(f *testing.F) {
 
 func BenchmarkNMS2000(b *testing.B) {
 	boxes, scores, _ := randomBoxes(rand.New(rand.NewSource(1)), 2000, 400)
+	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := NMS(boxes, scores, 0.7); err != nil {
 			b.Fatal(err)
@@ -396,6 +397,7 @@ func BenchmarkNMS2000(b *testing.B) {
 func BenchmarkIoU2000x5(b *testing.B) {
 	boxes, _, _ := randomBoxes(rand.New(rand.NewSource(1)), 2000, 400)
 	gt := boxes[:5]
+	b.ReportAllocs()
 	for b.Loop() {
 		IoU(gt, boxes)
 	}
