@@ -288,20 +288,7 @@ func bf16Plan(m, n, k int) (workers int, splitK bool) {
 // C at the end, so every operand is packed once in all. A non-nil src
 // supplies B (b unused, transB false).
 func sgemmBF16SplitK(kern *bf16MicroKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, pa *packedA, b []float32, ldb int, src PanelSource, c []float32, ldc int) {
-	parts := make([][]float32, workers)
-	for w := 1; w < workers; w++ {
-		parts[w] = getSplitBuf(m * n)
-	}
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		p0 := k * w / workers / kcBF16 * kcBF16
-		p1 := k
-		if w < workers-1 {
-			p1 = k * (w + 1) / workers / kcBF16 * kcBF16
-		}
-		if p0 >= p1 {
-			continue
-		}
+	splitK(workers, m, n, k, kcBF16, c, ldc, func(p0, p1 int, dst []float32, ld int) {
 		var as, bs []float32 // op(A)[:, p0:], op(B)[p0:, :]
 		var pas *packedA
 		switch {
@@ -312,25 +299,11 @@ func sgemmBF16SplitK(kern *bf16MicroKernel, workers int, transA, transB bool, m,
 		default:
 			as = a[p0:]
 		}
-		switch {
-		case src != nil:
-		case transB:
-			bs = b[p0:]
-		default:
-			bs = b[p0*ldb:]
+		if src == nil {
+			bs = bRowsFrom(b, ldb, transB, p0)
 		}
-		dst, ld := c, ldc
-		if w > 0 {
-			dst, ld = parts[w], n
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			gemmBlockBF16(kern, transA, transB, 0, m, 0, n, p1-p0, alpha, as, lda, pas, bs, ldb, srcAt(src, p0), dst, ld, nil)
-		}()
-	}
-	wg.Wait()
-	addSplitParts(c, ldc, m, n, parts[1:])
+		gemmBlockBF16(kern, transA, transB, 0, m, 0, n, p1-p0, alpha, as, lda, pas, bs, ldb, srcAt(src, p0), dst, ld, nil)
+	})
 }
 
 // gemmBlockBF16 adds alpha*op(A)*op(B) into rows [i0,i1) and columns

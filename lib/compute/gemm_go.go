@@ -287,32 +287,37 @@ func gemmParallel(kern *microKernel, workers int, transA, transB bool, m, n, k i
 // m x n buffers that are added into C at the end. Every operand is packed
 // once in all.
 func sgemmSplitK(kern *microKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, src PanelSource, c []float32, ldc int) {
-	parts := make([][]float32, workers)
-	for w := 1; w < workers; w++ {
-		parts[w] = getSplitBuf(m * n)
-	}
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		p0 := k * w / workers / kc * kc
-		p1 := k
-		if w < workers-1 {
-			p1 = k * (w + 1) / workers / kc * kc
-		}
-		if p0 >= p1 {
-			continue
-		}
+	splitK(workers, m, n, k, kc, c, ldc, func(p0, p1 int, dst []float32, ld int) {
 		var as, bs []float32 // op(A)[:, p0:], op(B)[p0:, :]
 		if transA {
 			as = a[p0*lda:]
 		} else {
 			as = a[p0:]
 		}
-		switch {
-		case src != nil:
-		case transB:
-			bs = b[p0:]
-		default:
-			bs = b[p0*ldb:]
+		if src == nil {
+			bs = bRowsFrom(b, ldb, transB, p0)
+		}
+		gemmBlock(kern, transA, transB, 0, m, 0, n, p1-p0, alpha, as, lda, bs, ldb, srcAt(src, p0), dst, ld, nil)
+	})
+}
+
+// splitK runs run over k split into workers ranges aligned to block, in
+// parallel: the first range accumulates into c, the others into zeroed
+// pooled m x n buffers (ld n) added into c at the end, in order.
+func splitK(workers, m, n, k, block int, c []float32, ldc int, run func(p0, p1 int, dst []float32, ld int)) {
+	parts := make([][]float32, workers)
+	for w := 1; w < workers; w++ {
+		parts[w] = getSplitBuf(m * n)
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		p0 := k * w / workers / block * block
+		p1 := k
+		if w < workers-1 {
+			p1 = k * (w + 1) / workers / block * block
+		}
+		if p0 >= p1 {
+			continue
 		}
 		dst, ld := c, ldc
 		if w > 0 {
@@ -321,11 +326,19 @@ func sgemmSplitK(kern *microKernel, workers int, transA, transB bool, m, n, k in
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			gemmBlock(kern, transA, transB, 0, m, 0, n, p1-p0, alpha, as, lda, bs, ldb, srcAt(src, p0), dst, ld, nil)
+			run(p0, p1, dst, ld)
 		}()
 	}
 	wg.Wait()
 	addSplitParts(c, ldc, m, n, parts[1:])
+}
+
+// bRowsFrom returns op(B)[p0:, :] of a row-major B (B^T when transB).
+func bRowsFrom(b []float32, ldb int, transB bool, p0 int) []float32 {
+	if transB {
+		return b[p0:]
+	}
+	return b[p0*ldb:]
 }
 
 // addSplitParts adds the partial products of a split-k GEMM (m x n, dense)
