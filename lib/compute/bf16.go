@@ -453,14 +453,8 @@ func packABF16(dst []uint32, mr int, transA bool, a []float32, lda, i0, mb, p0, 
 		strip := dst[s*mr*kq : (s+1)*mr*kq]
 		h := min(mr, mb-s*mr)
 		r0 := i0 + s*mr
-		if transA {
-			if h < mr {
-				clear(strip)
-			}
-		} else {
-			clear(strip[h*kq:])
-		}
 		if !transA {
+			clear(strip[h*kq:])
 			for i := 0; i < h; i++ {
 				off := (r0+i)*lda + p0
 				cvtPairs(strip[i*kq:(i+1)*kq], a[off:off+kb])
@@ -472,21 +466,7 @@ func packABF16(dst []uint32, mr int, transA bool, a []float32, lda, i0, mb, p0, 
 			q0 = kb / 2
 			f(strip, a[p0*lda+r0:], lda, q0)
 		}
-		for q := q0; q < kq; q++ {
-			p := p0 + 2*q
-			lo := a[p*lda+r0 : p*lda+r0+h]
-			d := strip[q*mr : q*mr+h]
-			if 2*q+1 < kb {
-				hi := a[(p+1)*lda+r0 : (p+1)*lda+r0+h]
-				for i, v := range lo {
-					d[i] = bf16Pair(v, hi[i])
-				}
-			} else {
-				for i, v := range lo {
-					d[i] = bf16Bits(v)
-				}
-			}
-		}
+		pairRows(strip, mr, h, a, lda, p0, r0, kb, q0)
 	}
 }
 
@@ -508,21 +488,30 @@ func packBBF16(dst, tmp []uint32, nr int, transB bool, b []float32, ldb, p0, kb,
 			q0 = kb / 2
 			f(strip, b[p0*ldb+c0:], ldb, q0)
 		}
-		for q := q0; q < kq; q++ {
-			p := p0 + 2*q
-			lo := b[p*ldb+c0 : p*ldb+c0+w]
-			d := strip[q*nr : q*nr+nr]
-			if 2*q+1 < kb {
-				hi := b[(p+1)*ldb+c0 : (p+1)*ldb+c0+w]
-				for j, v := range lo {
-					d[j] = bf16Pair(v, hi[j])
-				}
-			} else {
-				for j, v := range lo {
-					d[j] = bf16Bits(v)
-				}
+		pairRows(strip, nr, w, b, ldb, p0, c0, kb, q0)
+	}
+}
+
+// pairRows writes, for each pair q0 <= q < (kb+1)/2, the w values of rows
+// p0+2q and p0+2q+1 of x (leading dimension ld, from column c0) as
+// bfloat16 pairs into strip[q*stride:], the second half zero past row kb
+// and the pairs past w zero up to stride: the interleaved panel layout
+// both packers share.
+func pairRows(strip []uint32, stride, w int, x []float32, ld, p0, c0, kb, q0 int) {
+	for q := q0; q < (kb+1)/2; q++ {
+		p := p0 + 2*q
+		lo := x[p*ld+c0 : p*ld+c0+w]
+		d := strip[q*stride : q*stride+stride]
+		if 2*q+1 < kb {
+			hi := x[(p+1)*ld+c0 : (p+1)*ld+c0+w]
+			for j, v := range lo {
+				d[j] = bf16Pair(v, hi[j])
 			}
-			clear(d[w:])
+		} else {
+			for j, v := range lo {
+				d[j] = bf16Bits(v)
+			}
 		}
+		clear(d[w:])
 	}
 }
