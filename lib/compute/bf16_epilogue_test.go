@@ -35,15 +35,7 @@ func checkBF16Epilogue(t *testing.T, f func(transA, transB bool, m, n, k int, a 
 			transA, transB := tr[0], tr[1]
 			name := fmt.Sprintf("m%d_n%d_k%d_tA%v_tB%v_s%v_t%v_r%v_relu%v", tc.m, tc.n, tc.k, transA, transB, tc.scale, tc.shift, tc.res, tc.relu)
 			t.Run(name, func(t *testing.T) {
-				ar, ac := tc.m, tc.k
-				if transA {
-					ar, ac = tc.k, tc.m
-				}
-				br, bc := tc.k, tc.n
-				if transB {
-					br, bc = tc.n, tc.k
-				}
-				lda, ldb, ldc := max(ac, 1)+tc.pad, max(bc, 1)+tc.pad, max(tc.n, 1)+tc.pad
+				ar, br, lda, ldb, ldc := operandLayout(tc.m, tc.n, tc.k, tc.pad, transA, transB)
 				a := bf16Rand(r, max(ar*lda, 1))
 				b := bf16Rand(r, max(br*ldb, 1))
 				c := bf16Rand(r, max(tc.m*ldc, 1))
@@ -76,14 +68,7 @@ func checkBF16Epilogue(t *testing.T, f func(transA, transB bool, m, n, k int, a 
 						}
 						var sum, mag float64
 						for p := 0; p < tc.k; p++ {
-							ai, bi := i*lda+p, p*ldb+j
-							if transA {
-								ai = p*lda + i
-							}
-							if transB {
-								bi = j*ldb + p
-							}
-							av, bv := a[ai], b[bi]
+							av, bv := opAt(a, lda, transA, i, p), opAt(b, ldb, transB, p, j)
 							x := roundBF16Ref(av) * roundBF16Ref(bv)
 							sum += x
 							mag += math.Abs(x)

@@ -63,17 +63,7 @@ func checkBF16Gemm(t *testing.T, name string, transA, transB bool, m, n, k int, 
 		for j := 0; j < n; j++ {
 			var s, sa float64
 			for p := 0; p < k; p++ {
-				var av, bv float32
-				if transA {
-					av = a[p*lda+i]
-				} else {
-					av = a[i*lda+p]
-				}
-				if transB {
-					bv = b[j*ldb+p]
-				} else {
-					bv = b[p*ldb+j]
-				}
+				av, bv := opAt(a, lda, transA, i, p), opAt(b, ldb, transB, p, j)
 				pr := roundBF16Ref(av) * roundBF16Ref(bv)
 				s += pr
 				sa += math.Abs(pr)

@@ -60,15 +60,7 @@ func checkEpilogueAgainstRef(t *testing.T, f func(transA, transB bool, m, n, k i
 			transA, transB := tr[0], tr[1]
 			name := fmt.Sprintf("m%d_n%d_k%d_tA%v_tB%v_s%v_t%v_r%v_relu%v", tc.m, tc.n, tc.k, transA, transB, tc.scale, tc.shift, tc.res, tc.relu)
 			t.Run(name, func(t *testing.T) {
-				ar, ac := tc.m, tc.k
-				if transA {
-					ar, ac = tc.k, tc.m
-				}
-				br, bc := tc.k, tc.n
-				if transB {
-					br, bc = tc.n, tc.k
-				}
-				lda, ldb, ldc := max(ac, 1)+tc.pad, max(bc, 1)+tc.pad, max(tc.n, 1)+tc.pad
+				ar, br, lda, ldb, ldc := operandLayout(tc.m, tc.n, tc.k, tc.pad, transA, transB)
 				a := randSlice(r, ar*lda)
 				b := randSlice(r, br*ldb)
 				c := randSlice(r, tc.m*ldc)

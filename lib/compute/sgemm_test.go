@@ -7,6 +7,30 @@ import (
 	"testing"
 )
 
+// operandLayout returns the stored shapes of A and B for an m x n x k
+// product with the given transposes (rows x cols each) and leading
+// dimensions padded by pad, plus C's, as the table tests lay them out.
+func operandLayout(m, n, k, pad int, transA, transB bool) (ar, br, lda, ldb, ldc int) {
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	return ar, br, max(ac, 1) + pad, max(bc, 1) + pad, max(n, 1) + pad
+}
+
+// opAt returns op(X)[r, c] of a row-major X with leading dimension ld
+// (X^T when trans).
+func opAt(x []float32, ld int, trans bool, r, c int) float32 {
+	if trans {
+		return x[c*ld+r]
+	}
+	return x[r*ld+c]
+}
+
 // refSgemm is the float64 reference: C = alpha*op(A)*op(B) + beta*C, with
 // beta == 0 ignoring C.
 func refSgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) []float64 {
@@ -15,17 +39,7 @@ func refSgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda 
 		for j := 0; j < n; j++ {
 			var s float64
 			for p := 0; p < k; p++ {
-				var av, bv float32
-				if transA {
-					av = a[p*lda+i]
-				} else {
-					av = a[i*lda+p]
-				}
-				if transB {
-					bv = b[j*ldb+p]
-				} else {
-					bv = b[p*ldb+j]
-				}
+				av, bv := opAt(a, lda, transA, i, p), opAt(b, ldb, transB, p, j)
 				s += float64(av) * float64(bv)
 			}
 			v := float64(alpha) * s
@@ -79,15 +93,7 @@ func checkSgemmAgainstRef(t *testing.T, f func(transA, transB bool, m, n, k int,
 			transA, transB := tr[0], tr[1]
 			name := fmt.Sprintf("m%d_n%d_k%d_tA%v_tB%v_a%g_b%g", tc.m, tc.n, tc.k, transA, transB, tc.alpha, tc.beta)
 			t.Run(name, func(t *testing.T) {
-				ar, ac := tc.m, tc.k
-				if transA {
-					ar, ac = tc.k, tc.m
-				}
-				br, bc := tc.k, tc.n
-				if transB {
-					br, bc = tc.n, tc.k
-				}
-				lda, ldb, ldc := max(ac, 1)+tc.pad, max(bc, 1)+tc.pad, max(tc.n, 1)+tc.pad
+				ar, br, lda, ldb, ldc := operandLayout(tc.m, tc.n, tc.k, tc.pad, transA, transB)
 				a := randSlice(r, ar*lda)
 				b := randSlice(r, br*ldb)
 				c := randSlice(r, tc.m*ldc)
