@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/detlab/detlab/lib/compute"
-	"github.com/detlab/detlab/lib/tensor"
 )
 
 // TestConvBNFusedBF16MatchesLayers compares ConvBN fused under bfloat16
@@ -31,22 +30,7 @@ func TestConvBNFusedBF16MatchesLayers(t *testing.T) {
 		for _, be := range []Backend{CPU{}, plainBackend{CPU{}}} {
 			name := fmt.Sprintf("%+v/%T", tc, be)
 			t.Run(name, func(t *testing.T) {
-				rng := rand.New(rand.NewSource(11))
-				conv, err := NewConv2d("conv", tc.c, tc.k, tc.kernel, tc.stride, tc.padding, tc.bias, rng)
-				if err != nil {
-					t.Fatal(err)
-				}
-				bn := newRandomBN(t, rng, tc.k, BNFrozen)
-				x := randTensor(rng, 0, tc.n, tc.c, tc.h, tc.w)
-				outShape, err := conv.OutputShape(x.Shape())
-				if err != nil {
-					t.Fatal(err)
-				}
-				var res *tensor.Tensor
-				if tc.residual {
-					res = randTensor(rng, 0, outShape...)
-				}
-				r := randTensor(rng, 0, outShape...).Data()
+				conv, bn, x, res, r := tc.setup(t, 11, BNFrozen)
 				run := func(fused bool, p Precision) [][]float32 {
 					for _, q := range conv.Params() {
 						q.ZeroGrad()
@@ -58,6 +42,7 @@ func TestConvBNFusedBF16MatchesLayers(t *testing.T) {
 						rv = g.Leaf(res, true)
 					}
 					var out *Var
+					var err error
 					if fused {
 						if !bn.Fusable(g) {
 							t.Fatal("BatchNorm not fusable under autocast")

@@ -19,6 +19,28 @@ type convBNCase struct {
 	bias, residual, relu    bool
 }
 
+// setup builds tc's convolution and a random BatchNorm in mode, an input,
+// the residual when tc has one and a random output weighting r (the loss
+// is sum(r*y)), all from seed.
+func (tc convBNCase) setup(t *testing.T, seed int64, mode BNMode) (conv *Conv2d, bn *BatchNorm2d, x, res *tensor.Tensor, r []float32) {
+	t.Helper()
+	rng := rand.New(rand.NewSource(seed))
+	conv, err := NewConv2d("conv", tc.c, tc.k, tc.kernel, tc.stride, tc.padding, tc.bias, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bn = newRandomBN(t, rng, tc.k, mode)
+	x = randTensor(rng, 0, tc.n, tc.c, tc.h, tc.w)
+	outShape, err := conv.OutputShape(x.Shape())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc.residual {
+		res = randTensor(rng, 0, outShape...)
+	}
+	return conv, bn, x, res, randTensor(rng, 0, outShape...).Data()
+}
+
 var convBNCases = []convBNCase{
 	{1, 3, 9, 11, 5, 3, 1, 1, false, false, true},
 	{2, 4, 8, 8, 13, 3, 2, 1, true, false, true},    // stride 2, batch 2, bias
@@ -82,22 +104,7 @@ func TestConvBNFusedMatchesLayers(t *testing.T) {
 			for _, mode := range []BNMode{BNEval, BNFrozen} {
 				name := fmt.Sprintf("%+v/%T/%v", tc, be, mode)
 				t.Run(name, func(t *testing.T) {
-					rng := rand.New(rand.NewSource(7))
-					conv, err := NewConv2d("conv", tc.c, tc.k, tc.kernel, tc.stride, tc.padding, tc.bias, rng)
-					if err != nil {
-						t.Fatal(err)
-					}
-					bn := newRandomBN(t, rng, tc.k, mode)
-					x := randTensor(rng, 0, tc.n, tc.c, tc.h, tc.w)
-					outShape, err := conv.OutputShape(x.Shape())
-					if err != nil {
-						t.Fatal(err)
-					}
-					var res *tensor.Tensor
-					if tc.residual {
-						res = randTensor(rng, 0, outShape...)
-					}
-					r := randTensor(rng, 0, outShape...).Data()
+					conv, bn, x, res, r := tc.setup(t, 7, mode)
 					recording := mode == BNFrozen
 					run := func(fused bool) (y, dx, dres, dw, db []float32) {
 						for _, p := range conv.Params() {
@@ -114,6 +121,7 @@ func TestConvBNFusedMatchesLayers(t *testing.T) {
 							rv = g.Leaf(res, true)
 						}
 						var out *Var
+						var err error
 						if fused {
 							if !bn.Fusable(g) {
 								t.Fatal("BatchNorm not fusable")
