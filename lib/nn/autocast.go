@@ -216,7 +216,15 @@ func AutocastKernels(p Precision) string {
 // roundedCopy returns a graph-owned copy of src rounded to g's autocast
 // precision.
 func (g *Graph) roundedCopy(src []float32, shape ...int) []float32 {
+	return g.RoundedCopy(g.autocast, src, shape...)
+}
+
+// RoundedCopy returns a copy of src (shaped shape) rounded to precision p,
+// in a buffer g owns until Release (the arena's, never cleared first), on
+// g's backend when it rounds (RoundingBackend): how an op outside this
+// package (RoIAlign) takes its autocast operands.
+func (g *Graph) RoundedCopy(p Precision, src []float32, shape ...int) []float32 {
 	t := g.newTensorNoZero(shape...)
-	g.round(t.Data(), src)
+	g.roundAs(p, t.Data(), src)
 	return t.Data()
 }

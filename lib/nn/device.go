@@ -6,7 +6,7 @@ package nn
 // remaining work so that operations can ask for it by type assertion and
 // otherwise keep their host loops. ReLU, Add and AddReLU (forward and
 // backward) use ElementwiseBackend when the graph's backend has it;
-// autocast rounding goes through Graph.RoundAs, which uses
+// autocast rounding goes through Graph.RoundedCopy, which uses
 // RoundingBackend; BatchNorm2d's backward uses BatchNormBackend; lib/train's
 // SGD uses OptimizerBackend (and Allocator for its momentum buffers) and its
 // Scaler ScalerBackend when given the model's backend.
@@ -93,9 +93,3 @@ func (g *Graph) roundAs(p Precision, dst, src []float32) {
 	}
 	p.RoundSlice(dst, src)
 }
-
-// RoundAs writes src rounded to precision p into dst (len(dst) >= len(src);
-// dst may alias src) on g's backend when it implements RoundingBackend, else
-// with Precision.RoundSlice: what an op outside this package (RoIAlign) uses
-// to round its autocast operands where the graph's data lives.
-func (g *Graph) RoundAs(p Precision, dst, src []float32) { g.roundAs(p, dst, src) }

@@ -47,9 +47,7 @@ func Apply(g *nn.Graph, features *nn.Var, rois *tensor.Tensor, cfg Config) (*nn.
 	ac := g.Autocast()
 	if ac != nn.Float32 {
 		// Autocast: pool reduced-precision features, accumulate in float32.
-		rounded := g.NewTensor(features.Shape()...)
-		g.RoundAs(ac, rounded.Data(), feat)
-		feat = rounded.Data()
+		feat = g.RoundedCopy(ac, feat, features.Shape()...)
 	}
 	if err := ForwardSlice(out.Data(), feat, s, r, cfg); err != nil {
 		return nil, err
@@ -62,9 +60,7 @@ func Apply(g *nn.Graph, features *nn.Var, rois *tensor.Tensor, cfg Config) (*nn.
 		if ac != nn.Float32 {
 			// From the graph's arena: a fresh 100 MB buffer per step
 			// cost more in page faults than the pooling itself.
-			rd := g.NewTensor(gy.Shape()...).Data()
-			g.RoundAs(ac, rd, dy)
-			dy = rd
+			dy = g.RoundedCopy(ac, dy, gy.Shape()...)
 		}
 		// Shapes and rois were validated above; the kernel cannot fail.
 		_ = BackwardSlice(gin[0].Data(), dy, s, r, cfg)
