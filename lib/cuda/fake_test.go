@@ -32,6 +32,15 @@ type fakeGPU struct {
 	fast bool
 }
 
+// fakeKernel emulates one kernel on the fake device, given the launch's
+// argument slots (see packArgs).
+type fakeKernel func(f *fakeGPU, slots []uint64) error
+
+// fakeKernels holds emulations registered by other test files (each
+// feature's kernels in its own fake_<feature>_test.go, registered in an
+// init function); launch consults it before its own switch.
+var fakeKernels = map[string]fakeKernel{}
+
 type fakeLaunch struct {
 	name        string
 	grid, block int
@@ -265,6 +274,9 @@ func (f *fakeGPU) launch(name string, grid, block int, slots []uint64) error {
 		return fmt.Errorf("fake: %s launched with grid %d block %d", name, grid, block)
 	}
 	f.launches = append(f.launches, fakeLaunch{name, grid, block, append([]uint64(nil), slots...)})
+	if k, ok := fakeKernels[name]; ok {
+		return k(f, slots)
+	}
 	p := func(i int) uint64 { return slots[i] }
 	I := func(i int) int { return int(int32(uint32(slots[i]))) }
 	switch name {
