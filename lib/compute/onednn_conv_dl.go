@@ -1,0 +1,567 @@
+//go:build (linux || darwin || freebsd) && (amd64 || arm64)
+
+package compute
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+)
+
+// Sizes and enum values of oneDNN 2.x's C API (dnnl_types.h of 2.6.3,
+// checked with a C program against libdnnl-dev; the v2 API is the same
+// from 2.0 to 2.7). 3.x replaced the operation descriptors with opaque
+// handles, so loadConvEngine refuses other major versions.
+const (
+	dnnlMemoryDescSize = 696  // sizeof(dnnl_memory_desc_t)
+	dnnlConvDescSize   = 5976 // sizeof(dnnl_convolution_desc_t)
+
+	dnnlF32            = 3
+	dnnlFormatAny      = 1
+	dnnlTagA           = 2 // dnnl_x: a 1-D tensor
+	dnnlTagABCD        = 5 // dnnl_nchw, dnnl_oihw
+	dnnlCPU            = 1
+	dnnlStreamDefault  = 1
+	dnnlForwardInfer   = 96
+	dnnlConvDirect     = 1
+	dnnlEltwiseReLU    = 31
+	dnnlBinaryAdd      = 0x1fff0
+	dnnlBinaryMul      = 0x1fff1
+	dnnlArgSrc         = 1
+	dnnlArgDst         = 17
+	dnnlArgWeights     = 33
+	dnnlArgBias        = 41
+	dnnlArgSrc1        = 2
+	dnnlArgPostOpShift = 14 // DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) = (i+1) << 14
+	dnnlQueryImplInfo  = 8
+	dnnlQuerySrcMD     = 129
+	dnnlQueryWeightsMD = 131
+	dnnlQueryDstMD     = 133
+
+	// convCacheSize bounds the cached primitives (each holds blocked
+	// copies of its input, output and weights): ResNet18 at one input
+	// size needs about 15, Faster R-CNN's varying image sizes more.
+	convCacheSize = 96
+)
+
+// reluSlope is the negative slope given to oneDNN's ReLU post-op, 2^-100
+// (see build).
+const reluSlope = 0x1p-100
+
+// dnnlMemoryAllocate is DNNL_MEMORY_ALLOCATE, ((void *)(size_t)-1).
+const dnnlMemoryAllocate = ^uintptr(0)
+
+// memDesc is a dnnl_memory_desc_t, 8-byte aligned.
+type memDesc [dnnlMemoryDescSize / 8]uint64
+
+func (m *memDesc) ptr() unsafe.Pointer { return unsafe.Pointer(&m[0]) }
+
+// execArg is a dnnl_exec_arg_t.
+type execArg struct {
+	arg int32
+	_   int32
+	mem uintptr
+}
+
+// dnnlConvAPI holds the bound functions of the 2.x C API that the
+// convolution path calls. Handles are uintptr (C memory); pointers to Go
+// memory are unsafe.Pointer, valid for the call only.
+type dnnlConvAPI struct {
+	engineCreate      func(eng unsafe.Pointer, kind int32, index uintptr) int32
+	streamCreate      func(st unsafe.Pointer, eng uintptr, flags uint32) int32
+	streamWait        func(st uintptr) int32
+	mdInitByTag       func(md unsafe.Pointer, ndims int32, dims unsafe.Pointer, dt int32, tag int32) int32
+	mdEqual           func(a, b unsafe.Pointer) int32
+	convFwdDescInit   func(cd unsafe.Pointer, prop, alg int32, src, wei, bias, dst, strides, padL, padR unsafe.Pointer) int32
+	attrCreate        func(attr unsafe.Pointer) int32
+	attrDestroy       func(attr uintptr) int32
+	attrSetPostOps    func(attr, po uintptr) int32
+	postOpsCreate     func(po unsafe.Pointer) int32
+	postOpsDestroy    func(po uintptr) int32
+	postOpsAppendElt  func(po uintptr, scale float32, alg int32, alpha, beta float32) int32
+	postOpsAppendSum  func(po uintptr, scale float32) int32
+	postOpsAppendBin  func(po uintptr, alg int32, src1 unsafe.Pointer) int32
+	pdCreate          func(pd unsafe.Pointer, opDesc unsafe.Pointer, attr, eng, hint uintptr) int32
+	pdQuery           func(pd uintptr, what, index int32, result unsafe.Pointer) int32
+	pdQueryMD         func(pd uintptr, what, index int32) unsafe.Pointer
+	pdDestroy         func(pd uintptr) int32
+	reorderPDCreate   func(pd unsafe.Pointer, src unsafe.Pointer, srcEng uintptr, dst unsafe.Pointer, dstEng, attr uintptr) int32
+	primCreate        func(p unsafe.Pointer, pd uintptr) int32
+	primDestroy       func(p uintptr) int32
+	primExecute       func(p, st uintptr, nargs int32, args unsafe.Pointer) int32
+	memCreate         func(m unsafe.Pointer, md unsafe.Pointer, eng uintptr, handle uintptr) int32
+	memDestroy        func(m uintptr) int32
+	memSetHandle      func(m uintptr, handle unsafe.Pointer) int32
+	memSetHandleAlloc func(m uintptr, handle uintptr) int32
+	version           func() *dnnlVersion
+}
+
+// dnnlConvEngine is oneDNN's CPU engine and stream with the primitives
+// created so far; mu serialises everything (primitives and their cached
+// memory objects are reused between calls).
+type dnnlConvEngine struct {
+	api     dnnlConvAPI
+	version string
+	eng     uintptr
+	stream  uintptr
+
+	mu    sync.Mutex
+	cache map[convKey]*convPrim
+	order []convKey // oldest first, for eviction
+}
+
+var convEngine = sync.OnceValues(func() (*dnnlConvEngine, error) { return openConvEngine() })
+
+// loadConvEngine loads oneDNN (through compute's loader, which sets up its
+// OpenMP threads) and binds its convolution API, once.
+func loadConvEngine() (*dnnlConvEngine, error) { return convEngine() }
+
+func openConvEngine() (e *dnnlConvEngine, err error) {
+	defer func() {
+		// purego panics when a symbol's signature cannot be bound.
+		if r := recover(); r != nil {
+			e, err = nil, fmt.Errorf("compute: binding oneDNN's convolutions: %v", r)
+		}
+	}()
+	if _, err := oneDNN(); err != nil {
+		return nil, err
+	}
+	// dlopen returns the handle of the library compute's loader opened
+	// (same name list, same order), counting one more reference.
+	names := []string{"libdnnl.so.3", "libdnnl.so.2", "libdnnl.so", "libdnnl.3.dylib", "libdnnl.2.dylib", "libdnnl.dylib"}
+	if p := getenv(EnvOneDNNPath); p != "" {
+		names = []string{p}
+	}
+	var h uintptr
+	for _, n := range names {
+		if h, err = purego.Dlopen(n, purego.RTLD_NOW|purego.RTLD_LOCAL); err == nil {
+			break
+		}
+	}
+	if h == 0 {
+		return nil, fmt.Errorf("compute: %w", errNoOneDNN)
+	}
+	e = &dnnlConvEngine{cache: map[convKey]*convPrim{}}
+	a := &e.api
+	purego.RegisterLibFunc(&a.version, h, "dnnl_version")
+	v := a.version()
+	if v == nil || v.Major != 2 {
+		major := int32(-1)
+		if v != nil {
+			major = v.Major
+		}
+		return nil, fmt.Errorf("compute: oneDNN major version %d: its convolutions are bound for the 2.x C API only", major)
+	}
+	e.version = fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch)
+	for _, f := range []struct {
+		fn   any
+		name string
+	}{
+		{&a.engineCreate, "dnnl_engine_create"},
+		{&a.streamCreate, "dnnl_stream_create"},
+		{&a.streamWait, "dnnl_stream_wait"},
+		{&a.mdInitByTag, "dnnl_memory_desc_init_by_tag"},
+		{&a.mdEqual, "dnnl_memory_desc_equal"},
+		{&a.convFwdDescInit, "dnnl_convolution_forward_desc_init"},
+		{&a.attrCreate, "dnnl_primitive_attr_create"},
+		{&a.attrDestroy, "dnnl_primitive_attr_destroy"},
+		{&a.attrSetPostOps, "dnnl_primitive_attr_set_post_ops"},
+		{&a.postOpsCreate, "dnnl_post_ops_create"},
+		{&a.postOpsDestroy, "dnnl_post_ops_destroy"},
+		{&a.postOpsAppendElt, "dnnl_post_ops_append_eltwise"},
+		{&a.postOpsAppendSum, "dnnl_post_ops_append_sum"},
+		{&a.postOpsAppendBin, "dnnl_post_ops_append_binary"},
+		{&a.pdCreate, "dnnl_primitive_desc_create"},
+		{&a.pdQuery, "dnnl_primitive_desc_query"},
+		{&a.pdQueryMD, "dnnl_primitive_desc_query_md"},
+		{&a.pdDestroy, "dnnl_primitive_desc_destroy"},
+		{&a.reorderPDCreate, "dnnl_reorder_primitive_desc_create"},
+		{&a.primCreate, "dnnl_primitive_create"},
+		{&a.primDestroy, "dnnl_primitive_destroy"},
+		{&a.primExecute, "dnnl_primitive_execute"},
+		{&a.memCreate, "dnnl_memory_create"},
+		{&a.memDestroy, "dnnl_memory_destroy"},
+		{&a.memSetHandle, "dnnl_memory_set_data_handle"},
+		{&a.memSetHandleAlloc, "dnnl_memory_set_data_handle"},
+	} {
+		if _, err := purego.Dlsym(h, f.name); err != nil {
+			return nil, fmt.Errorf("compute: oneDNN lacks %s: %w", f.name, err)
+		}
+		purego.RegisterLibFunc(f.fn, h, f.name)
+	}
+	if st := a.engineCreate(unsafe.Pointer(&e.eng), dnnlCPU, 0); st != 0 {
+		return nil, fmt.Errorf("compute: dnnl_engine_create: %s", dnnlStatusName(st))
+	}
+	if st := a.streamCreate(unsafe.Pointer(&e.stream), e.eng, dnnlStreamDefault); st != 0 {
+		return nil, fmt.Errorf("compute: dnnl_stream_create: %s", dnnlStatusName(st))
+	}
+	return e, nil
+}
+
+// dnnlErr turns a failed status into an error naming the call.
+func dnnlErr(call string, st int32) error {
+	if st == 0 {
+		return nil
+	}
+	return fmt.Errorf("compute: %s: %s", call, dnnlStatusName(st))
+}
+
+// convPrim is one cached convolution with the reorders and memory
+// objects around it. Memories named u* wrap the caller's slices (their
+// handles are set on every call); b* are oneDNN's own buffers in the
+// layouts the convolution chose, or the u* ones when those are plain.
+type convPrim struct {
+	impl string // oneDNN's implementation name, e.g. "brgconv:avx512_core"
+	err  error  // oneDNN refused the shape: callers run their own code
+
+	conv                          uintptr
+	srcRe, wRe, dstRe, resRe      uintptr // reorder primitives; 0 when none is needed
+	uSrc, uW, uDst, uScale, uShft uintptr
+	bSrc, bW, bDst                uintptr
+	convArgs                      []execArg
+	owned                         []uintptr // memories to destroy
+}
+
+// mdByTag fills a plain (or format_kind any) float32 memory descriptor.
+func (e *dnnlConvEngine) mdByTag(md *memDesc, tag int32, dims ...int64) error {
+	return dnnlErr("dnnl_memory_desc_init_by_tag", e.api.mdInitByTag(md.ptr(), int32(len(dims)), unsafe.Pointer(&dims[0]), dnnlF32, tag))
+}
+
+// mem creates a memory object for md: handle dnnlMemoryAllocate lets
+// oneDNN allocate it, 0 leaves it to be set before each use.
+func (e *dnnlConvEngine) mem(p *convPrim, md unsafe.Pointer, handle uintptr) (uintptr, error) {
+	var m uintptr
+	if err := dnnlErr("dnnl_memory_create", e.api.memCreate(unsafe.Pointer(&m), md, e.eng, handle)); err != nil {
+		return 0, err
+	}
+	p.owned = append(p.owned, m)
+	return m, nil
+}
+
+// reorder creates a reorder primitive from one descriptor to another.
+func (e *dnnlConvEngine) reorder(from, to unsafe.Pointer) (uintptr, error) {
+	var pd, prim uintptr
+	if err := dnnlErr("dnnl_reorder_primitive_desc_create", e.api.reorderPDCreate(unsafe.Pointer(&pd), from, e.eng, to, e.eng, 0)); err != nil {
+		return 0, err
+	}
+	defer e.api.pdDestroy(pd)
+	if err := dnnlErr("dnnl_primitive_create (reorder)", e.api.primCreate(unsafe.Pointer(&prim), pd)); err != nil {
+		return 0, err
+	}
+	return prim, nil
+}
+
+// destroy releases everything p holds.
+func (e *dnnlConvEngine) destroy(p *convPrim) {
+	for _, prim := range []uintptr{p.conv, p.srcRe, p.wRe, p.dstRe, p.resRe} {
+		if prim != 0 {
+			e.api.primDestroy(prim)
+		}
+	}
+	for _, m := range p.owned {
+		e.api.memDestroy(m)
+	}
+	*p = convPrim{impl: p.impl, err: p.err}
+}
+
+// prim returns the cached primitive for k, creating it on first use; a
+// shape oneDNN refuses is cached too (with its error). e.mu must not be
+// held.
+func (e *dnnlConvEngine) prim(k convKey) (*convPrim, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p, err := e.primLocked(k)
+	if err != nil {
+		return nil, err
+	}
+	return p, p.err
+}
+
+func (e *dnnlConvEngine) primLocked(k convKey) (*convPrim, error) {
+	if p, ok := e.cache[k]; ok {
+		return p, nil
+	}
+	p := &convPrim{}
+	if err := e.build(p, k); err != nil {
+		e.destroy(p)
+		p.err = err
+	}
+	if len(e.order) >= convCacheSize {
+		old := e.order[0]
+		e.order = e.order[1:]
+		e.destroy(e.cache[old])
+		delete(e.cache, old)
+	}
+	e.cache[k] = p
+	e.order = append(e.order, k)
+	return p, nil
+}
+
+// build creates the convolution for k, its post-ops (binary mul by Scale,
+// binary add of Shift, or Shift as the bias without Scale; sum of the
+// residual; ReLU), the memories and the reorders it needs.
+func (e *dnnlConvEngine) build(p *convPrim, k convKey) error {
+	a := &e.api
+	s := k.s
+	var srcPlain, wPlain, dstPlain, srcAny, wAny, dstAny, biasMD, chanMD memDesc
+	for _, d := range []struct {
+		md   *memDesc
+		tag  int32
+		dims []int64
+	}{
+		{&srcPlain, dnnlTagABCD, []int64{int64(s.N), int64(s.C), int64(s.H), int64(s.W)}},
+		{&wPlain, dnnlTagABCD, []int64{int64(s.K), int64(s.C), int64(s.KH), int64(s.KW)}},
+		{&dstPlain, dnnlTagABCD, []int64{int64(s.N), int64(s.K), int64(s.OH), int64(s.OW)}},
+		{&srcAny, dnnlFormatAny, []int64{int64(s.N), int64(s.C), int64(s.H), int64(s.W)}},
+		{&wAny, dnnlFormatAny, []int64{int64(s.K), int64(s.C), int64(s.KH), int64(s.KW)}},
+		{&dstAny, dnnlFormatAny, []int64{int64(s.N), int64(s.K), int64(s.OH), int64(s.OW)}},
+		{&biasMD, dnnlTagA, []int64{int64(s.K)}},
+		{&chanMD, dnnlTagABCD, []int64{1, int64(s.K), 1, 1}},
+	} {
+		if err := e.mdByTag(d.md, d.tag, d.dims...); err != nil {
+			return err
+		}
+	}
+	strides := []int64{int64(s.SH), int64(s.SW)}
+	padL := []int64{int64(s.PH), int64(s.PW)}
+	// Right padding: what the last window needs beyond the input, which
+	// oneDNN wants exact ((OH-1)*SH + KH - H - PH, possibly less than PH).
+	padR := []int64{int64((s.OH-1)*s.SH + s.KH - s.H - s.PH), int64((s.OW-1)*s.SW + s.KW - s.W - s.PW)}
+	bias := unsafe.Pointer(nil)
+	useBias := k.shift && !k.scale
+	if useBias {
+		bias = biasMD.ptr()
+	}
+	cd := make([]uint64, dnnlConvDescSize/8)
+	if err := dnnlErr("dnnl_convolution_forward_desc_init", a.convFwdDescInit(unsafe.Pointer(&cd[0]), dnnlForwardInfer, dnnlConvDirect,
+		srcAny.ptr(), wAny.ptr(), bias, dstAny.ptr(), unsafe.Pointer(&strides[0]), unsafe.Pointer(&padL[0]), unsafe.Pointer(&padR[0]))); err != nil {
+		return err
+	}
+	var attr, po uintptr
+	if err := dnnlErr("dnnl_primitive_attr_create", a.attrCreate(unsafe.Pointer(&attr))); err != nil {
+		return err
+	}
+	defer a.attrDestroy(attr)
+	if err := dnnlErr("dnnl_post_ops_create", a.postOpsCreate(unsafe.Pointer(&po))); err != nil {
+		return err
+	}
+	defer a.postOpsDestroy(po)
+	nPost := 0
+	var scaleArg, shiftArg int32
+	if k.scale {
+		if err := dnnlErr("dnnl_post_ops_append_binary (mul)", a.postOpsAppendBin(po, dnnlBinaryMul, chanMD.ptr())); err != nil {
+			return err
+		}
+		scaleArg = int32(nPost+1)<<dnnlArgPostOpShift | dnnlArgSrc1
+		nPost++
+		if k.shift {
+			if err := dnnlErr("dnnl_post_ops_append_binary (add)", a.postOpsAppendBin(po, dnnlBinaryAdd, chanMD.ptr())); err != nil {
+				return err
+			}
+			shiftArg = int32(nPost+1)<<dnnlArgPostOpShift | dnnlArgSrc1
+			nPost++
+		}
+	}
+	if k.res {
+		if err := dnnlErr("dnnl_post_ops_append_sum", a.postOpsAppendSum(po, 1)); err != nil {
+			return err
+		}
+		nPost++
+	}
+	if k.relu {
+		// With slope 0 oneDNN's JIT ReLU is vmaxps(v, 0), which turns NaN
+		// into 0 (a NaN weight would then vanish from the forward pass);
+		// with a nonzero slope it is v > 0 ? v : slope*v, which keeps NaN.
+		// The slope 2^-100 leaves negatives at -|v|*2^-100 instead of 0: a
+		// normal float (no denormal assists) below any tolerance.
+		if err := dnnlErr("dnnl_post_ops_append_eltwise", a.postOpsAppendElt(po, 1, dnnlEltwiseReLU, reluSlope, 0)); err != nil {
+			return err
+		}
+	}
+	if err := dnnlErr("dnnl_primitive_attr_set_post_ops", a.attrSetPostOps(attr, po)); err != nil {
+		return err
+	}
+	var pd uintptr
+	if err := dnnlErr("dnnl_primitive_desc_create (convolution)", a.pdCreate(unsafe.Pointer(&pd), unsafe.Pointer(&cd[0]), attr, e.eng, 0)); err != nil {
+		return err
+	}
+	defer a.pdDestroy(pd)
+	var impl *byte
+	if st := a.pdQuery(pd, dnnlQueryImplInfo, 0, unsafe.Pointer(&impl)); st == 0 && impl != nil {
+		p.impl = cString(impl)
+	}
+	// Copies of the chosen layouts (the pointers live as long as pd).
+	var srcMD, wMD, dstMD memDesc
+	for _, q := range []struct {
+		md   *memDesc
+		what int32
+	}{{&srcMD, dnnlQuerySrcMD}, {&wMD, dnnlQueryWeightsMD}, {&dstMD, dnnlQueryDstMD}} {
+		ptr := a.pdQueryMD(pd, q.what, 0)
+		if ptr == nil {
+			return fmt.Errorf("compute: oneDNN's convolution reports no memory descriptor for query %d", q.what)
+		}
+		copy(q.md[:], unsafe.Slice((*uint64)(ptr), len(q.md)))
+	}
+	if err := dnnlErr("dnnl_primitive_create (convolution)", a.primCreate(unsafe.Pointer(&p.conv), pd)); err != nil {
+		return err
+	}
+	var err error
+	// User memories: handles set per call.
+	if p.uSrc, err = e.mem(p, srcPlain.ptr(), 0); err != nil {
+		return err
+	}
+	if p.uW, err = e.mem(p, wPlain.ptr(), 0); err != nil {
+		return err
+	}
+	if p.uDst, err = e.mem(p, dstPlain.ptr(), 0); err != nil {
+		return err
+	}
+	// Internal memories where the layout differs.
+	for _, m := range []struct {
+		user   uintptr
+		plain  *memDesc
+		chosen *memDesc
+		buf    *uintptr
+		re     *uintptr
+		toUser bool
+	}{
+		{p.uSrc, &srcPlain, &srcMD, &p.bSrc, &p.srcRe, false},
+		{p.uW, &wPlain, &wMD, &p.bW, &p.wRe, false},
+		{p.uDst, &dstPlain, &dstMD, &p.bDst, &p.dstRe, true},
+	} {
+		if a.mdEqual(m.plain.ptr(), m.chosen.ptr()) != 0 {
+			*m.buf = m.user
+			continue
+		}
+		if *m.buf, err = e.mem(p, m.chosen.ptr(), dnnlMemoryAllocate); err != nil {
+			return err
+		}
+		from, to := m.plain.ptr(), m.chosen.ptr()
+		if m.toUser {
+			from, to = to, from
+		}
+		if *m.re, err = e.reorder(from, to); err != nil {
+			return err
+		}
+	}
+	if k.res && p.bDst != p.uDst {
+		// The residual is reordered into the blocked output, which the
+		// sum post-op then reads.
+		if p.resRe, err = e.reorder(dstPlain.ptr(), dstMD.ptr()); err != nil {
+			return err
+		}
+	}
+	p.convArgs = []execArg{{arg: dnnlArgSrc, mem: p.bSrc}, {arg: dnnlArgWeights, mem: p.bW}, {arg: dnnlArgDst, mem: p.bDst}}
+	if useBias {
+		if p.uShft, err = e.mem(p, biasMD.ptr(), 0); err != nil {
+			return err
+		}
+		p.convArgs = append(p.convArgs, execArg{arg: dnnlArgBias, mem: p.uShft})
+	}
+	if k.scale {
+		if p.uScale, err = e.mem(p, chanMD.ptr(), 0); err != nil {
+			return err
+		}
+		p.convArgs = append(p.convArgs, execArg{arg: scaleArg, mem: p.uScale})
+		if k.shift {
+			if p.uShft, err = e.mem(p, chanMD.ptr(), 0); err != nil {
+				return err
+			}
+			p.convArgs = append(p.convArgs, execArg{arg: shiftArg, mem: p.uShft})
+		}
+	}
+	return nil
+}
+
+// cString copies a NUL-terminated C string.
+func cString(p *byte) string {
+	n := 0
+	for *(*byte)(unsafe.Add(unsafe.Pointer(p), n)) != 0 {
+		n++
+	}
+	return string(unsafe.Slice(p, n))
+}
+
+// run executes the convolution for s (already checked): reorders in, the
+// convolution with its post-ops, the reorder out. In auto mode (force
+// false) it returns false when oneDNN picked a reference or GEMM-based
+// implementation, or refused the shape.
+func (e *dnnlConvEngine) run(s ConvShape, x, w []float32, ep Epilogue, y []float32, force bool) (bool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p, err := e.primLocked(convKeyOf(s, ep))
+	if err != nil {
+		return false, err
+	}
+	if p.err != nil || (!force && !jitDirect(p.impl)) {
+		return false, nil
+	}
+	a := &e.api
+	set := func(m uintptr, v []float32) error {
+		return dnnlErr("dnnl_memory_set_data_handle", a.memSetHandle(m, unsafe.Pointer(&v[0])))
+	}
+	exec := func(what string, prim uintptr, args []execArg) error {
+		return dnnlErr("dnnl_primitive_execute ("+what+")", a.primExecute(prim, e.stream, int32(len(args)), unsafe.Pointer(&args[0])))
+	}
+	for _, h := range []struct {
+		m uintptr
+		v []float32
+	}{{p.uSrc, x}, {p.uW, w}, {p.uDst, y}, {p.uScale, ep.Scale}, {p.uShft, ep.Shift}} {
+		if h.m != 0 {
+			if err := set(h.m, h.v); err != nil {
+				return false, err
+			}
+		}
+	}
+	if ep.Residual != nil {
+		if p.resRe == 0 {
+			// The output is plain NCHW: the sum post-op reads y.
+			copy(y[:s.N*s.K*s.OH*s.OW], ep.Residual)
+		} else {
+			// The residual has y's shape: uDst wraps it for the
+			// reorder, then points back at y.
+			if err := set(p.uDst, ep.Residual); err != nil {
+				return false, err
+			}
+			if err := exec("residual reorder", p.resRe, []execArg{{arg: dnnlArgSrc, mem: p.uDst}, {arg: dnnlArgDst, mem: p.bDst}}); err != nil {
+				return false, err
+			}
+			if err := dnnlErr("dnnl_stream_wait", a.streamWait(e.stream)); err != nil {
+				return false, err
+			}
+			if err := set(p.uDst, y); err != nil {
+				return false, err
+			}
+		}
+	}
+	if p.srcRe != 0 {
+		if err := exec("input reorder", p.srcRe, []execArg{{arg: dnnlArgSrc, mem: p.uSrc}, {arg: dnnlArgDst, mem: p.bSrc}}); err != nil {
+			return false, err
+		}
+	}
+	if p.wRe != 0 {
+		if err := exec("weights reorder", p.wRe, []execArg{{arg: dnnlArgSrc, mem: p.uW}, {arg: dnnlArgDst, mem: p.bW}}); err != nil {
+			return false, err
+		}
+	}
+	if err := exec("convolution", p.conv, p.convArgs); err != nil {
+		return false, err
+	}
+	if p.dstRe != 0 {
+		if err := exec("output reorder", p.dstRe, []execArg{{arg: dnnlArgSrc, mem: p.bDst}, {arg: dnnlArgDst, mem: p.uDst}}); err != nil {
+			return false, err
+		}
+	}
+	if err := dnnlErr("dnnl_stream_wait", a.streamWait(e.stream)); err != nil {
+		return false, err
+	}
+	// Drop the pointers to Go memory the memory objects still hold.
+	for _, m := range []uintptr{p.uSrc, p.uW, p.uDst, p.uScale, p.uShft} {
+		if m != 0 {
+			a.memSetHandleAlloc(m, 0)
+		}
+	}
+	return true, nil
+}

@@ -1,0 +1,307 @@
+package compute
+
+import (
+	"errors"
+	"math"
+	"math/rand"
+	"strings"
+	"testing"
+)
+
+// loadedConvEngine returns oneDNN's convolution API, skipping the test
+// with the Debian package to install when the library is absent.
+func loadedConvEngine(t testing.TB) *dnnlConvEngine {
+	t.Helper()
+	e, err := loadConvEngine()
+	if err != nil {
+		if errors.Is(err, errNoOneDNN) {
+			t.Skipf("oneDNN absent, install libdnnl2 (apt-get install libdnnl2): %v", err)
+		}
+		t.Fatal(err)
+	}
+	return e
+}
+
+// convShapeOf fills OH and OW.
+func convShapeOf(n, c, h, w, k, kh, kw, sh, sw, ph, pw int) ConvShape {
+	return ConvShape{N: n, C: c, H: h, W: w, K: k, KH: kh, KW: kw, SH: sh, SW: sw, PH: ph, PW: pw,
+		OH: (h+2*ph-kh)/sh + 1, OW: (w+2*pw-kw)/sw + 1}
+}
+
+// convRef is a direct float64 convolution with the epilogue.
+func convRef(s ConvShape, x, w []float32, ep Epilogue) []float32 {
+	y := make([]float32, s.N*s.K*s.OH*s.OW)
+	for n := 0; n < s.N; n++ {
+		for k := 0; k < s.K; k++ {
+			for oh := 0; oh < s.OH; oh++ {
+				for ow := 0; ow < s.OW; ow++ {
+					var acc float64
+					for c := 0; c < s.C; c++ {
+						for i := 0; i < s.KH; i++ {
+							ih := oh*s.SH - s.PH + i
+							if ih < 0 || ih >= s.H {
+								continue
+							}
+							for j := 0; j < s.KW; j++ {
+								iw := ow*s.SW - s.PW + j
+								if iw < 0 || iw >= s.W {
+									continue
+								}
+								acc += float64(x[((n*s.C+c)*s.H+ih)*s.W+iw]) * float64(w[((k*s.C+c)*s.KH+i)*s.KW+j])
+							}
+						}
+					}
+					o := ((n*s.K+k)*s.OH+oh)*s.OW + ow
+					if ep.Scale != nil {
+						acc *= float64(ep.Scale[k])
+					}
+					if ep.Shift != nil {
+						acc += float64(ep.Shift[k])
+					}
+					if ep.Residual != nil {
+						acc += float64(ep.Residual[o])
+					}
+					if ep.ReLU && acc < 0 {
+						acc = 0
+					}
+					y[o] = float32(acc)
+				}
+			}
+		}
+	}
+	return y
+}
+
+// TestConvOneDNN compares oneDNN's convolutions (forced, whatever
+// implementation it picks) with a float64 direct convolution, for
+// ResNet-like shapes, odd sizes whose last window leaves input unread, a
+// batch, and every combination of epilogue parts.
+func TestConvOneDNN(t *testing.T) {
+	e := loadedConvEngine(t)
+	shapes := []struct {
+		name string
+		s    ConvShape
+	}{
+		{"stem7x7s2", convShapeOf(1, 3, 38, 30, 16, 7, 7, 2, 2, 3, 3)},
+		{"3x3s1", convShapeOf(1, 16, 14, 14, 32, 3, 3, 1, 1, 1, 1)},
+		{"3x3s2odd", convShapeOf(1, 16, 15, 13, 32, 3, 3, 2, 2, 1, 1)},
+		{"1x1s2", convShapeOf(1, 32, 14, 14, 64, 1, 1, 2, 2, 0, 0)},
+		{"1x1s1", convShapeOf(1, 64, 9, 7, 24, 1, 1, 1, 1, 0, 0)},
+		{"batch2-3x3", convShapeOf(2, 8, 11, 12, 20, 3, 3, 1, 1, 1, 1)},
+		{"rect3x1pad", convShapeOf(1, 5, 10, 9, 7, 3, 1, 1, 2, 2, 0)},
+	}
+	eps := []struct {
+		name                    string
+		scale, shift, res, relu bool
+	}{
+		{"plain", false, false, false, false},
+		{"bias", false, true, false, false},
+		{"bias-relu", false, true, false, true},
+		{"bn", true, true, false, false},
+		{"bn-relu", true, true, false, true},
+		{"bn-res-relu", true, true, true, true},
+		{"scale-only", true, false, false, false},
+		{"res", false, false, true, false},
+		{"bias-res-relu", false, true, true, true},
+	}
+	rng := rand.New(rand.NewSource(7))
+	for _, sc := range shapes {
+		s := sc.s
+		x := randSlice(rng, s.N*s.C*s.H*s.W)
+		w := randSlice(rng, s.K*s.C*s.KH*s.KW)
+		for _, ec := range eps {
+			t.Run(sc.name+"/"+ec.name, func(t *testing.T) {
+				var ep Epilogue
+				if ec.scale {
+					ep.Scale = randSlice(rng, s.K)
+				}
+				if ec.shift {
+					ep.Shift = randSlice(rng, s.K)
+				}
+				if ec.res {
+					ep.Residual = randSlice(rng, s.N*s.K*s.OH*s.OW)
+				}
+				ep.ReLU = ec.relu
+				want := convRef(s, x, w, ep)
+				y := make([]float32, len(want))
+				for i := range y {
+					y[i] = float32(math.NaN()) // must all be overwritten
+				}
+				// Twice: the second call reuses the cached primitive
+				// with the handles set anew.
+				for pass := 0; pass < 2; pass++ {
+					ran, err := e.run(s, x, w, ep, y, true)
+					if err != nil || !ran {
+						t.Fatalf("run: ran %v, err %v", ran, err)
+					}
+					ckk := float64(s.C * s.KH * s.KW)
+					tol := 1e-5 * math.Sqrt(ckk) * 4
+					for i := range want {
+						if d := math.Abs(float64(y[i] - want[i])); !(d <= tol*(1+math.Abs(float64(want[i])))) {
+							p, _ := e.prim(convKeyOf(s, ep))
+							t.Fatalf("pass %d, y[%d] = %v, want %v (impl %s)", pass, i, y[i], want[i], p.impl)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestConvOneDNNReLUNaN checks that ReLU keeps NaN as the Go epilogue
+// does, and that an Inf input propagates.
+func TestConvOneDNNReLUNaN(t *testing.T) {
+	e := loadedConvEngine(t)
+	s := convShapeOf(1, 16, 8, 8, 16, 3, 3, 1, 1, 1, 1)
+	rng := rand.New(rand.NewSource(1))
+	x := randSlice(rng, s.N*s.C*s.H*s.W)
+	w := randSlice(rng, s.K*s.C*s.KH*s.KW)
+	x[3*8+3] = float32(math.NaN()) // channel 0, (3,3)
+	y := make([]float32, s.N*s.K*s.OH*s.OW)
+	if ran, err := e.run(s, x, w, Epilogue{ReLU: true, Shift: make([]float32, s.K)}, y, true); err != nil || !ran {
+		t.Fatalf("run: ran %v, err %v", ran, err)
+	}
+	for k := 0; k < s.K; k++ {
+		for _, pos := range []int{2*8 + 2, 3*8 + 3, 4*8 + 4} {
+			if v := y[k*64+pos]; !math.IsNaN(float64(v)) {
+				t.Errorf("channel %d position %d: %v, want NaN (window over a NaN input)", k, pos, v)
+			}
+		}
+		if v := y[k*64+7*8+7]; math.IsNaN(float64(v)) || v < -0x1p-90 {
+			t.Errorf("channel %d far corner: %v, want a ReLU'd number", k, v)
+		}
+	}
+	// Negatives become at most 2^-100 times their size (oneDNN's ReLU
+	// with a tiny slope, which keeps NaN), positives stay.
+	x[3*8+3] = 1
+	if ran, err := e.run(s, x, w, Epilogue{ReLU: true, Shift: make([]float32, s.K)}, y, true); err != nil || !ran {
+		t.Fatalf("run: ran %v, err %v", ran, err)
+	}
+	want := convRef(s, x, w, Epilogue{})
+	for i, v := range y {
+		if want[i] < 0 && !(v <= 0 && v >= want[i]*0x1p-99) || want[i] > 0 && math.Abs(float64(v-want[i])) > 1e-4 {
+			t.Fatalf("y[%d] = %v for a pre-activation %v", i, v, want[i])
+		}
+	}
+}
+
+// TestConvOneDNNErrors checks the arguments ConvOneDNN refuses, under a
+// forced oneDNN choice (and that nothing is refused when it is off).
+func TestConvOneDNNErrors(t *testing.T) {
+	loadedConvEngine(t)
+	restore := SetConvChoice("onednn")
+	defer restore()
+	good := convShapeOf(1, 4, 8, 8, 6, 3, 3, 1, 1, 1, 1)
+	x, w, y := make([]float32, 4*64), make([]float32, 6*4*9), make([]float32, 6*64)
+	bad := func(f func(*ConvShape)) ConvShape { s := good; f(&s); return s }
+	cases := []struct {
+		name       string
+		s          ConvShape
+		x, w, y    []float32
+		ep         Epilogue
+		wantInText string
+	}{
+		{"zero batch", bad(func(s *ConvShape) { s.N = 0 }), x, w, y, Epilogue{}, "N = 0"},
+		{"zero stride", bad(func(s *ConvShape) { s.SH = 0 }), x, w, y, Epilogue{}, "SH = 0"},
+		{"negative pad", bad(func(s *ConvShape) { s.PW = -1 }), x, w, y, Epilogue{}, "PW = -1"},
+		{"wrong OH", bad(func(s *ConvShape) { s.OH = 7 }), x, w, y, Epilogue{}, "does not follow"},
+		{"kernel over input", convShapeOf(1, 4, 2, 2, 6, 5, 5, 1, 1, 0, 0), x, w, y, Epilogue{}, "OH = -2"},
+		{"kernel over input, OH given", ConvShape{N: 1, C: 4, H: 2, W: 2, K: 6, KH: 5, KW: 5, SH: 1, SW: 1, OH: 1, OW: 1}, x, w, y, Epilogue{}, "does not follow"},
+		{"short x", good, x[:10], w, y, Epilogue{}, "len(x) = 10"},
+		{"short w", good, x, w[:3], y, Epilogue{}, "len(w) = 3"},
+		{"short y", good, x, w, y[:1], Epilogue{}, "len(y) = 1"},
+		{"short scale", good, x, w, y, Epilogue{Scale: make([]float32, 2)}, "len(Scale) = 2"},
+		{"short shift", good, x, w, y, Epilogue{Shift: make([]float32, 5)}, "len(Shift) = 5"},
+		{"short residual", good, x, w, y, Epilogue{Residual: make([]float32, 9)}, "len(Residual) = 9"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ran, err := ConvOneDNN(c.s, c.x, c.w, c.ep, c.y)
+			if ran || !errors.Is(err, ErrConvShape) || !strings.Contains(err.Error(), c.wantInText) {
+				t.Fatalf("ran %v, err %v; want ErrConvShape mentioning %q", ran, err, c.wantInText)
+			}
+		})
+	}
+	if ran, err := ConvOneDNN(good, x, w, Epilogue{}, y); !ran || err != nil {
+		t.Fatalf("valid call: ran %v, err %v", ran, err)
+	}
+	restore2 := SetConvChoice("go")
+	defer restore2()
+	if ran, err := ConvOneDNN(good, x[:1], w, Epilogue{}, y); ran || err != nil {
+		t.Fatalf("DETLAB_CONV=go: ran %v, err %v; want false, nil (the caller's code runs)", ran, err)
+	}
+}
+
+// TestChooseConv checks DETLAB_CONV's values and what ConvBackend says.
+func TestChooseConv(t *testing.T) {
+	_, loadErr := loadConvEngine()
+	cases := []struct {
+		env      string
+		mode     convMode
+		withLib  bool // the mode and oneDNN in use hold only with the library
+		contains string
+	}{
+		{"go", convGo, false, "DETLAB_CONV=go"},
+		{"GO ", convGo, false, "DETLAB_CONV=go"},
+		{"bogus", convGo, false, `unknown DETLAB_CONV="bogus"`},
+		{"", convAuto, true, "where it picks a JIT direct one"},
+		{"auto", convAuto, true, "where it picks a JIT direct one"},
+		{"onednn", convForced, true, "DETLAB_CONV=onednn"},
+		{"dnnl", convForced, true, "DETLAB_CONV=onednn"},
+	}
+	for _, c := range cases {
+		got := chooseConv(c.env)
+		if c.withLib && loadErr != nil {
+			if got.mode != convGo || got.eng != nil || !strings.Contains(got.name, "not installed") && !strings.Contains(got.name, "compute:") {
+				t.Errorf("%q without oneDNN: %+v, want go with the reason", c.env, got)
+			}
+			continue
+		}
+		if got.mode != c.mode || (got.eng != nil) != (c.mode != convGo) || !strings.Contains(got.name, c.contains) {
+			t.Errorf("chooseConv(%q) = mode %v, engine %v, %q; want mode %v, name containing %q", c.env, got.mode, got.eng != nil, got.name, c.mode, c.contains)
+		}
+	}
+	if ConvBackend() == "" {
+		t.Error("ConvBackend is empty")
+	}
+}
+
+// TestConvOneDNNImpl checks that the implementation is reported and that
+// on an AVX-512 CPU oneDNN picks a JIT direct convolution for ResNet18's
+// shapes (auto mode's condition for using it).
+func TestConvOneDNNImpl(t *testing.T) {
+	loadedConvEngine(t)
+	for _, s := range resnet18Convs {
+		impl, err := ConvOneDNNImpl(s.s, Epilogue{Scale: []float32{}, Shift: []float32{}, ReLU: true})
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		t.Logf("%-12s %s", s.name, impl)
+		if strings.HasPrefix(bestKernel().name, "avx512") && !jitDirect(impl) {
+			t.Errorf("%s: oneDNN picked %q on an AVX-512 CPU, want a JIT direct convolution", s.name, impl)
+		}
+	}
+	if _, err := ConvOneDNNImpl(ConvShape{}, Epilogue{}); !errors.Is(err, ErrConvShape) {
+		t.Errorf("zero shape: %v, want ErrConvShape", err)
+	}
+}
+
+// resnet18Convs are the distinct convolutions of ResNet18 at 224x224,
+// batch 1, with how many times each runs in a forward pass.
+var resnet18Convs = []struct {
+	name  string
+	s     ConvShape
+	times int
+}{
+	{"conv1", convShapeOf(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3), 1},
+	{"layer1", convShapeOf(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1), 4},
+	{"layer2.0", convShapeOf(1, 64, 56, 56, 128, 3, 3, 2, 2, 1, 1), 1},
+	{"layer2", convShapeOf(1, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1), 3},
+	{"layer2.ds", convShapeOf(1, 64, 56, 56, 128, 1, 1, 2, 2, 0, 0), 1},
+	{"layer3.0", convShapeOf(1, 128, 28, 28, 256, 3, 3, 2, 2, 1, 1), 1},
+	{"layer3", convShapeOf(1, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1), 3},
+	{"layer3.ds", convShapeOf(1, 128, 28, 28, 256, 1, 1, 2, 2, 0, 0), 1},
+	{"layer4.0", convShapeOf(1, 256, 14, 14, 512, 3, 3, 2, 2, 1, 1), 1},
+	{"layer4", convShapeOf(1, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1), 3},
+	{"layer4.ds", convShapeOf(1, 256, 14, 14, 512, 1, 1, 2, 2, 0, 0), 1},
+}
