@@ -201,7 +201,9 @@ func (m *Model) Load(f *weights.File, opts weights.LoadOptions) (*weights.Report
 	if f == nil {
 		return nil, fmt.Errorf("%w: no weights file", ErrInput)
 	}
-	return weights.Load(m.state.Tensors, f, opts)
+	rep, err := weights.Load(m.state.Tensors, f, opts)
+	m.state.MarkChanged() // cached derived weights must follow the new values
+	return rep, err
 }
 
 // LoadBackbone loads ImageNet ResNet18 weights (torchvision's resnet18 keys:
@@ -228,5 +230,7 @@ func (m *Model) LoadBackbone(f *weights.File) (*weights.Report, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%w: %d backbone tensors missing from the file, e.g. %v", ErrInput, len(missing), missing[:min(len(missing), 5)])
 	}
-	return weights.Load(m.state.Tensors, f, weights.LoadOptions{Keys: weights.ResNetBodyToFasterRCNN, AllowMissing: true})
+	rep, err := weights.Load(m.state.Tensors, f, weights.LoadOptions{Keys: weights.ResNetBodyToFasterRCNN, AllowMissing: true})
+	m.state.MarkChanged() // cached derived weights must follow the new values
+	return rep, err
 }

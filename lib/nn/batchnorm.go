@@ -3,6 +3,7 @@ package nn
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 
 	"github.com/detlab/detlab/lib/tensor"
 )
@@ -50,6 +51,25 @@ type BatchNorm2d struct {
 	// NumBatchesTracked is a float32 scalar (shape []) counting train-mode
 	// forwards; weight files store it as int64.
 	NumBatchesTracked *tensor.Tensor
+
+	statsVersion atomic.Uint64
+}
+
+// StatsVersion returns the change stamp of the running statistics (see
+// Param.Version): it moves on at every train-mode forward, every load
+// through the state dict (StateDict.MarkChanged, CopyState) and every
+// MarkStatsChanged. Values derived from the statistics (a folded
+// convolution) are keyed by it together with Weight's and Bias's versions.
+func (bn *BatchNorm2d) StatsVersion() uint64 { return bn.statsVersion.Load() }
+
+// MarkStatsChanged records that RunningMean or RunningVar were written;
+// call it after writing them yourself.
+func (bn *BatchNorm2d) MarkStatsChanged() { bn.statsVersion.Store(changeClock.Add(1)) }
+
+// Version returns the largest change stamp over the BatchNorm's affine
+// parameters and running statistics: it changes whenever any of them does.
+func (bn *BatchNorm2d) Version() uint64 {
+	return max(bn.Weight.Version(), bn.Bias.Version(), bn.StatsVersion())
 }
 
 // NewBatchNorm2d returns a BatchNorm over c channels in eval mode, with
@@ -125,6 +145,7 @@ func (bn *BatchNorm2d) forward(g *Graph, x *Var, relu bool) (*Var, error) {
 			rv[i] = float32((1-mom)*float64(rv[i]) + mom*variance[i]*unbias)
 		}
 		bn.NumBatchesTracked.Data()[0]++
+		bn.MarkStatsChanged()
 	} else {
 		rm, rv := bn.RunningMean.Data(), bn.RunningVar.Data()
 		for i := range c {
@@ -251,7 +272,7 @@ func (bn *BatchNorm2d) Params() []*Param {
 func (bn *BatchNorm2d) AddState(sd *StateDict, prefix string) {
 	sd.AddParam(prefix+"weight", bn.Weight)
 	sd.AddParam(prefix+"bias", bn.Bias)
-	sd.AddBuffer(prefix+"running_mean", bn.RunningMean)
-	sd.AddBuffer(prefix+"running_var", bn.RunningVar)
+	sd.addBufferMarked(prefix+"running_mean", bn.RunningMean, bn.MarkStatsChanged)
+	sd.addBufferMarked(prefix+"running_var", bn.RunningVar, bn.MarkStatsChanged)
 	sd.AddBuffer(prefix+"num_batches_tracked", bn.NumBatchesTracked)
 }

@@ -17,6 +17,14 @@ type ConvGeom struct {
 	// Precision is the format the products run in (autocast); Float32
 	// unless the layer is inside an autocast region.
 	Precision Precision
+	// Weights, when non-nil, is the cache of the parameter whose current
+	// values the weight operand w is (not a rounded or folded copy): a
+	// backend may keep values derived from w in it (WeightCache.Get) and
+	// reuse them while the parameter is unchanged. A derived value that
+	// also folds in other inputs (the epilogue's Scale, the bias) must
+	// pass them as Get's extra. nil: w is a temporary; derive nothing
+	// lasting from it.
+	Weights *WeightCache
 }
 
 // pointwise reports a 1x1, stride 1, unpadded convolution, whose im2col
@@ -150,8 +158,10 @@ func (g *Graph) convOperands(geo *ConvGeom, x *Var, w *Param) (xd, wd []float32)
 	xd, wd = x.Value.Data(), w.Value.Data()
 	switch ac := g.autocast; {
 	case ac == Float32:
+		geo.Weights = w.Cache()
 	case nativeBackend(g.backend, ac) != nil:
 		geo.Precision = ac // the backend rounds while it packs
+		geo.Weights = w.Cache()
 	default:
 		xd = g.roundedCopy(xd, x.Shape()...)
 		wd = g.roundedCopy(wd, w.Value.Shape()...)

@@ -181,6 +181,9 @@ func col2im(geo ConvGeom, col, dx []float32) {
 // autocast runs batch norm in float32 after a bfloat16 convolution. Other
 // precisions run Conv2d and then the epilogue.
 func (b CPU) Conv2dFused(geo ConvGeom, x, w []float32, ep ConvEpilogue, y []float32, s Scratch) {
+	if convOneDNN(geo, x, w, ep, y) { // oneDNN's convolutions when compute.EnvConv selects them
+		return
+	}
 	bf16 := geo.Precision == BFloat16 && compute.HasBF16()
 	if geo.Precision != Float32 && !bf16 {
 		b.Conv2d(geo, x, w, nil, y, s)
@@ -194,9 +197,12 @@ func (b CPU) Conv2dFused(geo ConvGeom, x, w []float32, ep ConvEpilogue, y []floa
 	var wb *compute.BF16Matrix
 	if bf16 {
 		// The weights are converted once for all the images (and, with
-		// the columns split between cores, once for all the workers).
-		wb = compute.NewBF16Matrix(geo.K, ckk, w, ckk)
-		defer wb.Release()
+		// the columns split between cores, once for all the workers),
+		// and kept in the parameter's cache while it is unchanged.
+		wb = cachedBF16(geo, w)
+		if geo.Weights == nil {
+			defer wb.Release()
+		}
 	}
 	for n := 0; n < geo.N; n++ {
 		xn := x[n*chw : (n+1)*chw]

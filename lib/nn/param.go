@@ -5,11 +5,21 @@ import (
 	"math"
 	"math/rand"
 	"strings"
+	"sync/atomic"
 
 	"github.com/detlab/detlab/lib/tensor"
 )
 
 // Param is a learnable tensor with its torchvision name.
+//
+// A Param counts changes to its values (Version) so that values derived
+// from them (packed GEMM panels, bfloat16 copies, Winograd transforms; see
+// WeightCache) are rebuilt exactly when they must be. Every library path
+// that writes parameter values marks the change: train's SGD step,
+// CopyState, the model loaders (fasterrcnn, train checkpoints) and
+// StateDict.MarkChanged. Code that writes Value's data itself must call
+// MarkChanged afterwards (or StateDict.MarkChanged for the keys it wrote);
+// replacing Value, or its storage, is noticed without it.
 type Param struct {
 	// Name is the state-dict key in the model that created the parameter
 	// ("layer1.0.conv1.weight").
@@ -22,7 +32,25 @@ type Param struct {
 	// Trainable is PyTorch's requires_grad: graphs compute no gradient
 	// for a parameter that is not trainable.
 	Trainable bool
+
+	version atomic.Uint64
+	cache   atomic.Pointer[WeightCache]
 }
+
+// changeClock hands out versions: every change anywhere gets a value larger
+// than all earlier ones, so the largest version over a set of tensors
+// changes whenever any of them changes.
+var changeClock atomic.Uint64
+
+// Version returns the parameter's change stamp: 0 until the first
+// MarkChanged, then a process-wide increasing value that differs after
+// every MarkChanged.
+func (p *Param) Version() uint64 { return p.version.Load() }
+
+// MarkChanged records that Value's contents changed, so every value cached
+// from them (Cache) is rebuilt at its next use. Library code that writes
+// parameters calls it; call it after writing Value.Data() yourself.
+func (p *Param) MarkChanged() { p.version.Store(changeClock.Add(1)) }
 
 // NewParam returns a trainable parameter holding a zero tensor of shape.
 func NewParam(name string, shape ...int) *Param {
@@ -52,11 +80,14 @@ type StateDict struct {
 	// Tensors maps each key to the model's own tensor.
 	Tensors map[string]*tensor.Tensor
 	params  map[string]*Param
+	// marks holds, per buffer key, what records a change to it (a
+	// BatchNorm's MarkStatsChanged).
+	marks map[string]func()
 }
 
 // NewStateDict returns an empty state dict.
 func NewStateDict() *StateDict {
-	return &StateDict{Tensors: map[string]*tensor.Tensor{}, params: map[string]*Param{}}
+	return &StateDict{Tensors: map[string]*tensor.Tensor{}, params: map[string]*Param{}, marks: map[string]func(){}}
 }
 
 // AddParam appends a parameter under key.
@@ -67,6 +98,35 @@ func (sd *StateDict) AddParam(key string, p *Param) {
 
 // AddBuffer appends a buffer (running statistics) under key.
 func (sd *StateDict) AddBuffer(key string, t *tensor.Tensor) { sd.add(key, t) }
+
+// addBufferMarked appends a buffer whose changes mark records.
+func (sd *StateDict) addBufferMarked(key string, t *tensor.Tensor, mark func()) {
+	sd.add(key, t)
+	if sd.marks == nil {
+		sd.marks = map[string]func(){}
+	}
+	sd.marks[key] = mark
+}
+
+// MarkChanged records that the tensors under keys (every key when none is
+// given) were written: their parameters' versions move on (Param.Version)
+// and BatchNorm running statistics theirs (BatchNorm2d.StatsVersion), so
+// cached derived weights are rebuilt. Weight loaders call it after copying
+// into Tensors; call it after writing Tensors[key] yourself. Unknown keys
+// are ignored.
+func (sd *StateDict) MarkChanged(keys ...string) {
+	if len(keys) == 0 {
+		keys = sd.Keys
+	}
+	for _, k := range keys {
+		if p := sd.params[k]; p != nil {
+			p.MarkChanged()
+		}
+		if m := sd.marks[k]; m != nil {
+			m()
+		}
+	}
+}
 
 func (sd *StateDict) add(key string, t *tensor.Tensor) {
 	if _, dup := sd.Tensors[key]; !dup {
@@ -136,6 +196,7 @@ func CopyState(dst *StateDict, src map[string]*tensor.Tensor) error {
 	for _, k := range dst.Keys {
 		copy(dst.Tensors[k].Data(), src[k].Data())
 	}
+	dst.MarkChanged()
 	return nil
 }
 

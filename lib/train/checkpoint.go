@@ -48,6 +48,19 @@ type ckptMeta struct {
 // writeHook lets tests make the checkpoint writer fail midway.
 var writeHook func(io.Writer) io.Writer
 
+// markModelChanged records that the model's tensors were written (a
+// checkpoint restored), so values derived from them (nn.WeightCache) are
+// rebuilt.
+func (t *Trainer) markModelChanged() {
+	if s, ok := t.model.(interface{ StateDict() *nn.StateDict }); ok {
+		s.StateDict().MarkChanged()
+		return
+	}
+	for _, p := range t.model.Params() {
+		p.MarkChanged()
+	}
+}
+
 func (t *Trainer) modelTensors() ([]string, map[string]*tensor.Tensor) {
 	if s, ok := t.model.(interface{ StateDict() *nn.StateDict }); ok {
 		sd := s.StateDict()
@@ -202,6 +215,7 @@ func (t *Trainer) Load(path string) error {
 	for k, s := range src {
 		copy(mt[k].Data(), s.Data())
 	}
+	t.markModelChanged()
 	t.Opt.Buffers = bufs
 	sc := meta.Scaler
 	if t.Scaler != nil {

@@ -91,6 +91,7 @@ func (o *SGD) Step(params []*nn.Param, lr float64) error {
 	}
 	var jobs []job
 	var lengths []int
+	var updated []*nn.Param
 	for _, p := range params {
 		if p == nil || !p.Trainable || p.Grad == nil {
 			continue
@@ -114,7 +115,15 @@ func (o *SGD) Step(params []*nn.Param, lr float64) error {
 		}
 		jobs = append(jobs, j)
 		lengths = append(lengths, len(w))
+		updated = append(updated, p)
 	}
+	// The values change below: derived weights cached from them
+	// (nn.WeightCache) must be rebuilt.
+	defer func() {
+		for _, p := range updated {
+			p.MarkChanged()
+		}
+	}()
 	if ob, ok := o.Backend.(nn.OptimizerBackend); ok {
 		for _, j := range jobs {
 			ob.SGDStep(j.w, j.g, j.buffer, float32(lr), float32(o.Momentum), float32(o.Dampening), j.wd, o.Nesterov, j.first)
