@@ -176,6 +176,10 @@ type bf16PackBuf struct {
 	// f holds one float32 strip of a PanelSource's B (kcBF16 x nr), made
 	// on first use.
 	f []float32
+	// tile is an edge tile's product: here rather than on the stack,
+	// where passing it to the kernel's function value would move it to
+	// the heap on every call.
+	tile [12 * 32]float32
 }
 
 // bf16Free keeps released pack buffers (not emptied by the collector, so
@@ -242,33 +246,11 @@ func sgemmBF16Kernel(kern *bf16MicroKernel, transA, transB bool, m, n, k int, al
 
 // gemmParallelBF16 runs gemmBlockBF16 on one contiguous range of the larger
 // dimension of C per worker, aligned to the micro-tile so that no tile
-// straddles two workers.
+// straddles two workers, on the worker pool.
 func gemmParallelBF16(kern *bf16MicroKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, pa *packedA, b []float32, ldb int, src PanelSource, c []float32, ldc int, ep *Epilogue) {
-	splitRows := m >= n
-	total, unit := n, kern.nr
-	if splitRows {
-		total, unit = m, kern.mr
-	}
-	tiles := (total + unit - 1) / unit
-	workers = min(workers, tiles)
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		lo := tiles * w / workers * unit
-		hi := min(tiles*(w+1)/workers*unit, total)
-		if lo >= hi {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if splitRows {
-				gemmBlockBF16(kern, transA, transB, lo, hi, 0, n, k, alpha, a, lda, pa, b, ldb, src, c, ldc, ep)
-			} else {
-				gemmBlockBF16(kern, transA, transB, 0, m, lo, hi, k, alpha, a, lda, pa, b, ldb, src, c, ldc, ep)
-			}
-		}()
-	}
-	wg.Wait()
+	t := newGemmTask(transA, transB, m, n, k, alpha, a, lda, pa, b, ldb, src, c, ldc, ep)
+	t.kern16 = kern
+	t.runOverC(workers, kern.mr, kern.nr)
 }
 
 // bf16Plan returns how many goroutines an m x n x k product runs on
@@ -288,22 +270,9 @@ func bf16Plan(m, n, k int) (workers int, splitK bool) {
 // C at the end, so every operand is packed once in all. A non-nil src
 // supplies B (b unused, transB false).
 func sgemmBF16SplitK(kern *bf16MicroKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, pa *packedA, b []float32, ldb int, src PanelSource, c []float32, ldc int) {
-	splitK(workers, m, n, k, kcBF16, c, ldc, func(p0, p1 int, dst []float32, ld int) {
-		var as, bs []float32 // op(A)[:, p0:], op(B)[p0:, :]
-		var pas *packedA
-		switch {
-		case pa != nil:
-			pas = &packedA{pa.pairs, pa.ld, pa.off + p0/2}
-		case transA:
-			as = a[p0*lda:]
-		default:
-			as = a[p0:]
-		}
-		if src == nil {
-			bs = bRowsFrom(b, ldb, transB, p0)
-		}
-		gemmBlockBF16(kern, transA, transB, 0, m, 0, n, p1-p0, alpha, as, lda, pas, bs, ldb, srcAt(src, p0), dst, ld, nil)
-	})
+	t := newGemmTask(transA, transB, m, n, k, alpha, a, lda, pa, b, ldb, src, c, ldc, nil)
+	t.kern16 = kern
+	t.runOverK(workers, kcBF16)
 }
 
 // gemmBlockBF16 adds alpha*op(A)*op(B) into rows [i0,i1) and columns
@@ -318,8 +287,7 @@ func gemmBlockBF16(kern *bf16MicroKernel, transA, transB bool, i0, i1, j0, j1, k
 	buf := getBF16PackBuf()
 	defer putBF16PackBuf(buf)
 	mr, nr := kern.mr, kern.nr
-	var tileBuf [12 * 32]float32
-	tile := tileBuf[:mr*nr]
+	tile := buf.tile[:mr*nr]
 	for ip := i0; ip < i1; ip += mpBF16 {
 		mpb := min(mpBF16, i1-ip)
 		for pc := 0; pc < k; pc += kcBF16 {

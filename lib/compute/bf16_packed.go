@@ -58,26 +58,30 @@ func convertBF16A(m, k int, a []float32, lda int) packedA {
 	rows := (m + bf16RowPad - 1) / bf16RowPad * bf16RowPad
 	pairs := getBF16Pairs(rows * kq)
 	clear(pairs[m*kq:])
-	convert := func(i0, i1 int) {
-		for i := i0; i < i1; i++ {
-			cvtPairs(pairs[i*kq:(i+1)*kq], a[i*lda:i*lda+k])
-		}
-	}
-	workers := min(runtime.GOMAXPROCS(0), max(m*k/(1<<16), 1), max(m, 1))
-	if workers == 1 {
-		convert(0, m)
-		return packedA{pairs: pairs, ld: kq}
-	}
-	var wg sync.WaitGroup
-	for t := 0; t < workers; t++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			convert(m*t/workers, m*(t+1)/workers)
-		}()
-	}
-	wg.Wait()
+	t := cvtTasks.get()
+	*t = cvtTask{pairs: pairs, a: a, m: m, k: k, lda: lda,
+		workers: min(runtime.GOMAXPROCS(0), max(m*k/(1<<16), 1), max(m, 1))}
+	runParallel(t.workers, t)
+	*t = cvtTask{}
+	cvtTasks.put(t)
 	return packedA{pairs: pairs, ld: kq}
+}
+
+// cvtTask is convertBF16A's parallel part: worker w converts its share of
+// the rows.
+type cvtTask struct {
+	pairs              []uint32
+	a                  []float32
+	m, k, lda, workers int
+}
+
+var cvtTasks freeList[cvtTask]
+
+func (t *cvtTask) run(w int) {
+	kq := (t.k + 1) / 2
+	for i := t.m * w / t.workers; i < t.m*(w+1)/t.workers; i++ {
+		cvtPairs(t.pairs[i*kq:(i+1)*kq], t.a[i*t.lda:i*t.lda+t.k])
+	}
 }
 
 // Rows returns m, the number of rows.

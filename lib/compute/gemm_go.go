@@ -249,35 +249,13 @@ func (s shiftedSource) PackPanel(dst []float32, nr, p0, kb, j0, nb int) {
 	s.src.PackPanel(dst, nr, p0+s.off, kb, j0, nb)
 }
 
-// gemmParallel runs gemmBlock on one contiguous range of C per worker.
+// gemmParallel runs gemmBlock on one contiguous range of C per worker
+// (of the larger dimension of C, aligned to the micro-tile so no tile
+// straddles two workers), on the worker pool.
 func gemmParallel(kern *microKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, src PanelSource, c []float32, ldc int, ep *Epilogue) {
-	// Split the larger dimension of C into one contiguous range per worker,
-	// aligned to the micro-tile so no tile straddles two workers.
-	var wg sync.WaitGroup
-	splitRows := m >= n
-	total, unit := n, kern.nr
-	if splitRows {
-		total, unit = m, kern.mr
-	}
-	tiles := (total + unit - 1) / unit
-	workers = min(workers, tiles)
-	for w := 0; w < workers; w++ {
-		lo := tiles * w / workers * unit
-		hi := min(tiles*(w+1)/workers*unit, total)
-		if lo >= hi {
-			continue
-		}
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			if splitRows {
-				gemmBlock(kern, transA, transB, lo, hi, 0, n, k, alpha, a, lda, b, ldb, src, c, ldc, ep)
-			} else {
-				gemmBlock(kern, transA, transB, 0, m, lo, hi, k, alpha, a, lda, b, ldb, src, c, ldc, ep)
-			}
-		}(lo, hi)
-	}
-	wg.Wait()
+	t := newGemmTask(transA, transB, m, n, k, alpha, a, lda, nil, b, ldb, src, c, ldc, ep)
+	t.kern = kern
+	t.runOverC(workers, kern.mr, kern.nr)
 }
 
 // sgemmSplitK handles products whose k is much larger than m and n (a box
@@ -287,50 +265,9 @@ func gemmParallel(kern *microKernel, workers int, transA, transB bool, m, n, k i
 // m x n buffers that are added into C at the end. Every operand is packed
 // once in all.
 func sgemmSplitK(kern *microKernel, workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, src PanelSource, c []float32, ldc int) {
-	splitK(workers, m, n, k, kc, c, ldc, func(p0, p1 int, dst []float32, ld int) {
-		var as, bs []float32 // op(A)[:, p0:], op(B)[p0:, :]
-		if transA {
-			as = a[p0*lda:]
-		} else {
-			as = a[p0:]
-		}
-		if src == nil {
-			bs = bRowsFrom(b, ldb, transB, p0)
-		}
-		gemmBlock(kern, transA, transB, 0, m, 0, n, p1-p0, alpha, as, lda, bs, ldb, srcAt(src, p0), dst, ld, nil)
-	})
-}
-
-// splitK runs run over k split into workers ranges aligned to block, in
-// parallel: the first range accumulates into c, the others into zeroed
-// pooled m x n buffers (ld n) added into c at the end, in order.
-func splitK(workers, m, n, k, block int, c []float32, ldc int, run func(p0, p1 int, dst []float32, ld int)) {
-	parts := make([][]float32, workers)
-	for w := 1; w < workers; w++ {
-		parts[w] = getSplitBuf(m * n)
-	}
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		p0 := k * w / workers / block * block
-		p1 := k
-		if w < workers-1 {
-			p1 = k * (w + 1) / workers / block * block
-		}
-		if p0 >= p1 {
-			continue
-		}
-		dst, ld := c, ldc
-		if w > 0 {
-			dst, ld = parts[w], n
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			run(p0, p1, dst, ld)
-		}()
-	}
-	wg.Wait()
-	addSplitParts(c, ldc, m, n, parts[1:])
+	t := newGemmTask(transA, transB, m, n, k, alpha, a, lda, nil, b, ldb, src, c, ldc, nil)
+	t.kern = kern
+	t.runOverK(workers, kc)
 }
 
 // bRowsFrom returns op(B)[p0:, :] of a row-major B (B^T when transB).
@@ -342,7 +279,8 @@ func bRowsFrom(b []float32, ldb int, transB bool, p0 int) []float32 {
 }
 
 // addSplitParts adds the partial products of a split-k GEMM (m x n, dense)
-// into C in order and gives their buffers back.
+// into C in order and gives their buffers back (gemmTask.runOverK: the
+// first k range accumulates into C, the others into pooled zeroed buffers).
 func addSplitParts(c []float32, ldc, m, n int, parts [][]float32) {
 	for _, p := range parts {
 		for i := 0; i < m; i++ {
