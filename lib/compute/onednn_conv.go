@@ -150,7 +150,57 @@ func ConvOneDNN(s ConvShape, x, w []float32, ep Epilogue, y []float32) (bool, er
 	if err := s.check(x, w, ep, y); err != nil {
 		return false, err
 	}
-	return c.eng.run(s, x, w, ep, y, c.mode == convForced)
+	return c.eng.run(s, x, w, nil, ep, y, c.mode == convForced)
+}
+
+// ConvOneDNNPrepared is ConvOneDNN with the weights already reordered by
+// NewOneDNNWeights (for the same shape and epilogue parts, from the same
+// values of w): the per-call weights reorder is skipped. pw nil, or of
+// another layout than the primitive now wants (ConvOneDNNWeightsKind),
+// reorders w as ConvOneDNN does.
+func ConvOneDNNPrepared(s ConvShape, x, w []float32, pw *OneDNNWeights, ep Epilogue, y []float32) (bool, error) {
+	c := convChosen()
+	if c.eng == nil {
+		return false, nil
+	}
+	if err := s.check(x, w, ep, y); err != nil {
+		return false, err
+	}
+	return c.eng.run(s, x, w, pw, ep, y, c.mode == convForced)
+}
+
+// ConvOneDNNWeightsKind reports whether ConvOneDNN would run a convolution
+// of shape s with ep's parts (nil slices absent; no lengths are checked),
+// and if so the name of the weights layout its primitive wants, under
+// which callers cache NewOneDNNWeights' result ("" when the primitive
+// reads the plain weights and there is nothing to cache).
+func ConvOneDNNWeightsKind(s ConvShape, ep Epilogue) (kind string, use bool) {
+	c := convChosen()
+	if c.eng == nil {
+		return "", false
+	}
+	if err := s.check(make([]float32, s.N*s.C*s.H*s.W), make([]float32, s.K*s.C*s.KH*s.KW), Epilogue{}, make([]float32, s.N*s.K*s.OH*s.OW)); err != nil {
+		return "", false
+	}
+	return c.eng.weightsKind(s, ep, c.mode == convForced)
+}
+
+// NewOneDNNWeights reorders w (K,C,KH,KW) into the layout oneDNN's
+// convolution primitive for s and ep's parts wants, for
+// ConvOneDNNPrepared. It fails when oneDNN's convolution API is not
+// loaded, refuses the shape, or reads plain weights (kind "").
+func NewOneDNNWeights(s ConvShape, ep Epilogue, w []float32) (*OneDNNWeights, error) {
+	eng := convChosen().eng
+	if eng == nil {
+		var err error
+		if eng, err = loadConvEngine(); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.check(make([]float32, s.N*s.C*s.H*s.W), w, Epilogue{}, make([]float32, s.N*s.K*s.OH*s.OW)); err != nil {
+		return nil, err
+	}
+	return eng.newWeights(s, ep, w)
 }
 
 // ConvOneDNNImpl names the implementation oneDNN picks for a convolution

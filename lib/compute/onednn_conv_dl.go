@@ -4,6 +4,7 @@ package compute
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"unsafe"
 
@@ -74,6 +75,7 @@ type dnnlConvAPI struct {
 	streamWait        func(st uintptr) int32
 	mdInitByTag       func(md unsafe.Pointer, ndims int32, dims unsafe.Pointer, dt int32, tag int32) int32
 	mdEqual           func(a, b unsafe.Pointer) int32
+	mdGetSize         func(md unsafe.Pointer) uintptr
 	convFwdDescInit   func(cd unsafe.Pointer, prop, alg int32, src, wei, bias, dst, strides, padL, padR unsafe.Pointer) int32
 	attrCreate        func(attr unsafe.Pointer) int32
 	attrDestroy       func(attr uintptr) int32
@@ -164,6 +166,7 @@ func openConvEngine() (e *dnnlConvEngine, err error) {
 		{&a.streamWait, "dnnl_stream_wait"},
 		{&a.mdInitByTag, "dnnl_memory_desc_init_by_tag"},
 		{&a.mdEqual, "dnnl_memory_desc_equal"},
+		{&a.mdGetSize, "dnnl_memory_desc_get_size"},
 		{&a.convFwdDescInit, "dnnl_convolution_forward_desc_init"},
 		{&a.attrCreate, "dnnl_primitive_attr_create"},
 		{&a.attrDestroy, "dnnl_primitive_attr_destroy"},
@@ -222,6 +225,14 @@ type convPrim struct {
 	bSrc, bW, bDst                uintptr
 	convArgs                      []execArg
 	owned                         []uintptr // memories to destroy
+
+	// The reordered weights live in Go memory (bW's handle is set on
+	// every call): wBuf for a per-call reorder, or a cached OneDNNWeights
+	// whose kind is wKind. wKind is "" when oneDNN takes the plain OIHW
+	// weights (bW == uW).
+	wKind  string
+	wBytes int
+	wBuf   []float32
 }
 
 // mdByTag fills a plain (or format_kind any) float32 memory descriptor.
@@ -404,6 +415,7 @@ func (e *dnnlConvEngine) build(p *convPrim, k convKey) error {
 		}
 		copy(q.md[:], unsafe.Slice((*uint64)(ptr), len(q.md)))
 	}
+	p.wBytes = int(a.mdGetSize(wMD.ptr()))
 	if err := dnnlErr("dnnl_primitive_create (convolution)", a.primCreate(unsafe.Pointer(&p.conv), pd)); err != nil {
 		return err
 	}
@@ -435,7 +447,12 @@ func (e *dnnlConvEngine) build(p *convPrim, k convKey) error {
 			*m.buf = m.user
 			continue
 		}
-		if *m.buf, err = e.mem(p, m.chosen.ptr(), dnnlMemoryAllocate); err != nil {
+		handle := dnnlMemoryAllocate
+		if m.buf == &p.bW {
+			handle = 0 // Go memory, set per call
+			p.wKind = weightsKind(&wMD)
+		}
+		if *m.buf, err = e.mem(p, m.chosen.ptr(), handle); err != nil {
 			return err
 		}
 		from, to := m.plain.ptr(), m.chosen.ptr()
@@ -475,6 +492,100 @@ func (e *dnnlConvEngine) build(p *convPrim, k convKey) error {
 	return nil
 }
 
+// weightsKind names a weights layout: oneDNN's descriptor bytes, hashed
+// (FNV-1a). Descriptors are zero-filled before oneDNN writes them, so
+// equal layouts hash equally.
+func weightsKind(md *memDesc) string {
+	h := uint64(14695981039346656037)
+	for _, v := range md {
+		for i := 0; i < 8; i++ {
+			h ^= v >> (8 * i) & 0xff
+			h *= 1099511628211
+		}
+	}
+	return fmt.Sprintf("onednn/conv-weights-%016x", h)
+}
+
+// alignedFloats returns n float32s starting on a 64-byte boundary (the
+// alignment oneDNN gives its own buffers).
+func alignedFloats(n int) []float32 {
+	buf := make([]float32, n+16)
+	off := int(uintptr(unsafe.Pointer(&buf[0]))%64) / 4
+	if off != 0 {
+		off = 16 - off
+	}
+	return buf[off : off+n : off+n]
+}
+
+// OneDNNWeights are a convolution's weights reordered into the blocked
+// layout oneDNN's convolution primitive wants, made by NewOneDNNWeights
+// for ConvOneDNNPrepared: callers keep them while the weights are
+// unchanged (nn keeps them in the parameter's WeightCache) and skip the
+// reorder on every call. They are Go memory; nothing needs freeing.
+type OneDNNWeights struct {
+	kind string
+	data []float32
+}
+
+// DerivedBytes reports the memory the weights hold.
+func (w *OneDNNWeights) DerivedBytes() int64 { return int64(len(w.data)) * 4 }
+
+// Kind names the layout, as ConvOneDNNWeightsKind does.
+func (w *OneDNNWeights) Kind() string { return w.kind }
+
+// weightsKind returns the layout key for s and ep; "" when oneDNN takes
+// plain weights, and use false when ConvOneDNN would not run the call.
+func (e *dnnlConvEngine) weightsKind(s ConvShape, ep Epilogue, force bool) (kind string, use bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p, err := e.primLocked(convKeyOf(s, ep))
+	if err != nil || p.err != nil || (!force && !jitDirect(p.impl)) {
+		return "", false
+	}
+	return p.wKind, true
+}
+
+// newWeights reorders w for the primitive of s and ep.
+func (e *dnnlConvEngine) newWeights(s ConvShape, ep Epilogue, w []float32) (*OneDNNWeights, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p, err := e.primLocked(convKeyOf(s, ep))
+	if err != nil {
+		return nil, err
+	}
+	if p.err != nil {
+		return nil, p.err
+	}
+	if p.wRe == 0 {
+		return nil, fmt.Errorf("compute: oneDNN's convolution for %+v reads plain weights: nothing to reorder", s)
+	}
+	ow := &OneDNNWeights{kind: p.wKind, data: alignedFloats((p.wBytes + 3) / 4)}
+	if err := e.reorderWeights(p, w, ow.data); err != nil {
+		return nil, err
+	}
+	return ow, nil
+}
+
+// reorderWeights runs p's weights reorder from w into dst; e.mu is held.
+func (e *dnnlConvEngine) reorderWeights(p *convPrim, w, dst []float32) error {
+	a := &e.api
+	defer func() {
+		a.memSetHandleAlloc(p.uW, 0)
+		a.memSetHandleAlloc(p.bW, 0)
+	}()
+	if err := dnnlErr("dnnl_memory_set_data_handle", a.memSetHandle(p.uW, unsafe.Pointer(&w[0]))); err != nil {
+		return err
+	}
+	if err := dnnlErr("dnnl_memory_set_data_handle", a.memSetHandle(p.bW, unsafe.Pointer(&dst[0]))); err != nil {
+		return err
+	}
+	args := []execArg{{arg: dnnlArgSrc, mem: p.uW}, {arg: dnnlArgDst, mem: p.bW}}
+	if err := dnnlErr("dnnl_primitive_execute (weights reorder)", a.primExecute(p.wRe, e.stream, 2, unsafe.Pointer(&args[0]))); err != nil {
+		return err
+	}
+	return dnnlErr("dnnl_stream_wait", a.streamWait(e.stream))
+}
+
 // cString copies a NUL-terminated C string.
 func cString(p *byte) string {
 	n := 0
@@ -488,7 +599,7 @@ func cString(p *byte) string {
 // convolution with its post-ops, the reorder out. In auto mode (force
 // false) it returns false when oneDNN picked a reference or GEMM-based
 // implementation, or refused the shape.
-func (e *dnnlConvEngine) run(s ConvShape, x, w []float32, ep Epilogue, y []float32, force bool) (bool, error) {
+func (e *dnnlConvEngine) run(s ConvShape, x, w []float32, pw *OneDNNWeights, ep Epilogue, y []float32, force bool) (bool, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p, err := e.primLocked(convKeyOf(s, ep))
@@ -542,8 +653,20 @@ func (e *dnnlConvEngine) run(s ConvShape, x, w []float32, ep Epilogue, y []float
 		}
 	}
 	if p.wRe != 0 {
-		if err := exec("weights reorder", p.wRe, []execArg{{arg: dnnlArgSrc, mem: p.uW}, {arg: dnnlArgDst, mem: p.bW}}); err != nil {
-			return false, err
+		if pw != nil && pw.kind == p.wKind && len(pw.data)*4 >= p.wBytes {
+			if err := set(p.bW, pw.data); err != nil {
+				return false, err
+			}
+		} else {
+			if p.wBuf == nil {
+				p.wBuf = alignedFloats((p.wBytes + 3) / 4)
+			}
+			if err := set(p.bW, p.wBuf); err != nil {
+				return false, err
+			}
+			if err := exec("weights reorder", p.wRe, []execArg{{arg: dnnlArgSrc, mem: p.uW}, {arg: dnnlArgDst, mem: p.bW}}); err != nil {
+				return false, err
+			}
 		}
 	}
 	if err := exec("convolution", p.conv, p.convArgs); err != nil {
@@ -563,5 +686,9 @@ func (e *dnnlConvEngine) run(s ConvShape, x, w []float32, ep Epilogue, y []float
 			a.memSetHandleAlloc(m, 0)
 		}
 	}
+	if p.wRe != 0 {
+		a.memSetHandleAlloc(p.bW, 0)
+	}
+	runtime.KeepAlive(pw)
 	return true, nil
 }

@@ -19,6 +19,24 @@ func (e *dnnlConvEngine) prim(k convKey) (*convPrim, error) {
 	return nil, fmt.Errorf("compute: %w", errNoOneDNN)
 }
 
-func (e *dnnlConvEngine) run(s ConvShape, x, w []float32, ep Epilogue, y []float32, force bool) (bool, error) {
+func (e *dnnlConvEngine) run(s ConvShape, x, w []float32, pw *OneDNNWeights, ep Epilogue, y []float32, force bool) (bool, error) {
 	return false, nil
 }
+
+func (e *dnnlConvEngine) weightsKind(s ConvShape, ep Epilogue, force bool) (string, bool) {
+	return "", false
+}
+
+func (e *dnnlConvEngine) newWeights(s ConvShape, ep Epilogue, w []float32) (*OneDNNWeights, error) {
+	return nil, fmt.Errorf("compute: %w", errNoOneDNN)
+}
+
+// OneDNNWeights are a convolution's weights reordered for oneDNN (never
+// made on this platform).
+type OneDNNWeights struct{}
+
+// DerivedBytes reports the memory the weights hold.
+func (w *OneDNNWeights) DerivedBytes() int64 { return 0 }
+
+// Kind names the layout.
+func (w *OneDNNWeights) Kind() string { return "" }

@@ -127,10 +127,20 @@ func TestConvOneDNN(t *testing.T) {
 				for i := range y {
 					y[i] = float32(math.NaN()) // must all be overwritten
 				}
-				// Twice: the second call reuses the cached primitive
-				// with the handles set anew.
-				for pass := 0; pass < 2; pass++ {
-					ran, err := e.run(s, x, w, ep, y, true)
+				// Three times: the second call reuses the cached
+				// primitive with the handles set anew, the third takes
+				// weights reordered beforehand.
+				pw, err := e.newWeights(s, ep, w)
+				if p, _ := e.prim(convKeyOf(s, ep)); p.wKind == "" {
+					if err == nil {
+						t.Fatal("newWeights reordered weights the primitive reads plain")
+					}
+					pw = nil
+				} else if err != nil || pw.Kind() != p.wKind || pw.DerivedBytes() < int64(p.wBytes) {
+					t.Fatalf("newWeights: %v", err)
+				}
+				for pass, pw := range []*OneDNNWeights{nil, nil, pw} {
+					ran, err := e.run(s, x, w, pw, ep, y, true)
 					if err != nil || !ran {
 						t.Fatalf("run: ran %v, err %v", ran, err)
 					}
@@ -158,7 +168,7 @@ func TestConvOneDNNReLUNaN(t *testing.T) {
 	w := randSlice(rng, s.K*s.C*s.KH*s.KW)
 	x[3*8+3] = float32(math.NaN()) // channel 0, (3,3)
 	y := make([]float32, s.N*s.K*s.OH*s.OW)
-	if ran, err := e.run(s, x, w, Epilogue{ReLU: true, Shift: make([]float32, s.K)}, y, true); err != nil || !ran {
+	if ran, err := e.run(s, x, w, nil, Epilogue{ReLU: true, Shift: make([]float32, s.K)}, y, true); err != nil || !ran {
 		t.Fatalf("run: ran %v, err %v", ran, err)
 	}
 	for k := 0; k < s.K; k++ {
@@ -174,7 +184,7 @@ func TestConvOneDNNReLUNaN(t *testing.T) {
 	// Negatives become at most 2^-100 times their size (oneDNN's ReLU
 	// with a tiny slope, which keeps NaN), positives stay.
 	x[3*8+3] = 1
-	if ran, err := e.run(s, x, w, Epilogue{ReLU: true, Shift: make([]float32, s.K)}, y, true); err != nil || !ran {
+	if ran, err := e.run(s, x, w, nil, Epilogue{ReLU: true, Shift: make([]float32, s.K)}, y, true); err != nil || !ran {
 		t.Fatalf("run: ran %v, err %v", ran, err)
 	}
 	want := convRef(s, x, w, Epilogue{})
@@ -304,4 +314,46 @@ var resnet18Convs = []struct {
 	{"layer4.0", convShapeOf(1, 256, 14, 14, 512, 3, 3, 2, 2, 1, 1), 1},
 	{"layer4", convShapeOf(1, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1), 3},
 	{"layer4.ds", convShapeOf(1, 256, 14, 14, 512, 1, 1, 2, 2, 0, 0), 1},
+}
+
+// TestConvOneDNNPreparedWeights checks that prepared weights are used as
+// they are (the plain ones are not reordered again) when their layout
+// matches, and ignored when it does not.
+func TestConvOneDNNPreparedWeights(t *testing.T) {
+	e := loadedConvEngine(t)
+	rng := rand.New(rand.NewSource(3))
+	s := convShapeOf(1, 16, 12, 12, 32, 3, 3, 1, 1, 1, 1)
+	other := convShapeOf(1, 32, 12, 12, 16, 3, 3, 1, 1, 1, 1)
+	x := randSlice(rng, s.N*s.C*s.H*s.W)
+	w, w2 := randSlice(rng, s.K*s.C*s.KH*s.KW), randSlice(rng, s.K*s.C*s.KH*s.KW)
+	pw2, err := e.newWeights(s, Epilogue{}, w2)
+	if err != nil {
+		t.Skipf("oneDNN reads this convolution's weights plain: %v", err)
+	}
+	pOther, err := e.newWeights(other, Epilogue{}, make([]float32, len(w)))
+	if err != nil {
+		t.Skipf("oneDNN reads this convolution's weights plain: %v", err)
+	}
+	y := make([]float32, s.N*s.K*s.OH*s.OW)
+	for _, c := range []struct {
+		name string
+		pw   *OneDNNWeights
+		want []float32
+	}{
+		{"prepared from w2", pw2, convRef(s, x, w2, Epilogue{})},
+		{"none", nil, convRef(s, x, w, Epilogue{})},
+		{"another layout", pOther, convRef(s, x, w, Epilogue{})},
+	} {
+		if pOther.Kind() == pw2.Kind() && c.name == "another layout" {
+			continue
+		}
+		if ran, err := e.run(s, x, w, c.pw, Epilogue{}, y, true); !ran || err != nil {
+			t.Fatalf("%s: ran %v, err %v", c.name, ran, err)
+		}
+		for i := range y {
+			if d := math.Abs(float64(y[i] - c.want[i])); d > 1e-4*(1+math.Abs(float64(c.want[i]))) {
+				t.Fatalf("%s: y[%d] = %v, want %v", c.name, i, y[i], c.want[i])
+			}
+		}
+	}
 }
