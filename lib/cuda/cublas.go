@@ -15,6 +15,16 @@ const (
 	propMajorVersion  = 0
 	propMinorVersion  = 1
 	propPatchLevel    = 2
+
+	// cublasGemmEx's operand types and computation, checked against CUDA
+	// 11.8's headers (library_types.h: cudaDataType_t; cublas_api.h:
+	// cublasComputeType_t, cublasGemmAlgo_t); the values are the same in
+	// cuBLAS 12 and 13.
+	cudaR32F          = 0  // CUDA_R_32F: float
+	cudaR16F          = 2  // CUDA_R_16F: IEEE binary16 (half)
+	cudaR16BF         = 14 // CUDA_R_16BF: bfloat16 (nv_bfloat16)
+	cublasCompute32F  = 68 // CUBLAS_COMPUTE_32F: float32 accumulation (not the _FAST_ variants)
+	cublasGemmDefault = -1 // CUBLAS_GEMM_DEFAULT: cuBLAS's heuristic picks the algorithm
 )
 
 // cublasLib holds libcublas's entry points (cublasStatus_t is int32,
@@ -29,6 +39,16 @@ type cublasLib struct {
 	cublasSetMathMode func(h uintptr, mode int32) int32
 	cublasGetProperty func(prop int32, v *int32) int32
 	cublasSgemm       func(h uintptr, ta, tb int32, m, n, k int32, alpha *float32, a uint64, lda int32, b uint64, ldb int32, beta *float32, c uint64, ldc int32) int32
+	// cublasGemmEx and cublasGemmStridedBatchedEx (cuBLAS 11, 12 and 13)
+	// multiply 16-bit A and B into float32 C for autocast regions; both
+	// are optional: without them the backend reports no native reduced
+	// precision and layers round their operands themselves.
+	cublasGemmEx func(h uintptr, ta, tb int32, m, n, k int32, alpha *float32,
+		a uint64, atype, lda int32, b uint64, btype, ldb int32, beta *float32,
+		c uint64, ctype, ldc int32, compute, algo int32) int32
+	cublasGemmStridedBatchedEx func(h uintptr, ta, tb int32, m, n, k int32, alpha *float32,
+		a uint64, atype, lda int32, strideA int64, b uint64, btype, ldb int32, strideB int64, beta *float32,
+		c uint64, ctype, ldc int32, strideC int64, batch int32, compute, algo int32) int32
 }
 
 func (c *cublasLib) symbols() []symbol {
@@ -39,6 +59,8 @@ func (c *cublasLib) symbols() []symbol {
 		{name: "cublasSetMathMode", fn: &c.cublasSetMathMode},
 		{name: "cublasGetProperty", fn: &c.cublasGetProperty},
 		{name: "cublasSgemm_v2", fn: &c.cublasSgemm},
+		{name: "cublasGemmEx", fn: &c.cublasGemmEx, optional: true},
+		{name: "cublasGemmStridedBatchedEx", fn: &c.cublasGemmStridedBatchedEx, optional: true},
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"runtime"
 	"unsafe"
+
+	"github.com/detlab/detlab/lib/nn"
 )
 
 // gpu is what a Backend needs from the driver and cuBLAS. cudaGPU is the
@@ -25,6 +27,15 @@ type gpu interface {
 	launch(name string, grid, block int, slots []uint64) error
 	// sgemm is cublasSgemm_v2: column-major C = alpha*op(A)*op(B) + beta*C.
 	sgemm(transA, transB bool, m, n, k int, alpha float32, a uint64, lda int, b uint64, ldb int, beta float32, c uint64, ldc int) error
+	// gemmEx is cublasGemmStridedBatchedEx (cublasGemmEx for one
+	// product): for i < batch, column-major C_i = alpha*op(A_i)*op(B_i) +
+	// beta*C_i with A_i = A + i*strideA elements (likewise B_i, C_i), A
+	// and B 16-bit encodings of precision p (nn.BFloat16 or nn.Float16),
+	// C float32, float32 accumulation. Only called when halfGemm(p).
+	gemmEx(p nn.Precision, transA, transB bool, m, n, k int, alpha float32, a uint64, lda int, strideA int64,
+		b uint64, ldb int, strideB int64, beta float32, c uint64, ldc int, strideC int64, batch int) error
+	// halfGemm reports whether gemmEx multiplies in p on this device.
+	halfGemm(p nn.Precision) bool
 	// prefetch starts moving managed pages to the device (a hint: a
 	// driver without cuMemPrefetchAsync does nothing).
 	prefetch(p uint64, bytes int) error
@@ -236,6 +247,54 @@ func (g *cudaGPU) sgemm(transA, transB bool, m, n, k int, alpha float32, a uint6
 	}
 	st := g.c.cublasSgemm(g.blas, ta, tb, int32(m), int32(n), int32(k), &alpha, a, int32(lda), b, int32(ldb), &beta, c, int32(ldc))
 	return cublasError("cublasSgemm", st)
+}
+
+// halfGemm implements gpu: cuBLAS must have GemmEx and its strided
+// batched form, and the device must multiply the format (binary16 from
+// compute capability 5.3, bfloat16 from 8.0, Ampere).
+func (g *cudaGPU) halfGemm(p nn.Precision) bool {
+	if g.c.cublasGemmEx == nil || g.c.cublasGemmStridedBatchedEx == nil {
+		return false
+	}
+	var major, minor int
+	if _, err := fmt.Sscanf(g.info.Capability, "%d.%d", &major, &minor); err != nil {
+		return false
+	}
+	switch p {
+	case nn.BFloat16:
+		return major >= 8
+	case nn.Float16:
+		return major > 5 || (major == 5 && minor >= 3)
+	}
+	return false
+}
+
+func (g *cudaGPU) gemmEx(p nn.Precision, transA, transB bool, m, n, k int, alpha float32, a uint64, lda int, strideA int64,
+	b uint64, ldb int, strideB int64, beta float32, c uint64, ldc int, strideC int64, batch int) error {
+	var dt int32
+	switch p {
+	case nn.BFloat16:
+		dt = cudaR16BF
+	case nn.Float16:
+		dt = cudaR16F
+	default:
+		return fmt.Errorf("cuda: gemmEx in %v", p)
+	}
+	ta, tb := int32(cublasOpN), int32(cublasOpN)
+	if transA {
+		ta = cublasOpT
+	}
+	if transB {
+		tb = cublasOpT
+	}
+	if batch == 1 {
+		st := g.c.cublasGemmEx(g.blas, ta, tb, int32(m), int32(n), int32(k), &alpha, a, dt, int32(lda), b, dt, int32(ldb),
+			&beta, c, cudaR32F, int32(ldc), cublasCompute32F, cublasGemmDefault)
+		return cublasError("cublasGemmEx", st)
+	}
+	st := g.c.cublasGemmStridedBatchedEx(g.blas, ta, tb, int32(m), int32(n), int32(k), &alpha, a, dt, int32(lda), strideA,
+		b, dt, int32(ldb), strideB, &beta, c, cudaR32F, int32(ldc), strideC, int32(batch), cublasCompute32F, cublasGemmDefault)
+	return cublasError("cublasGemmStridedBatchedEx", st)
 }
 
 func (g *cudaGPU) prefetch(p uint64, bytes int) error {

@@ -68,14 +68,15 @@ func at(p uint64, i int) uint64 {
 
 // Conv2d implements nn.Backend: per image, the im2col kernel into a device
 // buffer (skipped for 1x1 stride-1 convolutions) and one GEMM into y, then
-// one bias kernel. The layer has already rounded the operands for an
-// autocast region, so the GEMM runs in float32 whatever geo.Precision is.
-// The Scratch is not used: columns live in device memory.
+// one bias kernel. With geo.Precision BFloat16 or Float16 (an autocast
+// region on a backend reporting NativePrecision) the operands arrive
+// unrounded and the products run in 16 bits instead (conv2dHalf in
+// precision.go). The Scratch is not used: columns live in device memory.
 func (b *Backend) Conv2d(geo nn.ConvGeom, x, w, bias, y []float32, _ nn.Scratch) {
-	ckk, ohw, chw := geo.C*geo.KH*geo.KW, geo.OH*geo.OW, geo.C*geo.H*geo.W
+	ckk, chw := geo.C*geo.KH*geo.KW, geo.C*geo.H*geo.W
 	xs := need("Conv2d", "x", x, geo.N*chw)
 	ws := need("Conv2d", "w", w, geo.K*ckk)
-	ys := need("Conv2d", "y", y, geo.N*geo.K*ohw)
+	ys := need("Conv2d", "y", y, geo.N*geo.K*geo.OH*geo.OW)
 	if bias != nil {
 		bias = need("Conv2d", "bias", bias, geo.K)
 	}
@@ -84,29 +85,57 @@ func (b *Backend) Conv2d(geo nn.ConvGeom, x, w, bias, y []float32, _ nn.Scratch)
 	}
 	b.run("Conv2d", func(s *scope) {
 		px, pw, py := s.f32(xs, read), s.f32(ws, read), s.f32(ys, write)
-		var col uint64
-		if !pointwise(geo) {
-			col = s.temp(4 * ckk * ohw)
-		}
-		for n := 0; n < geo.N; n++ {
-			src := at(px, n*chw)
-			if col != 0 {
-				s.launch("detlab_im2col", gridFor(ckk*ohw), append([]karg{pArg(src), pArg(col)}, convArgs(geo)...)...)
-				src = col
+		if p := geo.Precision; p != nn.Float32 {
+			if b.g.halfGemm(p) {
+				conv2dHalf(s, geo, px, pw, py)
+				s.biasAdd(geo, py, bias)
+				return
 			}
-			s.gemm(false, false, geo.K, ohw, ckk, 1, pw, ckk, src, ohw, 0, at(py, n*geo.K*ohw), ohw)
+			// Not native here (a caller that did not ask
+			// NativePrecision): the float32 path on rounded operands.
+			px, pw = s.rounded(p, px, len(xs)), s.rounded(p, pw, len(ws))
 		}
-		if bias != nil {
-			pb := s.f32(bias, read)
-			s.launch("detlab_bias_add", gridFor(geo.N*geo.K*ohw), pArg(py), pArg(pb), iArg(geo.N), iArg(geo.K), iArg(ohw))
-		}
+		conv2dF32(s, geo, px, pw, py)
+		s.biasAdd(geo, py, bias)
 	})
+}
+
+// conv2dF32 is Conv2d's float32 products: per image im2col (unless
+// pointwise) and one cublasSgemm into y.
+func conv2dF32(s *scope, geo nn.ConvGeom, px, pw, py uint64) {
+	ckk, ohw, chw := geo.C*geo.KH*geo.KW, geo.OH*geo.OW, geo.C*geo.H*geo.W
+	var col uint64
+	if !pointwise(geo) {
+		col = s.temp(4 * ckk * ohw)
+	}
+	for n := 0; n < geo.N; n++ {
+		src := at(px, n*chw)
+		if col != 0 {
+			s.launch("detlab_im2col", gridFor(ckk*ohw), append([]karg{pArg(src), pArg(col)}, convArgs(geo)...)...)
+			src = col
+		}
+		s.gemm(false, false, geo.K, ohw, ckk, 1, pw, ckk, src, ohw, 0, at(py, n*geo.K*ohw), ohw)
+	}
+}
+
+// biasAdd adds bias[k] to every output of channel k (nothing for nil).
+func (s *scope) biasAdd(geo nn.ConvGeom, py uint64, bias []float32) {
+	if bias == nil {
+		return
+	}
+	pb := s.f32(bias, read)
+	ohw := geo.OH * geo.OW
+	s.launch("detlab_bias_add", gridFor(geo.N*geo.K*ohw), pArg(py), pArg(pb), iArg(geo.N), iArg(geo.K), iArg(ohw))
 }
 
 // Conv2dBackward implements nn.Backend: db += the channel sums of dy (one
 // reduction kernel); per image dw += dy * im2col(x)^T and, for dx, the
 // GEMM w^T * dy into a device buffer folded into dx by the col2im kernel
-// (1x1 stride-1: the GEMM accumulates into dx directly).
+// (1x1 stride-1: the GEMM accumulates into dx directly). With
+// geo.Precision BFloat16 or Float16 both products, dw's and dx's, take
+// x, w and dy in 16 bits (conv2dBackwardHalf in precision.go), as lib/nn's
+// CPU path and torch's autocast do; db sums dy in float32 (the layer has
+// rounded dy already).
 func (b *Backend) Conv2dBackward(geo nn.ConvGeom, x, w, dy, dx, dw, db []float32, _ nn.Scratch) {
 	ckk, ohw, chw := geo.C*geo.KH*geo.KW, geo.OH*geo.OW, geo.C*geo.H*geo.W
 	dys := need("Conv2dBackward", "dy", dy, geo.N*geo.K*ohw)
@@ -133,37 +162,59 @@ func (b *Backend) Conv2dBackward(geo nn.ConvGeom, x, w, dy, dx, dw, db []float32
 		if dw == nil && dx == nil {
 			return
 		}
-		var px, pw, pdw, pdx, col uint64
+		var px, pw, pdw, pdx uint64
 		if dw != nil {
 			px, pdw = s.f32(x, read), s.f32(dw, readWrite)
 		}
 		if dx != nil {
 			pw, pdx = s.f32(w, read), s.f32(dx, readWrite)
 		}
-		if !pointwise(geo) {
-			col = s.temp(4 * ckk * ohw)
-		}
-		for n := 0; n < geo.N; n++ {
-			dyn := at(pdy, n*geo.K*ohw)
+		if p := geo.Precision; p != nn.Float32 {
+			if b.g.halfGemm(p) {
+				conv2dBackwardHalf(s, geo, px, pw, pdy, pdx, pdw)
+				return
+			}
+			// Not native here: the float32 path on rounded operands.
+			pdy = s.rounded(p, pdy, len(dys))
 			if dw != nil {
-				src := at(px, n*chw)
-				if col != 0 {
-					s.launch("detlab_im2col", gridFor(ckk*ohw), append([]karg{pArg(src), pArg(col)}, convArgs(geo)...)...)
-					src = col
-				}
-				s.gemm(false, true, geo.K, ckk, ohw, 1, dyn, ohw, src, ohw, 1, pdw, ckk)
+				px = s.rounded(p, px, len(x))
 			}
 			if dx != nil {
-				dxn := at(pdx, n*chw)
-				if col == 0 {
-					s.gemm(true, false, ckk, ohw, geo.K, 1, pw, ckk, dyn, ohw, 1, dxn, ohw)
-					continue
-				}
-				s.gemm(true, false, ckk, ohw, geo.K, 1, pw, ckk, dyn, ohw, 0, col, ohw)
-				s.launch("detlab_col2im", gridFor(chw), append([]karg{pArg(col), pArg(dxn)}, convArgs(geo)...)...)
+				pw = s.rounded(p, pw, len(w))
 			}
 		}
+		conv2dBackwardF32(s, geo, px, pw, pdy, pdx, pdw)
 	})
+}
+
+// conv2dBackwardF32 is Conv2dBackward's float32 products (pdx or pdw 0
+// when not wanted).
+func conv2dBackwardF32(s *scope, geo nn.ConvGeom, px, pw, pdy, pdx, pdw uint64) {
+	ckk, ohw, chw := geo.C*geo.KH*geo.KW, geo.OH*geo.OW, geo.C*geo.H*geo.W
+	var col uint64
+	if !pointwise(geo) {
+		col = s.temp(4 * ckk * ohw)
+	}
+	for n := 0; n < geo.N; n++ {
+		dyn := at(pdy, n*geo.K*ohw)
+		if pdw != 0 {
+			src := at(px, n*chw)
+			if col != 0 {
+				s.launch("detlab_im2col", gridFor(ckk*ohw), append([]karg{pArg(src), pArg(col)}, convArgs(geo)...)...)
+				src = col
+			}
+			s.gemm(false, true, geo.K, ckk, ohw, 1, dyn, ohw, src, ohw, 1, pdw, ckk)
+		}
+		if pdx != 0 {
+			dxn := at(pdx, n*chw)
+			if col == 0 {
+				s.gemm(true, false, ckk, ohw, geo.K, 1, pw, ckk, dyn, ohw, 1, dxn, ohw)
+				continue
+			}
+			s.gemm(true, false, ckk, ohw, geo.K, 1, pw, ckk, dyn, ohw, 0, col, ohw)
+			s.launch("detlab_col2im", gridFor(chw), append([]karg{pArg(col), pArg(dxn)}, convArgs(geo)...)...)
+		}
+	}
 }
 
 // ChannelStats implements nn.Backend with one two-pass float64 reduction

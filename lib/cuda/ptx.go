@@ -36,6 +36,14 @@ var kernelNames = []string{
 	"detlab_sgd_step",
 	"detlab_nonfinite",
 	"detlab_scale",
+	"detlab_nms_mask",
+	"detlab_to_bf16",
+	"detlab_to_fp16",
+	"detlab_im2col_bf16",
+	"detlab_im2col_fp16",
+	"detlab_roialign_layout",
+	"detlab_roialign_forward",
+	"detlab_roialign_backward",
 }
 
 // kernelParams gives each kernel's parameter list, one letter per
@@ -60,6 +68,14 @@ var kernelParams = map[string]string{
 	"detlab_sgd_step":           "pppiffffii",
 	"detlab_nonfinite":          "pip",
 	"detlab_scale":              "pif",
+	"detlab_nms_mask":           "pifp", // boxes, n, cut, mask
+	"detlab_to_bf16":            "ppi",
+	"detlab_to_fp16":            "ppi",
+	"detlab_im2col_bf16":        "pp" + "iiiiiiiiiiii", // N,C,H,W, KH,KW, SH,SW, PH,PW, OH,OW
+	"detlab_im2col_fp16":        "pp" + "iiiiiiiiiiii",
+	"detlab_roialign_layout":    "ppiiiiiifii",      // rois, geom, K, H,W, OH,OW, ratio, scale, aligned, cap
+	"detlab_roialign_forward":   "ppp" + "iiiiiiii", // x, geom, y, N,C,H,W, K, OH,OW, cap
+	"detlab_roialign_backward":  "ppp" + "iiiiiiii", // dy, geom, dx, N,C,H,W, K, OH,OW, cap
 }
 
 // ptxParamKinds maps PTX parameter types to kernelParams letters.

@@ -3,6 +3,9 @@
 // Each source below also compiles on its own.
 #include "conv.cu"
 #include "elementwise.cu"
+#include "half.cu"
+#include "nms.cu"
 #include "norm.cu"
 #include "optim.cu"
 #include "pool.cu"
+#include "roialign.cu"

@@ -105,4 +105,62 @@ DETLAB_GLOBAL void detlab_nonfinite(const float* x, int n, int* flag);
 // detlab_scale: x *= s.
 DETLAB_GLOBAL void detlab_scale(float* x, int n, float s);
 
+// --- non-maximum suppression (nms.cu) ---
+
+// detlab_nms_mask: the suppression masks of NMS over n boxes (x1, y1, x2,
+// y2 rows) already sorted by decreasing score: bit k of
+// mask[i*words + w] (words = ceil(n/64)) is set when box j = 64*w + k
+// comes after box i (j > i) and their IoU, computed exactly as lib/box.NMS
+// does in float32, is >= cut (NaN never is). Every word is written (zero
+// where no j > i). Grid: any number of blocks (tiles of blockDim.x rows by
+// 64 columns, block-strided); any block size up to 1024 works; launched
+// with 256 threads.
+DETLAB_GLOBAL void detlab_nms_mask(const float* boxes, int n, float cut, unsigned long long* mask);
+
+// --- 16-bit GEMM operands (half.cu) ---
+
+// detlab_to_bf16 / detlab_to_fp16: y[i] = the 16-bit encoding (bfloat16 /
+// IEEE binary16) of x[i] rounded as lib/nn's RoundBF16 / RoundFP16 (ties to
+// even, NaN stays NaN, fp16 overflow gives +-Inf, fp16 subnormals kept):
+// the A and B operands of cublasGemmEx. n = n.
+DETLAB_GLOBAL void detlab_to_bf16(const float* x, unsigned short* y, int n);
+DETLAB_GLOBAL void detlab_to_fp16(const float* x, unsigned short* y, int n);
+
+// detlab_im2col_bf16 / detlab_im2col_fp16: the patch matrices of N images
+// x (N,C,H,W), encoded as detlab_to_bf16 / detlab_to_fp16, into
+// col (C*KH*KW, N*OH*OW) row-major: row (c*KH+kh)*KW+kw, column
+// n*OH*OW + oh*OW + ow (image n's im2col columns at offset n*OH*OW of every
+// row), zero padding. With a 1x1 kernel, stride 1 and no padding this is
+// (N,C,HW) -> (C,N*HW). n = N*C*KH*KW*OH*OW.
+DETLAB_GLOBAL void detlab_im2col_bf16(const float* x, unsigned short* col, int N, int C, int H, int W, int KH,
+                                      int KW, int SH, int SW, int PH, int PW, int OH, int OW);
+DETLAB_GLOBAL void detlab_im2col_fp16(const float* x, unsigned short* col, int N, int C, int H, int W, int KH,
+                                      int KW, int SH, int SW, int PH, int PW, int OH, int OW);
+
+// --- RoIAlign (roialign.cu) ---
+
+// torchvision.ops.roi_align on x (N,C,H,W) over rois (K,5) rows [batch, x1,
+// y1, x2, y2], pooled to (K,C,OH,OW), bit for bit as lib/roialign (float32,
+// its stencil factoring and summation order). Three launches share a
+// geometry buffer of 6*K + K*(OH+OW)*(1+2*cap) ints (layout in
+// roialign.cu), where cap >= min(2*grid, size) for every roi and axis (grid
+// the sampling ratio, or the adaptive ceil(roi_extent/out) when
+// sampling_ratio <= 0). The rois must be validated (batch in [0, N),
+// finite coordinates) and the adaptive grid at most 2^24.
+
+// detlab_roialign_layout writes each roi's stencils into geom. n = K.
+DETLAB_GLOBAL void detlab_roialign_layout(const float* rois, int* geom, int K, int H, int W, int OH, int OW,
+                                          int sampling_ratio, float spatial_scale, int aligned, int cap);
+
+// detlab_roialign_forward writes y (K,C,OH,OW). n = K*C*OH*OW.
+DETLAB_GLOBAL void detlab_roialign_forward(const float* x, const int* geom, float* y, int N, int C, int H, int W,
+                                           int K, int OH, int OW, int cap);
+
+// detlab_roialign_backward ADDS the gradient for dy (K,C,OH,OW) into dx
+// (N,C,H,W): one thread per dx element gathers its contributions in
+// lib/roialign's order (roi, ph, pw), no atomics, deterministic.
+// n = N*C*H*W.
+DETLAB_GLOBAL void detlab_roialign_backward(const float* dy, const int* geom, float* dx, int N, int C, int H, int W,
+                                            int K, int OH, int OW, int cap);
+
 #endif  // DETLAB_KERNELS_H

@@ -135,6 +135,33 @@ int main(int argc, char** argv) {
   } else if (k == "detlab_scale") {
     need(2, 1);
     sim_launch(grid, block, false, [&] { detlab_scale(P(0), I(0), bits_float(s[1])); });
+  } else if (k == "detlab_nms_mask") {
+    need(2, 2);  // n, cut (bits)
+    sim_launch(grid, block, true,
+               [&] { detlab_nms_mask(P(0), I(0), bits_float(s[1]), f[1].as<unsigned long long>()); });
+  } else if (k == "detlab_to_bf16" || k == "detlab_to_fp16") {
+    need(1, 2);
+    auto fn = k == "detlab_to_bf16" ? detlab_to_bf16 : detlab_to_fp16;
+    sim_launch(grid, block, false, [&] { fn(P(0), f[1].as<unsigned short>(), I(0)); });
+  } else if (k == "detlab_im2col_bf16" || k == "detlab_im2col_fp16") {
+    need(12, 2);
+    auto fn = k == "detlab_im2col_bf16" ? detlab_im2col_bf16 : detlab_im2col_fp16;
+    sim_launch(grid, block, false, [&] {
+      fn(P(0), f[1].as<unsigned short>(), I(0), I(1), I(2), I(3), I(4), I(5), I(6), I(7), I(8), I(9), I(10),
+         I(11));
+    });
+  } else if (k == "detlab_roialign_layout") {
+    need(9, 2);  // K, H, W, OH, OW, sampling_ratio, spatial_scale (bits), aligned, cap
+    sim_launch(grid, block, false, [&] {
+      detlab_roialign_layout(P(0), f[1].as<int>(), I(0), I(1), I(2), I(3), I(4), I(5), bits_float(s[6]), I(7),
+                             I(8));
+    });
+  } else if (k == "detlab_roialign_forward" || k == "detlab_roialign_backward") {
+    need(8, 3);  // N, C, H, W, K, OH, OW, cap
+    auto fn = k == "detlab_roialign_forward" ? detlab_roialign_forward : detlab_roialign_backward;
+    sim_launch(grid, block, false, [&] {
+      fn(P(0), f[1].as<int>(), P(2), I(0), I(1), I(2), I(3), I(4), I(5), I(6), I(7));
+    });
   } else {
     die("unknown kernel " + k);
   }
