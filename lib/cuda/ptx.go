@@ -71,8 +71,8 @@ var kernelParams = map[string]string{
 	"detlab_nms_mask":           "pifp", // boxes, n, cut, mask
 	"detlab_to_bf16":            "ppi",
 	"detlab_to_fp16":            "ppi",
-	"detlab_im2col_bf16":        "pp" + "iiiiiiiiiiii", // N,C,H,W, KH,KW, SH,SW, PH,PW, OH,OW
-	"detlab_im2col_fp16":        "pp" + "iiiiiiiiiiii",
+	"detlab_im2col_bf16":        "pp" + "iiiiiiiiiiiii", // N,C,H,W, KH,KW, SH,SW, PH,PW, OH,OW, ldn
+	"detlab_im2col_fp16":        "pp" + "iiiiiiiiiiiii",
 	"detlab_roialign_layout":    "ppiiiiiifii",      // rois, geom, K, H,W, OH,OW, ratio, scale, aligned, cap
 	"detlab_roialign_forward":   "ppp" + "iiiiiiii", // x, geom, y, N,C,H,W, K, OH,OW, cap
 	"detlab_roialign_backward":  "ppp" + "iiiiiiii", // dy, geom, dx, N,C,H,W, K, OH,OW, cap

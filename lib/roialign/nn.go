@@ -7,12 +7,30 @@ import (
 	"github.com/detlab/detlab/lib/tensor"
 )
 
+// Backend is implemented by an nn.Backend that runs RoIAlign itself (on a
+// GPU: lib/cuda's Backend). Apply finds it on the graph's backend by a type
+// assertion and otherwise runs the host kernels. Both methods take the
+// arguments of ForwardSlice and BackwardSlice and must give their results;
+// they return an error wrapping ErrInput for arguments those would reject
+// (see Check), or the device's error.
+type Backend interface {
+	// RoIAlignForward is ForwardSlice: out (K, C, OutH, OutW) is
+	// overwritten with RoIAlign of features (shape s) over rois.
+	RoIAlignForward(out, features []float32, s Shape, rois []float32, cfg Config) error
+	// RoIAlignBackward is BackwardSlice: the gradient for gradOut is ADDED
+	// into gradFeatures (shape s).
+	RoIAlignBackward(gradFeatures, gradOut []float32, s Shape, rois []float32, cfg Config) error
+}
+
 // Apply runs RoIAlign on a graph: features (N, C, H, W) pooled over rois
 // (K, 5) rows [batch_index, x1, y1, x2, y2] into a (K, C, OutH, OutW) Var.
 // When g records, Backward sends the exact gradient (the adjoint of the
 // forward kernel, BackwardSlice) to features; rois are constants, as in
 // torchvision, where proposals are detached. The rois are copied, so the
 // caller may reuse its slice.
+//
+// When g's backend implements Backend (lib/cuda's does), the pooling and
+// its gradient run there, with the same results; otherwise on the host.
 //
 // Under g's autocast (nn.Graph.WithAutocast with BFloat16 or Float16) the
 // features are rounded to that precision before pooling and the output
@@ -49,7 +67,13 @@ func Apply(g *nn.Graph, features *nn.Var, rois *tensor.Tensor, cfg Config) (*nn.
 		// Autocast: pool reduced-precision features, accumulate in float32.
 		feat = g.RoundedCopy(ac, feat, features.Shape()...)
 	}
-	if err := ForwardSlice(out.Data(), feat, s, r, cfg); err != nil {
+	be, _ := g.Backend().(Backend)
+	if be != nil {
+		err = be.RoIAlignForward(out.Data(), feat, s, r, cfg)
+	} else {
+		err = ForwardSlice(out.Data(), feat, s, r, cfg)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return g.Op(out, []*nn.Var{features}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
@@ -62,8 +86,16 @@ func Apply(g *nn.Graph, features *nn.Var, rois *tensor.Tensor, cfg Config) (*nn.
 			// cost more in page faults than the pooling itself.
 			dy = g.RoundedCopy(ac, dy, gy.Shape()...)
 		}
-		// Shapes and rois were validated above; the kernel cannot fail.
-		_ = BackwardSlice(gin[0].Data(), dy, s, r, cfg)
+		if be == nil {
+			// Shapes and rois were validated above; the kernel cannot fail.
+			_ = BackwardSlice(gin[0].Data(), dy, s, r, cfg)
+			return
+		}
+		// The arguments were validated above, so an error here is the
+		// device's, which a backward function cannot return.
+		if err := be.RoIAlignBackward(gin[0].Data(), dy, s, r, cfg); err != nil {
+			panic(fmt.Errorf("roialign: backward on %s: %w", g.Backend().Name(), err))
+		}
 	}), nil
 }
 

@@ -93,7 +93,7 @@ func CheckRois(rois []float32, n int) (int, error) {
 // rois into out, which must hold k*C*OutH*OutW values (layout K, C, OutH, OutW)
 // and is overwritten. It is the allocation-free kernel behind Forward.
 func ForwardSlice(out, features []float32, s Shape, rois []float32, cfg Config) error {
-	k, err := check(features, s, rois, cfg)
+	k, err := Check(features, s, rois, cfg)
 	if err != nil {
 		return err
 	}
@@ -109,7 +109,7 @@ func ForwardSlice(out, features []float32, s Shape, rois []float32, cfg Config) 
 // rois and configuration as the forward pass. Accumulating lets a caller
 // sum the contributions of several uses of one feature map.
 func BackwardSlice(gradFeatures, gradOut []float32, s Shape, rois []float32, cfg Config) error {
-	k, err := check(gradFeatures, s, rois, cfg)
+	k, err := Check(gradFeatures, s, rois, cfg)
 	if err != nil {
 		return err
 	}
@@ -120,8 +120,11 @@ func BackwardSlice(gradFeatures, gradOut []float32, s Shape, rois []float32, cfg
 	return nil
 }
 
-// check validates a feature buffer, its shape, the rois and the config.
-func check(features []float32, s Shape, rois []float32, cfg Config) (int, error) {
+// Check validates a feature buffer (or feature gradient) of shape s, the
+// rois (K, 5) and the configuration, and returns K: the checks ForwardSlice
+// and BackwardSlice make before their kernels, for a Backend to make
+// before its own.
+func Check(features []float32, s Shape, rois []float32, cfg Config) (int, error) {
 	if err := cfg.Validate(); err != nil {
 		return 0, err
 	}

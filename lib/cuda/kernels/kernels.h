@@ -128,14 +128,16 @@ DETLAB_GLOBAL void detlab_to_fp16(const float* x, unsigned short* y, int n);
 
 // detlab_im2col_bf16 / detlab_im2col_fp16: the patch matrices of N images
 // x (N,C,H,W), encoded as detlab_to_bf16 / detlab_to_fp16, into
-// col (C*KH*KW, N*OH*OW) row-major: row (c*KH+kh)*KW+kw, column
-// n*OH*OW + oh*OW + ow (image n's im2col columns at offset n*OH*OW of every
-// row), zero padding. With a 1x1 kernel, stride 1 and no padding this is
-// (N,C,HW) -> (C,N*HW). n = N*C*KH*KW*OH*OW.
+// col (C*KH*KW, N*ldn) row-major: row (c*KH+kh)*KW+kw, column
+// n*ldn + oh*OW + ow (image n's im2col columns at offset n*ldn of every
+// row; columns OH*OW..ldn-1 of each image are zeros, so ldn can round the
+// GEMM operands up to 16-byte alignment), zero padding. With a 1x1 kernel,
+// stride 1, no padding and ldn = HW this is (N,C,HW) -> (C,N*HW).
+// n = N*C*KH*KW*ldn.
 DETLAB_GLOBAL void detlab_im2col_bf16(const float* x, unsigned short* col, int N, int C, int H, int W, int KH,
-                                      int KW, int SH, int SW, int PH, int PW, int OH, int OW);
+                                      int KW, int SH, int SW, int PH, int PW, int OH, int OW, int ldn);
 DETLAB_GLOBAL void detlab_im2col_fp16(const float* x, unsigned short* col, int N, int C, int H, int W, int KH,
-                                      int KW, int SH, int SW, int PH, int PW, int OH, int OW);
+                                      int KW, int SH, int SW, int PH, int PW, int OH, int OW, int ldn);
 
 // --- RoIAlign (roialign.cu) ---
 

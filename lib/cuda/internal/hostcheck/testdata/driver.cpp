@@ -144,11 +144,11 @@ int main(int argc, char** argv) {
     auto fn = k == "detlab_to_bf16" ? detlab_to_bf16 : detlab_to_fp16;
     sim_launch(grid, block, false, [&] { fn(P(0), f[1].as<unsigned short>(), I(0)); });
   } else if (k == "detlab_im2col_bf16" || k == "detlab_im2col_fp16") {
-    need(12, 2);
+    need(13, 2);
     auto fn = k == "detlab_im2col_bf16" ? detlab_im2col_bf16 : detlab_im2col_fp16;
     sim_launch(grid, block, false, [&] {
       fn(P(0), f[1].as<unsigned short>(), I(0), I(1), I(2), I(3), I(4), I(5), I(6), I(7), I(8), I(9), I(10),
-         I(11));
+         I(11), I(12));
     });
   } else if (k == "detlab_roialign_layout") {
     need(9, 2);  // K, H, W, OH, OW, sampling_ratio, spatial_scale (bits), aligned, cap
