@@ -1,8 +1,11 @@
 // Package backendmatrix holds a test that runs the library's golden parity
 // tests once per GEMM backend lib/compute can use here (DETLAB_BLAS=go,
-// openblas, onednn) and fails naming the backend and the output when any
-// of them fails or is skipped. Each package's test binary is built once
-// (go test -c) and run per backend under go tool test2json.
+// openblas, onednn, each with DETLAB_CONV=go: convolutions as im2col +
+// that GEMM) and once with oneDNN's convolution primitives (row
+// "onednn-conv": DETLAB_BLAS=go, DETLAB_CONV=onednn), and fails naming the
+// settings and the output when any of them fails or is skipped. Each
+// package's test binary is built once (go test -c) and run per row under
+// go tool test2json.
 //
 // The parity tests are found, not listed: every top-level test of
 // lib/resnet, lib/roialign, lib/rpn, lib/roi and lib/fasterrcnn (and their
@@ -14,11 +17,12 @@
 //
 // A backend whose library is absent is skipped with the Debian package to
 // install (libopenblas0, libdnnl2). A child process first prints
-// compute.Backend() for the requested backend, and lib/compute's
-// TestBackendHonoursEnv in the run itself must log the same name, so a
-// silent fallback to Go cannot pass. The test is skipped under -short and
-// when ../shared/golden is absent. DETLAB_BACKENDMATRIX overrides the
-// backends, e.g. DETLAB_BACKENDMATRIX=go,portable,openblas,onednn.
+// compute.Backend() and compute.ConvBackend() for the requested row, and
+// lib/compute's TestBackendHonoursEnv and TestConvBackendHonoursEnv in the
+// run itself must log the same names, so a silent fallback to Go cannot
+// pass. The test is skipped under -short and when ../shared/golden is
+// absent. DETLAB_BACKENDMATRIX overrides the rows, e.g.
+// DETLAB_BACKENDMATRIX=go,portable,openblas,onednn,onednn-conv.
 //
 //	go test -count=1 -v ./internal/backendmatrix
 package backendmatrix
@@ -56,21 +60,34 @@ const envBackends = "DETLAB_BACKENDMATRIX"
 func TestMain(m *testing.M) {
 	if os.Getenv(envProbe) == "1" {
 		fmt.Println(compute.Backend())
+		fmt.Println(compute.ConvBackend())
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
 
-// defaultBackends are the DETLAB_BLAS values the matrix runs.
-var defaultBackends = []string{"go", "openblas", "onednn"}
+// defaultBackends are the rows of backendSpec the matrix runs.
+var defaultBackends = []string{"go", "openblas", "onednn", "onednn-conv"}
 
-// backendSpec says how a backend names itself and which Debian package
-// provides its library.
-var backendSpec = map[string]struct{ prefix, debian string }{
-	"go":       {"Go, ", ""},
-	"portable": {"Go, portable", ""},
-	"openblas": {"openblas ", "libopenblas0"},
-	"onednn":   {"onednn ", "libdnnl2"},
+// backendSpec says, per row, the DETLAB_BLAS and DETLAB_CONV values it
+// runs under, how compute.Backend() and compute.ConvBackend() then begin,
+// and which Debian package provides the library.
+var backendSpec = map[string]struct{ blas, conv, prefix, convPrefix, debian string }{
+	"go":          {"go", "go", "Go, ", "go (", ""},
+	"portable":    {"portable", "go", "Go, portable", "go (", ""},
+	"openblas":    {"openblas", "go", "openblas ", "go (", "libopenblas0"},
+	"onednn":      {"onednn", "go", "onednn ", "go (", "libdnnl2"},
+	"onednn-conv": {"go", "onednn", "Go, ", "onednn ", "libdnnl2"},
+}
+
+// rowEnv returns the environment settings of a row of backendSpec
+// (unknown rows: DETLAB_BLAS=row, for TestRunSuite's throwaway module).
+func rowEnv(row string) []string {
+	spec, ok := backendSpec[row]
+	if !ok {
+		return []string{compute.EnvBLAS + "=" + row}
+	}
+	return []string{compute.EnvBLAS + "=" + spec.blas, compute.EnvConv + "=" + spec.conv}
 }
 
 // goldenRoots hold the golden parity tests; wholeSuites read no golden
@@ -152,14 +169,18 @@ func TestParityOnEveryBackend(t *testing.T) {
 			if !ok {
 				t.Fatalf("%s names an unknown backend %q", envBackends, b)
 			}
-			name := probe(t, b)
-			if strings.Contains(name, "not installed") {
-				t.Skipf("DETLAB_BLAS=%s: library absent, install %s (%s)", b, spec.debian, name)
+			env := strings.Join(rowEnv(b), " ")
+			name, convName := probe(t, b)
+			if strings.Contains(name, "not installed") || strings.Contains(convName, "not installed") {
+				t.Skipf("%s: library absent, install %s (%s; %s)", env, spec.debian, name, convName)
 			}
 			if !strings.HasPrefix(name, spec.prefix) || strings.Contains(name, " but ") {
-				t.Fatalf("DETLAB_BLAS=%s: compute.Backend() = %q in a child process, want %q...", b, name, spec.prefix)
+				t.Fatalf("%s: compute.Backend() = %q in a child process, want %q...", env, name, spec.prefix)
 			}
-			t.Logf("DETLAB_BLAS=%s: %s", b, name)
+			if !strings.HasPrefix(convName, spec.convPrefix) {
+				t.Fatalf("%s: compute.ConvBackend() = %q in a child process, want %q...", env, convName, spec.convPrefix)
+			}
+			t.Logf("%s: %s; convolutions: %s", env, name, convName)
 			start := time.Now()
 			passed := 0
 			for _, s := range suites {
@@ -175,31 +196,35 @@ func TestParityOnEveryBackend(t *testing.T) {
 					case "pass":
 						passed++
 					default:
-						t.Errorf("DETLAB_BLAS=%s: %s %s: %s, want pass\n%s", b, s.imp, tn, orNone(a), tail(run.testOutput[tn]))
+						t.Errorf("%s: %s %s: %s, want pass\n%s", env, s.imp, tn, orNone(a), tail(run.testOutput[tn]))
 					}
 				}
 				// The child's own lib/compute must have run on the
 				// backend the probe named.
 				if s.imp == modulePath+"/lib/compute" && !strings.Contains(run.output, "detlab-blas: "+name+"\n") {
-					t.Errorf("DETLAB_BLAS=%s: lib/compute's TestBackendHonoursEnv did not log %q in the child run", b, "detlab-blas: "+name)
+					t.Errorf("%s: lib/compute's TestBackendHonoursEnv did not log %q in the child run", env, "detlab-blas: "+name)
+				}
+				if s.imp == modulePath+"/lib/compute" && !strings.Contains(run.output, "detlab-conv: "+convName+"\n") {
+					t.Errorf("%s: lib/compute's TestConvBackendHonoursEnv did not log %q in the child run", env, "detlab-conv: "+convName)
 				}
 			}
-			t.Logf("DETLAB_BLAS=%s: %d golden parity tests passed, plus lib/compute's and lib/nn's whole suites (%.0fs)", b, passed, time.Since(start).Seconds())
+			t.Logf("%s: %d golden parity tests passed, plus lib/compute's and lib/nn's whole suites (%.0fs)", env, passed, time.Since(start).Seconds())
 		})
 	}
 }
 
-// probe runs this test binary with DETLAB_BLAS=b and returns the
-// compute.Backend() it prints.
-func probe(t *testing.T, b string) string {
+// probe runs this test binary with row b's environment and returns the
+// compute.Backend() and compute.ConvBackend() it prints.
+func probe(t *testing.T, b string) (gemm, conv string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), envProbe+"=1", compute.EnvBLAS+"="+b)
+	cmd.Env = append(append(os.Environ(), envProbe+"=1"), rowEnv(b)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("probing DETLAB_BLAS=%s: %v\n%s", b, err, out)
+		t.Fatalf("probing %s: %v\n%s", strings.Join(rowEnv(b), " "), err, out)
 	}
-	return strings.TrimSpace(string(out))
+	gemm, conv, _ = strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return gemm, strings.TrimSpace(conv)
 }
 
 // suite is one package's test binary and what each backend runs of it.
@@ -245,9 +270,9 @@ type childRun struct {
 	output     string            // everything it printed
 }
 
-// runSuite runs s's test binary with DETLAB_BLAS=b under go tool
-// test2json and returns an error naming the backend and showing the output
-// when the binary fails.
+// runSuite runs s's test binary with row b's environment (rowEnv) under
+// go tool test2json and returns an error naming the settings and showing
+// the output when the binary fails.
 func runSuite(ctx context.Context, goBin string, s *suite, b string) (*childRun, error) {
 	args := []string{"tool", "test2json", "-p", s.imp, s.bin, "-test.v=test2json", "-test.count=1"}
 	if s.run != "" {
@@ -255,7 +280,7 @@ func runSuite(ctx context.Context, goBin string, s *suite, b string) (*childRun,
 	}
 	cmd := exec.CommandContext(ctx, goBin, args...)
 	cmd.Dir = s.dir
-	cmd.Env = append(os.Environ(), compute.EnvBLAS+"="+b)
+	cmd.Env = append(os.Environ(), rowEnv(b)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -284,7 +309,7 @@ func runSuite(ctx context.Context, goBin string, s *suite, b string) (*childRun,
 	}
 	if err != nil || failed {
 		var msg strings.Builder
-		fmt.Fprintf(&msg, "DETLAB_BLAS=%s: %s failed (%v)\n", b, s.imp, err)
+		fmt.Fprintf(&msg, "%s: %s failed (%v)\n", strings.Join(rowEnv(b), " "), s.imp, err)
 		if ctx.Err() != nil {
 			fmt.Fprintf(&msg, "out of time (%v): the test binary's -timeout is near; on a loaded machine run this test with -timeout 30m\n", ctx.Err())
 		}

@@ -38,6 +38,14 @@ type ConvShape struct {
 // check returns an error naming the first inconsistency of s with the
 // slices given (ep's Scale, Shift and Residual where present).
 func (s ConvShape) check(x, w []float32, ep Epilogue, y []float32) error {
+	if err := s.checkDims(); err != nil {
+		return err
+	}
+	return s.checkLens(x, w, ep, y)
+}
+
+// checkDims returns an error naming the first invalid dimension of s.
+func (s ConvShape) checkDims() error {
 	for _, d := range []struct {
 		name string
 		v    int
@@ -52,6 +60,11 @@ func (s ConvShape) check(x, w []float32, ep Epilogue, y []float32) error {
 		return fmt.Errorf("%w: output %dx%d does not follow from input %dx%d, kernel %dx%d, stride %dx%d, padding %dx%d",
 			ErrConvShape, s.OH, s.OW, s.H, s.W, s.KH, s.KW, s.SH, s.SW, s.PH, s.PW)
 	}
+	return nil
+}
+
+// checkLens returns an error naming the first slice too short for s.
+func (s ConvShape) checkLens(x, w []float32, ep Epilogue, y []float32) error {
 	for _, a := range []struct {
 		name string
 		got  []float32
@@ -179,7 +192,7 @@ func ConvOneDNNWeightsKind(s ConvShape, ep Epilogue) (kind string, use bool) {
 	if c.eng == nil {
 		return "", false
 	}
-	if err := s.check(make([]float32, s.N*s.C*s.H*s.W), make([]float32, s.K*s.C*s.KH*s.KW), Epilogue{}, make([]float32, s.N*s.K*s.OH*s.OW)); err != nil {
+	if s.checkDims() != nil {
 		return "", false
 	}
 	return c.eng.weightsKind(s, ep, c.mode == convForced)
@@ -197,8 +210,11 @@ func NewOneDNNWeights(s ConvShape, ep Epilogue, w []float32) (*OneDNNWeights, er
 			return nil, err
 		}
 	}
-	if err := s.check(make([]float32, s.N*s.C*s.H*s.W), w, Epilogue{}, make([]float32, s.N*s.K*s.OH*s.OW)); err != nil {
+	if err := s.checkDims(); err != nil {
 		return nil, err
+	}
+	if len(w) < s.K*s.C*s.KH*s.KW {
+		return nil, fmt.Errorf("%w: len(w) = %d, want %d for %+v", ErrConvShape, len(w), s.K*s.C*s.KH*s.KW, s)
 	}
 	return eng.newWeights(s, ep, w)
 }
@@ -217,7 +233,7 @@ func ConvOneDNNImpl(s ConvShape, ep Epilogue) (string, error) {
 			return "", err
 		}
 	}
-	if err := s.check(make([]float32, s.N*s.C*s.H*s.W), make([]float32, s.K*s.C*s.KH*s.KW), Epilogue{}, make([]float32, s.N*s.K*s.OH*s.OW)); err != nil {
+	if err := s.checkDims(); err != nil {
 		return "", err
 	}
 	p, err := eng.prim(convKeyOf(s, ep))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand"
+	"os"
 	"strings"
 	"testing"
 )
@@ -354,6 +355,27 @@ func TestConvOneDNNPreparedWeights(t *testing.T) {
 			if d := math.Abs(float64(y[i] - c.want[i])); d > 1e-4*(1+math.Abs(float64(c.want[i]))) {
 				t.Fatalf("%s: y[%d] = %v, want %v", c.name, i, y[i], c.want[i])
 			}
+		}
+	}
+}
+
+// TestConvBackendHonoursEnv fails when DETLAB_CONV=onednn but oneDNN's
+// convolutions, whose library loads here, are not in use, so that a run
+// of the parity tests under it (internal/backendmatrix) cannot pass on a
+// silent fallback. It logs ConvBackend for the matrix to compare.
+func TestConvBackendHonoursEnv(t *testing.T) {
+	t.Logf("detlab-conv: %s", ConvBackend())
+	switch env := strings.ToLower(strings.TrimSpace(os.Getenv(EnvConv))); env {
+	case "onednn", "dnnl":
+		if _, err := loadConvEngine(); errors.Is(err, errNoOneDNN) {
+			t.Skipf("%s=onednn but oneDNN is absent, install libdnnl2: %v", EnvConv, err)
+		}
+		if got := ConvBackend(); !strings.HasPrefix(got, "onednn ") || convChosen().eng == nil {
+			t.Fatalf("%s=%s but ConvBackend() = %q", EnvConv, env, got)
+		}
+	case "go", "purego", "pure":
+		if got := ConvBackend(); !strings.HasPrefix(got, "go (") || convChosen().eng != nil {
+			t.Fatalf("%s=%s but ConvBackend() = %q", EnvConv, env, got)
 		}
 	}
 }
