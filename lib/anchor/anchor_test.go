@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/detlab/detlab/internal/golden"
@@ -150,6 +151,77 @@ func BenchmarkGenerate640x480(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := g.Generate(480, 640, [][2]int{{15, 20}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestGenerateInto checks that GenerateInto returns Generate's anchors
+// whether dst is nil, too small, exactly the size or larger and dirty,
+// reuses dst's memory when it can (then allocating nothing) and rejects
+// what Generate rejects.
+func TestGenerateInto(t *testing.T) {
+	g, err := New(Defaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	feats := [][2]int{{15, 20}}
+	want, err := g.Generate(480, 640, feats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirty := func(n int) []box.Box {
+		d := make([]box.Box, n)
+		for i := range d {
+			d[i] = box.Box{X1: -7, Y1: -7, X2: -7, Y2: -7}
+		}
+		return d
+	}
+	tests := []struct {
+		name  string
+		dst   []box.Box
+		reuse bool
+	}{
+		{"nil", nil, false},
+		{"too small", dirty(len(want) - 1), false},
+		{"exact", dirty(len(want)), true},
+		{"larger, short length", dirty(len(want) + 50)[:3], true},
+	}
+	for _, tc := range tests {
+		got, err := g.GenerateInto(tc.dst, 480, 640, feats)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: anchors differ from Generate's", tc.name)
+		}
+		if reused := cap(tc.dst) > 0 && &got[0] == &tc.dst[:1][0]; reused != tc.reuse {
+			t.Errorf("%s: reused dst = %v, want %v", tc.name, reused, tc.reuse)
+		}
+	}
+	buf := make([]box.Box, len(want))
+	if n := testing.AllocsPerRun(20, func() { buf, _ = g.GenerateInto(buf, 480, 640, feats) }); n != 0 {
+		t.Errorf("GenerateInto into a large enough slice: %v allocations, want 0", n)
+	}
+	if _, err := g.GenerateInto(buf, 480, 640, [][2]int{{15, 20}, {1, 1}}); !errors.Is(err, ErrConfig) {
+		t.Errorf("two feature sizes for one level: err = %v, want ErrConfig", err)
+	}
+	if _, err := g.GenerateInto(buf, 10, 10, feats); !errors.Is(err, ErrConfig) {
+		t.Errorf("feature map larger than the image: err = %v, want ErrConfig", err)
+	}
+}
+
+// BenchmarkGenerateInto640x480 is BenchmarkGenerate640x480 reusing its
+// result's memory: the generation alone, without a fresh 72 KiB per call.
+func BenchmarkGenerateInto640x480(b *testing.B) {
+	g, err := New(Defaults())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf []box.Box
+	b.ReportAllocs()
+	for b.Loop() {
+		if buf, err = g.GenerateInto(buf, 480, 640, [][2]int{{15, 20}}); err != nil {
 			b.Fatal(err)
 		}
 	}
