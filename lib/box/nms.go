@@ -25,13 +25,22 @@ const coordinateTrickMaxNumel = 4000
 // dropped (never kept, never suppresses). A box with a NaN coordinate has a
 // NaN IoU with every box, so it neither suppresses nor is suppressed.
 func NMS(boxes []Box, scores []float32, thresh float64) ([]int, error) {
+	return NMSWith(nil, boxes, scores, thresh)
+}
+
+// NMSWith is NMS with the pairwise IoU comparisons on nb (a GPU backend,
+// see NMSBackend); a nil nb runs them on the host. Sorting, NaN handling
+// and the greedy walk stay on the host, and the kept indices are the same
+// as NMS's on every input.
+func NMSWith(nb NMSBackend, boxes []Box, scores []float32, thresh float64) ([]int, error) {
 	if len(boxes) != len(scores) {
 		return nil, fmt.Errorf("%w: nms got %d boxes and %d scores", ErrInput, len(boxes), len(scores))
 	}
-	return nms(boxes, scores, thresh, nil, nil), nil
+	return nms(nb, boxes, scores, thresh, nil, nil)
 }
 
-// nms is the kernel. When offset is non-nil, box i is shifted by offset[i] in
+// nms is the kernel. With a non-nil nb, the pairwise comparisons run on
+// that backend (nmsMasked) and only its errors are returned. When offset is non-nil, box i is shifted by offset[i] in
 // all four coordinates before the IoU (the coordinate trick). When subset
 // is non-nil (ascending indices), only those boxes are candidates: the
 // result is then NMS of the selected boxes, as indices into boxes.
@@ -41,14 +50,14 @@ func NMS(boxes []Box, scores []float32, thresh float64) ([]int, error) {
 // kept packed (struct of arrays, in visiting order), and each kept box
 // filters the rest in one branch-light pass that drops the suppressed ones,
 // so later passes never revisit them.
-func nms(boxes []Box, scores []float32, thresh float64, offset []float32, subset []int) []int {
+func nms(nb NMSBackend, boxes []Box, scores []float32, thresh float64, offset []float32, subset []int) ([]int, error) {
 	ws := nmsPool.Get().(*nmsWork)
 	defer nmsPool.Put(ws)
 	ws.keys = scoreKeys(ws.keys[:0], scores, subset)
 	n := len(ws.keys)
 	keep := make([]int, 0, n)
 	if n == 0 {
-		return keep
+		return keep, nil
 	}
 	order := ws.order[:0]
 	for _, key := range ws.keys {
@@ -74,7 +83,10 @@ func nms(boxes []Box, scores []float32, thresh float64, offset []float32, subset
 		for _, i := range order {
 			keep = append(keep, i)
 		}
-		return keep
+		return keep, nil
+	}
+	if nb != nil && n > 1 {
+		return nmsMasked(nb, ws, n, cut, keep)
 	}
 	for n > 0 {
 		// The head of the packed list survived every kept box: keep it.
@@ -102,7 +114,7 @@ func nms(boxes []Box, scores []float32, thresh float64, offset []float32, subset
 		}
 		n = w
 	}
-	return keep
+	return keep, nil
 }
 
 // nmsWork is nms's scratch, recycled between calls (NMS runs per image and
@@ -112,6 +124,10 @@ type nmsWork struct {
 	order []int
 	cols  []float32
 	idx   []int32
+	// nmsMasked's: the boxes in visiting order, the masks, the removed set.
+	flat    []float32
+	masks   []uint64
+	removed []uint64
 }
 
 var nmsPool = sync.Pool{New: func() any { return new(nmsWork) }}
@@ -191,6 +207,13 @@ func scoreKeys(keys []uint64, scores []float32, subset []int) []uint64 {
 // per label and merges. NaN scores are dropped as in NMS. Labels must be
 // non-negative.
 func BatchedNMS(boxes []Box, scores []float32, labels []int, thresh float64) ([]int, error) {
+	return BatchedNMSWith(nil, boxes, scores, labels, thresh)
+}
+
+// BatchedNMSWith is BatchedNMS with the pairwise IoU comparisons on nb (see
+// NMSWith; nil runs them on the host). It takes the same two paths as
+// BatchedNMS and keeps the same indices on every input.
+func BatchedNMSWith(nb NMSBackend, boxes []Box, scores []float32, labels []int, thresh float64) ([]int, error) {
 	if len(boxes) != len(scores) || len(boxes) != len(labels) {
 		return nil, fmt.Errorf("%w: batched nms got %d boxes, %d scores, %d labels", ErrInput, len(boxes), len(scores), len(labels))
 	}
@@ -203,14 +226,14 @@ func BatchedNMS(boxes []Box, scores []float32, labels []int, thresh float64) ([]
 		return []int{}, nil
 	}
 	if 4*len(boxes) > coordinateTrickMaxNumel {
-		return batchedNMSVanilla(boxes, scores, labels, thresh), nil
+		return batchedNMSVanilla(nb, boxes, scores, labels, thresh)
 	}
-	return batchedNMSCoordinateTrick(boxes, scores, labels, thresh), nil
+	return batchedNMSCoordinateTrick(nb, boxes, scores, labels, thresh)
 }
 
 // batchedNMSCoordinateTrick is torchvision's _batched_nms_coordinate_trick:
 // offsets = labels.to(boxes) * (boxes.max() + 1), in float32.
-func batchedNMSCoordinateTrick(boxes []Box, scores []float32, labels []int, thresh float64) []int {
+func batchedNMSCoordinateTrick(nb NMSBackend, boxes []Box, scores []float32, labels []int, thresh float64) ([]int, error) {
 	maxCoord := boxes[0].X1
 	for _, b := range boxes {
 		for _, v := range [4]float32{b.X1, b.Y1, b.X2, b.Y2} {
@@ -227,7 +250,7 @@ func batchedNMSCoordinateTrick(boxes []Box, scores []float32, labels []int, thre
 	for i, l := range labels {
 		offset[i] = float32(l) * step
 	}
-	return nms(boxes, scores, thresh, offset, nil)
+	return nms(nb, boxes, scores, thresh, offset, nil)
 }
 
 // batchedNMSVanilla is torchvision's _batched_nms_vanilla: NMS per label, then
@@ -236,7 +259,7 @@ func batchedNMSCoordinateTrick(boxes []Box, scores []float32, labels []int, thre
 // The labels' index sets are NMS'd in place (no copies of their boxes):
 // ties break by index within a label as they would on a copy, since each
 // set is ascending.
-func batchedNMSVanilla(boxes []Box, scores []float32, labels []int, thresh float64) []int {
+func batchedNMSVanilla(nb NMSBackend, boxes []Box, scores []float32, labels []int, thresh float64) ([]int, error) {
 	// Indices grouped by label, ascending within each group.
 	byLabel := make([]int, len(labels))
 	for i := range byLabel {
@@ -249,7 +272,11 @@ func batchedNMSVanilla(boxes []Box, scores []float32, labels []int, thresh float
 		for hi < len(byLabel) && labels[byLabel[hi]] == labels[byLabel[lo]] {
 			hi++
 		}
-		for _, i := range nms(boxes, scores, thresh, nil, byLabel[lo:hi]) {
+		kept, err := nms(nb, boxes, scores, thresh, nil, byLabel[lo:hi])
+		if err != nil {
+			return nil, err
+		}
+		for _, i := range kept {
 			keepMask[i] = true
 		}
 		lo = hi
@@ -265,5 +292,5 @@ func batchedNMSVanilla(boxes []Box, scores []float32, labels []int, thresh float
 	for k, key := range keys {
 		out[k] = int(uint32(key))
 	}
-	return out
+	return out, nil
 }

@@ -84,48 +84,62 @@ func sortedByScoreReference(scores []float32) []int {
 	return order
 }
 
-// TestNMSMatchesReference checks the packed kernel against the plain one
-// on random inputs full of edge cases: ties, signed zeros, NaN and infinite
-// scores and coordinates, empty boxes, and thresholds from negative to NaN.
-func TestNMSMatchesReference(t *testing.T) {
-	rng := rand.New(rand.NewSource(7))
+// nmsThreshes are the thresholds the reference cases run at, from
+// negative to NaN.
+var nmsThreshes = []float64{-0.5, -1e-50, 0, 1e-50, 0.1, 1.0 / 3, 0.5, 0.7, 1, 2, math.Inf(1), math.Inf(-1), math.NaN()}
+
+// nmsRefCase draws reference case trial (of 300, from one rng seeded 7):
+// up to 59 boxes full of edge cases (ties, signed zeros, NaN and infinite
+// scores and coordinates, empty boxes) and per-box coordinate offsets.
+// lib/cuda/internal/hostcheck's NMS test draws the same cases.
+func nmsRefCase(rng *rand.Rand, trial int) (boxes []Box, scores, offset []float32) {
 	inf := float32(math.Inf(1))
 	specials := []float32{0, float32(math.Copysign(0, -1)), nan32, inf, -inf, 1, 1, 0.5}
-	threshes := []float64{-0.5, -1e-50, 0, 1e-50, 0.1, 1.0 / 3, 0.5, 0.7, 1, 2, math.Inf(1), math.Inf(-1), math.NaN()}
-	for trial := range 300 {
-		n := rng.Intn(60)
-		span := []float32{5, 50, 500}[trial%3]
-		boxes := make([]Box, n)
-		scores := make([]float32, n)
-		offset := make([]float32, n)
-		for i := range boxes {
-			x, y := rng.Float32()*span, rng.Float32()*span
-			boxes[i] = Box{x, y, x + rng.Float32()*span/2, y + rng.Float32()*span/2}
-			if rng.Intn(4) == 0 {
-				boxes[i].X2 = boxes[i].X1 // empty
-			}
-			if rng.Intn(15) == 0 {
-				c := specials[rng.Intn(len(specials))]
-				switch rng.Intn(4) {
-				case 0:
-					boxes[i].X1 = c
-				case 1:
-					boxes[i].Y1 = c
-				case 2:
-					boxes[i].X2 = c
-				default:
-					boxes[i].Y2 = c
-				}
-			}
-			scores[i] = float32(rng.Intn(8)) / 8 // many ties
-			if rng.Intn(10) == 0 {
-				scores[i] = specials[rng.Intn(len(specials))]
-			}
-			offset[i] = float32(rng.Intn(3)) * (span + 1)
+	n := rng.Intn(60)
+	span := []float32{5, 50, 500}[trial%3]
+	boxes = make([]Box, n)
+	scores = make([]float32, n)
+	offset = make([]float32, n)
+	for i := range boxes {
+		x, y := rng.Float32()*span, rng.Float32()*span
+		boxes[i] = Box{x, y, x + rng.Float32()*span/2, y + rng.Float32()*span/2}
+		if rng.Intn(4) == 0 {
+			boxes[i].X2 = boxes[i].X1 // empty
 		}
-		for _, th := range threshes {
+		if rng.Intn(15) == 0 {
+			c := specials[rng.Intn(len(specials))]
+			switch rng.Intn(4) {
+			case 0:
+				boxes[i].X1 = c
+			case 1:
+				boxes[i].Y1 = c
+			case 2:
+				boxes[i].X2 = c
+			default:
+				boxes[i].Y2 = c
+			}
+		}
+		scores[i] = float32(rng.Intn(8)) / 8 // many ties
+		if rng.Intn(10) == 0 {
+			scores[i] = specials[rng.Intn(len(specials))]
+		}
+		offset[i] = float32(rng.Intn(3)) * (span + 1)
+	}
+	return boxes, scores, offset
+}
+
+// TestNMSMatchesReference checks the packed kernel against the plain one
+// on the reference cases at every threshold, with and without offsets.
+func TestNMSMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	for trial := range 300 {
+		boxes, scores, offset := nmsRefCase(rng, trial)
+		for _, th := range nmsThreshes {
 			for _, off := range [][]float32{nil, offset} {
-				got := nms(boxes, scores, th, off, nil)
+				got, err := nms(nil, boxes, scores, th, off, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
 				want := nmsReference(boxes, scores, th, off)
 				if !slices.Equal(got, want) {
 					t.Fatalf("trial %d thresh %v offset %v: got %v, want %v\nboxes %v\nscores %v", trial, th, off != nil, got, want, boxes, scores)

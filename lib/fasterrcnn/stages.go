@@ -78,8 +78,9 @@ func (m *Model) proposals(r rpnOut, il *transform.ImageList, training bool) ([][
 	}
 	n, total := obj.Shape()[0], obj.Shape()[1]
 	out := make([][]box.Box, n)
+	nb := m.nmsBackend()
 	for i := range n {
-		p, _, err := rpn.FilterProposals(obj.Data()[i*total:(i+1)*total], del.Data()[i*total*4:(i+1)*total*4],
+		p, _, err := rpn.FilterProposalsWith(nb, obj.Data()[i*total:(i+1)*total], del.Data()[i*total*4:(i+1)*total*4],
 			r.anchors, r.perLevel, il.ImageSizes[i].H, il.ImageSizes[i].W, m.cfg.RPN.Proposals(training))
 		if err != nil {
 			return nil, fmt.Errorf("fasterrcnn: image %d: %w", i, err)
@@ -121,15 +122,24 @@ func (m *Model) boxHeads(g *nn.Graph, feats *nn.Var, props [][]box.Box, il *tran
 	return logits, reg, nil
 }
 
+// nmsBackend returns where the model's NMS compares boxes: the model's
+// backend when it offers NMS (lib/cuda's does, for a model on a GPU),
+// else nil, the host.
+func (m *Model) nmsBackend() box.NMSBackend {
+	nb, _ := m.Backend().(box.NMSBackend)
+	return nb
+}
+
 // postprocess turns the predictor's outputs into each image's detections
 // in resized-image pixels.
 func (m *Model) postprocess(logits, reg *tensor.Tensor, props [][]box.Box, il *transform.ImageList) ([]roi.Detections, error) {
 	c := m.cfg.NumClasses
 	out := make([]roi.Detections, len(props))
+	nb := m.nmsBackend()
 	start := 0
 	for i, p := range props {
 		k := len(p)
-		d, err := roi.PostprocessDetections(logits.Data()[start*c:(start+k)*c], reg.Data()[start*4*c:(start+k)*4*c], p, c,
+		d, err := roi.PostprocessDetectionsWith(nb, logits.Data()[start*c:(start+k)*c], reg.Data()[start*4*c:(start+k)*4*c], p, c,
 			il.ImageSizes[i].H, il.ImageSizes[i].W, m.cfg.RoI)
 		if err != nil {
 			return nil, fmt.Errorf("fasterrcnn: image %d: %w", i, err)

@@ -30,6 +30,14 @@ type Detections struct {
 // 4*numClasses, row-major like the predictor's (R, C) and (R, 4C) outputs.
 // NaN logits give NaN scores, which never pass the threshold.
 func PostprocessDetections(classLogits, boxRegression []float32, proposals []box.Box, numClasses, height, width int, c Config) (Detections, error) {
+	return PostprocessDetectionsWith(nil, classLogits, boxRegression, proposals, numClasses, height, width, c)
+}
+
+// PostprocessDetectionsWith is PostprocessDetections with step 6's
+// pairwise IoU tests on nb (box.BatchedNMSWith; a GPU backend such as
+// lib/cuda's), or on the host when nb is nil. The detections are the same
+// either way.
+func PostprocessDetectionsWith(nb box.NMSBackend, classLogits, boxRegression []float32, proposals []box.Box, numClasses, height, width int, c Config) (Detections, error) {
 	if err := c.Validate(); err != nil {
 		return Detections{}, err
 	}
@@ -67,7 +75,7 @@ func PostprocessDetections(classLogits, boxRegression []float32, proposals []box
 	}
 	keep := box.RemoveSmall(cand, c.MinSize)
 	cand, scores, labels = box.Select(cand, keep), detGatherF32(scores, keep), detGatherInt(labels, keep)
-	keep, err = box.BatchedNMS(cand, scores, labels, c.NMSThresh)
+	keep, err = box.BatchedNMSWith(nb, cand, scores, labels, c.NMSThresh)
 	if err != nil {
 		return Detections{}, fmt.Errorf("roi: %w", err)
 	}

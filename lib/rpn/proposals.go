@@ -27,6 +27,13 @@ import (
 // its anchor is never proposed; a NaN delta gives a NaN box, which the
 // small-box step removes.
 func FilterProposals(objectness, deltas []float32, anchors []box.Box, anchorsPerLevel []int, height, width int, p ProposalParams) ([]box.Box, []float32, error) {
+	return FilterProposalsWith(nil, objectness, deltas, anchors, anchorsPerLevel, height, width, p)
+}
+
+// FilterProposalsWith is FilterProposals with step 6's pairwise IoU tests
+// on nb (box.BatchedNMSWith; a GPU backend such as lib/cuda's), or on the
+// host when nb is nil. The proposals are the same either way.
+func FilterProposalsWith(nb box.NMSBackend, objectness, deltas []float32, anchors []box.Box, anchorsPerLevel []int, height, width int, p ProposalParams) ([]box.Box, []float32, error) {
 	n := len(anchors)
 	if len(objectness) != n || len(deltas) != 4*n {
 		return nil, nil, fmt.Errorf("%w: %d anchors, %d logits, %d deltas (want 1 and 4 per anchor)", ErrInput, n, len(objectness), len(deltas))
@@ -84,7 +91,7 @@ func FilterProposals(objectness, deltas []float32, anchors []box.Box, anchorsPer
 	}
 	boxes, scores, level = box.Select(boxes, kept), proposalGatherF32(scores, kept), proposalGatherInt(level, kept)
 	// 6. NMS per level.
-	nmsKeep, err := box.BatchedNMS(boxes, scores, level, p.NMSThresh)
+	nmsKeep, err := box.BatchedNMSWith(nb, boxes, scores, level, p.NMSThresh)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rpn: %w", err)
 	}

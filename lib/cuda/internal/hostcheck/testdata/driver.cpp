@@ -136,9 +136,17 @@ int main(int argc, char** argv) {
     need(2, 1);
     sim_launch(grid, block, false, [&] { detlab_scale(P(0), I(0), bits_float(s[1])); });
   } else if (k == "detlab_nms_mask") {
-    need(2, 2);  // n, cut (bits)
-    sim_launch(grid, block, true,
-               [&] { detlab_nms_mask(P(0), I(0), bits_float(s[1]), f[1].as<unsigned long long>()); });
+    // One launch per problem, several problems per run: scalars n, cut
+    // (bits) and files boxes, mask for each.
+    if (s.empty() || s.size() % 2 != 0 || f.size() != s.size()) {
+      die(k + ": want n, cut and boxes, mask per problem, got " + std::to_string(s.size()) + " scalars and " +
+          std::to_string(f.size()) + " files");
+    }
+    for (size_t j = 0; j < s.size(); j += 2) {
+      sim_launch(grid, block, true, [&] {
+        detlab_nms_mask(P(j), I(j), bits_float(s[j + 1]), f[j + 1].as<unsigned long long>());
+      });
+    }
   } else if (k == "detlab_to_bf16" || k == "detlab_to_fp16") {
     need(1, 2);
     auto fn = k == "detlab_to_bf16" ? detlab_to_bf16 : detlab_to_fp16;
