@@ -17,4 +17,9 @@
 // (backward, so no two goroutines write the same gradient element and the
 // result does not depend on the number of goroutines). The gorgonia op lives
 // in the gorgop subpackage, so this package stays free of gorgonia.
+//
+// On a graph (Apply) whose backend implements Backend, as lib/cuda's GPU
+// backend does, the pooling and its gradient run on that backend instead
+// of the host loops; lib/cuda's kernels give the host's results bit for
+// bit (same stencils, same summation order, no atomics).
 package roialign
