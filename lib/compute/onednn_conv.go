@@ -258,3 +258,12 @@ func convKeyOf(s ConvShape, ep Epilogue) convKey {
 func jitDirect(impl string) bool {
 	return !strings.HasPrefix(impl, "ref") && !strings.Contains(impl, "gemm")
 }
+
+// reluGo is reluInPlace's portable loop.
+func reluGo(y []float32) {
+	for i, v := range y {
+		if v <= 0 {
+			y[i] = 0
+		}
+	}
+}

@@ -27,7 +27,6 @@ const (
 	dnnlStreamDefault  = 1
 	dnnlForwardInfer   = 96
 	dnnlConvDirect     = 1
-	dnnlEltwiseReLU    = 31
 	dnnlBinaryAdd      = 0x1fff0
 	dnnlBinaryMul      = 0x1fff1
 	dnnlArgSrc         = 1
@@ -46,10 +45,6 @@ const (
 	// size needs about 15, Faster R-CNN's varying image sizes more.
 	convCacheSize = 96
 )
-
-// reluSlope is the negative slope given to oneDNN's ReLU post-op, 2^-100
-// (see build).
-const reluSlope = 0x1p-100
 
 // dnnlMemoryAllocate is DNNL_MEMORY_ALLOCATE, ((void *)(size_t)-1).
 const dnnlMemoryAllocate = ^uintptr(0)
@@ -82,7 +77,6 @@ type dnnlConvAPI struct {
 	attrSetPostOps    func(attr, po uintptr) int32
 	postOpsCreate     func(po unsafe.Pointer) int32
 	postOpsDestroy    func(po uintptr) int32
-	postOpsAppendElt  func(po uintptr, scale float32, alg int32, alpha, beta float32) int32
 	postOpsAppendSum  func(po uintptr, scale float32) int32
 	postOpsAppendBin  func(po uintptr, alg int32, src1 unsafe.Pointer) int32
 	pdCreate          func(pd unsafe.Pointer, opDesc unsafe.Pointer, attr, eng, hint uintptr) int32
@@ -173,7 +167,6 @@ func openConvEngine() (e *dnnlConvEngine, err error) {
 		{&a.attrSetPostOps, "dnnl_primitive_attr_set_post_ops"},
 		{&a.postOpsCreate, "dnnl_post_ops_create"},
 		{&a.postOpsDestroy, "dnnl_post_ops_destroy"},
-		{&a.postOpsAppendElt, "dnnl_post_ops_append_eltwise"},
 		{&a.postOpsAppendSum, "dnnl_post_ops_append_sum"},
 		{&a.postOpsAppendBin, "dnnl_post_ops_append_binary"},
 		{&a.pdCreate, "dnnl_primitive_desc_create"},
@@ -381,16 +374,10 @@ func (e *dnnlConvEngine) build(p *convPrim, k convKey) error {
 		}
 		nPost++
 	}
-	if k.relu {
-		// With slope 0 oneDNN's JIT ReLU is vmaxps(v, 0), which turns NaN
-		// into 0 (a NaN weight would then vanish from the forward pass);
-		// with a nonzero slope it is v > 0 ? v : slope*v, which keeps NaN.
-		// The slope 2^-100 leaves negatives at -|v|*2^-100 instead of 0: a
-		// normal float (no denormal assists) below any tolerance.
-		if err := dnnlErr("dnnl_post_ops_append_eltwise", a.postOpsAppendElt(po, 1, dnnlEltwiseReLU, reluSlope, 0)); err != nil {
-			return err
-		}
-	}
+	// No ReLU post-op: oneDNN's is vmaxps(v, 0), which turns NaN into 0
+	// (a NaN weight would vanish from the forward pass), and with a
+	// nonzero slope it leaves -|v|*slope. run applies ReLU to the NCHW
+	// output instead (reluInPlace), exactly as the Go epilogue does.
 	if err := dnnlErr("dnnl_primitive_attr_set_post_ops", a.attrSetPostOps(attr, po)); err != nil {
 		return err
 	}
@@ -679,6 +666,9 @@ func (e *dnnlConvEngine) run(s ConvShape, x, w []float32, pw *OneDNNWeights, ep 
 	}
 	if err := dnnlErr("dnnl_stream_wait", a.streamWait(e.stream)); err != nil {
 		return false, err
+	}
+	if ep.ReLU {
+		reluInPlace(y[:s.N*s.K*s.OH*s.OW])
 	}
 	// Drop the pointers to Go memory the memory objects still hold.
 	for _, m := range []uintptr{p.uSrc, p.uW, p.uDst, p.uScale, p.uShft} {

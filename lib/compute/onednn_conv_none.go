@@ -9,7 +9,10 @@ import "fmt"
 type dnnlConvEngine struct{ version string }
 
 // convPrim stands for a cached oneDNN convolution.
-type convPrim struct{ impl string }
+type convPrim struct {
+	impl, wKind string
+	wBytes      int
+}
 
 func loadConvEngine() (*dnnlConvEngine, error) {
 	return nil, fmt.Errorf("compute: %w (loading it is not supported on this platform)", errNoOneDNN)

@@ -178,20 +178,42 @@ func TestConvOneDNNReLUNaN(t *testing.T) {
 				t.Errorf("channel %d position %d: %v, want NaN (window over a NaN input)", k, pos, v)
 			}
 		}
-		if v := y[k*64+7*8+7]; math.IsNaN(float64(v)) || v < -0x1p-90 {
+		if v := y[k*64+7*8+7]; math.IsNaN(float64(v)) || v < 0 {
 			t.Errorf("channel %d far corner: %v, want a ReLU'd number", k, v)
 		}
 	}
-	// Negatives become at most 2^-100 times their size (oneDNN's ReLU
-	// with a tiny slope, which keeps NaN), positives stay.
+	// Without NaN: negatives and -0 become +0 exactly, positives stay.
 	x[3*8+3] = 1
 	if ran, err := e.run(s, x, w, nil, Epilogue{ReLU: true, Shift: make([]float32, s.K)}, y, true); err != nil || !ran {
 		t.Fatalf("run: ran %v, err %v", ran, err)
 	}
 	want := convRef(s, x, w, Epilogue{})
 	for i, v := range y {
-		if want[i] < 0 && !(v <= 0 && v >= want[i]*0x1p-99) || want[i] > 0 && math.Abs(float64(v-want[i])) > 1e-4 {
+		if want[i] <= 0 && math.Float32bits(v) != 0 || want[i] > 0 && math.Abs(float64(v-want[i])) > 1e-4 {
 			t.Fatalf("y[%d] = %v for a pre-activation %v", i, v, want[i])
+		}
+	}
+}
+
+// TestReLUInPlace checks the ReLU applied to oneDNN's output against
+// max(v, 0) with NaN kept, for every length around the vector width.
+func TestReLUInPlace(t *testing.T) {
+	vals := []float32{-1, 0, float32(math.Copysign(0, -1)), 2.5, float32(math.NaN()), float32(math.Inf(-1)), float32(math.Inf(1)), -1e-40, 1e-40}
+	for n := 0; n <= 40; n++ {
+		y := make([]float32, n)
+		for i := range y {
+			y[i] = vals[(i*7+n)%len(vals)]
+		}
+		orig := append([]float32(nil), y...)
+		reluInPlace(y)
+		for i, v := range orig {
+			want := v
+			if v <= 0 {
+				want = 0
+			}
+			if math.Float32bits(y[i]) != math.Float32bits(want) && !(math.IsNaN(float64(v)) && math.IsNaN(float64(y[i]))) {
+				t.Fatalf("n=%d: relu(%v) = %v, want %v", n, v, y[i], want)
+			}
 		}
 	}
 }
