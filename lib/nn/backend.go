@@ -104,32 +104,63 @@ func numWorkers() int {
 // workers (a goroutine per chunk was a quarter of a training step's heap
 // allocations); small n runs inline. When every pool worker is busy (a
 // parallelFor inside another one's chunk) a chunk gets a goroutine of its
-// own, so nesting cannot deadlock.
-func parallelFor(n int, fn func(lo, hi int)) {
+// own, so nesting cannot deadlock. fn escapes to the heap (a closure is
+// one allocation per call): hot kernels use parallelJob with a pooled
+// job instead.
+func parallelFor(n int, fn func(lo, hi int)) { parallelJob(n, funcJob(fn)) }
+
+// rangeJob is the body of a parallel loop as a value: run does [lo, hi).
+// A kernel's job is a struct taken from a freeList (runPooled), so handing
+// it to the pool allocates nothing, unlike a closure.
+type rangeJob interface{ run(lo, hi int) }
+
+// funcJob adapts a closure (a func value is stored in an interface without
+// allocating; the closure itself is what allocates).
+type funcJob func(lo, hi int)
+
+func (f funcJob) run(lo, hi int) { f(lo, hi) }
+
+// runPooled runs job over [0,n) as parallelJob does, from a struct of
+// pool (the job is copied in, and cleared before going back, so that no
+// pooled job keeps a kernel's buffers alive).
+func runPooled[T any, P interface {
+	*T
+	rangeJob
+}](n int, pool *freeList[T], job T) {
+	p := P(pool.get())
+	*p = job
+	parallelJob(n, p)
+	var zero T
+	*p = zero
+	pool.put((*T)(p))
+}
+
+// parallelJob is parallelFor with the body as a rangeJob.
+func parallelJob(n int, job rangeJob) {
 	workers := numWorkers()
 	if workers > n {
 		workers = n
 	}
 	if workers <= 1 {
-		fn(0, n)
+		job.run(0, n)
 		return
 	}
 	workerPool.start.Do(startWorkerPool)
-	wg := waitGroups.Get().(*sync.WaitGroup)
+	wg := waitGroups.get()
 	chunk := (n + workers - 1) / workers
 	for lo := chunk; lo < n; lo += chunk {
 		hi := min(n, lo+chunk)
 		wg.Add(1)
-		if !submit(poolTask{fn: fn, lo: lo, hi: hi, done: wg}) {
+		if !submit(poolTask{job: job, lo: lo, hi: hi, done: wg}) {
 			go func(lo, hi int) {
 				defer wg.Done()
-				fn(lo, hi)
+				job.run(lo, hi)
 			}(lo, hi)
 		}
 	}
-	fn(0, chunk)
+	job.run(0, chunk)
 	wg.Wait()
-	waitGroups.Put(wg)
+	waitGroups.put(wg)
 }
 
 // workerPool holds parallelFor's long-lived workers, started on first use
@@ -141,12 +172,42 @@ var workerPool struct {
 
 // poolTask is one chunk of a parallelFor.
 type poolTask struct {
-	fn     func(lo, hi int)
+	job    rangeJob
 	lo, hi int
 	done   *sync.WaitGroup
 }
 
-var waitGroups = sync.Pool{New: func() any { return new(sync.WaitGroup) }}
+var waitGroups freeList[sync.WaitGroup]
+
+// freeList keeps released objects for reuse. Unlike a sync.Pool it is not
+// emptied by the garbage collector (after which a sync.Pool also allocates
+// its per-P cache again), so steady-state calls allocate nothing; it holds
+// at most maxFreeJobs objects.
+type freeList[T any] struct {
+	mu    sync.Mutex
+	items []*T
+}
+
+const maxFreeJobs = 16
+
+func (f *freeList[T]) get() *T {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := len(f.items); n > 0 {
+		x := f.items[n-1]
+		f.items = f.items[:n-1]
+		return x
+	}
+	return new(T)
+}
+
+func (f *freeList[T]) put(x *T) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.items) < maxFreeJobs {
+		f.items = append(f.items, x)
+	}
+}
 
 // submit hands t to an idle pool worker, yielding once so that a worker
 // just finishing the previous call's chunk can get back to its queue, and
@@ -168,7 +229,7 @@ func startWorkerPool() {
 	for range max(1, runtime.GOMAXPROCS(0)-1) {
 		go func() {
 			for t := range workerPool.tasks {
-				t.fn(t.lo, t.hi)
+				t.job.run(t.lo, t.hi)
 				t.done.Done()
 			}
 		}()
@@ -186,6 +247,34 @@ type Arena struct {
 	mu    sync.Mutex
 	free  spareList
 	alloc func(n int) []float32 // nil: make
+	// books are released graphs' bookkeeping sets (Vars, tape, lists),
+	// ready for the next graphs.
+	books []*graphBooks
+}
+
+// maxBooks bounds the bookkeeping sets an arena keeps (one per graph alive
+// at once is what a training loop needs).
+const maxBooks = 4
+
+// takeBooks returns a recycled bookkeeping set, or a new one.
+func (a *Arena) takeBooks() *graphBooks {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if n := len(a.books); n > 0 {
+		b := a.books[n-1]
+		a.books = a.books[:n-1]
+		return b
+	}
+	return &graphBooks{}
+}
+
+// putBooks keeps a released graph's bookkeeping set (already reset).
+func (a *Arena) putBooks(b *graphBooks) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.books) < maxBooks {
+		a.books = append(a.books, b)
+	}
 }
 
 // NewArena returns an empty arena whose buffers are ordinary Go memory.

@@ -15,51 +15,76 @@ func (CPU) MaxPool2d(geo PoolGeom, x, y []float32, arg []int32) {
 		})
 		return
 	}
-	parallelFor(geo.Planes, func(p0, p1 int) {
-		for p := p0; p < p1; p++ {
-			plane := x[p*hw : (p+1)*hw]
-			for oh := 0; oh < geo.OH; oh++ {
-				h0 := oh*geo.SH - geo.PH
-				hs, he := max(h0, 0), min(h0+geo.KH, geo.H)
-				for ow := 0; ow < geo.OW; ow++ {
-					w0 := ow*geo.SW - geo.PW
-					ws, we := max(w0, 0), min(w0+geo.KW, geo.W)
-					best := float32(math.Inf(-1))
-					bi := hs*geo.W + ws
-				window:
-					for ih := hs; ih < he; ih++ {
-						for iw := ws; iw < we; iw++ {
-							v := plane[ih*geo.W+iw]
-							if v > best || v != v {
-								best, bi = v, ih*geo.W+iw
-								if v != v {
-									break window
-								}
+	runPooled(geo.Planes, &maxPoolJobs, maxPoolJob{geo: geo, x: x, y: y, arg: arg})
+}
+
+// maxPoolJob is MaxPool2d's general path over planes [p0, p1).
+type maxPoolJob struct {
+	geo  PoolGeom
+	x, y []float32
+	arg  []int32
+}
+
+var maxPoolJobs freeList[maxPoolJob]
+
+func (j *maxPoolJob) run(p0, p1 int) {
+	geo, x, y, arg := j.geo, j.x, j.y, j.arg
+	hw, ohw := geo.H*geo.W, geo.OH*geo.OW
+	for p := p0; p < p1; p++ {
+		plane := x[p*hw : (p+1)*hw]
+		for oh := 0; oh < geo.OH; oh++ {
+			h0 := oh*geo.SH - geo.PH
+			hs, he := max(h0, 0), min(h0+geo.KH, geo.H)
+			for ow := 0; ow < geo.OW; ow++ {
+				w0 := ow*geo.SW - geo.PW
+				ws, we := max(w0, 0), min(w0+geo.KW, geo.W)
+				best := float32(math.Inf(-1))
+				bi := hs*geo.W + ws
+			window:
+				for ih := hs; ih < he; ih++ {
+					for iw := ws; iw < we; iw++ {
+						v := plane[ih*geo.W+iw]
+						if v > best || v != v {
+							best, bi = v, ih*geo.W+iw
+							if v != v {
+								break window
 							}
 						}
 					}
-					o := p*ohw + oh*geo.OW + ow
-					y[o] = best
-					if arg != nil {
-						arg[o] = int32(bi)
-					}
+				}
+				o := p*ohw + oh*geo.OW + ow
+				y[o] = best
+				if arg != nil {
+					arg[o] = int32(bi)
 				}
 			}
 		}
-	})
+	}
 }
 
 // MaxPool2dBackward implements Backend.
 func (CPU) MaxPool2dBackward(geo PoolGeom, dy, dx []float32, arg []int32) {
 	hw, ohw := geo.H*geo.W, geo.OH*geo.OW
-	parallelFor(geo.Planes, func(p0, p1 int) {
-		for p := p0; p < p1; p++ {
-			d := dx[p*hw : (p+1)*hw]
-			for i, g := range dy[p*ohw : (p+1)*ohw] {
-				d[arg[p*ohw+i]] += g
-			}
+	runPooled(geo.Planes, &maxPoolBackJobs, maxPoolBackJob{hw: hw, ohw: ohw, dy: dy, dx: dx, arg: arg})
+}
+
+// maxPoolBackJob is MaxPool2dBackward over planes [p0, p1).
+type maxPoolBackJob struct {
+	hw, ohw int
+	dy, dx  []float32
+	arg     []int32
+}
+
+var maxPoolBackJobs freeList[maxPoolBackJob]
+
+func (j *maxPoolBackJob) run(p0, p1 int) {
+	hw, ohw := j.hw, j.ohw
+	for p := p0; p < p1; p++ {
+		d := j.dx[p*hw : (p+1)*hw]
+		for i, g := range j.dy[p*ohw : (p+1)*ohw] {
+			d[j.arg[p*ohw+i]] += g
 		}
-	})
+	}
 }
 
 // AdaptiveAvgPool2d1 is torch.nn.AdaptiveAvgPool2d((1, 1)): the mean of

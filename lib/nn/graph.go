@@ -72,6 +72,112 @@ type Graph struct {
 	// mu guards owned and spare for kernels that borrow scratch from
 	// several goroutines.
 	mu sync.Mutex
+	// books holds the graph's bookkeeping memory (Var structs, input
+	// lists, the tape's backing array, Backward's plan): taken from the
+	// arena's recycled sets by WithArena and given back on Release, so a
+	// steady-state training loop allocates none of it.
+	books *graphBooks
+}
+
+// graphBooks is a graph's recyclable bookkeeping memory.
+type graphBooks struct {
+	vars    []Var   // unused part of the current chunk
+	chunks  [][]Var // every chunk, for Release
+	lists   []*Var  // unused part of the current input-list chunk
+	lchunks [][]*Var
+	// used and lused count the chunks handed out (the current included).
+	used, lused int
+	tape        []record
+	owned       [][]float32
+	spare       spareList
+	gradIns     []*tensor.Tensor
+	// planValueFrees' maps and result.
+	ownedAt  map[*float32][]float32
+	first    map[*float32]int
+	produced map[*float32]bool
+	frees    []valueFree
+}
+
+const (
+	varChunk  = 128 // Vars per chunk
+	listChunk = 256 // input-list entries per chunk
+)
+
+// reset clears b's references (so a pooled set keeps no tensors alive)
+// and makes every chunk available again.
+func (b *graphBooks) reset() {
+	for _, c := range b.chunks {
+		clear(c)
+	}
+	for _, c := range b.lchunks {
+		clear(c)
+	}
+	b.vars, b.lists = nil, nil
+	if len(b.chunks) > 0 {
+		// The first chunk serves the next graph; the others wait in
+		// chunks (behind it) and are handed out again in order.
+		b.vars = b.chunks[0]
+	}
+	if len(b.lchunks) > 0 {
+		b.lists = b.lchunks[0]
+	}
+	clear(b.tape)
+	b.tape = b.tape[:0]
+	clear(b.owned)
+	b.owned = b.owned[:0]
+	clear(b.spare)
+	b.spare = b.spare[:0]
+	clear(b.gradIns[:cap(b.gradIns)])
+	b.gradIns = b.gradIns[:0]
+	clear(b.ownedAt)
+	clear(b.first)
+	clear(b.produced)
+	clear(b.frees)
+	b.frees = b.frees[:0]
+	b.used, b.lused = min(1, len(b.chunks)), min(1, len(b.lchunks))
+}
+
+// newVar returns a zeroed Var from g's chunks (a new chunk when they are
+// used up).
+func (g *Graph) newVar() *Var {
+	b := g.books
+	if b == nil {
+		return &Var{}
+	}
+	if len(b.vars) == 0 {
+		if b.used < len(b.chunks) {
+			b.vars = b.chunks[b.used]
+		} else {
+			b.vars = make([]Var, varChunk)
+			b.chunks = append(b.chunks, b.vars)
+		}
+		b.used++
+	}
+	v := &b.vars[0]
+	b.vars = b.vars[1:]
+	return v
+}
+
+// varList returns a copy of vs that g owns (an op's input list) from g's
+// chunks.
+func (g *Graph) varList(vs ...*Var) []*Var {
+	b := g.books
+	if b == nil || len(vs) > listChunk {
+		return append([]*Var(nil), vs...)
+	}
+	if len(b.lists) < len(vs) {
+		if b.lused < len(b.lchunks) {
+			b.lists = b.lchunks[b.lused]
+		} else {
+			b.lists = make([]*Var, listChunk)
+			b.lchunks = append(b.lchunks, b.lists)
+		}
+		b.lused++
+	}
+	l := b.lists[:len(vs):len(vs)]
+	copy(l, vs)
+	b.lists = b.lists[len(vs):]
+	return l
 }
 
 // spareList holds dead buffers in increasing capacity for best-fit reuse.
@@ -110,7 +216,14 @@ func NewInferenceGraph() *Graph { return &Graph{backend: CurrentBackend()} }
 
 // WithArena makes g take its buffers from a and return them on Release. It
 // returns g.
-func (g *Graph) WithArena(a *Arena) *Graph { g.arena = a; return g }
+func (g *Graph) WithArena(a *Arena) *Graph {
+	if g.arena == nil && a != nil && len(g.tape) == 0 && len(g.owned) == 0 {
+		g.books = a.takeBooks()
+		g.tape, g.owned, g.spare = g.books.tape, g.books.owned, g.books.spare
+	}
+	g.arena = a
+	return g
+}
 
 // WithEagerRelease makes Backward give the buffer of each intermediate
 // value back (for the gradients still to come) as soon as no backward
@@ -210,18 +323,31 @@ func (g *Graph) Release() {
 	for _, b := range g.owned {
 		g.arena.Put(b)
 	}
+	if b := g.books; b != nil {
+		// Keep the grown backing arrays for the next graph.
+		b.tape, b.owned, b.spare = g.tape, g.owned, g.spare
+		b.reset()
+		g.arena.putBooks(b)
+		g.books = nil
+	}
 	g.owned = nil
 	g.spare = nil
 	g.tape = nil
 }
 
 // Input wraps t as a constant: no gradient is computed for it.
-func (g *Graph) Input(t *tensor.Tensor) *Var { return &Var{Value: t, g: g} }
+func (g *Graph) Input(t *tensor.Tensor) *Var {
+	v := g.newVar()
+	v.Value, v.g = t, g
+	return v
+}
 
 // Leaf wraps t as a variable whose gradient Backward computes (into the
 // returned Var's Grad) when requiresGrad is set and g records.
 func (g *Graph) Leaf(t *tensor.Tensor, requiresGrad bool) *Var {
-	return &Var{Value: t, requiresGrad: requiresGrad && g.grad, g: g}
+	v := g.newVar()
+	v.Value, v.requiresGrad, v.g = t, requiresGrad && g.grad, g
+	return v
 }
 
 // Param wraps a parameter. When g records and p is trainable, Backward
@@ -235,7 +361,8 @@ func (g *Graph) Leaf(t *tensor.Tensor, requiresGrad bool) *Var {
 // it belongs to the parameter, and whoever owns the allocator frees it
 // (lib/fasterrcnn's ReleaseDevice does).
 func (g *Graph) Param(p *Param) *Var {
-	v := &Var{Value: p.Value, g: g}
+	v := g.newVar()
+	v.Value, v.g = p.Value, g
 	if g.grad && p.Trainable {
 		if p.Grad == nil {
 			p.Grad = g.newParamGrad(p.Value.Shape()...)
@@ -279,7 +406,8 @@ func (g *Graph) newParamGrad(shape ...int) *tensor.Tensor {
 //		}
 //	})
 func (g *Graph) Op(out *tensor.Tensor, inputs []*Var, backward BackwardFunc) *Var {
-	v := &Var{Value: out, g: g}
+	v := g.newVar()
+	v.Value, v.g = out, g
 	if !g.grad || backward == nil {
 		return v
 	}
@@ -302,7 +430,7 @@ func (g *Graph) Op(out *tensor.Tensor, inputs []*Var, backward BackwardFunc) *Va
 // its gradient is x's gradient reshaped, passed on without a copy when it
 // is the first to reach x.
 func (g *Graph) viewOp(out *tensor.Tensor, x *Var) *Var {
-	v := g.Op(out, []*Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	v := g.Op(out, g.varList(x), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		dx := gin[0].Data()
 		for i, d := range gy.Data() {
 			dx[i] += d
@@ -347,7 +475,11 @@ func (g *Graph) Backward(loss *Var) error {
 	if g.eager && g.arena != nil {
 		frees = g.planValueFrees(loss)
 	}
-	gradIns := make([]*tensor.Tensor, 0, 4)
+	var gradIns []*tensor.Tensor
+	if g.books != nil {
+		gradIns = g.books.gradIns[:0]
+		defer func() { g.books.gradIns = gradIns[:0] }()
+	}
 	for i := len(g.tape) - 1; i >= 0; i-- {
 		// Values first touched by a record after i are dead: every
 		// record that could read them has run.
@@ -407,14 +539,21 @@ type valueFree struct {
 // starting at the same element) has run backward, since every later
 // record has run by then.
 func (g *Graph) planValueFrees(loss *Var) []valueFree {
-	owned := make(map[*float32][]float32, len(g.owned))
+	b := g.books
+	if b == nil {
+		b = &graphBooks{}
+	}
+	if b.ownedAt == nil {
+		b.ownedAt = make(map[*float32][]float32, len(g.owned))
+		b.first = make(map[*float32]int, len(g.tape))
+		b.produced = make(map[*float32]bool, len(g.tape))
+	}
+	owned, first, produced := b.ownedAt, b.first, b.produced
 	for _, b := range g.owned {
 		if len(b) > 0 {
 			owned[&b[0]] = b
 		}
 	}
-	first := make(map[*float32]int, len(g.tape))
-	produced := make(map[*float32]bool, len(g.tape))
 	note := func(v *Var, i int) *float32 {
 		if v == nil || v.Value == nil || v.Value.Len() == 0 {
 			return nil
@@ -437,7 +576,7 @@ func (g *Graph) planValueFrees(loss *Var) []valueFree {
 	if loss.Value.Len() > 0 {
 		keep = &loss.Value.Data()[0]
 	}
-	frees := make([]valueFree, 0, len(produced))
+	frees := b.frees[:0]
 	for p := range produced {
 		b, ok := owned[p]
 		if !ok || p == keep {
@@ -446,5 +585,8 @@ func (g *Graph) planValueFrees(loss *Var) []valueFree {
 		frees = append(frees, valueFree{at: first[p], buf: b})
 	}
 	slices.SortFunc(frees, func(a, b valueFree) int { return a.at - b.at })
+	if g.books != nil {
+		g.books.frees = frees
+	}
 	return frees
 }

@@ -90,7 +90,7 @@ func (l *Linear) Forward(g *Graph, x *Var) (*Var, error) {
 			}
 		}
 	}
-	return g.Op(out, []*Var{x, g.Param(l.Weight), bv}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	return g.Op(out, g.varList(x, g.Param(l.Weight), bv), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		dy := gy.Data()
 		if n == 0 {
 			return

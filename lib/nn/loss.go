@@ -38,7 +38,7 @@ func BCEWithLogits(g *Graph, logits *Var, targets []float32, idx []int) (*Var, e
 	cnt := float64(len(idx))
 	out := g.newTensorNoZero()
 	out.Data()[0] = float32(s / cnt)
-	return g.Op(out, []*Var{logits}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	return g.Op(out, g.varList(logits), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		k := float64(gy.Data()[0]) / cnt
 		dx := gin[0].Data()
 		for _, i := range idx {
@@ -89,7 +89,7 @@ func SmoothL1(g *Graph, pred *Var, target *tensor.Tensor, rows []int, beta float
 	}
 	out := g.newTensorNoZero()
 	out.Data()[0] = float32(s)
-	return g.Op(out, []*Var{pred}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	return g.Op(out, g.varList(pred), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		k := float64(gy.Data()[0])
 		dx := gin[0].Data()
 		for _, r := range rows {
@@ -148,7 +148,7 @@ func CrossEntropy(g *Graph, logits *Var, labels []int) (*Var, error) {
 	}
 	out := g.newTensorNoZero()
 	out.Data()[0] = float32(s / float64(n))
-	return g.Op(out, []*Var{logits}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	return g.Op(out, g.varList(logits), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		k := float64(gy.Data()[0]) / float64(n)
 		dx := gin[0].Data()
 		for r := 0; r < n; r++ {

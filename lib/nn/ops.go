@@ -24,7 +24,7 @@ func ReLU(g *Graph, x *Var) *Var {
 			od[i] = v
 		}
 	}
-	return g.Op(out, []*Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	return g.Op(out, g.varList(x), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		dx := gin[0].Data()
 		if eb != nil {
 			eb.ReLUBackward(od, gy.Data(), dx)
@@ -57,18 +57,9 @@ func add(g *Graph, a, b *Var, relu bool) (*Var, error) {
 	if eb != nil {
 		eb.Add(ad, bd, od, relu)
 	} else {
-		parallelFor(len(od)/4096+1, func(c0, c1 int) {
-			lo, hi := c0*4096, min(c1*4096, len(od))
-			for i := lo; i < hi; i++ {
-				v := ad[i] + bd[i]
-				if relu && !(v > 0) && v == v {
-					v = 0
-				}
-				od[i] = v
-			}
-		})
+		runPooled(len(od)/4096+1, &addJobs, addJob{a: ad, b: bd, out: od, relu: relu})
 	}
-	return g.Op(out, []*Var{a, b}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	return g.Op(out, g.varList(a, b), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		for _, dx := range gin {
 			if dx == nil {
 				continue
@@ -90,13 +81,33 @@ func add(g *Graph, a, b *Var, relu bool) (*Var, error) {
 	}), nil
 }
 
+// addJob is add's forward over blocks [c0, c1) of 4096 elements.
+type addJob struct {
+	a, b, out []float32
+	relu      bool
+}
+
+var addJobs freeList[addJob]
+
+func (j *addJob) run(c0, c1 int) {
+	lo, hi := c0*4096, min(c1*4096, len(j.out))
+	a, b, od := j.a[lo:hi], j.b[lo:hi], j.out[lo:hi]
+	for i := range od {
+		v := a[i] + b[i]
+		if j.relu && !(v > 0) && v == v {
+			v = 0
+		}
+		od[i] = v
+	}
+}
+
 // MulScalar returns s * x.
 func MulScalar(g *Graph, x *Var, s float32) *Var {
 	out := g.newTensorNoZero(x.Shape()...)
 	for i, v := range x.Value.Data() {
 		out.Data()[i] = s * v
 	}
-	return g.Op(out, []*Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	return g.Op(out, g.varList(x), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		dx := gin[0].Data()
 		for i, v := range gy.Data() {
 			dx[i] += s * v
@@ -114,7 +125,7 @@ func Mul(g *Graph, a, b *Var) (*Var, error) {
 	for i := range out.Data() {
 		out.Data()[i] = ad[i] * bd[i]
 	}
-	return g.Op(out, []*Var{a, b}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	return g.Op(out, g.varList(a, b), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		if gin[0] != nil {
 			for i, v := range gy.Data() {
 				gin[0].Data()[i] += v * bd[i]
@@ -146,7 +157,7 @@ func reduce(g *Graph, x *Var, scale float64) *Var {
 	}
 	out := g.newTensorNoZero()
 	out.Data()[0] = float32(s * scale)
-	return g.Op(out, []*Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	return g.Op(out, g.varList(x), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		d := float32(float64(gy.Data()[0]) * scale)
 		dx := gin[0].Data()
 		for i := range dx {
@@ -172,7 +183,7 @@ func Sigmoid(g *Graph, x *Var) *Var {
 	for i, v := range x.Value.Data() {
 		od[i] = sigmoid(v)
 	}
-	return g.Op(out, []*Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	return g.Op(out, g.varList(x), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		dx := gin[0].Data()
 		for i, v := range gy.Data() {
 			dx[i] += v * od[i] * (1 - od[i])
@@ -238,7 +249,7 @@ func IndexSelect(g *Graph, x *Var, idx []int) (*Var, error) {
 		copy(od[j*row:(j+1)*row], xd[i*row:(i+1)*row])
 	}
 	idx = append([]int(nil), idx...)
-	return g.Op(out, []*Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	return g.Op(out, g.varList(x), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		dx, d := gin[0].Data(), gy.Data()
 		for j, i := range idx {
 			dst := dx[i*row : (i+1)*row]

@@ -64,7 +64,7 @@ func (p MaxPool2d) Forward(g *Graph, x *Var) (*Var, error) {
 		arg = g.newInt32s(out.Len()) // the arena's, back on Release
 	}
 	g.backend.MaxPool2d(geo, x.Value.Data(), out.Data(), arg)
-	return g.Op(out, []*Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	return g.Op(out, g.varList(x), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		g.backend.MaxPool2dBackward(geo, gy.Data(), gin[0].Data(), arg)
 	}), nil
 }
@@ -96,7 +96,7 @@ func (a AdaptiveAvgPool2d1) Forward(g *Graph, x *Var) (*Var, error) {
 		}
 		od[p] = float32(s / float64(hw))
 	}
-	return g.Op(out, []*Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	return g.Op(out, g.varList(x), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		dx := gin[0].Data()
 		inv := 1 / float32(hw)
 		for p, d := range gy.Data() {

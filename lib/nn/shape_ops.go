@@ -55,7 +55,7 @@ func Permute(g *Graph, x *Var, perm ...int) (*Var, error) {
 	for i, o := range src {
 		od[i] = xd[o]
 	}
-	return g.Op(res, []*Var{x}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	return g.Op(res, g.varList(x), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		dx := gin[0].Data()
 		for i, d := range gy.Data() {
 			dx[src[i]] += d
