@@ -25,6 +25,10 @@ type ConvGeom struct {
 	// pass them as Get's extra. nil: w is a temporary; derive nothing
 	// lasting from it.
 	Weights *WeightCache
+	// forwardOnly is set on graphs that record no gradients (inference):
+	// the CPU backend may then run algorithms its backward is not paired
+	// with (Winograd).
+	forwardOnly bool
 }
 
 // pointwise reports a 1x1, stride 1, unpadded convolution, whose im2col
@@ -156,6 +160,7 @@ func (c *Conv2d) AddState(sd *StateDict, prefix string) {
 // rounded copies owned by g.
 func (g *Graph) convOperands(geo *ConvGeom, x *Var, w *Param) (xd, wd []float32) {
 	xd, wd = x.Value.Data(), w.Value.Data()
+	geo.forwardOnly = !g.grad
 	switch ac := g.autocast; {
 	case ac == Float32:
 		geo.Weights = w.Cache()

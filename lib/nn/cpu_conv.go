@@ -184,6 +184,10 @@ func (b CPU) Conv2dFused(geo ConvGeom, x, w []float32, ep ConvEpilogue, y []floa
 	if convOneDNN(geo, x, w, ep, y) { // oneDNN's convolutions when compute.EnvConv selects them
 		return
 	}
+	if pl := winogradFor(geo); pl != nil {
+		conv2dWinograd(pl, geo, x, w, ep, y, s)
+		return
+	}
 	bf16 := geo.Precision == BFloat16 && compute.HasBF16()
 	if geo.Precision != Float32 && !bf16 {
 		b.Conv2d(geo, x, w, nil, y, s)

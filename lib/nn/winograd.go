@@ -1,0 +1,423 @@
+package nn
+
+import (
+	"math"
+	"os"
+
+	"github.com/detlab/detlab/lib/compute"
+)
+
+// Winograd convolution (Lavin & Gray 2015, "Fast Algorithms for
+// Convolutional Neural Networks"): a stride-1 3x3 convolution computed as
+// F(m x m, 3 x 3) on alpha x alpha input tiles, alpha = m+2. Each input
+// tile d becomes V = B^T d B, each 3x3 filter g becomes U = G g G^T (scaled
+// by the fused BatchNorm's per-channel scale, transformed once and cached
+// in the parameter's WeightCache), the alpha^2 positions xi of the tiles
+// are alpha^2 independent GEMMs M_xi = V_xi U_xi over the channels, and
+// each output tile is A^T M A, written with the epilogue's shift, residual
+// and ReLU. F(4,3) multiplies 36 times per 16 outputs where the direct
+// convolution multiplies 144 times; F(2,3) 16 times per 4 (36).
+//
+// Layout: channels are the vector dimension. The input is copied once into
+// a zero-bordered (N, H', W', C) image, so every transform pass is a small
+// coefficient matrix applied to strided vectors of C floats (wgMat, AVX-512
+// assembly, 16 channels per instruction); V is (xi, P, C) and M (xi, P, K),
+// P = N * tiles per image, so the GEMMs are P x C times C x K.
+
+// winogradPlan is one algorithm F(m x m, 3 x 3).
+type winogradPlan struct {
+	m, alpha int
+	bt       []float32 // alpha x alpha: B^T
+	at       []float32 // m x alpha: A^T
+	g        []float64 // alpha x 3: G
+	kind     string    // WeightCache kind of the transformed weights
+}
+
+// wgF2 is F(2x2, 3x3): interpolation points 0, 1, -1 and infinity.
+var wgF2 = &winogradPlan{
+	m: 2, alpha: 4, kind: "cpu/winograd-f2",
+	bt: []float32{
+		1, 0, -1, 0,
+		0, 1, 1, 0,
+		0, -1, 1, 0,
+		0, 1, 0, -1,
+	},
+	at: []float32{
+		1, 1, 1, 0,
+		0, 1, -1, -1,
+	},
+	g: []float64{
+		1, 0, 0,
+		0.5, 0.5, 0.5,
+		0.5, -0.5, 0.5,
+		0, 0, 1,
+	},
+}
+
+// wgF4 is F(4x4, 3x3): points 0, 1, -1, 2, -2 and infinity.
+var wgF4 = &winogradPlan{
+	m: 4, alpha: 6, kind: "cpu/winograd-f4",
+	bt: []float32{
+		4, 0, -5, 0, 1, 0,
+		0, -4, -4, 1, 1, 0,
+		0, 4, -4, -1, 1, 0,
+		0, -2, -1, 2, 1, 0,
+		0, 2, -1, -2, 1, 0,
+		0, 4, 0, -5, 0, 1,
+	},
+	at: []float32{
+		1, 1, 1, 1, 1, 0,
+		0, 1, -1, 2, -2, 0,
+		0, 1, 1, 4, 4, 0,
+		0, 1, -1, 8, -8, 1,
+	},
+	g: []float64{
+		1.0 / 4, 0, 0,
+		-1.0 / 6, -1.0 / 6, -1.0 / 6,
+		-1.0 / 6, 1.0 / 6, -1.0 / 6,
+		1.0 / 24, 1.0 / 12, 1.0 / 6,
+		1.0 / 24, -1.0 / 12, 1.0 / 6,
+		0, 0, 1,
+	},
+}
+
+// winogradMode is DETLAB_WINOGRAD: "off" keeps every convolution on
+// im2col, "2" or "4" forces F(2,3) or F(4,3) wherever a convolution
+// qualifies, anything else chooses per layer (winogradFor).
+var winogradMode = os.Getenv("DETLAB_WINOGRAD")
+
+// winogradFor returns the Winograd algorithm a convolution runs with, or
+// nil for im2col. It qualifies when it is a float32 3x3, stride 1, padding
+// 1 convolution on a forward-only graph (inference; training keeps the
+// im2col forward its backward is checked against), its weights are a
+// parameter's (their transform is cached), both channel counts are
+// multiples of 16 (the vector width) and the CPU has the AVX-512 kernels.
+func winogradFor(geo ConvGeom) *winogradPlan {
+	if !hasWinograd || winogradMode == "off" || !geo.forwardOnly || geo.Weights == nil ||
+		geo.Precision != Float32 || geo.KH != 3 || geo.KW != 3 || geo.SH != 1 || geo.SW != 1 ||
+		geo.PH != 1 || geo.PW != 1 || geo.C%16 != 0 || geo.K%16 != 0 || geo.OH < 2 || geo.OW < 2 {
+		return nil
+	}
+	switch winogradMode {
+	case "2":
+		return wgF2
+	case "4":
+		return wgF4
+	}
+	// Per layer, from BenchmarkWinogradLayers (ResNet18 at 224, CPU time
+	// per call against im2col's): F(4,3) on maps of 20 and more (56x56:
+	// 0.37x, 28x28: 0.36x), F(2,3) below (14x14: 0.63x, F(4,3) 0.71x;
+	// 7x7: 0.56x), where F(4,3)'s few 4x4 tiles leave its GEMMs too thin
+	// and its larger rounding error buys little.
+	if min(geo.OH, geo.OW) >= 20 {
+		return wgF4
+	}
+	return wgF2
+}
+
+// wgWeights is a convolution's weights transformed for one plan, U_xi (C x
+// K) with the epilogue's scale folded in, each packed as the GEMM's right
+// operand; cached under plan.kind.
+type wgWeights struct{ u []*compute.PackedB }
+
+// DerivedBytes implements Derived.
+func (w *wgWeights) DerivedBytes() int64 {
+	var n int64
+	for _, u := range w.u {
+		n += u.Bytes()
+	}
+	return n
+}
+
+// newWGWeights transforms and packs w for pl.
+func newWGWeights(pl *winogradPlan, geo ConvGeom, w, scale []float32) *wgWeights {
+	u := winogradWeights(pl, geo, w, scale)
+	ck := geo.C * geo.K
+	ws := &wgWeights{u: make([]*compute.PackedB, pl.alpha*pl.alpha)}
+	parallelFor(len(ws.u), func(e0, e1 int) {
+		for e := e0; e < e1; e++ {
+			ws.u[e] = compute.NewPackedB(geo.C, geo.K, u[e*ck:(e+1)*ck], geo.K)
+		}
+	})
+	return ws
+}
+
+// winogradWeights transforms w (K, C, 3, 3) into U[xi][c][k] = scale[k] *
+// (G w[k,c] G^T)[xi], in float64 rounded once.
+func winogradWeights(pl *winogradPlan, geo ConvGeom, w, scale []float32) []float32 {
+	a, c, k := pl.alpha, geo.C, geo.K
+	u := make([]float32, a*a*c*k)
+	parallelFor(k, func(k0, k1 int) {
+		var tmp [6 * 3]float64
+		for ko := k0; ko < k1; ko++ {
+			s := 1.0
+			if scale != nil {
+				s = float64(scale[ko])
+			}
+			for ci := 0; ci < c; ci++ {
+				f := w[(ko*c+ci)*9 : (ko*c+ci)*9+9]
+				for r := 0; r < a; r++ { // tmp = G f (alpha x 3)
+					for j := 0; j < 3; j++ {
+						tmp[r*3+j] = pl.g[r*3]*float64(f[j]) + pl.g[r*3+1]*float64(f[3+j]) + pl.g[r*3+2]*float64(f[6+j])
+					}
+				}
+				for r := 0; r < a; r++ { // tmp G^T (alpha x alpha)
+					for q := 0; q < a; q++ {
+						v := tmp[r*3]*pl.g[q*3] + tmp[r*3+1]*pl.g[q*3+1] + tmp[r*3+2]*pl.g[q*3+2]
+						u[((r*a+q)*c+ci)*k+ko] = float32(v * s)
+					}
+				}
+			}
+		}
+	})
+	return u
+}
+
+// conv2dWinograd writes y = ep applied to conv(x, w) with plan pl (see the
+// comment at the top of this file).
+func conv2dWinograd(pl *winogradPlan, geo ConvGeom, x, w []float32, ep ConvEpilogue, y []float32, s Scratch) {
+	d, _ := geo.Weights.Get(pl.kind, ep.Scale, func() (Derived, error) {
+		return newWGWeights(pl, geo, w, ep.Scale), nil
+	})
+	u := d.(*wgWeights).u
+	m, a := pl.m, pl.alpha
+	xi := a * a
+	n, c, k := geo.N, geo.C, geo.K
+	ty, tx := (geo.OH+m-1)/m, (geo.OW+m-1)/m
+	tiles := ty * tx
+	p := n * tiles
+	hp, wp := ty*m+2, tx*m+2
+	oht, owt := ty*m, tx*m
+
+	xt := s.Get(n * hp * wp * c)
+	defer s.Put(xt)
+	wgPadNHWC(geo, x, xt, hp, wp)
+
+	v := s.Get(xi * p * c)
+	defer s.Put(v)
+	workers := min(numWorkers(), p)
+	cm := max(c, k)
+	tmp := s.Get(workers * xi * cm)
+	defer s.Put(tmp)
+	forTiles := func(fn func(pi int, t []float32)) {
+		parallelFor(workers, func(w0, w1 int) {
+			for wk := w0; wk < w1; wk++ {
+				t := tmp[wk*xi*cm : (wk+1)*xi*cm]
+				for pi := p * wk / workers; pi < p*(wk+1)/workers; pi++ {
+					fn(pi, t)
+				}
+			}
+		})
+	}
+	// V[xi][p][:] = (B^T d B)[xi] for the input tile d of tile p.
+	forTiles(func(pi int, t []float32) {
+		img, tt := pi/tiles, pi%tiles
+		base := ((img*hp+m*(tt/tx))*wp + m*(tt%tx)) * c
+		for j := 0; j < a; j++ { // columns: t[i][j] = sum_l B^T[i][l] d[l][j]
+			wgMat(pl.bt, a, a, xt[base+j*c:], wp*c, t[j*c:], a*c, c)
+		}
+		for i := 0; i < a; i++ { // rows: V[i*a+q] = sum_j B^T[q][j] t[i][j]
+			wgMat(pl.bt, a, a, t[i*a*c:], c, v[(i*a*p+pi)*c:], p*c, c)
+		}
+	})
+
+	mm := s.Get(xi * p * k)
+	defer s.Put(mm)
+	parallelFor(xi, func(x0, x1 int) {
+		for e := x0; e < x1; e++ {
+			u[e].MulSerial(p, v[e*p*c:(e+1)*p*c], c, mm[e*p*k:(e+1)*p*k], k)
+		}
+	})
+
+	// yt (N, OH', OW', K) = A^T M A per tile.
+	yt := s.Get(n * oht * owt * k)
+	defer s.Put(yt)
+	forTiles(func(pi int, t []float32) {
+		img, tt := pi/tiles, pi%tiles
+		for j := 0; j < a; j++ { // columns: t[i][j] = sum_l A^T[i][l] M[l*a+j]
+			wgMat(pl.at, m, a, mm[(j*p+pi)*k:], a*p*k, t[j*k:], a*k, k)
+		}
+		base := ((img*oht+m*(tt/tx))*owt + m*(tt%tx)) * k
+		for i := 0; i < m; i++ { // rows: y[i][q] = sum_j A^T[q][j] t[i][j]
+			wgMat(pl.at, m, a, t[i*a*k:], k, yt[base+i*owt*k:], k, k)
+		}
+	})
+	wgStoreNCHW(geo, yt, oht, owt, ep, y)
+}
+
+// wgPadNHWC writes x (N, C, H, W) into xt (N, hp, wp, C) one pixel right and
+// down, zero elsewhere (the padding and the rows and columns past the last
+// whole tile). Rows at least 16 wide are transposed in 16 x 16 blocks
+// (the last block of a row overlaps the one before: it rewrites the same
+// values).
+func wgPadNHWC(geo ConvGeom, x, xt []float32, hp, wp int) {
+	if !hasWinograd || geo.W < 16 {
+		wgPadNHWCGo(geo, x, xt, hp, wp)
+		return
+	}
+	c, h, w := geo.C, geo.H, geo.W
+	parallelFor(geo.N*hp, func(r0, r1 int) {
+		for nr := r0; nr < r1; nr++ {
+			img, r := nr/hp, nr%hp
+			row := xt[nr*wp*c : (nr+1)*wp*c]
+			ih := r - 1
+			if ih < 0 || ih >= h {
+				clear(row)
+				continue
+			}
+			clear(row[:c])
+			clear(row[(w+1)*c:])
+			for c0 := 0; c0 < c; c0 += 16 {
+				src := x[((img*c+c0)*h+ih)*w:]
+				_ = src[15*h*w+w-1]
+				for w0 := 0; w0 < w; w0 += 16 {
+					w0 = min(w0, w-16)
+					dst := row[(w0+1)*c+c0:]
+					_ = dst[15*c+15]
+					transpose16AVX512(&src[w0], h*w*4, &dst[0], c*4)
+				}
+			}
+		}
+	})
+}
+
+// wgPadNHWCGo is wgPadNHWC in Go.
+func wgPadNHWCGo(geo ConvGeom, x, xt []float32, hp, wp int) {
+	c, h, w := geo.C, geo.H, geo.W
+	parallelFor(geo.N*hp, func(r0, r1 int) {
+		for nr := r0; nr < r1; nr++ {
+			img, r := nr/hp, nr%hp
+			row := xt[nr*wp*c : (nr+1)*wp*c]
+			ih := r - 1
+			if ih < 0 || ih >= h {
+				clear(row)
+				continue
+			}
+			clear(row[:c])
+			clear(row[(w+1)*c:])
+			for ci := 0; ci < c; ci++ {
+				src := x[((img*c+ci)*h+ih)*w : ((img*c+ci)*h+ih+1)*w]
+				dst := row[c+ci:]
+				for iw, val := range src {
+					dst[iw*c] = val
+				}
+			}
+		}
+	})
+}
+
+// wgZeros is a row of zeros for wgStore16AVX512's absent shift and residual.
+var wgZeros [16]float32
+
+// wgStoreNCHW writes y (N, K, OH, OW) = yt (N, oht, owt, K) cropped, plus
+// ep's shift and residual, then its ReLU (the scale is in the weights).
+// Rows at least 16 wide are transposed in 16 x 16 blocks with the
+// epilogue applied on the way (the last block of a row overlaps the one
+// before; it rewrites the same values).
+func wgStoreNCHW(geo ConvGeom, yt []float32, oht, owt int, ep ConvEpilogue, y []float32) {
+	if !hasWinograd || geo.OW < 16 {
+		wgStoreNCHWGo(geo, yt, oht, owt, ep, y)
+		return
+	}
+	k, oh, ow := geo.K, geo.OH, geo.OW
+	ohw := oh * ow
+	floor := float32(math.Inf(-1))
+	if ep.ReLU {
+		floor = 0
+	}
+	parallelFor(geo.N*oh, func(r0, r1 int) {
+		for nr := r0; nr < r1; nr++ {
+			img, r := nr/oh, nr%oh
+			src := yt[(img*oht+r)*owt*k:]
+			for k0 := 0; k0 < k; k0 += 16 {
+				shift := wgZeros[:]
+				if ep.Shift != nil {
+					shift = ep.Shift[k0 : k0+16]
+				}
+				base := (img*k+k0)*ohw + r*ow
+				_ = y[base+15*ohw+ow-1]
+				for q0 := 0; q0 < ow; q0 += 16 {
+					q0 = min(q0, ow-16)
+					s := src[q0*k+k0:]
+					_ = s[15*k+15]
+					res, resStride := wgZeros[:], 0
+					if ep.Residual != nil {
+						res, resStride = ep.Residual[base+q0:], ohw*4
+						_ = res[15*ohw+15]
+					}
+					wgStore16AVX512(&s[0], k*4, &y[base+q0], ohw*4, &shift[0], &res[0], resStride, floor)
+				}
+			}
+		}
+	})
+}
+
+// wgStoreNCHWGo is wgStoreNCHW in Go.
+func wgStoreNCHWGo(geo ConvGeom, yt []float32, oht, owt int, ep ConvEpilogue, y []float32) {
+	k, oh, ow := geo.K, geo.OH, geo.OW
+	ohw := oh * ow
+	parallelFor(geo.N*oh, func(r0, r1 int) {
+		var sh [16]float32
+		for nr := r0; nr < r1; nr++ {
+			img, r := nr/oh, nr%oh
+			src := yt[(img*oht+r)*owt*k:]
+			for k0 := 0; k0 < k; k0 += 16 {
+				if ep.Shift != nil {
+					copy(sh[:], ep.Shift[k0:k0+16])
+				}
+				base := (img*k+k0)*ohw + r*ow
+				for kk := 0; kk < 16; kk++ {
+					dst := y[base+kk*ohw : base+kk*ohw+ow]
+					var res []float32
+					if ep.Residual != nil {
+						res = ep.Residual[base+kk*ohw : base+kk*ohw+ow]
+					}
+					s := src[k0+kk:]
+					_ = s[(ow-1)*k]
+					t := sh[kk]
+					switch {
+					case res == nil && !ep.ReLU:
+						for q := range dst {
+							dst[q] = s[q*k] + t
+						}
+					case res == nil:
+						for q := range dst {
+							val := s[q*k] + t
+							if !(val > 0) && val == val {
+								val = 0
+							}
+							dst[q] = val
+						}
+					default:
+						for q := range dst {
+							val := s[q*k] + t + res[q]
+							if ep.ReLU && !(val > 0) && val == val {
+								val = 0
+							}
+							dst[q] = val
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// wgMatGo is wgMat in Go: dst[i*ds+ci] = sum_j coef[i*s+j]*src[j*ss+ci],
+// summed in the assembly's order.
+func wgMatGo(coef []float32, r, s int, src []float32, ss int, dst []float32, ds int, n int) {
+	for i := 0; i < r; i++ {
+		cf := coef[i*s : i*s+s]
+		out := dst[i*ds : i*ds+n]
+		for ci := range out {
+			var v float32
+			if s == 6 {
+				v = (cf[0]*src[ci] + cf[1]*src[ss+ci]) + (cf[2]*src[2*ss+ci] + cf[3]*src[3*ss+ci]) +
+					(cf[4]*src[4*ss+ci] + cf[5]*src[5*ss+ci])
+			} else {
+				v = (cf[0]*src[ci] + cf[1]*src[ss+ci]) + (cf[2]*src[2*ss+ci] + cf[3]*src[3*ss+ci])
+			}
+			out[ci] = v
+		}
+	}
+}
