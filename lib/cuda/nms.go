@@ -55,11 +55,21 @@ func (b *Backend) NMSMasks(boxes []float32, cut float32, masks []uint64) error {
 	if n == 0 {
 		return nil
 	}
-	rowTiles := (n + blockThreads - 1) / blockThreads
 	return b.try("NMSMasks", func(s *scope) {
 		pb, pm := s.f32(boxes, read), s.u64(masks, write)
-		s.launch("detlab_nms_mask", min(rowTiles*words, maxGrid), pArg(pb), iArg(n), fArg(cut), pArg(pm))
+		s.launch("detlab_nms_mask", nmsGrid(n), pArg(pb), iArg(n), fArg(cut), pArg(pm))
 	})
+}
+
+// nmsGrid is detlab_nms_mask's grid for n boxes: one block per tile of
+// 256 rows by 64 columns, capped at the grid limit (the kernel strides
+// over the rest).
+func nmsGrid(n int) int {
+	if n <= 0 {
+		return 0
+	}
+	rowTiles, words := (n+blockThreads-1)/blockThreads, (n+63)/64
+	return min(rowTiles*words, maxGrid)
 }
 
 // try is run for operations with an error result: the failure that run

@@ -13,53 +13,146 @@ import (
 	"github.com/detlab/detlab/lib/box"
 )
 
-// nmsKernel is a box.NMSBackend that runs the compiled detlab_nms_mask on
-// the CPU and checks every mask word it returns against nmsRefMasks
-// before handing it to lib/box's walk. Its launches cycle through shapes
-// with few threads (each simulated thread is an OS thread, and with a
-// 256-thread block a launch costs a fifth of a second on a loaded
-// machine): blocks of 32 and 64 rows, one to three blocks, so the
-// block-strided tile loop takes several turns.
-type nmsKernel struct {
-	t      *testing.T
-	calls  int
-	checks int // mask words compared
+// The kernel runs in batches: a driver run costs a process and an OS
+// thread per simulated GPU thread, a tenth of a second or more on a loaded
+// machine, so one run per NMS would make the 300 reference cases take
+// minutes. Instead each test drives lib/box twice. First with nmsRecorder,
+// which answers every NMSMasks call with the Go reference masks and
+// records the problem (the keep lists are checked against box.NMS); then
+// the kernel runs on all recorded problems in a few driver runs and every
+// mask word must equal the reference's; then the same calls again with
+// nmsReplay, which hands lib/box the KERNEL's masks, problem by problem,
+// and the keep lists are checked against box.NMS once more.
+
+// nmsProblem is one NMSMasks call: its boxes and cut, the reference masks
+// and the kernel's.
+type nmsProblem struct {
+	flat   []float32
+	cut    float32
+	want   []uint64
+	kernel []uint64
 }
 
-// nmsShapes are nmsKernel's launches, {grid, block}.
-var nmsShapes = [][2]int{{1, 8}, {2, 16}, {1, 32}, {3, 8}, {2, 16}}
+// nmsRecorder is a box.NMSBackend that answers with nmsRefMasks and
+// records each problem.
+type nmsRecorder struct{ problems []*nmsProblem }
 
-func (k *nmsKernel) NMSMasks(boxes []float32, cut float32, masks []uint64) error {
-	k.t.Helper()
-	k.calls++
-	shape := nmsShapes[k.calls%len(nmsShapes)]
-	got := nmsLaunch(k.t, boxes, cut, shape[0], shape[1])
+func (r *nmsRecorder) NMSMasks(boxes []float32, cut float32, masks []uint64) error {
 	want := nmsRefMasks(boxes, cut)
-	k.checks += len(want)
-	checkMasks(k.t, fmt.Sprintf("%d boxes, cut %v", len(boxes)/4, cut), got, want)
-	if len(masks) != len(got) {
-		return fmt.Errorf("nmsKernel: %d mask words, lib/box passed %d", len(got), len(masks))
+	if len(masks) != len(want) {
+		return fmt.Errorf("nmsRecorder: lib/box passed %d mask words for %d boxes, want %d", len(masks), len(boxes)/4, len(want))
 	}
-	copy(masks, got)
+	copy(masks, want)
+	r.problems = append(r.problems, &nmsProblem{flat: slices.Clone(boxes), cut: cut, want: want})
 	return nil
 }
 
-// nmsLaunch runs detlab_nms_mask on boxes (flat rows) at cut as
-// <<<grid, block>>> and returns the masks.
-func nmsLaunch(t *testing.T, boxes []float32, cut float32, grid, block int) []uint64 {
+// nmsShapes are the launches {grid, block} the recorded problems are
+// spread over: one to three blocks of 4 to 16 rows, so the block-strided
+// tile loop takes several turns. The blocks are small because the
+// simulated threads of a block meet at OS-thread barriers, which cost
+// milliseconds each on a loaded machine (TestNMSMaskSizes runs the
+// 64- and 256-thread blocks).
+var nmsShapes = [][2]int{{1, 8}, {2, 8}, {1, 16}, {3, 4}, {2, 16}}
+
+// runKernel runs detlab_nms_mask on every recorded problem (problem i with
+// launch shape nmsShapes[i%5], one driver run per shape) and checks every
+// mask word against the reference.
+func (r *nmsRecorder) runKernel(t *testing.T) {
 	t.Helper()
-	n := len(boxes) / 4
-	words := (n + 63) / 64
-	// Poison the output: the kernel must write every word.
-	poison := make([]uint64, n*words)
-	for i := range poison {
-		poison[i] = 0xdeadbeefdeadbeef
+	if len(r.problems) == 0 {
+		t.Fatal("lib/box never called the backend")
 	}
-	out := launch(t, "detlab_nms_mask", grid, block, []int64{int64(n), fbits(cut)}, f32b(boxes), u64b(poison))
-	if !bytes.Equal(out[0], f32b(boxes)) {
-		t.Fatalf("detlab_nms_mask wrote into its boxes")
+	words := 0
+	for si, shape := range nmsShapes {
+		var group []*nmsProblem
+		for i := si; i < len(r.problems); i += len(nmsShapes) {
+			group = append(group, r.problems[i])
+		}
+		if len(group) == 0 {
+			continue
+		}
+		got := nmsLaunch(t, group, shape[0], shape[1])
+		for i, p := range group {
+			checkMasks(t, fmt.Sprintf("%d boxes, cut %v, <<<%d, %d>>>", len(p.flat)/4, p.cut, shape[0], shape[1]), got[i], p.want)
+			p.kernel = got[i]
+			words += len(p.want)
+		}
 	}
-	return bu64(t, out[1])
+	t.Logf("%d kernel launches, %d mask words equal to the reference", len(r.problems), words)
+}
+
+// nmsReplay is a box.NMSBackend handing out the kernel's masks of the
+// recorded problems, in order; each call must be the recorded one.
+type nmsReplay struct {
+	problems []*nmsProblem
+	next     int
+}
+
+func (r *nmsReplay) NMSMasks(boxes []float32, cut float32, masks []uint64) error {
+	if r.next >= len(r.problems) {
+		return fmt.Errorf("nmsReplay: call %d, only %d recorded", r.next, len(r.problems))
+	}
+	p := r.problems[r.next]
+	r.next++
+	if !slices.Equal(math32Bits(boxes), math32Bits(p.flat)) || math.Float32bits(cut) != math.Float32bits(p.cut) || len(masks) != len(p.kernel) {
+		return fmt.Errorf("nmsReplay: call %d differs from the recorded one", r.next-1)
+	}
+	copy(masks, p.kernel)
+	return nil
+}
+
+func math32Bits(v []float32) []uint32 {
+	b := make([]uint32, len(v))
+	for i, x := range v {
+		b[i] = math.Float32bits(x)
+	}
+	return b
+}
+
+// checkThroughKernel runs cases (keep-list checks through NMSWith and
+// BatchedNMSWith with the given backend) with reference masks, runs the
+// kernel on what they asked, and runs them again on the kernel's masks.
+func checkThroughKernel(t *testing.T, cases func(nb box.NMSBackend)) {
+	t.Helper()
+	rec := &nmsRecorder{}
+	cases(rec)
+	rec.runKernel(t)
+	if t.Failed() {
+		return
+	}
+	rep := &nmsReplay{problems: rec.problems}
+	cases(rep)
+	if rep.next != len(rec.problems) {
+		t.Fatalf("the replay made %d calls, the recording %d", rep.next, len(rec.problems))
+	}
+}
+
+// nmsLaunch runs detlab_nms_mask as <<<grid, block>>> on each problem (one
+// driver run) and returns the masks. The mask buffers start poisoned: the
+// kernel must write every word.
+func nmsLaunch(t *testing.T, problems []*nmsProblem, grid, block int) [][]uint64 {
+	t.Helper()
+	var scalars []int64
+	var bufs [][]byte
+	for _, p := range problems {
+		n := len(p.flat) / 4
+		poison := make([]uint64, n*((n+63)/64))
+		for i := range poison {
+			poison[i] = 0xdeadbeefdeadbeef
+		}
+		scalars = append(scalars, int64(n), fbits(p.cut))
+		bufs = append(bufs, f32b(p.flat), u64b(poison))
+	}
+	out := launch(t, "detlab_nms_mask", grid, block, scalars, bufs...)
+	masks := make([][]uint64, len(problems))
+	for i, p := range problems {
+		if !bytes.Equal(out[2*i], f32b(p.flat)) {
+			t.Fatalf("detlab_nms_mask wrote into its boxes")
+		}
+		masks[i] = bu64(t, out[2*i+1])
+	}
+	return masks
 }
 
 // nmsRefMasks is NMSBackend's contract in Go: bit k of word w of row i set
@@ -158,104 +251,115 @@ func nmsRefCase(rng *mrand.Rand, trial int) (boxes []box.Box, scores, offset []f
 }
 
 // TestNMSReferenceCases runs lib/box's 300 reference cases through the
-// compiled kernel (box.NMSWith and box.BatchedNMSWith with nmsKernel as
-// the backend): every mask word equals the Go reference's and every keep
-// list equals box.NMS's and box.BatchedNMS's. Each case runs at one of the
-// 13 thresholds in turn (a launch costs a process and its threads), even
-// trials through NMSWith, odd ones through BatchedNMSWith with labels from
-// the case's offsets (its coordinate-offset path).
+// compiled kernel (checkThroughKernel): box.NMSWith on the plain boxes and
+// box.BatchedNMSWith with labels from the case's offsets (its
+// coordinate-offset path) keep exactly what box.NMS and box.BatchedNMS
+// keep, and every mask word equals the Go reference's. Each case runs at
+// two of the 13 thresholds, in turn (lib/box's own test runs all 13 on
+// the CPU; here every launch costs OS threads).
 func TestNMSReferenceCases(t *testing.T) {
-	rng := mrand.New(mrand.NewSource(7))
-	k := &nmsKernel{t: t}
-	for trial := range 300 {
-		boxes, scores, offset := nmsRefCase(rng, trial)
-		th := nmsThreshes[trial%len(nmsThreshes)]
-		if trial%2 == 0 {
+	checkThroughKernel(t, func(nb box.NMSBackend) {
+		rng := mrand.New(mrand.NewSource(7))
+		for trial := range 300 {
+			boxes, scores, offset := nmsRefCase(rng, trial)
+			labels := make([]int, len(boxes))
+			for i, o := range offset {
+				labels[i] = int(o) % 3
+			}
+			th := nmsThreshes[trial%len(nmsThreshes)]
 			want, err := box.NMS(boxes, scores, th)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := box.NMSWith(k, boxes, scores, th)
+			got, err := box.NMSWith(nb, boxes, scores, th)
 			if err != nil || !slices.Equal(got, want) {
-				t.Fatalf("trial %d thresh %v: kernel keeps %v (%v), box.NMS %v\nboxes %v\nscores %v", trial, th, got, err, want, boxes, scores)
+				t.Fatalf("trial %d thresh %v: keeps %v (%v), box.NMS %v\nboxes %v\nscores %v", trial, th, got, err, want, boxes, scores)
 			}
-			continue
+			th = nmsThreshes[(trial+5)%len(nmsThreshes)]
+			want, err = box.BatchedNMS(boxes, scores, labels, th)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err = box.BatchedNMSWith(nb, boxes, scores, labels, th)
+			if err != nil || !slices.Equal(got, want) {
+				t.Fatalf("trial %d thresh %v: batched, keeps %v (%v), box.BatchedNMS %v\nboxes %v\nscores %v labels %v", trial, th, got, err, want, boxes, scores, labels)
+			}
 		}
-		labels := make([]int, len(boxes))
-		for i, o := range offset {
-			labels[i] = int(o) % 3
+	})
+}
+
+// nmsProposals draws n proposal-like boxes (many heavy overlaps: a
+// quarter are near copies of earlier ones), scores with ties and labels
+// 0..2.
+func nmsProposals(rng *rand.Rand, n int) ([]box.Box, []float32, []int) {
+	boxes, scores, labels := make([]box.Box, n), make([]float32, n), make([]int, n)
+	for i := range boxes {
+		x, y := rng.Float32()*400, rng.Float32()*300
+		w, h := 8+rng.Float32()*120, 8+rng.Float32()*120
+		boxes[i] = box.Box{X1: x, Y1: y, X2: x + w, Y2: y + h}
+		if i > 0 && rng.IntN(4) == 0 {
+			b := boxes[rng.IntN(i)]
+			d := rng.Float32() * 3
+			boxes[i] = box.Box{X1: b.X1 + d, Y1: b.Y1, X2: b.X2 + d, Y2: b.Y2}
 		}
-		want, err := box.BatchedNMS(boxes, scores, labels, th)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := box.BatchedNMSWith(k, boxes, scores, labels, th)
-		if err != nil || !slices.Equal(got, want) {
-			t.Fatalf("trial %d thresh %v: batched, kernel keeps %v (%v), box.BatchedNMS %v\nboxes %v\nscores %v labels %v", trial, th, got, err, want, boxes, scores, labels)
-		}
+		scores[i] = float32(rng.IntN(200)) / 200
+		labels[i] = rng.IntN(3)
 	}
-	if k.calls < 200 {
-		t.Fatalf("the kernel ran %d times", k.calls)
-	}
-	t.Logf("%d launches, %d mask words checked", k.calls, k.checks)
+	return boxes, scores, labels
 }
 
 // TestNMSMaskSizes checks the masks of 0, 1, 63, 64, 65, 129 and 2000
-// boxes (word and tile edges) at special cuts, then keep lists of
-// proposal-like box sets (many heavy overlaps, score ties) against
-// box.NMS and box.BatchedNMS, including BatchedNMS's per-label path.
+// boxes (word and tile edges; 65 boxes also in one 256-thread block) at
+// special cuts, then keep lists of proposal-like sets of 2 to 2000 boxes
+// through the kernel, BatchedNMS's per-label path (over 1000 boxes)
+// included.
 func TestNMSMaskSizes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(19, 20))
-	proposals := func(n int) ([]box.Box, []float32, []int) {
-		boxes, scores, labels := make([]box.Box, n), make([]float32, n), make([]int, n)
-		for i := range boxes {
-			x, y := rng.Float32()*400, rng.Float32()*300
-			w, h := 8+rng.Float32()*120, 8+rng.Float32()*120
-			boxes[i] = box.Box{X1: x, Y1: y, X2: x + w, Y2: y + h}
-			if i > 0 && rng.IntN(4) == 0 { // a near copy of an earlier box
-				b := boxes[rng.IntN(i)]
-				d := rng.Float32() * 3
-				boxes[i] = box.Box{X1: b.X1 + d, Y1: b.Y1, X2: b.X2 + d, Y2: b.Y2}
-			}
-			scores[i] = float32(rng.IntN(200)) / 200
-			labels[i] = rng.IntN(3)
-		}
-		return boxes, scores, labels
-	}
 	negZero := float32(math.Copysign(0, -1))
 	for _, tc := range []struct{ n, grid, block int }{
-		{0, 1, 32}, {1, 1, 32}, {63, 2, 32}, {64, 1, 64}, {65, 1, 256}, {65, 3, 32}, {129, 2, 64}, {2000, 2, 64},
+		{0, 1, 32}, {1, 1, 32}, {63, 2, 32}, {64, 1, 64}, {65, 1, 256}, {65, 3, 16}, {129, 2, 64}, {2000, 2, 64},
 	} {
-		boxes, _, _ := proposals(tc.n)
+		boxes, _, _ := nmsProposals(rng, tc.n)
 		flat := box.Flatten(boxes)
+		var problems []*nmsProblem
 		for _, cut := range []float32{0.5, 0.7, negZero, 0, float32(math.Inf(1)), math.Nextafter32(1, 2)} {
-			if tc.n == 2000 && cut != 0.7 {
-				continue // one large launch is enough
-			}
-			checkMasks(t, fmt.Sprintf("%d boxes, cut %v, <<<%d, %d>>>", tc.n, cut, tc.grid, tc.block),
-				nmsLaunch(t, flat, cut, tc.grid, tc.block), nmsRefMasks(flat, cut))
-		}
-	}
-	k := &nmsKernel{t: t}
-	for _, n := range []int{65, 300, 1001} {
-		boxes, scores, labels := proposals(n)
-		for _, th := range []float64{0.5, 0.7} {
-			want, _ := box.NMS(boxes, scores, th)
-			got, err := box.NMSWith(k, boxes, scores, th)
-			if err != nil || !slices.Equal(got, want) {
-				t.Fatalf("%d boxes thresh %v: kernel keeps %v (%v), box.NMS %v", n, th, got, err, want)
-			}
-			if n == 1001 && th == 0.7 {
-				continue
-			}
-			want, _ = box.BatchedNMS(boxes, scores, labels, th)
-			got, err = box.BatchedNMSWith(k, boxes, scores, labels, th)
-			if err != nil || !slices.Equal(got, want) {
-				t.Fatalf("%d boxes thresh %v: batched, kernel keeps %v (%v), box.BatchedNMS %v", n, th, got, err, want)
-			}
-			if len(want) == n || len(want) == 0 {
-				t.Fatalf("%d boxes thresh %v: %d kept, the case tests nothing", n, th, len(want))
+			if tc.n != 2000 || cut == 0.7 { // one large launch is enough
+				problems = append(problems, &nmsProblem{flat: flat, cut: cut, want: nmsRefMasks(flat, cut)})
 			}
 		}
+		for i, got := range nmsLaunch(t, problems, tc.grid, tc.block) {
+			p := problems[i]
+			checkMasks(t, fmt.Sprintf("%d boxes, cut %v, <<<%d, %d>>>", tc.n, p.cut, tc.grid, tc.block), got, p.want)
+		}
 	}
+	type set struct {
+		boxes  []box.Box
+		scores []float32
+		labels []int
+	}
+	var sets []set
+	for _, n := range []int{2, 65, 300, 1001, 2000} {
+		b, s, l := nmsProposals(rng, n)
+		sets = append(sets, set{b, s, l})
+	}
+	checkThroughKernel(t, func(nb box.NMSBackend) {
+		for _, c := range sets {
+			n := len(c.boxes)
+			for _, th := range []float64{0.5, 0.7} {
+				want, _ := box.NMS(c.boxes, c.scores, th)
+				got, err := box.NMSWith(nb, c.boxes, c.scores, th)
+				if err != nil || !slices.Equal(got, want) {
+					t.Fatalf("%d boxes thresh %v: keeps %v (%v), box.NMS %v", n, th, got, err, want)
+				}
+				if n > 2 && (len(want) == n || len(want) == 0) {
+					t.Fatalf("%d boxes thresh %v: %d kept, the case tests nothing", n, th, len(want))
+				}
+				want, _ = box.BatchedNMS(c.boxes, c.scores, c.labels, th)
+				got, err = box.BatchedNMSWith(nb, c.boxes, c.scores, c.labels, th)
+				if err != nil || !slices.Equal(got, want) {
+					t.Fatalf("%d boxes thresh %v: batched, keeps %v (%v), box.BatchedNMS %v", n, th, got, err, want)
+				}
+			}
+		}
+	})
 }
