@@ -98,21 +98,26 @@ func (f *fakeGPU) toHalf(s []uint64, enc func(float32) uint16) error {
 	return nil
 }
 
-// im2colHalf: col (C*KH*KW, N*OH*OW), row (c*KH+kh)*KW+kw, column
-// n*OH*OW + oh*OW + ow, from x (N,C,H,W) with zero padding.
+// im2colHalf: col (C*KH*KW, N*ldn), row (c*KH+kh)*KW+kw, column
+// n*ldn + oh*OW + ow, from x (N,C,H,W) with zero padding; columns
+// OH*OW..ldn-1 of each image zero.
 func (f *fakeGPU) im2colHalf(s []uint64, enc func(float32) uint16) error {
 	N, C, H, W := halfSlot(s, 2), halfSlot(s, 3), halfSlot(s, 4), halfSlot(s, 5)
 	KH, KW, SH, SW := halfSlot(s, 6), halfSlot(s, 7), halfSlot(s, 8), halfSlot(s, 9)
-	PH, PW, OH, OW := halfSlot(s, 10), halfSlot(s, 11), halfSlot(s, 12), halfSlot(s, 13)
+	PH, PW, OH, OW, ldn := halfSlot(s, 10), halfSlot(s, 11), halfSlot(s, 12), halfSlot(s, 13), halfSlot(s, 14)
+	if ldn < OH*OW {
+		return fmt.Errorf("fake: im2col ldn %d < OH*OW %d", ldn, OH*OW)
+	}
 	x, err := f.f32(s[0], N*C*H*W)
 	if err != nil {
 		return err
 	}
-	cols := N * OH * OW
+	cols := N * ldn
 	col, err := f.u16(s[1], C*KH*KW*cols)
 	if err != nil {
 		return err
 	}
+	clear(col)
 	for c := 0; c < C; c++ {
 		for kh := 0; kh < KH; kh++ {
 			for kw := 0; kw < KW; kw++ {
@@ -125,7 +130,7 @@ func (f *fakeGPU) im2colHalf(s []uint64, enc func(float32) uint16) error {
 							if ih >= 0 && ih < H && iw >= 0 && iw < W {
 								v = x[((n*C+c)*H+ih)*W+iw]
 							}
-							row[(n*OH+oh)*OW+ow] = enc(v)
+							row[n*ldn+oh*OW+ow] = enc(v)
 						}
 					}
 				}

@@ -21,7 +21,8 @@ import (
 // lib/nn's emulated autocast.
 //
 // A convolution converts the images of a chunk at once into one patch
-// matrix (C*KH*KW, n*OH*OW) and runs one batched GEMM for their outputs;
+// matrix (C*KH*KW, n*ldn; ldn is OH*OW rounded up to 8) and runs one
+// batched GEMM for their outputs;
 // its weight gradient is then a single GEMM over all the chunk's columns.
 
 // halfColBudget bounds the bytes of 16-bit patch matrix (plus, for dx,
@@ -135,14 +136,21 @@ func (s *scope) toHalf(p nn.Precision, src uint64, n int) uint64 {
 	return dst
 }
 
-// im2colHalf writes into col (16-bit, C*KH*KW rows by n*OH*OW columns) the
-// patch matrices of the n images at x, side by side (detlab_im2col_bf16 /
-// _fp16).
-func (s *scope) im2colHalf(p nn.Precision, geo nn.ConvGeom, x, col uint64, n int) {
+// halfLD is the column stride of one image in a 16-bit patch matrix: OH*OW
+// rounded up to 8 elements, so that every image's first column, and the
+// leading dimension, are 16-byte aligned as cuBLAS's tensor-core kernels
+// want them (the padding columns are zeros).
+func halfLD(ohw int) int { return (ohw + 7) &^ 7 }
+
+// im2colHalf writes into col (16-bit, C*KH*KW rows by n*ldn columns) the
+// patch matrices of the n images at x, side by side, image i's at column
+// i*ldn (detlab_im2col_bf16 / _fp16).
+func (s *scope) im2colHalf(p nn.Precision, geo nn.ConvGeom, x, col uint64, n, ldn int) {
 	_, kernel := halfKernels(p)
-	work := n * geo.C * geo.KH * geo.KW * geo.OH * geo.OW
+	work := n * geo.C * geo.KH * geo.KW * ldn
 	s.launch(kernel, gridFor(work), pArg(x), pArg(col), iArg(n), iArg(geo.C), iArg(geo.H), iArg(geo.W),
-		iArg(geo.KH), iArg(geo.KW), iArg(geo.SH), iArg(geo.SW), iArg(geo.PH), iArg(geo.PW), iArg(geo.OH), iArg(geo.OW))
+		iArg(geo.KH), iArg(geo.KW), iArg(geo.SH), iArg(geo.SW), iArg(geo.PH), iArg(geo.PW), iArg(geo.OH), iArg(geo.OW),
+		iArg(ldn))
 }
 
 // gemmEx is the row-major, batched C_i = alpha*op(A_i)*op(B_i) + beta*C_i
@@ -163,31 +171,31 @@ func (s *scope) gemmEx(p nn.Precision, transA, transB bool, m, n, k int, alpha f
 
 // halfChunk returns how many images of a convolution one chunk converts
 // at once: as many as fit halfColBudget at perImage bytes each (at least
-// one), and few enough that n*OH*OW, a GEMM dimension, fits an int.
+// one), and few enough that n*halfLD(OH*OW), a GEMM dimension, fits an
+// int.
 func halfChunk(geo nn.ConvGeom, perImage int) int {
-	ohw := geo.OH * geo.OW
-	c := max(1, min(geo.N, halfColBudget/max(perImage, 1), math.MaxInt32/max(ohw, 1)))
-	return c
+	return max(1, min(geo.N, halfColBudget/max(perImage, 1), math.MaxInt32/halfLD(geo.OH*geo.OW)))
 }
 
 // conv2dHalf is Conv2d's products in p: the weights converted once, then
 // per chunk of images one patch-matrix kernel and one batched GEMM
-// y_i = w * col_i (col_i: columns i*OH*OW.. of the chunk's patch matrix).
+// y_i = w * col_i (col_i: columns i*ldn.. of the chunk's patch matrix).
 func conv2dHalf(s *scope, geo nn.ConvGeom, px, pw, py uint64) {
 	p := geo.Precision
 	ckk, ohw, chw := geo.C*geo.KH*geo.KW, geo.OH*geo.OW, geo.C*geo.H*geo.W
+	ldn := halfLD(ohw)
 	wh := s.toHalf(p, pw, geo.K*ckk)
-	nc := halfChunk(geo, 2*ckk*ohw)
-	col := s.temp(2 * ckk * nc * ohw)
+	nc := halfChunk(geo, 2*ckk*ldn)
+	col := s.temp(2 * ckk * nc * ldn)
 	for n0 := 0; n0 < geo.N && s.err == nil; n0 += nc {
 		c := min(nc, geo.N-n0)
-		s.im2colHalf(p, geo, at(px, n0*chw), col, c)
-		s.gemmEx(p, false, false, geo.K, ohw, ckk, 1, wh, ckk, 0, col, c*ohw, ohw, 0, at(py, n0*geo.K*ohw), ohw, geo.K*ohw, c)
+		s.im2colHalf(p, geo, at(px, n0*chw), col, c, ldn)
+		s.gemmEx(p, false, false, geo.K, ohw, ckk, 1, wh, ckk, 0, col, c*ldn, ldn, 0, at(py, n0*geo.K*ohw), ohw, geo.K*ohw, c)
 	}
 }
 
 // conv2dBackwardHalf is Conv2dBackward's products in p (pdx or pdw 0 when
-// not wanted). Per chunk of images: dy as a 16-bit (K, n*OH*OW) matrix
+// not wanted). Per chunk of images: dy as a 16-bit (K, n*ldn) matrix
 // (the 1x1 patch kernel), then dw += dy * col^T as one GEMM over all the
 // chunk's columns, and dx through one batched GEMM dcol_i = w^T * dy_i
 // folded by col2im per image (1x1 stride-1: accumulated into dx
@@ -196,19 +204,20 @@ func conv2dBackwardHalf(s *scope, geo nn.ConvGeom, px, pw, pdy, pdx, pdw uint64)
 	p := geo.Precision
 	ckk, ohw, chw := geo.C*geo.KH*geo.KW, geo.OH*geo.OW, geo.C*geo.H*geo.W
 	pw1 := pointwise(geo)
-	perImage := 2 * geo.K * ohw
+	ldn := halfLD(ohw)
+	perImage := 2 * geo.K * ldn
 	if pdw != 0 {
-		perImage += 2 * ckk * ohw
+		perImage += 2 * ckk * ldn
 	}
 	if pdx != 0 && !pw1 {
 		perImage += 4 * ckk * ohw
 	}
 	nc := halfChunk(geo, perImage)
 	dyGeo := nn.ConvGeom{C: geo.K, H: geo.OH, W: geo.OW, KH: 1, KW: 1, SH: 1, SW: 1, OH: geo.OH, OW: geo.OW}
-	dyh := s.temp(2 * geo.K * nc * ohw)
+	dyh := s.temp(2 * geo.K * nc * ldn)
 	var col, wh, dcol uint64
 	if pdw != 0 {
-		col = s.temp(2 * ckk * nc * ohw)
+		col = s.temp(2 * ckk * nc * ldn)
 	}
 	if pdx != 0 {
 		wh = s.toHalf(p, pw, geo.K*ckk)
@@ -218,20 +227,20 @@ func conv2dBackwardHalf(s *scope, geo nn.ConvGeom, px, pw, pdy, pdx, pdw uint64)
 	}
 	for n0 := 0; n0 < geo.N && s.err == nil; n0 += nc {
 		c := min(nc, geo.N-n0)
-		cols := c * ohw
-		s.im2colHalf(p, dyGeo, at(pdy, n0*geo.K*ohw), dyh, c)
+		cols := c * ldn // the padding columns are zeros in both operands of dw's product
+		s.im2colHalf(p, dyGeo, at(pdy, n0*geo.K*ohw), dyh, c, ldn)
 		if pdw != 0 {
-			s.im2colHalf(p, geo, at(px, n0*chw), col, c)
+			s.im2colHalf(p, geo, at(px, n0*chw), col, c, ldn)
 			s.gemmEx(p, false, true, geo.K, ckk, cols, 1, dyh, cols, 0, col, cols, 0, 1, pdw, ckk, 0, 1)
 		}
 		if pdx == 0 {
 			continue
 		}
 		if pw1 {
-			s.gemmEx(p, true, false, ckk, ohw, geo.K, 1, wh, ckk, 0, dyh, cols, ohw, 1, at(pdx, n0*chw), ohw, chw, c)
+			s.gemmEx(p, true, false, ckk, ohw, geo.K, 1, wh, ckk, 0, dyh, cols, ldn, 1, at(pdx, n0*chw), ohw, chw, c)
 			continue
 		}
-		s.gemmEx(p, true, false, ckk, ohw, geo.K, 1, wh, ckk, 0, dyh, cols, ohw, 0, dcol, ohw, ckk*ohw, c)
+		s.gemmEx(p, true, false, ckk, ohw, geo.K, 1, wh, ckk, 0, dyh, cols, ldn, 0, dcol, ohw, ckk*ohw, c)
 		for i := 0; i < c; i++ {
 			s.launch("detlab_col2im", gridFor(chw), append([]karg{pArg(at(dcol, i*ckk*ohw)), pArg(at(pdx, (n0+i)*chw))}, convArgs(geo)...)...)
 		}

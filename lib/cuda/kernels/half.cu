@@ -44,16 +44,18 @@ DETLAB_HD unsigned short detlab_half_bits(float v) {
   return BF16 ? detlab_bf16_bits(v) : detlab_fp16_bits(v);
 }
 
-// detlab_im2col_nat returns element i of the (C*KH*KW, N*OH*OW) patch
+// detlab_im2col_nat returns element i of the (C*KH*KW, N*ldn) patch
 // matrix of the images x (N,C,H,W): row (c*KH+kh)*KW+kw, column
-// n*OH*OW + oh*OW + ow (image n's columns side by side).
+// n*ldn + oh*OW + ow (image n's columns side by side, each image's run
+// padded with zeros to ldn >= OH*OW columns).
 template <class I>
 DETLAB_HD float detlab_im2col_nat(const float* x, I i, int N, int C, int H, int W, int KH, int KW, int SH, int SW,
-                                  int PH, int PW, int OH, int OW) {
-  const int ow = (int)(i % (I)OW);
-  I t = i / (I)OW;
-  const int oh = (int)(t % (I)OH);
-  t /= (I)OH;
+                                  int PH, int PW, int OH, int OW, int ldn) {
+  const int j = (int)(i % (I)ldn);
+  if (j >= OH * OW) return 0.0f;
+  const int ow = j % OW;
+  const int oh = j / OW;
+  I t = i / (I)ldn;
   const detlab_i64 n = (detlab_i64)(t % (I)N);
   t /= (I)N;
   const int kw = (int)(t % (I)KW);
@@ -74,9 +76,9 @@ __device__ __forceinline__ void detlab_to_half(const float* x, unsigned short* y
 template <bool BF16>
 __device__ __forceinline__ void detlab_im2col_half(const float* x, unsigned short* col, int N, int C, int H, int W,
                                                    int KH, int KW, int SH, int SW, int PH, int PW, int OH,
-                                                   int OW) {
-  DETLAB_FOR_EACH(i, (detlab_i64)N * C * KH * KW * OH * OW, {
-    col[i] = detlab_half_bits<BF16>(detlab_im2col_nat(x, i, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW));
+                                                   int OW, int ldn) {
+  DETLAB_FOR_EACH(i, (detlab_i64)N * C * KH * KW * ldn, {
+    col[i] = detlab_half_bits<BF16>(detlab_im2col_nat(x, i, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, ldn));
   })
 }
 
@@ -87,11 +89,11 @@ extern "C" __global__ void detlab_to_fp16(const float* x, unsigned short* y, int
 }
 
 extern "C" __global__ void detlab_im2col_bf16(const float* x, unsigned short* col, int N, int C, int H, int W,
-                                              int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW) {
-  detlab_im2col_half<true>(x, col, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW);
+                                              int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int ldn) {
+  detlab_im2col_half<true>(x, col, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, ldn);
 }
 
 extern "C" __global__ void detlab_im2col_fp16(const float* x, unsigned short* col, int N, int C, int H, int W,
-                                              int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW) {
-  detlab_im2col_half<false>(x, col, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW);
+                                              int KH, int KW, int SH, int SW, int PH, int PW, int OH, int OW, int ldn) {
+  detlab_im2col_half<false>(x, col, N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, ldn);
 }

@@ -129,7 +129,8 @@ func TestToHalf(t *testing.T) {
 }
 
 // TestIm2colHalf checks detlab_im2col_bf16 / _fp16 on random geometries
-// (padding, strides, rectangular kernels, 1x1) against the patch matrix
+// (padding, strides, rectangular kernels, 1x1, padded image runs) against
+// the patch matrix
 // built here from its definition in kernels.h, rounded by nn.RoundBF16 /
 // nn.RoundFP16.
 func TestIm2colHalf(t *testing.T) {
@@ -150,11 +151,15 @@ func TestIm2colHalf(t *testing.T) {
 	}
 	for ci, g := range cases {
 		oh, ow := (g.H+2*g.PH-g.KH)/g.SH+1, (g.W+2*g.PW-g.KW)/g.SW+1
+		ldn := oh * ow
+		if ci%3 != 0 {
+			ldn += 1 + rng.IntN(8) // padded image runs: zeros after each
+		}
 		x := randn(rng, g.N*g.C*g.H*g.W)
 		for i := range x {
 			x[i] *= float32(math.Pow(2, float64(rng.IntN(40)-20))) // fp16 subnormals and overflow too
 		}
-		rows, cols := g.C*g.KH*g.KW, g.N*oh*ow
+		rows, cols := g.C*g.KH*g.KW, g.N*ldn
 		ref := make([]float32, rows*cols)
 		for c := 0; c < g.C; c++ {
 			for kh := 0; kh < g.KH; kh++ {
@@ -165,7 +170,7 @@ func TestIm2colHalf(t *testing.T) {
 							for z := 0; z < ow; z++ {
 								ih, iw := y*g.SH-g.PH+kh, z*g.SW-g.PW+kw
 								if ih >= 0 && ih < g.H && iw >= 0 && iw < g.W {
-									ref[r*cols+n*oh*ow+y*ow+z] = x[((n*g.C+c)*g.H+ih)*g.W+iw]
+									ref[r*cols+n*ldn+y*ow+z] = x[((n*g.C+c)*g.H+ih)*g.W+iw]
 								}
 							}
 						}
@@ -185,8 +190,12 @@ func TestIm2colHalf(t *testing.T) {
 		for _, tc := range kernels {
 			name := fmt.Sprintf("%s/%d_%+v", tc.kernel, ci, g)
 			scalars := []int64{int64(g.N), int64(g.C), int64(g.H), int64(g.W), int64(g.KH), int64(g.KW),
-				int64(g.SH), int64(g.SW), int64(g.PH), int64(g.PW), int64(oh), int64(ow)}
-			out := launch(t, tc.kernel, grid, block, scalars, f32b(x), make([]byte, 2*len(ref)))
+				int64(g.SH), int64(g.SW), int64(g.PH), int64(g.PW), int64(oh), int64(ow), int64(ldn)}
+			garbage := make([]byte, 2*len(ref))
+			for i := range garbage {
+				garbage[i] = 0x5a // the kernel must write every element, the padding too
+			}
+			out := launch(t, tc.kernel, grid, block, scalars, f32b(x), garbage)
 			want := make([]float32, len(ref))
 			for i, v := range ref {
 				want[i] = tc.round(v)
