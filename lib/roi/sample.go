@@ -34,6 +34,34 @@ type Samples struct {
 // candidates; rng may be nil when everything fits). An image without GT
 // boxes is valid: all proposals are background.
 func SelectTrainingSamples(proposals, gt []box.Box, gtLabels []int, c Config, rng *rand.Rand) (Samples, error) {
+	return SelectTrainingSamplesWith(&TrainingScratch{}, proposals, gt, gtLabels, c, rng)
+}
+
+// TrainingScratch is the reusable memory of one image's
+// SelectTrainingSamplesWith (the proposals with the GT appended, the IoU
+// matrix, match and sampling buffers, the samples). The zero value is
+// ready. A model keeps one per image of its batch, so that a training
+// step's sampling allocates only the regression targets; a scratch serves
+// one goroutine at a time.
+type TrainingScratch struct {
+	match           box.MatchScratch
+	sample          box.SampleScratch
+	all             []box.Box
+	matched, labels []int
+	idx             []int
+	props, boxes    []box.Box
+	sMatched, sLab  []int
+}
+
+// noGT stands in for the GT of an image without boxes: every sample is
+// matched to an all-zero box, as in torchvision. Read only.
+var noGT = [1]box.Box{}
+
+// SelectTrainingSamplesWith is SelectTrainingSamples with its memory from
+// s: the result's Proposals, MatchedIdxs and Labels are s's, valid until
+// its next use (the RegressionTargets are a new slice). The same samples,
+// and the same draws from rng, as SelectTrainingSamples.
+func SelectTrainingSamplesWith(s *TrainingScratch, proposals, gt []box.Box, gtLabels []int, c Config, rng *rand.Rand) (Samples, error) {
 	if err := c.Validate(); err != nil {
 		return Samples{}, err
 	}
@@ -48,15 +76,17 @@ func SelectTrainingSamples(proposals, gt []box.Box, gtLabels []int, c Config, rn
 			return Samples{}, fmt.Errorf("%w: ground-truth label %d of box %d is negative", ErrInput, gtLabels[i], i)
 		}
 	}
-	all := make([]box.Box, 0, len(proposals)+len(gt))
-	all = append(all, proposals...)
+	all := append(s.all[:0], proposals...)
 	all = append(all, gt...)
+	s.all = all
 
 	n := len(all)
-	matched := make([]int, n)
-	labels := make([]int, n)
+	if cap(s.matched) < n {
+		s.matched, s.labels = make([]int, n), make([]int, n)
+	}
+	matched, labels := s.matched[:n], s.labels[:n]
 	if len(gt) > 0 && n > 0 {
-		m, err := c.Matcher().Match(box.IoU(gt, all))
+		m, err := c.Matcher().MatchBoxes(&s.match, gt, all)
 		if err != nil {
 			return Samples{}, fmt.Errorf("roi: %w", err)
 		}
@@ -71,29 +101,35 @@ func SelectTrainingSamples(proposals, gt []box.Box, gtLabels []int, c Config, rn
 				labels[i] = gtLabels[v]
 			}
 		}
+	} else {
+		clear(matched)
+		clear(labels)
 	}
-	pos, neg, err := c.Sampler().Sample(labels, rng)
+	pos, neg, err := c.Sampler().SampleWith(&s.sample, labels, rng)
 	if err != nil {
 		return Samples{}, fmt.Errorf("roi: %w", err)
 	}
-	idx := box.SortedUnion(pos, neg)
-	s := Samples{
-		Proposals:   box.Select(all, idx),
-		MatchedIdxs: make([]int, len(idx)),
-		Labels:      make([]int, len(idx)),
+	idx := box.SortedUnionInto(s.idx, pos, neg)
+	s.idx = idx
+	k := len(idx)
+	if cap(s.props) < k {
+		s.props, s.boxes = make([]box.Box, k), make([]box.Box, k)
+		s.sMatched, s.sLab = make([]int, k), make([]int, k)
 	}
+	smp := Samples{Proposals: s.props[:k], MatchedIdxs: s.sMatched[:k], Labels: s.sLab[:k]}
 	gtBoxes := gt
 	if len(gtBoxes) == 0 {
-		gtBoxes = []box.Box{{}}
+		gtBoxes = noGT[:]
 	}
-	matchedBoxes := make([]box.Box, len(idx))
-	for k, i := range idx {
-		s.MatchedIdxs[k] = matched[i]
-		s.Labels[k] = labels[i]
-		matchedBoxes[k] = gtBoxes[matched[i]]
+	matchedBoxes := s.boxes[:k]
+	for j, i := range idx {
+		smp.Proposals[j] = all[i]
+		smp.MatchedIdxs[j] = matched[i]
+		smp.Labels[j] = labels[i]
+		matchedBoxes[j] = gtBoxes[matched[i]]
 	}
-	if s.RegressionTargets, err = c.Coder().Encode(matchedBoxes, s.Proposals); err != nil {
+	if smp.RegressionTargets, err = c.Coder().Encode(matchedBoxes, smp.Proposals); err != nil {
 		return Samples{}, fmt.Errorf("roi: %w", err)
 	}
-	return s, nil
+	return smp, nil
 }

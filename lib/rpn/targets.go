@@ -30,6 +30,25 @@ type AnchorTargets struct {
 // crossing the image border are kept. An image without GT boxes is valid:
 // every anchor is background.
 func AssignTargets(anchors, gt []box.Box, c Config) (AnchorTargets, error) {
+	return AssignTargetsWith(&TargetScratch{}, anchors, gt, c)
+}
+
+// TargetScratch is the reusable memory of one image's AssignTargetsWith
+// and SampleAnchorsWith (IoU matrix, match and sampling buffers, labels).
+// The zero value is ready. A model keeps one per image of its batch, so
+// that a training step's target assignment allocates only the regression
+// targets; a scratch serves one goroutine at a time.
+type TargetScratch struct {
+	match           box.MatchScratch
+	sample          box.SampleScratch
+	labels, matched []int
+	boxes           []box.Box
+}
+
+// AssignTargetsWith is AssignTargets with its memory from s: the Labels and
+// MatchedGT of the result are s's, valid until s's next use (the
+// RegressionTargets are a new slice). Same results as AssignTargets.
+func AssignTargetsWith(s *TargetScratch, anchors, gt []box.Box, c Config) (AnchorTargets, error) {
 	if err := c.Validate(); err != nil {
 		return AnchorTargets{}, err
 	}
@@ -39,10 +58,13 @@ func AssignTargets(anchors, gt []box.Box, c Config) (AnchorTargets, error) {
 		}
 	}
 	n := len(anchors)
-	t := AnchorTargets{Labels: make([]int, n), MatchedGT: make([]int, n)}
-	matchedBoxes := make([]box.Box, n)
+	if cap(s.labels) < n {
+		s.labels, s.matched, s.boxes = make([]int, n), make([]int, n), make([]box.Box, n)
+	}
+	t := AnchorTargets{Labels: s.labels[:n], MatchedGT: s.matched[:n]}
+	matchedBoxes := s.boxes[:n]
 	if len(gt) > 0 && n > 0 {
-		matches, err := c.Matcher().Match(box.IoU(gt, anchors))
+		matches, err := c.Matcher().MatchBoxes(&s.match, gt, anchors)
 		if err != nil {
 			return AnchorTargets{}, fmt.Errorf("rpn: %w", err)
 		}
@@ -58,6 +80,10 @@ func AssignTargets(anchors, gt []box.Box, c Config) (AnchorTargets, error) {
 			t.MatchedGT[i] = max(m, 0)
 			matchedBoxes[i] = gt[t.MatchedGT[i]]
 		}
+	} else {
+		clear(t.Labels)
+		clear(t.MatchedGT)
+		clear(matchedBoxes)
 	}
 	enc, err := Coder().Encode(matchedBoxes, anchors)
 	if err != nil {
@@ -74,6 +100,17 @@ func AssignTargets(anchors, gt []box.Box, c Config) (AnchorTargets, error) {
 // gives the sampled set in torchvision's order.
 func SampleAnchors(labels []int, c Config, rng *rand.Rand) (pos, neg []int, err error) {
 	pos, neg, err = c.Sampler().Sample(labels, rng)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rpn: %w", err)
+	}
+	return pos, neg, nil
+}
+
+// SampleAnchorsWith is SampleAnchors with its memory from s (labels may be
+// s's own, from AssignTargetsWith): pos and neg are s's, valid until its
+// next use. The same draws from rng as SampleAnchors.
+func SampleAnchorsWith(s *TargetScratch, labels []int, c Config, rng *rand.Rand) (pos, neg []int, err error) {
+	pos, neg, err = c.Sampler().SampleWith(&s.sample, labels, rng)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rpn: %w", err)
 	}
