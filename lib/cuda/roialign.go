@@ -52,7 +52,7 @@ func (b *Backend) RoIAlignForward(out, features []float32, s roialign.Shape, roi
 // RoIAlignBackward implements roialign.Backend: the gradient of RoIAlign
 // for gradOut (K, C, OutH, OutW) is ADDED into gradFeatures (shape s), as
 // roialign.BackwardSlice, by the layout and backward kernels (one thread
-// per gradient element, summing in the host's order: bit-identical and
+// per pixel of 4 channels, summing in the host's order: bit-identical and
 // deterministic). Errors as RoIAlignForward's.
 func (b *Backend) RoIAlignBackward(gradFeatures, gradOut []float32, s roialign.Shape, rois []float32, cfg roialign.Config) error {
 	const op = "RoIAlignBackward"
@@ -73,12 +73,18 @@ func (b *Backend) RoIAlignBackward(gradFeatures, gradOut []float32, s roialign.S
 	return b.runErr(op, func(sc *scope) {
 		pdy, pdx := sc.f32(gradOut, read), sc.f32(gradFeatures, readWrite)
 		geom := sc.roiAlignLayout(rois[:5*k], k, s, cfg, capacity)
-		sc.launch("detlab_roialign_backward", gridFor(len(gradFeatures)), pArg(pdy), pArg(geom), pArg(pdx),
+		sc.launch("detlab_roialign_backward", gridFor(s.N*ceilDiv(s.C, roiAlignBackwardChannels)*s.H*s.W), pArg(pdy), pArg(geom), pArg(pdx),
 			iArg(s.N), iArg(s.C), iArg(s.H), iArg(s.W), iArg(k), iArg(cfg.OutH), iArg(cfg.OutW), iArg(capacity))
 	})
 }
 
 var _ roialign.Backend = (*Backend)(nil)
+
+// roiAlignBackwardChannels is how many channels of a pixel one thread of
+// detlab_roialign_backward serves (DETLAB_ROIALIGN_CHANNELS).
+const roiAlignBackwardChannels = 4
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
 // roiAlignLayout stages the rois and runs the layout kernel into a device
 // scratch buffer, whose address it returns.

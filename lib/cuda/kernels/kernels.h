@@ -159,9 +159,9 @@ DETLAB_GLOBAL void detlab_roialign_forward(const float* x, const int* geom, floa
                                            int K, int OH, int OW, int cap);
 
 // detlab_roialign_backward ADDS the gradient for dy (K,C,OH,OW) into dx
-// (N,C,H,W): one thread per dx element gathers its contributions in
-// lib/roialign's order (roi, ph, pw), no atomics, deterministic.
-// n = N*C*H*W.
+// (N,C,H,W): one thread per pixel of 4 channels gathers its contributions
+// in lib/roialign's order (roi, ph, pw), no atomics, deterministic.
+// n = N*ceil(C/4)*H*W.
 DETLAB_GLOBAL void detlab_roialign_backward(const float* dy, const int* geom, float* dx, int N, int C, int H, int W,
                                             int K, int OH, int OW, int cap);
 

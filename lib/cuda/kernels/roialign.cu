@@ -11,9 +11,9 @@
 //   detlab_roialign_layout    one thread per roi writes the stencil lists
 //                             (the "geometry", layout below);
 //   detlab_roialign_forward   one thread per output value sums its bin;
-//   detlab_roialign_backward  one thread per feature-gradient value
-//                             gathers every (roi, ph, pw) whose stencil
-//                             holds it, in lib/roialign's scatter order
+//   detlab_roialign_backward  one thread per feature-gradient pixel of 4
+//                             channels gathers every (roi, ph, pw) whose
+//                             stencil holds it, in lib/roialign's scatter order
 //                             (roi, then ph, then pw), so no atomics: the
 //                             gradient is deterministic and bit-identical
 //                             to the CPU's.
@@ -182,26 +182,37 @@ DETLAB_HD bool detlab_roialign_weight(const int* list, int cap, int i, float* w)
   return false;
 }
 
-// detlab_roialign_backward_at returns dxi (the current value of
-// feature-gradient element i = (n, c, y, x)) plus every dy[r, c, ph, pw] *
-// ((wy*wx)*inv) of the rois of image n whose bin (ph, pw) samples pixel
-// (y, x), added in (r, ph, pw) order: the order in which lib/roialign's
-// backward scatters into that element, so the sum is bit-identical.
+// DETLAB_ROIALIGN_CHANNELS is how many channels one backward thread
+// serves: they share the search for the (roi, ph, pw) that sample a pixel,
+// which costs more than the additions.
+#define DETLAB_ROIALIGN_CHANNELS 4
+
+// detlab_roialign_backward_at adds into dx, at pixel (y, x) of channels
+// c0 .. c0+DETLAB_ROIALIGN_CHANNELS-1 (those below C) of image n, where
+// i = ((n*ceil(C/4) + c0/4)*H + y)*W + x, every dy[r, c, ph, pw] *
+// ((wy*wx)*inv) of the rois of image n whose bin (ph, pw) samples the
+// pixel, added in (r, ph, pw) order: the order in which lib/roialign's
+// backward scatters into each element, so every sum is bit-identical.
 template <class I>
-DETLAB_HD float detlab_roialign_backward_at(const float* dy, const int* geom, float dxi, I i, int C, int H, int W,
-                                            int K, int OH, int OW, int cap) {
+DETLAB_HD void detlab_roialign_backward_at(const float* dy, const int* geom, float* dx, I i, int C, int H, int W,
+                                           int K, int OH, int OW, int cap) {
+  const int groups = (C + DETLAB_ROIALIGN_CHANNELS - 1) / DETLAB_ROIALIGN_CHANNELS;
   const int x = (int)(i % (I)W);
   I t = i / (I)W;
   const int y = (int)(t % (I)H);
   t /= (I)H;
-  const int c = (int)(t % (I)C);
-  const int n = (int)(t / (I)C);
-  float acc = dxi;
+  const int c0 = (int)(t % (I)groups) * DETLAB_ROIALIGN_CHANNELS;
+  const int n = (int)(t / (I)groups);
+  const int nc = C - c0 < DETLAB_ROIALIGN_CHANNELS ? C - c0 : DETLAB_ROIALIGN_CHANNELS;
+  const detlab_i64 hw = (detlab_i64)H * W, ohw = (detlab_i64)OH * OW;
+  float* dxp = dx + ((detlab_i64)n * C + c0) * hw + (detlab_i64)y * W + x;
+  float acc[DETLAB_ROIALIGN_CHANNELS];
+  for (int j = 0; j < nc; j++) acc[j] = dxp[j * hw];
   for (detlab_i64 r = 0; r < K; r++) {
     const int* meta = geom + 6 * r;
     if (meta[0] != n || y < meta[1] || y > meta[2] || x < meta[3] || x > meta[4]) continue;
     const float inv = detlab_u2f((unsigned)meta[5]);
-    const float* dyr = dy + (r * C + c) * OH * OW;
+    const float* dyr = dy + (r * C + c0) * ohw;
     for (int ph = 0; ph < OH; ph++) {
       float wy;
       if (!detlab_roialign_weight(geom + detlab_roialign_list_at(K, OH, OW, cap, r, ph), cap, y, &wy)) continue;
@@ -209,11 +220,11 @@ DETLAB_HD float detlab_roialign_backward_at(const float* dy, const int* geom, fl
         float wx;
         if (!detlab_roialign_weight(geom + detlab_roialign_list_at(K, OH, OW, cap, r, OH + pw), cap, x, &wx)) continue;
         const float w = DETLAB_MUL(DETLAB_MUL(wy, wx), inv);
-        acc = DETLAB_ADD(acc, DETLAB_MUL(dyr[ph * OW + pw], w));
+        for (int j = 0; j < nc; j++) acc[j] = DETLAB_ADD(acc[j], DETLAB_MUL(dyr[j * ohw + ph * OW + pw], w));
       }
     }
   }
-  return acc;
+  for (int j = 0; j < nc; j++) dxp[j * hw] = acc[j];
 }
 
 extern "C" __global__ void detlab_roialign_layout(const float* rois, int* geom, int K, int H, int W, int OH, int OW,
@@ -231,6 +242,7 @@ extern "C" __global__ void detlab_roialign_forward(const float* x, const int* ge
 
 extern "C" __global__ void detlab_roialign_backward(const float* dy, const int* geom, float* dx, int N, int C, int H,
                                                     int W, int K, int OH, int OW, int cap) {
-  DETLAB_FOR_EACH(i, (detlab_i64)N * C * H * W,
-                  { dx[i] = detlab_roialign_backward_at(dy, geom, dx[i], i, C, H, W, K, OH, OW, cap); })
+  const int groups = (C + DETLAB_ROIALIGN_CHANNELS - 1) / DETLAB_ROIALIGN_CHANNELS;
+  DETLAB_FOR_EACH(i, (detlab_i64)N * groups * H * W,
+                  { detlab_roialign_backward_at(dy, geom, dx, i, C, H, W, K, OH, OW, cap); })
 }
