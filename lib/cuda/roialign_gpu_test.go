@@ -209,3 +209,39 @@ func TestRoIAlignOnFakeDevice(t *testing.T) {
 func TestGPURoIAlign(t *testing.T) {
 	roiAlignChecks(t, gpu(t), true)
 }
+
+// BenchmarkGPURoIAlign is Faster R-CNN's box pooling at 640x480, batch 2
+// (ResNet18 body: 512 channels at stride 32, 512 sampled rois per image),
+// forward and backward, features and gradients in managed memory (the
+// rois are Go memory, staged, as roialign.Apply passes them). Run with
+// -test.bench GPURoIAlign -test.run '^$'; it skips without a device.
+func BenchmarkGPURoIAlign(b *testing.B) {
+	be := gpu(b)
+	rng := rand.New(rand.NewSource(34))
+	s := roialign.Shape{N: 2, C: 512, H: 15, W: 20}
+	cfg := roialign.Defaults(1.0 / 32)
+	rois := randRois(rng, 1024, s.N, s.H, s.W, cfg.SpatialScale)
+	alloc := func(n int) []float32 {
+		x := be.Alloc(n)
+		copy(x, randn(rng, n))
+		return x
+	}
+	nout := 1024 * s.C * cfg.OutH * cfg.OutW
+	x, dx := alloc(s.N*s.C*s.H*s.W), alloc(s.N*s.C*s.H*s.W)
+	y, dy := alloc(nout), alloc(nout)
+	before := be.Stats()
+	b.ResetTimer()
+	for range b.N {
+		if err := be.RoIAlignForward(y, x, s, rois, cfg); err != nil {
+			b.Fatal(err)
+		}
+		if err := be.RoIAlignBackward(dx, dy, s, rois, cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	reportStats(b, be, before)
+	for _, v := range [][]float32{x, dx, y, dy} {
+		be.Free(v)
+	}
+}
