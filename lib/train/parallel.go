@@ -3,6 +3,7 @@ package train
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // chunk is a range [lo, hi) of one parameter's elements.
@@ -10,19 +11,25 @@ type chunk struct{ p, lo, hi int }
 
 const chunkSize = 1 << 16
 
-// chunks splits lengths into ranges of at most chunkSize elements.
+// chunks splits lengths into ranges of at most chunkSize elements, in one
+// allocation.
 func chunks(lengths []int) []chunk {
-	var out []chunk
-	for p, n := range lengths {
-		for lo := 0; lo < n; lo += chunkSize {
-			out = append(out, chunk{p, lo, min(lo+chunkSize, n)})
+	n := 0
+	for _, l := range lengths {
+		n += (l + chunkSize - 1) / chunkSize
+	}
+	out := make([]chunk, 0, n)
+	for p, l := range lengths {
+		for lo := 0; lo < l; lo += chunkSize {
+			out = append(out, chunk{p, lo, min(lo+chunkSize, l)})
 		}
 	}
 	return out
 }
 
-// parallel runs f over cs on GOMAXPROCS goroutines. Results must not depend
-// on the split: f works element by element.
+// parallel runs f over cs on GOMAXPROCS goroutines (the caller one of
+// them), each taking the next chunk from a shared counter. Results must
+// not depend on the split: f works element by element.
 func parallel(cs []chunk, f func(c chunk)) {
 	w := min(runtime.GOMAXPROCS(0), len(cs))
 	if w <= 1 {
@@ -31,20 +38,20 @@ func parallel(cs []chunk, f func(c chunk)) {
 		}
 		return
 	}
-	var wg sync.WaitGroup
-	next := make(chan chunk, len(cs))
-	for _, c := range cs {
-		next <- c
+	var next atomic.Int64
+	work := func() {
+		for i := next.Add(1) - 1; i < int64(len(cs)); i = next.Add(1) - 1 {
+			f(cs[i])
+		}
 	}
-	close(next)
-	for i := 0; i < w; i++ {
+	var wg sync.WaitGroup
+	for range w - 1 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for c := range next {
-				f(c)
-			}
+			work()
 		}()
 	}
+	work()
 	wg.Wait()
 }

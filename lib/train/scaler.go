@@ -42,9 +42,9 @@ func NewScaler() *Scaler {
 // holding a non-finite gradient is returned too ("" when all are finite).
 func (s *Scaler) Unscale(params []*nn.Param) (finite bool, first string) {
 	inv := float32(1 / s.Scale)
-	var gs [][]float32
-	var lengths []int
-	var names []string
+	gs := make([][]float32, 0, len(params))
+	lengths := make([]int, 0, len(params))
+	names := make([]string, 0, len(params))
 	for _, p := range params {
 		if p == nil || p.Grad == nil {
 			continue
