@@ -62,6 +62,11 @@ func TestGraphBooksRecycled(t *testing.T) {
 			t.Errorf("pass %d: the released graph's Vars were not reused", i)
 		}
 		g.Release()
+		// Until the next graph reuses them, Vars keep what they held
+		// (nothing is cleared under a caller reading the loss late).
+		if v := vars[4].Value; v == nil || v.Data()[0] != loss {
+			t.Errorf("pass %d: the loss Var was cleared by Release", i)
+		}
 	}
 	// Two live graphs on one arena.
 	ga, va, _, _ := pass(arena)

@@ -103,15 +103,13 @@ const (
 	listChunk = 256 // input-list entries per chunk
 )
 
-// reset clears b's references (so a pooled set keeps no tensors alive)
-// and makes every chunk available again.
+// reset makes every chunk available again and clears the tape and lists
+// (whose closures and buffers a pooled set must not keep alive). The Vars
+// themselves are zeroed when handed out again, not here: a Var read after
+// its graph's Release (which the contract forbids for values) keeps
+// reading what it held until the next graph reuses it, as its value's
+// buffer does.
 func (b *graphBooks) reset() {
-	for _, c := range b.chunks {
-		clear(c)
-	}
-	for _, c := range b.lchunks {
-		clear(c)
-	}
 	b.vars, b.lists = nil, nil
 	if len(b.chunks) > 0 {
 		// The first chunk serves the next graph; the others wait in
@@ -155,6 +153,7 @@ func (g *Graph) newVar() *Var {
 	}
 	v := &b.vars[0]
 	b.vars = b.vars[1:]
+	*v = Var{}
 	return v
 }
 
