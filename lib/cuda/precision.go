@@ -28,7 +28,7 @@ import (
 // halfColBudget bounds the bytes of 16-bit patch matrix (plus, for dx,
 // float32 column gradients) one chunk of a convolution's images uses (a
 // variable for the tests).
-var halfColBudget = 512 << 20
+var halfColBudget = 256 << 20
 
 // NativePrecision implements nn.PrecisionBackend: true for nn.BFloat16
 // and nn.Float16 when cuBLAS has cublasGemmEx and the device multiplies
