@@ -9,16 +9,24 @@ import (
 )
 
 // EnvConv is the environment variable that chooses how ConvOneDNN's
-// callers convolve: "onednn" (oneDNN's convolution primitives whatever
-// implementation oneDNN picks), "go" (never oneDNN: ConvOneDNN reports
-// false and the caller runs its own im2col + GEMM), or unset/"auto":
-// oneDNN when libdnnl 2.x loads and picks a JIT direct convolution for the
-// shape (brgconv or jit on AVX-512 or AVX2), the caller's own code when
-// oneDNN would fall back to its reference or GEMM-based convolution.
+// callers convolve: "onednn" (oneDNN's convolution primitives for every
+// convolution, whatever implementation oneDNN picks), "go" (never oneDNN:
+// ConvOneDNN reports false and the caller runs its own im2col + GEMM), or
+// unset/"auto": oneDNN, when libdnnl 2.x loads, for convolutions with a
+// BatchNorm folded in (Epilogue.Scale set: ResNet's ConvBN in eval or with
+// frozen BN) for which it picks a JIT direct implementation (brgconv or
+// jit on AVX-512 or AVX2, not its reference or GEMM-based ones); the
+// caller's own code otherwise.
+//
 // Measured on a Zen 5 EPYC (2 cores, 2026-11-30): ResNet18's convolutions
 // at 224x224 batch 1 take 10-12 ms in oneDNN 2.6.3's brgconv including the
 // layout reorders, against about 19 ms for im2col + the Go AVX-512 GEMM;
-// its GEMM-based convolution on plain NCHW took 16 ms.
+// its GEMM-based convolution on plain NCHW took 16 ms. Plain convolutions
+// (a bias at most: detection heads, training's Conv2d) stay on Go under
+// auto because oneDNN's different summation order flips the sign of a
+// 2.4e-7 RPN pre-activation of the Faster R-CNN training fixture (torch's
+// own float32 error there is 1.2e-6) and the ReLU kink moves a backbone
+// gradient past its tolerance; DETLAB_CONV=onednn routes them too.
 const EnvConv = "DETLAB_CONV"
 
 // ErrConvShape is returned (wrapped) by ConvOneDNN for a ConvShape or
@@ -130,13 +138,14 @@ func chooseConv(env string) convChoice {
 	if mode == convForced {
 		c.name = fmt.Sprintf("onednn %s convolutions (%s=onednn)", eng.version, EnvConv)
 	} else {
-		c.name = fmt.Sprintf("onednn %s convolutions where it picks a JIT direct one, else im2col + Sgemm", eng.version)
+		c.name = fmt.Sprintf("onednn %s convolutions for folded-BN ones where it picks a JIT direct one, else im2col + Sgemm", eng.version)
 	}
 	return c
 }
 
 // ConvBackend says how ConvOneDNN's callers convolve, e.g. "onednn 2.6.3
-// convolutions where it picks a JIT direct one, else im2col + Sgemm" or
+// convolutions for folded-BN ones where it picks a JIT direct one, else
+// im2col + Sgemm" or
 // "go (im2col + Sgemm; compute: oneDNN (libdnnl.so.3 or .2) not installed:
 // apt-get install libdnnl2 ...)", with the reason when oneDNN is not used.
 func ConvBackend() string { return convChosen().name }
@@ -252,6 +261,10 @@ type convKey struct {
 func convKeyOf(s ConvShape, ep Epilogue) convKey {
 	return convKey{s: s, scale: ep.Scale != nil, shift: ep.Shift != nil, res: ep.Residual != nil, relu: ep.ReLU}
 }
+
+// autoUses reports whether DETLAB_CONV=auto runs a convolution with
+// epilogue ep on oneDNN's implementation impl (see EnvConv).
+func autoUses(impl string, ep Epilogue) bool { return ep.Scale != nil && jitDirect(impl) }
 
 // jitDirect reports whether a oneDNN implementation name is one of its JIT
 // direct convolutions, not its reference or GEMM-based (im2col) ones.

@@ -526,7 +526,7 @@ func (e *dnnlConvEngine) weightsKind(s ConvShape, ep Epilogue, force bool) (kind
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p, err := e.primLocked(convKeyOf(s, ep))
-	if err != nil || p.err != nil || (!force && !jitDirect(p.impl)) {
+	if err != nil || p.err != nil || (!force && !autoUses(p.impl, ep)) {
 		return "", false
 	}
 	return p.wKind, true
@@ -593,7 +593,7 @@ func (e *dnnlConvEngine) run(s ConvShape, x, w []float32, pw *OneDNNWeights, ep 
 	if err != nil {
 		return false, err
 	}
-	if p.err != nil || (!force && !jitDirect(p.impl)) {
+	if p.err != nil || (!force && !autoUses(p.impl, ep)) {
 		return false, nil
 	}
 	a := &e.api

@@ -277,8 +277,8 @@ func TestChooseConv(t *testing.T) {
 		{"go", convGo, false, "DETLAB_CONV=go"},
 		{"GO ", convGo, false, "DETLAB_CONV=go"},
 		{"bogus", convGo, false, `unknown DETLAB_CONV="bogus"`},
-		{"", convAuto, true, "where it picks a JIT direct one"},
-		{"auto", convAuto, true, "where it picks a JIT direct one"},
+		{"", convAuto, true, "for folded-BN ones where it picks a JIT direct one"},
+		{"auto", convAuto, true, "for folded-BN ones where it picks a JIT direct one"},
 		{"onednn", convForced, true, "DETLAB_CONV=onednn"},
 		{"dnnl", convForced, true, "DETLAB_CONV=onednn"},
 	}
@@ -398,6 +398,37 @@ func TestConvBackendHonoursEnv(t *testing.T) {
 	case "go", "purego", "pure":
 		if got := ConvBackend(); !strings.HasPrefix(got, "go (") || convChosen().eng != nil {
 			t.Fatalf("%s=%s but ConvBackend() = %q", EnvConv, env, got)
+		}
+	}
+}
+
+// TestConvOneDNNAuto checks what DETLAB_CONV=auto sends to oneDNN: a
+// convolution with a folded BatchNorm (on an AVX-512 CPU, where oneDNN
+// picks brgconv), not a plain or biased one.
+func TestConvOneDNNAuto(t *testing.T) {
+	loadedConvEngine(t)
+	restore := SetConvChoice("auto")
+	defer restore()
+	s := convShapeOf(1, 16, 10, 10, 32, 3, 3, 1, 1, 1, 1)
+	rng := rand.New(rand.NewSource(5))
+	x, w := randSlice(rng, s.N*s.C*s.H*s.W), randSlice(rng, s.K*s.C*s.KH*s.KW)
+	y := make([]float32, s.N*s.K*s.OH*s.OW)
+	bn := Epilogue{Scale: randSlice(rng, s.K), Shift: randSlice(rng, s.K), ReLU: true}
+	for _, c := range []struct {
+		name string
+		ep   Epilogue
+		want bool
+	}{
+		{"plain", Epilogue{}, false},
+		{"bias-relu", Epilogue{Shift: bn.Shift, ReLU: true}, false},
+		{"folded BN", bn, strings.HasPrefix(bestKernel().name, "avx512")},
+	} {
+		ran, err := ConvOneDNN(s, x, w, c.ep, y)
+		if err != nil || (c.want && !ran) || (!c.want && ran) {
+			t.Errorf("%s: ran %v, err %v; want ran %v", c.name, ran, err, c.want)
+		}
+		if kind, use := ConvOneDNNWeightsKind(s, c.ep); use != ran {
+			t.Errorf("%s: ConvOneDNNWeightsKind says use %v (%q), ConvOneDNN ran %v", c.name, use, kind, ran)
 		}
 	}
 }
