@@ -226,3 +226,29 @@ func TestNMSThroughRPNAndRoI(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkGPUNMS times box.NMSWith on the backend (host sort, mask
+// kernel, mask copy, host walk) against box.NMS on the host, for the RPN's
+// 2000 training proposals and 12000 boxes (for the GPU session: -test.bench
+// GPUNMS -test.run '^$').
+func BenchmarkGPUNMS(b *testing.B) {
+	be := gpu(b)
+	for _, n := range []int{2000, 12000} {
+		boxes, scores, _ := nmsBoxes(rand.New(rand.NewSource(13)), n)
+		for _, where := range []string{"device", "host"} {
+			var nb box.NMSBackend
+			if where == "device" {
+				nb = be
+			}
+			b.Run(fmt.Sprintf("%d/%s", n, where), func(b *testing.B) {
+				before := be.Stats()
+				for range b.N {
+					if _, err := box.NMSWith(nb, boxes, scores, 0.7); err != nil {
+						b.Fatal(err)
+					}
+				}
+				reportStats(b, be, before)
+			})
+		}
+	}
+}
