@@ -40,10 +40,11 @@ func NMSWith(nb NMSBackend, boxes []Box, scores []float32, thresh float64) ([]in
 }
 
 // nms is the kernel. With a non-nil nb, the pairwise comparisons run on
-// that backend (nmsMasked) and only its errors are returned. When offset is non-nil, box i is shifted by offset[i] in
-// all four coordinates before the IoU (the coordinate trick). When subset
-// is non-nil (ascending indices), only those boxes are candidates: the
-// result is then NMS of the selected boxes, as indices into boxes.
+// that backend (nmsMasked), whose errors are the only ones returned. When
+// offset is non-nil, box i is shifted by offset[i] in all four coordinates
+// before the IoU (the coordinate trick). When subset is non-nil
+// (ascending indices), only those boxes are candidates: the result is then
+// NMS of the selected boxes, as indices into boxes.
 //
 // It decides exactly as torchvision's nms_kernel.cpp (same float32
 // arithmetic per pair) but faster: the candidates not yet suppressed are
