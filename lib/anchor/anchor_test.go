@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 
@@ -223,6 +224,52 @@ func BenchmarkGenerateInto640x480(b *testing.B) {
 	for b.Loop() {
 		if buf, err = g.GenerateInto(buf, 480, 640, [][2]int{{15, 20}}); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestGridMatchesNaiveShift checks the one-pass row writer against the
+// definition, anchor (y*featW+x)*A+a = cell[a] + (x*sx, y*sy, x*sx, y*sy)
+// as one float32 addition per coordinate, bit for bit, for cell counts
+// below and above the writer's 64-anchor stack template and odd strides.
+func TestGridMatchesNaiveShift(t *testing.T) {
+	many := Config{AspectRatios: []float64{0.25, 0.5, 0.7, 1, 1.3, 2, 3, 4}}
+	for s := 0; s < 9; s++ {
+		many.Sizes = append(many.Sizes, 12.5*float64(s+1))
+	}
+	tests := []struct {
+		name                     string
+		c                        Config
+		padH, padW, featH, featW int
+	}{
+		{"defaults 640x480", Defaults(), 480, 640, 15, 20},
+		{"odd sizes", Config{Sizes: []float64{0.3, 7, 33}, AspectRatios: []float64{0.1, 3}}, 333, 500, 11, 16},
+		{"72 cells", many, 96, 160, 7, 9},
+	}
+	for _, tc := range tests {
+		g, err := New(tc.c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := g.Generate(tc.padH, tc.padW, [][2]int{{tc.featH, tc.featW}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cells, _ := g.CellAnchors(0)
+		sy, sx := tc.padH/tc.featH, tc.padW/tc.featW
+		i := 0
+		for y := 0; y < tc.featH; y++ {
+			for x := 0; x < tc.featW; x++ {
+				ox, oy := float32(x*sx), float32(y*sy)
+				for _, c := range cells {
+					want := box.Box{X1: ox + c.X1, Y1: oy + c.Y1, X2: ox + c.X2, Y2: oy + c.Y2}
+					if g := got[i]; math.Float32bits(g.X1) != math.Float32bits(want.X1) || math.Float32bits(g.Y1) != math.Float32bits(want.Y1) ||
+						math.Float32bits(g.X2) != math.Float32bits(want.X2) || math.Float32bits(g.Y2) != math.Float32bits(want.Y2) {
+						t.Fatalf("%s: anchor %d = %v, want %v", tc.name, i, g, want)
+					}
+					i++
+				}
+			}
 		}
 	}
 }
