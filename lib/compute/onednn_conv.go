@@ -14,9 +14,10 @@ import (
 // ConvOneDNN reports false and the caller runs its own im2col + GEMM), or
 // unset/"auto": oneDNN, when libdnnl 2.x loads, for convolutions with a
 // BatchNorm folded in (Epilogue.Scale set: ResNet's ConvBN in eval or with
-// frozen BN) for which it picks a JIT direct implementation (brgconv or
-// jit on AVX-512 or AVX2, not its reference or GEMM-based ones); the
-// caller's own code otherwise.
+// frozen BN) for which it picks a JIT direct AVX-512 implementation
+// (brgconv or jit, not its reference or GEMM-based ones, nor its AVX2
+// kernels, which were not measured against the Go AVX2 GEMM); the caller's
+// own code otherwise.
 //
 // Measured on a Zen 5 EPYC (2 cores, 2026-11-30): ResNet18's convolutions
 // at 224x224 batch 1 take 10-12 ms in oneDNN 2.6.3's brgconv including the
@@ -264,7 +265,9 @@ func convKeyOf(s ConvShape, ep Epilogue) convKey {
 
 // autoUses reports whether DETLAB_CONV=auto runs a convolution with
 // epilogue ep on oneDNN's implementation impl (see EnvConv).
-func autoUses(impl string, ep Epilogue) bool { return ep.Scale != nil && jitDirect(impl) }
+func autoUses(impl string, ep Epilogue) bool {
+	return ep.Scale != nil && jitDirect(impl) && strings.Contains(impl, "avx512")
+}
 
 // jitDirect reports whether a oneDNN implementation name is one of its JIT
 // direct convolutions, not its reference or GEMM-based (im2col) ones.

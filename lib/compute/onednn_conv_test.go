@@ -2,6 +2,7 @@ package compute
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand"
 	"os"
@@ -431,4 +432,21 @@ func TestConvOneDNNAuto(t *testing.T) {
 			t.Errorf("%s: ConvOneDNNWeightsKind says use %v (%q), ConvOneDNN ran %v", c.name, use, kind, ran)
 		}
 	}
+}
+
+// ExampleConvOneDNN runs a 3x3 convolution with a folded BatchNorm and a
+// ReLU through oneDNN when DETLAB_CONV selects it, else says so (the
+// caller then runs its own convolution).
+func ExampleConvOneDNN() {
+	s := ConvShape{N: 1, C: 16, H: 8, W: 8, K: 32, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1, OH: 8, OW: 8}
+	x := make([]float32, 1*16*8*8)
+	w := make([]float32, 32*16*3*3)
+	y := make([]float32, 1*32*8*8)
+	scale, shift := make([]float32, 32), make([]float32, 32)
+	ran, err := ConvOneDNN(s, x, w, Epilogue{Scale: scale, Shift: shift, ReLU: true}, y)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("oneDNN ran it:", ran, "|", ConvBackend())
 }
