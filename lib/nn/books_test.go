@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"slices"
 	"testing"
+
+	"github.com/detlab/detlab/lib/tensor"
 )
 
 // TestGraphBooksRecycled checks the arena's recycling of graph bookkeeping
@@ -157,4 +159,78 @@ func TestKernelJobsAllocateNothing(t *testing.T) {
 func (CPU) addInto(a, b *Var) {
 	ad := a.Value.Data()
 	runPooled(len(ad)/4096+1, &addJobs, addJob{a: ad, b: b.Value.Data(), out: ad})
+}
+
+// TestGraphTensorsReused checks the bookkeeping's tensor cache: in a
+// steady loop on one arena the ops get buffers earlier passes had, and
+// with them the Tensor structs made for those buffers and shapes (the same
+// values), so after warm-up a pass makes no new tensor; results are
+// unchanged, and a buffer under another shape gets its own tensor.
+func TestGraphTensorsReused(t *testing.T) {
+	rng := rand.New(rand.NewSource(8))
+	x := randTensor(rng, 0, 8, 16)
+	arena := NewArena()
+	pass := func() (loss float32, cached int) {
+		g := NewGraph().WithArena(arena)
+		books := g.books
+		v := g.Leaf(x, true)
+		a := ReLU(g, MulScalar(g, v, 2))
+		b, err := Mul(g, a, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := Sum(g, b)
+		loss = l.Value.Data()[0]
+		if err := g.Backward(l); err != nil {
+			t.Fatal(err)
+		}
+		g.Release()
+		return loss, len(books.tensors)
+	}
+	var losses []float32
+	var sizes []int
+	for range 5 {
+		l, n := pass()
+		losses, sizes = append(losses, l), append(sizes, n)
+	}
+	if slices.Min(losses) != slices.Max(losses) {
+		t.Fatalf("losses differ across passes: %v", losses)
+	}
+	if sizes[4] == 0 || sizes[4] != sizes[3] {
+		t.Errorf("tensors cached after each pass: %v; want a steady nonzero count (no new tensor once warm)", sizes)
+	}
+	g := NewGraph().WithArena(NewArena())
+	a := g.newTensorNoZero(4, 6)
+	buf := a.Data()
+	graphScratch{g}.Put(buf)
+	b := g.newTensorNoZero(6, 4) // the same buffer, another shape
+	if &b.Data()[0] != &buf[0] {
+		t.Skip("the arena did not hand the buffer back (nothing to check)")
+	}
+	if a == b || !slices.Equal(b.Shape(), []int{6, 4}) {
+		t.Errorf("a buffer under a new shape got tensor %v, shape %v", a == b, b.Shape())
+	}
+	graphScratch{g}.Put(b.Data())
+	if c := g.newTensorNoZero(4, 6); c != a {
+		t.Errorf("the buffer under its first shape again: a new Tensor")
+	}
+}
+
+// TestGraphTensorCacheBound fills the tensor cache past its bound (many
+// shapes) and checks tensors stay right.
+func TestGraphTensorCacheBound(t *testing.T) {
+	arena := NewArena()
+	g := NewGraph().WithArena(arena)
+	for i := 1; i <= maxCachedTensors+10; i++ {
+		want := []int{i%97 + 1, i%89 + 1, 1} // 8633 distinct shapes
+		tt := g.newTensorNoZero(want...)
+		if !slices.Equal(tt.Shape(), want) || tt.Len() != tensor.Numel(want) {
+			t.Fatalf("tensor %d: shape %v, len %d", i, tt.Shape(), tt.Len())
+		}
+		graphScratch{g}.Put(tt.Data())
+	}
+	if n := len(g.books.tensors); n > maxCachedTensors {
+		t.Errorf("tensor cache holds %d, bound %d", n, maxCachedTensors)
+	}
+	g.Release()
 }

@@ -91,6 +91,9 @@ type graphBooks struct {
 	owned       [][]float32
 	spare       spareList
 	gradIns     []*tensor.Tensor
+	// tensors are the graph tensors made on this set's graphs, by
+	// buffer and shape (see tensorKey); kept across graphs.
+	tensors map[tensorKey]*tensor.Tensor
 	// planValueFrees' maps and result.
 	ownedAt  map[*float32][]float32
 	first    map[*float32]int
@@ -260,7 +263,52 @@ func (g *Graph) newTensorNoZero(shape ...int) *tensor.Tensor {
 	if g.arena == nil {
 		return tensor.New(shape...)
 	}
-	return tensor.MustFromSlice(graphScratch{g}.Get(n), shape...)
+	b := graphScratch{g}.Get(n)
+	key, ok := makeTensorKey(b, shape)
+	if !ok || g.books == nil {
+		return tensor.MustFromSlice(b, shape...)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if t := g.books.tensors[key]; t != nil {
+		return t
+	}
+	t := tensor.MustFromSlice(b, shape...)
+	if g.books.tensors == nil || len(g.books.tensors) >= maxCachedTensors {
+		// New shapes keep coming (multi-scale training): start over
+		// rather than grow without bound.
+		g.books.tensors = make(map[tensorKey]*tensor.Tensor)
+	}
+	g.books.tensors[key] = t
+	return t
+}
+
+// tensorKey identifies a graph tensor by what it is: its buffer (first
+// element and length) and its shape. Two tensors with the same key are
+// indistinguishable (a Tensor is only a buffer and a shape, neither of
+// which changes), so a graph hands out the one an earlier graph made for
+// the same buffer and shape instead of a new struct: in a steady training
+// loop the arena gives each op the buffer it had last step, and the
+// tensors stop allocating.
+type tensorKey struct {
+	data  *float32
+	n     int
+	dims  int
+	shape [6]int
+}
+
+// maxCachedTensors bounds a bookkeeping set's tensor cache.
+const maxCachedTensors = 8192
+
+// makeTensorKey returns b and shape's key, or false when they have none
+// (empty, or more than 6 dimensions).
+func makeTensorKey(b []float32, shape []int) (tensorKey, bool) {
+	if len(b) == 0 || len(shape) > 6 {
+		return tensorKey{}, false
+	}
+	k := tensorKey{data: &b[0], n: len(b), dims: len(shape)}
+	copy(k.shape[:], shape)
+	return k, true
 }
 
 // newInt32s returns n int32 values with undefined contents that g owns
