@@ -9,7 +9,8 @@ package nn
 // autocast rounding goes through Graph.RoundedCopy, which uses
 // RoundingBackend; BatchNorm2d's backward uses BatchNormBackend; lib/train's
 // SGD uses OptimizerBackend (and Allocator for its momentum buffers) and its
-// Scaler ScalerBackend when given the model's backend.
+// Scaler ScalerBackend when given the model's backend; Graph.NewTensor
+// clears new tensors with Zeroer.
 
 // ElementwiseBackend runs ReLU, the residual sum and the ReLU gradient on
 // the backend, with the host loops' semantics (ReLU and AddReLU pass NaN
@@ -66,6 +67,24 @@ type ScalerBackend interface {
 // device backend, memory both the host and the device address).
 type Allocator interface {
 	Alloc(n int) []float32
+}
+
+// Zeroer clears buffers on the backend: Zero sets every element of x to
+// +0. Graph.NewTensor uses it when the graph's backend has it, so that a
+// device backend clears its memory where its kernels will next write it
+// (lib/cuda: cuMemsetD32Async on a managed buffer instead of a host loop
+// that migrates the pages to the host first).
+type Zeroer interface {
+	Zero(x []float32)
+}
+
+// zero clears x with g's backend when it is a Zeroer, else on the host.
+func (g *Graph) zero(x []float32) {
+	if z, ok := g.backend.(Zeroer); ok {
+		z.Zero(x)
+		return
+	}
+	clear(x)
 }
 
 // elementwise returns g's backend as an ElementwiseBackend, or nil when it

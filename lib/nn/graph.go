@@ -254,7 +254,7 @@ func (g *Graph) Recording() bool { return g.grad }
 // on Release. Ops built with Op should allocate their outputs with it.
 func (g *Graph) NewTensor(shape ...int) *tensor.Tensor {
 	t := g.newTensorNoZero(shape...)
-	clear(t.Data())
+	g.zero(t.Data())
 	return t
 }
 
