@@ -450,3 +450,57 @@ func ExampleConvOneDNN() {
 	}
 	fmt.Println("oneDNN ran it:", ran, "|", ConvBackend())
 }
+
+// TestConvOneDNNConcurrent calls the oneDNN path from several goroutines
+// at once (calls are serialised on the engine; each must still see its
+// own operands).
+func TestConvOneDNNConcurrent(t *testing.T) {
+	e := loadedConvEngine(t)
+	rng := rand.New(rand.NewSource(9))
+	shapes := []ConvShape{
+		convShapeOf(1, 8, 9, 9, 16, 3, 3, 1, 1, 1, 1),
+		convShapeOf(2, 16, 8, 8, 16, 1, 1, 2, 2, 0, 0),
+		convShapeOf(1, 3, 17, 17, 8, 7, 7, 2, 2, 3, 3),
+	}
+	type job struct {
+		s       ConvShape
+		x, w    []float32
+		ep      Epilogue
+		want, y []float32
+	}
+	var jobs []*job
+	for i := 0; i < 6; i++ {
+		s := shapes[i%len(shapes)]
+		j := &job{s: s, x: randSlice(rng, s.N*s.C*s.H*s.W), w: randSlice(rng, s.K*s.C*s.KH*s.KW),
+			ep: Epilogue{Scale: randSlice(rng, s.K), Shift: randSlice(rng, s.K), ReLU: i%2 == 0}}
+		if i >= 3 {
+			j.ep.Residual = randSlice(rng, s.N*s.K*s.OH*s.OW)
+		}
+		j.want = convRef(s, j.x, j.w, j.ep)
+		j.y = make([]float32, len(j.want))
+		jobs = append(jobs, j)
+	}
+	errs := make(chan error, len(jobs))
+	for _, j := range jobs {
+		go func() {
+			for range 5 {
+				if ran, err := e.run(j.s, j.x, j.w, nil, j.ep, j.y, true); !ran || err != nil {
+					errs <- fmt.Errorf("%+v: ran %v, err %v", j.s, ran, err)
+					return
+				}
+				for i := range j.y {
+					if d := math.Abs(float64(j.y[i] - j.want[i])); d > 1e-4*(1+math.Abs(float64(j.want[i]))) {
+						errs <- fmt.Errorf("%+v: y[%d] = %v, want %v", j.s, i, j.y[i], j.want[i])
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range jobs {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
