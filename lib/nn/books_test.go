@@ -234,3 +234,52 @@ func TestGraphTensorCacheBound(t *testing.T) {
 	}
 	g.Release()
 }
+
+// TestLossesOnArenaMatch checks the losses whose saved indices and
+// probabilities live in arena buffers (newInts, newFloat64s) against the
+// same losses on a graph without an arena, over passes that recycle those
+// buffers, and that the callers' index slices are copied, not kept.
+func TestLossesOnArenaMatch(t *testing.T) {
+	rng := rand.New(rand.NewSource(12))
+	logits := randTensor(rng, 0, 6, 5)
+	targets := randTensor(rng, 0, 6, 5)
+	labels := []int{0, 4, 2, 2, 1, 3}
+	run := func(arena *Arena) (vals, grads []float32) {
+		g := NewGraph()
+		if arena != nil {
+			g.WithArena(arena)
+		}
+		x := g.Leaf(logits, true)
+		idx, rows := []int{0, 3, 7, 29}, []int{1, 4}
+		bce, err := BCEWithLogits(g, x, targets.Data(), idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sl, err := SmoothL1(g, x, targets, rows, 1.0/9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ce, err := CrossEntropy(g, x, labels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx[0], rows[0] = 5, 5 // the losses must have copied them
+		s1, _ := Add(g, bce, sl)
+		total, _ := Add(g, s1, ce)
+		vals = []float32{bce.Value.Data()[0], sl.Value.Data()[0], ce.Value.Data()[0]}
+		if err := g.Backward(total); err != nil {
+			t.Fatal(err)
+		}
+		grads = slices.Clone(x.Grad.Data())
+		g.Release()
+		return vals, grads
+	}
+	wantV, wantG := run(nil)
+	arena := NewArena()
+	for pass := range 3 {
+		v, gr := run(arena)
+		if !slices.Equal(v, wantV) || !slices.Equal(gr, wantG) {
+			t.Fatalf("pass %d on an arena: losses %v, want %v (gradients equal: %v)", pass, v, wantV, slices.Equal(gr, wantG))
+		}
+	}
+}

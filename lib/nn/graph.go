@@ -326,6 +326,39 @@ func (g *Graph) newInt32s(n int) []int32 {
 	return unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(b))), n)
 }
 
+// newInts and newFloat64s are newInt32s for 8-byte values (a loss's
+// copied indices, its saved probabilities): with an arena they live in a
+// float32 buffer from it, two slots each, when that buffer is 8-byte
+// aligned (else, and without an arena, in a new slice).
+func (g *Graph) newInts(n int) []int {
+	if p := g.new8(n); p != nil {
+		return unsafe.Slice((*int)(p), n)
+	}
+	return make([]int, n)
+}
+
+func (g *Graph) newFloat64s(n int) []float64 {
+	if p := g.new8(n); p != nil {
+		return unsafe.Slice((*float64)(p), n)
+	}
+	return make([]float64, n)
+}
+
+// new8 returns the start of n 8-byte slots from g's arena (owned until
+// Release), or nil.
+func (g *Graph) new8(n int) unsafe.Pointer {
+	if g.arena == nil || n == 0 || unsafe.Sizeof(int(0)) != 8 {
+		return nil
+	}
+	b := graphScratch{g}.Get(2 * n)
+	p := unsafe.Pointer(unsafe.SliceData(b))
+	if uintptr(p)%8 != 0 {
+		graphScratch{g}.Put(b)
+		return nil
+	}
+	return p
+}
+
 // scratch returns what kernels use for temporary buffers: with an arena,
 // the graph's dead buffers first (best fit), then the arena's.
 func (g *Graph) scratch() Scratch {

@@ -17,12 +17,12 @@ func BCEWithLogits(g *Graph, logits *Var, targets []float32, idx []int) (*Var, e
 		return nil, fmt.Errorf("nn: BCEWithLogits: %d targets for %d logits", len(targets), n)
 	}
 	if idx == nil {
-		idx = make([]int, n)
+		idx = g.newInts(n)
 		for i := range idx {
 			idx[i] = i
 		}
 	} else {
-		idx = append([]int(nil), idx...)
+		idx = append(g.newInts(len(idx))[:0], idx...)
 	}
 	for _, i := range idx {
 		if i < 0 || i >= n {
@@ -63,12 +63,12 @@ func SmoothL1(g *Graph, pred *Var, target *tensor.Tensor, rows []int, beta float
 		width = pred.Value.Len() / nr
 	}
 	if rows == nil {
-		rows = make([]int, nr)
+		rows = g.newInts(nr)
 		for i := range rows {
 			rows[i] = i
 		}
 	} else {
-		rows = append([]int(nil), rows...)
+		rows = append(g.newInts(len(rows))[:0], rows...)
 	}
 	for _, r := range rows {
 		if r < 0 || r >= nr {
@@ -125,9 +125,9 @@ func CrossEntropy(g *Graph, logits *Var, labels []int) (*Var, error) {
 			return nil, fmt.Errorf("nn: CrossEntropy: label %d out of range for %d classes", l, c)
 		}
 	}
-	labels = append([]int(nil), labels...)
+	labels = append(g.newInts(len(labels))[:0], labels...)
 	x := logits.Value.Data()
-	prob := make([]float64, n*c)
+	prob := g.newFloat64s(n * c)
 	var s float64
 	for r := 0; r < n; r++ {
 		row := x[r*c : (r+1)*c]
