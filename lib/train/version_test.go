@@ -30,3 +30,22 @@ func TestSGDStepMarksChanged(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckpointLoadMarksChanged: restoring a checkpoint writes the model's
+// parameters, so their versions must move.
+func TestCheckpointLoadMarksChanged(t *testing.T) {
+	path := t.TempDir() + "/ckpt.safetensors"
+	src := New(newLinModel(toySize, 1), Config{})
+	if err := src.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	m := newLinModel(toySize, 2)
+	dst := New(m, Config{})
+	before := []uint64{m.w.Version(), m.b.Version()}
+	if err := dst.Load(path); err != nil {
+		t.Fatal(err)
+	}
+	if m.w.Version() == before[0] || m.b.Version() == before[1] {
+		t.Errorf("versions %d %d after Load, before %v", m.w.Version(), m.b.Version(), before)
+	}
+}
