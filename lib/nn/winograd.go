@@ -230,7 +230,9 @@ func conv2dWinograd(pl *winogradPlan, geo ConvGeom, x, w []float32, ep ConvEpilo
 	})
 
 	// yt (N, OH', OW', K) = A^T M A per tile.
-	yt := s.Get(n * oht * owt * k)
+	// 16 pixels of slack: wgStoreNCHW's 16-pixel blocks read past the
+	// last row of a map narrower than 16 (the extra lanes are masked).
+	yt := s.Get((n*oht*owt + 16) * k)
 	defer s.Put(yt)
 	forTiles(func(pi int, t []float32) {
 		img, tt := pi/tiles, pi%tiles
@@ -311,13 +313,18 @@ var wgZeros [16]float32
 
 // wgStoreNCHW writes y (N, K, OH, OW) = yt (N, oht, owt, K) cropped, plus
 // ep's shift and residual, then its ReLU (the scale is in the weights).
-// Rows at least 16 wide are transposed in 16 x 16 blocks with the
-// epilogue applied on the way (the last block of a row overlaps the one
-// before; it rewrites the same values).
+// Rows are transposed in 16 x 16 blocks with the epilogue applied on the
+// way: the last block of a row at least 16 wide overlaps the one before (it
+// rewrites the same values); a narrower row is one block whose extra
+// lanes are masked (yt then needs 16 pixels of slack after its last row).
 func wgStoreNCHW(geo ConvGeom, yt []float32, oht, owt int, ep ConvEpilogue, y []float32) {
-	if !hasWinograd || geo.OW < 16 {
+	if !hasWinograd {
 		wgStoreNCHWGo(geo, yt, oht, owt, ep, y)
 		return
+	}
+	mask := uint16(0xffff)
+	if geo.OW < 16 {
+		mask = 1<<geo.OW - 1
 	}
 	k, oh, ow := geo.K, geo.OH, geo.OW
 	ohw := oh * ow
@@ -337,15 +344,15 @@ func wgStoreNCHW(geo ConvGeom, yt []float32, oht, owt int, ep ConvEpilogue, y []
 				base := (img*k+k0)*ohw + r*ow
 				_ = y[base+15*ohw+ow-1]
 				for q0 := 0; q0 < ow; q0 += 16 {
-					q0 = min(q0, ow-16)
+					q0 = max(0, min(q0, ow-16))
 					s := src[q0*k+k0:]
 					_ = s[15*k+15]
 					res, resStride := wgZeros[:], 0
 					if ep.Residual != nil {
 						res, resStride = ep.Residual[base+q0:], ohw*4
-						_ = res[15*ohw+15]
+						_ = res[15*ohw+min(ow, 16)-1]
 					}
-					wgStore16AVX512(&s[0], k*4, &y[base+q0], ohw*4, &shift[0], &res[0], resStride, floor)
+					wgStore16AVX512(&s[0], k*4, &y[base+q0], ohw*4, &shift[0], &res[0], resStride, floor, mask)
 				}
 			}
 		}

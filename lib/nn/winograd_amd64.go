@@ -44,7 +44,7 @@ func transpose16AVX512(src *float32, srcStride int, dst *float32, dstStride int)
 
 // wgStore16AVX512 is transpose16AVX512 with the epilogue: dst row j =
 // max(floor, column j + shift[j] + res row j) (strides in bytes; a
-// resStride of 0 repeats one row).
+// resStride of 0 repeats one row), columns limited to the lanes of mask.
 //
 //go:noescape
-func wgStore16AVX512(src *float32, srcStride int, dst *float32, dstStride int, shift *float32, res *float32, resStride int, floor float32)
+func wgStore16AVX512(src *float32, srcStride int, dst *float32, dstStride int, shift *float32, res *float32, resStride int, floor float32, mask uint16)

@@ -229,18 +229,20 @@ TEXT ·transpose16AVX512(SB), NOSPLIT, $0-32
 // stores it at R9; then steps R9, R10, R11 to the next row.
 #define EPSTORE(zr) \
 	VADDPS.BCST (R10), zr, zr \
-	VADDPS      (R11), zr, zr \
+	VADDPS      (R11), zr, K1, zr \
 	VMAXPS      zr, Z31, zr \
-	VMOVUPS     zr, (R9) \
+	VMOVUPS     zr, K1, (R9) \
 	ADDQ        DX, R9 \
 	ADDQ        $4, R10 \
 	ADDQ        R12, R11
 
-// func wgStore16AVX512(src *float32, srcStride int, dst *float32, dstStride int, shift *float32, res *float32, resStride int, floor float32)
+// func wgStore16AVX512(src *float32, srcStride int, dst *float32, dstStride int, shift *float32, res *float32, resStride int, floor float32, mask uint16)
 //
 // transpose16AVX512 with an epilogue: dst row j = max(floor, column j +
-// shift[j] + res row j) (res rows resStride bytes apart; 0 repeats one).
-TEXT ·wgStore16AVX512(SB), NOSPLIT, $0-60
+// shift[j] + res row j) (res rows resStride bytes apart; 0 repeats one),
+// reading and writing only the columns (lanes) set in mask (masked
+// lanes of res and dst are never touched).
+TEXT ·wgStore16AVX512(SB), NOSPLIT, $0-62
 	MOVQ src+0(FP), SI
 	MOVQ srcStride+8(FP), CX
 	MOVQ dst+16(FP), DI
@@ -251,6 +253,8 @@ TEXT ·wgStore16AVX512(SB), NOSPLIT, $0-60
 	MOVQ         res+40(FP), R11
 	MOVQ         resStride+48(FP), R12
 	VBROADCASTSS floor+56(FP), Z31
+	MOVWLZX      mask+60(FP), AX
+	KMOVW        AX, K1
 	MOVQ         DI, R9
 	EPSTORE(Z0)
 	EPSTORE(Z1)

@@ -14,6 +14,6 @@ func transpose16AVX512(src *float32, srcStride int, dst *float32, dstStride int)
 	panic("nn: transpose16AVX512 without AVX-512")
 }
 
-func wgStore16AVX512(src *float32, srcStride int, dst *float32, dstStride int, shift *float32, res *float32, resStride int, floor float32) {
+func wgStore16AVX512(src *float32, srcStride int, dst *float32, dstStride int, shift *float32, res *float32, resStride int, floor float32, mask uint16) {
 	panic("nn: wgStore16AVX512 without AVX-512")
 }
