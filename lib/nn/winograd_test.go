@@ -193,3 +193,34 @@ func TestWinogradChosen(t *testing.T) {
 		}
 	}
 }
+
+// TestWinogradNaN: a NaN input reaches every output whose window holds it
+// (as torch's convolution does) and, through the tile transforms, at most
+// the rest of those outputs' tiles; outputs farther away stay finite.
+func TestWinogradNaN(t *testing.T) {
+	for _, pl := range []*winogradPlan{wgF2, wgF4} {
+		tc := wgCase{1, 16, 16, 16, 16, true, true, false, true}
+		geo, p, x, ep := tc.build(2)
+		const c0, h0, w0 = 3, 5, 9
+		x[(c0*geo.H+h0)*geo.W+w0] = float32(math.NaN())
+		y := make([]float32, geo.N*geo.K*geo.OH*geo.OW)
+		conv2dWinograd(pl, geo, x, p.Value.Data(), ep, y, heapScratch{})
+		for k := 0; k < geo.K; k++ {
+			for oh := 0; oh < geo.OH; oh++ {
+				for ow := 0; ow < geo.OW; ow++ {
+					v := y[(k*geo.OH+oh)*geo.OW+ow]
+					near := abs(oh-h0) <= 1 && abs(ow-w0) <= 1
+					far := abs(oh-h0) > pl.m+1 || abs(ow-w0) > pl.m+1
+					if near && !math.IsNaN(float64(v)) {
+						t.Errorf("F%d: y[%d,%d,%d] = %v, want NaN", pl.m, k, oh, ow, v)
+					}
+					if far && math.IsNaN(float64(v)) {
+						t.Errorf("F%d: y[%d,%d,%d] is NaN, far from the NaN input", pl.m, k, oh, ow)
+					}
+				}
+			}
+		}
+	}
+}
+
+func abs(v int) int { return max(v, -v) }
