@@ -54,6 +54,7 @@ type driverLib struct {
 	cuMemcpyHtoD              func(dst uint64, src unsafe.Pointer, bytes uint64) int32
 	cuMemcpyDtoH              func(dst unsafe.Pointer, src uint64, bytes uint64) int32
 	cuMemsetD8                func(dst uint64, v uint8, n uint64) int32
+	cuMemsetD32Async          func(dst uint64, v uint32, n uint64, stream uintptr) int32
 	cuMemGetInfo              func(free, total *uint64) int32
 	cuModuleLoadDataEx        func(mod *uintptr, image *byte, n uint32, opts *int32, vals *uintptr) int32
 	cuModuleUnload            func(mod uintptr) int32
@@ -86,6 +87,7 @@ func (d *driverLib) symbols() []symbol {
 		{name: "cuMemcpyHtoD_v2", fn: &d.cuMemcpyHtoD},
 		{name: "cuMemcpyDtoH_v2", fn: &d.cuMemcpyDtoH},
 		{name: "cuMemsetD8_v2", fn: &d.cuMemsetD8},
+		{name: "cuMemsetD32Async", fn: &d.cuMemsetD32Async},
 		{name: "cuMemGetInfo_v2", fn: &d.cuMemGetInfo},
 		{name: "cuModuleLoadDataEx", fn: &d.cuModuleLoadDataEx},
 		{name: "cuModuleUnload", fn: &d.cuModuleUnload},

@@ -256,6 +256,7 @@ func TestBindingsCallable(t *testing.T) {
 		{"cuMemcpyHtoD", d.cuMemcpyHtoD(16, unsafe.Pointer(&buf[0]), 4)},
 		{"cuMemcpyDtoH", d.cuMemcpyDtoH(unsafe.Pointer(&buf[0]), 16, 4)},
 		{"cuMemsetD8", d.cuMemsetD8(16, 0, 4)},
+		{"cuMemsetD32Async", d.cuMemsetD32Async(16, 0, 4, 0)},
 		{"cuMemGetInfo", d.cuMemGetInfo(&free, &total)},
 		{"cuModuleLoadDataEx", d.cuModuleLoadDataEx(&h, &buf[0], 1, &opts[0], &vals[0])},
 		{"cuModuleUnload", d.cuModuleUnload(0)},

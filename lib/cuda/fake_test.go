@@ -26,7 +26,8 @@ type fakeGPU struct {
 	fail       map[string]error // "alloc", "allocManaged", "launch:<name>", "sgemm", "sync", "htod", "dtoh"
 	freed      int
 	closed     bool
-	prefetched int // bytes
+	prefetched int          // bytes
+	memsets    []fakeMemset // memsetD32 calls (fake_epilogue_test.go)
 	// fast: GEMMs through nn.CPU (row-major, by the transpose swap) instead
 	// of the naive column-major loop, for whole-network runs.
 	fast bool

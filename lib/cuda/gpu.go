@@ -39,6 +39,9 @@ type gpu interface {
 	// prefetch starts moving managed pages to the device (a hint: a
 	// driver without cuMemPrefetchAsync does nothing).
 	prefetch(p uint64, bytes int) error
+	// memsetD32 sets the n 32-bit words at device address p to v on the
+	// stream (cuMemsetD32Async; sync waits for it).
+	memsetD32(p uint64, v uint32, n int) error
 	// sync waits for the stream.
 	sync() error
 	// memInfo returns the device's free and total bytes.
@@ -302,6 +305,10 @@ func (g *cudaGPU) prefetch(p uint64, bytes int) error {
 		return nil
 	}
 	return g.d.check("cuMemPrefetchAsync", g.d.cuMemPrefetchAsync(p, uint64(bytes), g.dev, g.stream))
+}
+
+func (g *cudaGPU) memsetD32(p uint64, v uint32, n int) error {
+	return g.d.check("cuMemsetD32Async", g.d.cuMemsetD32Async(p, v, uint64(n), g.stream))
 }
 
 func (g *cudaGPU) sync() error {

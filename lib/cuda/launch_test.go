@@ -2,6 +2,9 @@ package cuda
 
 import (
 	"math"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -69,11 +72,41 @@ func TestPackArgs(t *testing.T) {
 // declares; the fake device runs each op once and packArgs would have
 // failed on any mismatch. Here: every kernel the backend uses is in the
 // table.
+// TestLaunchersMatchKernelTable: every kernel name the backend's Go
+// sources launch (each "detlab_..." literal outside ptx.go and the tests)
+// is in kernelParams, every kernel of the table is launched by some
+// source (no kernel is left without a launcher), and the embedded PTX has
+// exactly the table's kernels.
 func TestLaunchersMatchKernelTable(t *testing.T) {
-	for _, name := range []string{"detlab_im2col", "detlab_col2im", "detlab_bias_add", "detlab_channel_sum_add",
-		"detlab_channel_stats", "detlab_channel_affine", "detlab_maxpool2d", "detlab_maxpool2d_backward"} {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lit := regexp.MustCompile(`"(detlab_[a-z0-9_]+)"`)
+	used := map[string]bool{}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") || f == "ptx.go" {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range lit.FindAllSubmatch(src, -1) {
+			used[string(m[1])] = true
+		}
+	}
+	if len(used) == 0 {
+		t.Fatal("no kernel names found in the launchers' sources")
+	}
+	for name := range used {
 		if _, ok := kernelParams[name]; !ok {
 			t.Errorf("kernel %s used by the backend is not in kernelParams", name)
+		}
+	}
+	for _, name := range kernelNames {
+		if !used[name] {
+			t.Errorf("kernel %s of the table is launched by no source of the backend", name)
 		}
 	}
 	if err := checkPTX(kernelsPTX); err != nil {

@@ -84,20 +84,28 @@ func (b *Backend) Conv2d(geo nn.ConvGeom, x, w, bias, y []float32, _ nn.Scratch)
 		return
 	}
 	b.run("Conv2d", func(s *scope) {
-		px, pw, py := s.f32(xs, read), s.f32(ws, read), s.f32(ys, write)
-		if p := geo.Precision; p != nn.Float32 {
-			if b.g.halfGemm(p) {
-				conv2dHalf(s, geo, px, pw, py)
-				s.biasAdd(geo, py, bias)
-				return
-			}
-			// Not native here (a caller that did not ask
-			// NativePrecision): the float32 path on rounded operands.
-			px, pw = s.rounded(p, px, len(xs)), s.rounded(p, pw, len(ws))
-		}
-		conv2dF32(s, geo, px, pw, py)
+		py := s.f32(ys, write)
+		b.convProducts(s, geo, xs, ws, py)
 		s.biasAdd(geo, py, bias)
 	})
+}
+
+// convProducts writes conv(x, w) into the device output py: in float32,
+// or with geo.Precision BFloat16 or Float16 natively in 16 bits
+// (conv2dHalf) or, where the device lacks that format, as the float32
+// products of operands rounded on the device.
+func (b *Backend) convProducts(s *scope, geo nn.ConvGeom, xs, ws []float32, py uint64) {
+	px, pw := s.f32(xs, read), s.f32(ws, read)
+	if p := geo.Precision; p != nn.Float32 {
+		if b.g.halfGemm(p) {
+			conv2dHalf(s, geo, px, pw, py)
+			return
+		}
+		// Not native here (a caller that did not ask NativePrecision):
+		// the float32 path on rounded operands.
+		px, pw = s.rounded(p, px, len(xs)), s.rounded(p, pw, len(ws))
+	}
+	conv2dF32(s, geo, px, pw, py)
 }
 
 // conv2dF32 is Conv2d's float32 products: per image im2col (unless

@@ -44,6 +44,7 @@ var kernelNames = []string{
 	"detlab_roialign_layout",
 	"detlab_roialign_forward",
 	"detlab_roialign_backward",
+	"detlab_conv_epilogue",
 }
 
 // kernelParams gives each kernel's parameter list, one letter per
@@ -76,6 +77,7 @@ var kernelParams = map[string]string{
 	"detlab_roialign_layout":    "ppiiiiiifii",      // rois, geom, K, H,W, OH,OW, ratio, scale, aligned, cap
 	"detlab_roialign_forward":   "ppp" + "iiiiiiii", // x, geom, y, N,C,H,W, K, OH,OW, cap
 	"detlab_roialign_backward":  "ppp" + "iiiiiiii", // dy, geom, dx, N,C,H,W, K, OH,OW, cap
+	"detlab_conv_epilogue":      "pppp" + "iiii",    // y, scale, shift, residual, N,K,HW, relu
 }
 
 // ptxParamKinds maps PTX parameter types to kernelParams letters.

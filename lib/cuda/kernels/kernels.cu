@@ -3,6 +3,7 @@
 // Each source below also compiles on its own.
 #include "conv.cu"
 #include "elementwise.cu"
+#include "epilogue.cu"
 #include "half.cu"
 #include "nms.cu"
 #include "norm.cu"

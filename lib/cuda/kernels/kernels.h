@@ -165,4 +165,16 @@ DETLAB_GLOBAL void detlab_roialign_forward(const float* x, const int* geom, floa
 DETLAB_GLOBAL void detlab_roialign_backward(const float* dy, const int* geom, float* dx, int N, int C, int H, int W,
                                             int K, int OH, int OW, int cap);
 
+// --- fused convolution epilogue (epilogue.cu) ---
+
+// detlab_conv_epilogue: in place on a convolution's output y (N,K,HW),
+// y = relu(y*scale[k] + shift[k] + residual), lib/nn's ConvEpilogue with
+// applyConvEpilogue's arithmetic: the product and the shift rounded
+// separately, then the residual, then the ReLU when relu != 0 (NaN passes,
+// -0 becomes +0). scale NULL means 1 and shift NULL 0 (both still applied);
+// residual (N,K,HW) NULL means none (not added). residual does not alias y.
+// n = N*K*HW.
+DETLAB_GLOBAL void detlab_conv_epilogue(float* y, const float* scale, const float* shift, const float* residual,
+                                        int N, int K, int HW, int relu);
+
 #endif  // DETLAB_KERNELS_H

@@ -170,6 +170,9 @@ int main(int argc, char** argv) {
     sim_launch(grid, block, false, [&] {
       fn(P(0), f[1].as<int>(), P(2), I(0), I(1), I(2), I(3), I(4), I(5), I(6), I(7));
     });
+  } else if (k == "detlab_conv_epilogue") {
+    need(4, 4);  // N, K, HW, relu; y, scale, shift, residual (empty files: NULL)
+    sim_launch(grid, block, false, [&] { detlab_conv_epilogue(P(0), P(1), P(2), P(3), I(0), I(1), I(2), I(3)); });
   } else {
     die("unknown kernel " + k);
   }
