@@ -278,3 +278,38 @@ func TestConv2dFusedBadInput(t *testing.T) {
 		}()
 	}
 }
+
+// TestGPUZero: Backend.Zero clears exactly the managed range it is given
+// on the device (large enough for the memset to take several blocks), and
+// NewTensor on a graph over the backend's arena returns zeros after an
+// earlier graph dirtied the same recycled buffer.
+func TestGPUZero(t *testing.T) {
+	b := gpu(t)
+	const n = 3_000_001
+	m := b.Alloc(n)
+	defer b.Free(m)
+	for i := range m {
+		m[i] = float32(i%7) + 1
+	}
+	b.Zero(m[3 : n-3])
+	for i, v := range m {
+		if inside := i >= 3 && i < n-3; (inside && math.Float32bits(v) != 0) || (!inside && v != float32(i%7)+1) {
+			t.Fatalf("after Zero(m[3:n-3]) m[%d] = %v", i, v)
+		}
+	}
+	arena := nn.NewArenaWith(b.Alloc)
+	for step := range 3 {
+		g := nn.NewGraph().WithBackend(b).WithArena(arena)
+		d := g.NewTensor(2, 64, 100, 100).Data()
+		for i, v := range d {
+			if math.Float32bits(v) != 0 {
+				t.Fatalf("step %d: NewTensor element %d = %v", step, i, v)
+			}
+			d[i] = float32(step + 1)
+		}
+		g.Release()
+	}
+	if err := b.Err(); err != nil {
+		t.Errorf("Err() = %v", err)
+	}
+}
