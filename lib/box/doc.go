@@ -6,7 +6,12 @@
 //     coordinates, with no +1 in widths, heights or areas;
 //   - IoU, the pairwise intersection-over-union matrix;
 //   - NMS and BatchedNMS (including torchvision's coordinate-offset path and
-//     its per-class path, which round differently in float32);
+//     its per-class path, which round differently in float32), and
+//     NMSWith and BatchedNMSWith, which hand the O(n²) pairwise IoU test
+//     to an NMSBackend (lib/cuda's Backend runs it as a CUDA kernel; the
+//     sort, NaN scores, batched offsets and the walk over the masks stay on
+//     the host), bit for bit the same keep lists as NMSPairSuppressed
+//     defines them;
 //   - ClipToImage and RemoveSmall;
 //   - Coder, the BoxCoder that encodes and decodes regression deltas;
 //   - Matcher, which matches predictions to ground truth by IoU;

@@ -147,18 +147,23 @@ func RoundFP16(v float32) float32 {
 //
 //   - Native: where the backend implements PrecisionBackend and reports
 //     NativePrecision(p), the layers hand it unrounded float32 operands
-//     with the precision (ConvGeom.Precision for Conv2d, GemmPrecision for
-//     Linear) and the backend rounds while it packs. The CPU backend does
+//     with the precision (ConvGeom.Precision for Conv2d, Conv2dBackward
+//     and ConvBN's fused convolution, GemmPrecision for Linear) and the
+//     backend rounds while it packs or converts. The CPU backend does
 //     this for BFloat16 on AVX512_BF16 processors (compute.SgemmBF16:
-//     VDPBF16PS, bfloat16 products into float32 accumulators), which skips
-//     the rounded copies and multiplies at twice the float32 rate.
+//     VDPBF16PS, bfloat16 products into float32 accumulators), which
+//     skips the rounded copies and multiplies at twice the float32 rate.
+//     lib/cuda's backend does it for BFloat16 (compute capability 8.0 and
+//     up) and Float16 (5.3 and up) where cuBLAS has cublasGemmEx: the
+//     operands are converted to 16 bits on the device and multiplied with
+//     float32 accumulation (CUBLAS_COMPUTE_32F).
 //   - Emulated: everywhere else, and always for Float16 on the CPU (these
 //     machines have no AVX512-FP16), the layers round copies of the
 //     operands to p and run the float32 kernels: the same numbers, no
 //     speed-up.
 //
 // The two agree up to the order of the float32 additions (a product of two
-// bfloat16 values is exact in float32), except that VDPBF16PS treats
+// 16-bit values is exact in float32), except that VDPBF16PS treats
 // bfloat16 subnormals (magnitudes below 1.2e-38) as zero.
 func (g *Graph) WithAutocast(p Precision) *Graph {
 	g.autocast = p
@@ -172,7 +177,8 @@ func (g *Graph) Autocast() Precision { return g.autocast }
 
 // PrecisionBackend is an optional interface of a Backend that computes
 // reduced-precision products natively. Layers find it by type assertion;
-// the CPU backend implements it.
+// the CPU backend (bfloat16 on AVX512_BF16) and lib/cuda's backend
+// (bfloat16 and float16 through cublasGemmEx) implement it.
 type PrecisionBackend interface {
 	// NativePrecision reports whether the backend computes in p natively:
 	// then Conv2d and Conv2dBackward honour ConvGeom.Precision on
