@@ -11,19 +11,50 @@
 //	nn.SetBackend(b)
 //	arena := nn.NewArenaWith(b.Alloc) // activations in memory host and GPU share
 //
-// The kernels (convolution via im2col and col2im, BatchNorm statistics and
-// affine, max pooling, and the elementwise, rounding, SGD and scaler
-// operations of Backend.Add ... Backend.Scale, which lib/nn's ReLU, Add
-// and AddReLU use through nn.ElementwiseBackend; Backend.BatchNormBackward
-// composes them with cuBLAS for nn.BatchNormBackend) are detlab's own CUDA C
-// (kernels/), compiled to PTX that is embedded in the binary and
-// JIT-compiled by the driver when a backend starts; every launch's
-// arguments are checked against the PTX's parameter kinds first. Matrix
-// products are cublasSgemm_v2 on row-major data by the transpose swap,
-// with TF32 off (CUBLAS_DEFAULT_MATH), so results match the CPU's float32
-// up to summation order. Autocast regions reach the backend with operands
-// already rounded by the layers (the backend reports no native reduced
-// precision), so they too run as float32 GEMMs.
+// What runs on the device. The kernels are detlab's own CUDA C (kernels/),
+// compiled to PTX that is embedded in the binary and JIT-compiled by the
+// driver when a backend starts; every launch's arguments are checked
+// against the PTX's parameter kinds first. They cover:
+//
+//   - convolution via im2col and col2im with cuBLAS GEMMs, forward and
+//     backward (Backend.Conv2d, Conv2dBackward);
+//   - fused ConvBN (Backend.Conv2dFused, nn.FusedConvBackend): the
+//     products, then one detlab_conv_epilogue kernel applying a frozen or
+//     folded BatchNorm's scale and shift, the residual and the ReLU with
+//     lib/nn's arithmetic, so lib/nn's ConvBN (torchvision's body, in
+//     training too) makes one pass over the output instead of three;
+//   - BatchNorm statistics, affine and backward (nn.BatchNormBackend,
+//     composed with cuBLAS), max pooling forward and backward;
+//   - the elementwise operations lib/nn's ReLU, Add and AddReLU use
+//     (nn.ElementwiseBackend), autocast rounding (nn.RoundingBackend), the
+//     SGD step (nn.OptimizerBackend) and the gradient scaler's unscale and
+//     Inf/NaN test (nn.ScalerBackend);
+//   - RoIAlign forward and backward (roialign.Backend; bit for bit
+//     lib/roialign's results, the backward without atomics);
+//   - NMS's pairwise IoU masks (box.NMSBackend; the sort, NaN scores,
+//     batched offsets and the greedy walk over the masks stay on the host);
+//   - clearing new graph tensors (Backend.Zero, nn.Zeroer: cuMemsetD32Async
+//     on a managed buffer, so lib/nn's Graph.NewTensor does not pull its
+//     pages to the host right before a kernel overwrites them).
+//
+// Matrix products are cublasSgemm_v2 on row-major data by the transpose
+// swap, with TF32 off (CUBLAS_DEFAULT_MATH), so results match the CPU's
+// float32 up to summation order; the elementwise kernels match lib/nn bit
+// for bit (no FMA contraction). Autocast products are native where the
+// device has the format (Backend.NativePrecision: bfloat16 from compute
+// capability 8.0, float16 from 5.3, with cublasGemmEx): the layers pass
+// unrounded operands, which kernels convert to 16 bits on the device, and
+// cublasGemmEx / cublasGemmStridedBatchedEx multiply them with float32
+// accumulation (precision.go); elsewhere the operands are rounded on the
+// device and multiplied in float32.
+//
+// What still runs on the host, reading and writing the same managed
+// memory, in a Faster R-CNN training step: the transform (resize,
+// normalize, batching), anchors, proposal decoding, top-k and clipping,
+// target assignment and sampling, the losses, the fully connected layers'
+// bias add and bias gradient (lib/nn's Linear), the fused ConvBN's backward
+// masking and scaling of the output gradient (lib/nn's ConvBN), and
+// Param.ZeroGrad.
 //
 // Memory: tensors stay []float32. Backend.Alloc returns CUDA managed memory
 // (cuMemAllocManaged) viewed as a Go slice that host code and kernels both
