@@ -259,21 +259,21 @@ func (g *Graph) NewTensor(shape ...int) *tensor.Tensor {
 }
 
 func (g *Graph) newTensorNoZero(shape ...int) *tensor.Tensor {
-	n := tensor.Numel(shape)
+	n := numel(shape)
 	if g.arena == nil {
-		return tensor.New(shape...)
+		return tensor.New(copyShape(shape)...)
 	}
 	b := graphScratch{g}.Get(n)
 	key, ok := makeTensorKey(b, shape)
 	if !ok || g.books == nil {
-		return tensor.MustFromSlice(b, shape...)
+		return tensor.MustFromSlice(b, copyShape(shape)...)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if t := g.books.tensors[key]; t != nil {
 		return t
 	}
-	t := tensor.MustFromSlice(b, shape...)
+	t := tensor.MustFromSlice(b, copyShape(shape)...)
 	if g.books.tensors == nil || len(g.books.tensors) >= maxCachedTensors {
 		// New shapes keep coming (multi-scale training): start over
 		// rather than grow without bound.
@@ -282,6 +282,26 @@ func (g *Graph) newTensorNoZero(shape ...int) *tensor.Tensor {
 	g.books.tensors[key] = t
 	return t
 }
+
+// numel is tensor.Numel without letting shape escape (it panics the same
+// way on a negative dimension, with a copy of the shape in the message).
+func numel(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		if d < 0 {
+			panic(fmt.Sprintf("nn: negative dimension in shape %v", copyShape(shape)))
+		}
+		n *= d
+	}
+	return n
+}
+
+// copyShape returns a copy of shape. lib/tensor's constructors keep their
+// shape argument reachable (error messages), which would move the
+// variadic array of every newTensorNoZero(n, c) call to the heap; handing
+// them a copy keeps that array on the caller's stack, and the copy is
+// made only when a tensor is really built (not on a cache hit).
+func copyShape(shape []int) []int { return append([]int(nil), shape...) }
 
 // tensorKey identifies a graph tensor by what it is: its buffer (first
 // element and length) and its shape. Two tensors with the same key are

@@ -45,39 +45,62 @@ func NewLinear(name string, in, out int, bias bool, rng *rand.Rand) (*Linear, er
 
 // OutputShape returns (N, out) for an input (N, in).
 func (l *Linear) OutputShape(in []int) ([]int, error) {
-	if len(in) != 2 {
-		return nil, fmt.Errorf("nn: Linear %s: input must be (N, %d), got shape %v", l.Weight.Name, l.In, in)
-	}
-	if in[1] != l.In {
-		return nil, fmt.Errorf("nn: Linear %s: input has %d features, want %d", l.Weight.Name, in[1], l.In)
+	if err := l.checkInput(in); err != nil {
+		return nil, err
 	}
 	return []int{in[0], l.Out}, nil
 }
 
+// checkInput reports an input shape that is not (N, in).
+func (l *Linear) checkInput(in []int) error {
+	if len(in) != 2 {
+		return fmt.Errorf("nn: Linear %s: input must be (N, %d), got shape %v", l.Weight.Name, l.In, in)
+	}
+	if in[1] != l.In {
+		return fmt.Errorf("nn: Linear %s: input has %d features, want %d", l.Weight.Name, in[1], l.In)
+	}
+	return nil
+}
+
+// linearGemm runs Linear's products on a backend, in reduced precision
+// through pb when set: a value the backward closure captures, where a
+// method value or a closure of its own would be one more heap object per
+// forward.
+type linearGemm struct {
+	b  Backend
+	pb PrecisionBackend
+	ac Precision
+}
+
+func (lg linearGemm) gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if lg.pb != nil {
+		lg.pb.GemmPrecision(lg.ac, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	lg.b.Gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
 // Forward applies the layer.
 func (l *Linear) Forward(g *Graph, x *Var) (*Var, error) {
-	shape, err := l.OutputShape(x.Shape())
-	if err != nil {
+	if err := l.checkInput(x.Shape()); err != nil {
 		return nil, err
 	}
-	n := shape[0]
-	out := g.newTensorNoZero(shape...)
+	n := x.Shape()[0]
+	out := g.newTensorNoZero(n, l.Out)
 	od := out.Data()
 	w, xd := l.Weight.Value.Data(), x.Value.Data()
 	ac := g.autocast
-	gemm := g.backend.Gemm
+	lg := linearGemm{b: g.backend}
 	switch pb := nativeBackend(g.backend, ac); {
 	case ac == Float32:
 	case pb != nil: // the backend rounds while it packs
-		gemm = func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-			pb.GemmPrecision(ac, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-		}
+		lg.pb, lg.ac = pb, ac
 	default:
 		xd = g.roundedCopy(xd, x.Shape()...)
 		w = g.roundedCopy(w, l.Weight.Value.Shape()...)
 	}
 	if n > 0 {
-		gemm(false, true, n, l.Out, l.In, 1, xd, l.In, w, l.In, 0, od, l.Out)
+		lg.gemm(false, true, n, l.Out, l.In, 1, xd, l.In, w, l.In, 0, od, l.Out)
 	}
 	var bv *Var
 	if l.Bias != nil {
@@ -105,10 +128,10 @@ func (l *Linear) Forward(g *Graph, x *Var) (*Var, error) {
 			dy = r
 		}
 		if gin[0] != nil {
-			gemm(false, false, n, l.In, l.Out, 1, dy, l.Out, w, l.In, 1, gin[0].Data(), l.In)
+			lg.gemm(false, false, n, l.In, l.Out, 1, dy, l.Out, w, l.In, 1, gin[0].Data(), l.In)
 		}
 		if gin[1] != nil {
-			gemm(true, false, l.Out, l.In, n, 1, dy, l.Out, xd, l.In, 1, gin[1].Data(), l.In)
+			lg.gemm(true, false, l.Out, l.In, n, 1, dy, l.Out, xd, l.In, 1, gin[1].Data(), l.In)
 		}
 		if gin[2] != nil {
 			db := gin[2].Data()
