@@ -166,12 +166,15 @@ func (m *Model) LossesBatch(ctx context.Context, il *transform.ImageList, target
 	// RPN targets and losses (torchvision samples the anchors of every
 	// image before the RoI head samples its proposals).
 	ats := make([]rpn.AnchorTargets, n)
+	if len(m.tscr) < n {
+		m.tscr, m.sscr = make([]rpn.TargetScratch, n), make([]roi.TrainingScratch, n)
+	}
 	pos, neg := make([][]int, n), make([][]int, n)
 	for i, t := range targets {
-		if ats[i], err = rpn.AssignTargets(r.anchors, t.Boxes, m.cfg.RPN); err != nil {
+		if ats[i], err = rpn.AssignTargetsWith(&m.tscr[i], r.anchors, t.Boxes, m.cfg.RPN); err != nil {
 			return nil, fmt.Errorf("fasterrcnn: image %d: %w", i, err)
 		}
-		if pos[i], neg[i], err = rpn.SampleAnchors(ats[i].Labels, m.cfg.RPN, m.rng); err != nil {
+		if pos[i], neg[i], err = rpn.SampleAnchorsWith(&m.tscr[i], ats[i].Labels, m.cfg.RPN, m.rng); err != nil {
 			return nil, fmt.Errorf("fasterrcnn: image %d: %w", i, err)
 		}
 	}
@@ -186,7 +189,7 @@ func (m *Model) LossesBatch(ctx context.Context, il *transform.ImageList, target
 	var labels []int
 	var regTargets []float32
 	for i, t := range targets {
-		s, err := roi.SelectTrainingSamples(props[i], t.Boxes, t.Labels, m.cfg.RoI, m.rng)
+		s, err := roi.SelectTrainingSamplesWith(&m.sscr[i], props[i], t.Boxes, t.Labels, m.cfg.RoI, m.rng)
 		if err != nil {
 			return nil, fmt.Errorf("fasterrcnn: image %d: %w", i, err)
 		}

@@ -38,8 +38,12 @@ type Model struct {
 	anchors   *anchor.Generator
 	pool      *roialign.MultiScale
 	rng       *rand.Rand
-	training  bool
-	state     *nn.StateDict
+	// tscr and sscr are the per-image target and sampling scratch of a
+	// training step (rpn.TargetScratch, roi.TrainingScratch).
+	tscr     []rpn.TargetScratch
+	sscr     []roi.TrainingScratch
+	training bool
+	state    *nn.StateDict
 	// arena recycles activation and gradient buffers between forward
 	// passes (graphs give them back on Release).
 	arena *nn.Arena
