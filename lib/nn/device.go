@@ -10,7 +10,8 @@ package nn
 // RoundingBackend; BatchNorm2d's backward uses BatchNormBackend; lib/train's
 // SGD uses OptimizerBackend (and Allocator for its momentum buffers) and its
 // Scaler ScalerBackend when given the model's backend; Graph.NewTensor
-// clears new tensors with Zeroer.
+// clears new tensors with Zeroer, and so does ZeroGradsOn; the fused
+// ConvBN's backward uses ConvBNBackend and Linear uses BiasBackend.
 
 // ElementwiseBackend runs ReLU, the residual sum and the ReLU gradient on
 // the backend, with the host loops' semantics (ReLU and AddReLU pass NaN
@@ -111,4 +112,104 @@ func (g *Graph) roundAs(p Precision, dst, src []float32) {
 		return
 	}
 	p.RoundSlice(dst, src)
+}
+
+// ConvBNBackend runs the fused ConvBN's backward epilogue on the backend:
+// the frozen BatchNorm's scale and the ReLU mask applied to the output
+// gradient, and the residual's gradient.
+type ConvBNBackend interface {
+	// ConvBNBackward takes a fused ConvBN's output y (n, k, hw) and its
+	// gradient dy. With pass = !relu || y > 0 (false for NaN), it adds dy
+	// into dres where pass (elsewhere dres is untouched, so -0 stays -0)
+	// and writes dc = (pass ? dy : +0) * scale[c] in float32. dc or dres
+	// may be nil (not written); dc may alias dy, dres aliases neither.
+	ConvBNBackward(dy, y, scale, dc, dres []float32, n, k, hw int, relu bool)
+}
+
+// BiasBackend runs Linear's bias forward and gradient on the backend, for
+// row-major matrices of rows x cols.
+type BiasBackend interface {
+	// BiasAdd adds bias[j] to y[r, j] in float32.
+	BiasAdd(y, bias []float32, rows, cols int)
+	// BiasGrad adds float32(sum over r, in row order, of float64(dy[r, j]))
+	// to db[j].
+	BiasGrad(dy, db []float32, rows, cols int)
+}
+
+// ZeroGradsOn clears the gradients of ps as ZeroGrads does, on b when it
+// is a Zeroer (a device backend clears its managed gradients where its
+// kernels accumulate them, instead of migrating them to the host), else on
+// the host. b may be nil.
+func ZeroGradsOn(b Backend, ps []*Param) {
+	z, ok := b.(Zeroer)
+	for _, p := range ps {
+		if p.Grad == nil {
+			continue
+		}
+		if ok {
+			z.Zero(p.Grad.Data())
+		} else {
+			clear(p.Grad.Data())
+		}
+	}
+}
+
+// convBNBackward is ConvBNBackend.ConvBNBackward on g's backend, or the
+// host loops when it has none.
+func (g *Graph) convBNBackward(dy, y, scale, dc, dres []float32, n, k, hw int, relu bool) {
+	if cb, ok := g.backend.(ConvBNBackend); ok {
+		cb.ConvBNBackward(dy, y, scale, dc, dres, n, k, hw, relu)
+		return
+	}
+	parallelFor(n*k, func(p0, p1 int) {
+		for p := p0; p < p1; p++ {
+			src, op := dy[p*hw:(p+1)*hw], y[p*hw:(p+1)*hw]
+			if dres != nil {
+				dr := dres[p*hw : (p+1)*hw]
+				for i, d := range src {
+					if !relu || op[i] > 0 {
+						dr[i] += d
+					}
+				}
+			}
+			if dc != nil {
+				sk, dst := scale[p%k], dc[p*hw:(p+1)*hw]
+				for i, d := range src {
+					if relu && !(op[i] > 0) {
+						d = 0
+					}
+					dst[i] = d * sk
+				}
+			}
+		}
+	})
+}
+
+// biasAdd is BiasBackend.BiasAdd on g's backend, or the host loop.
+func (g *Graph) biasAdd(y, bias []float32, rows, cols int) {
+	if bb, ok := g.backend.(BiasBackend); ok {
+		bb.BiasAdd(y, bias, rows, cols)
+		return
+	}
+	for r := 0; r < rows; r++ {
+		row := y[r*cols : (r+1)*cols]
+		for j := range row {
+			row[j] += bias[j]
+		}
+	}
+}
+
+// biasGrad is BiasBackend.BiasGrad on g's backend, or the host loop.
+func (g *Graph) biasGrad(dy, db []float32, rows, cols int) {
+	if bb, ok := g.backend.(BiasBackend); ok {
+		bb.BiasGrad(dy, db, rows, cols)
+		return
+	}
+	for j := range db[:cols] {
+		var s float64
+		for r := 0; r < rows; r++ {
+			s += float64(dy[r*cols+j])
+		}
+		db[j] += float32(s)
+	}
 }
