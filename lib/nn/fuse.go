@@ -143,35 +143,22 @@ func ConvBN(g *Graph, conv *Conv2d, bn *BatchNorm2d, x, residual *Var, relu bool
 	}
 	return g.Op(out, []*Var{x, w, b, residual}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		dy, o := gy.Data(), out.Data()
+		var dr, dc []float32
 		if gin[3] != nil {
-			dr := gin[3].Data()
-			for i, d := range dy {
-				if !relu || o[i] > 0 {
-					dr[i] += d
-				}
-			}
+			dr = gin[3].Data()
 		}
-		if gin[0] == nil && gin[1] == nil && gin[2] == nil {
+		s := g.scratch()
+		convGrad := gin[0] != nil || gin[1] != nil || gin[2] != nil
+		if convGrad {
+			// d conv = dy (masked by the ReLU) * scale[k]: the
+			// BatchNorm's input gradient with fixed statistics.
+			dc = s.Get(len(dy))
+			defer s.Put(dc)
+		}
+		g.convBNBackward(dy, o, scale, dc, dr, geo.N, geo.K, geo.OH*geo.OW, relu)
+		if !convGrad {
 			return
 		}
-		// d conv = dy (masked by the ReLU) * scale[k]: the BatchNorm's
-		// input gradient with fixed statistics.
-		s := g.scratch()
-		dc := s.Get(len(dy))
-		defer s.Put(dc)
-		ohw := geo.OH * geo.OW
-		parallelFor(geo.N*geo.K, func(p0, p1 int) {
-			for p := p0; p < p1; p++ {
-				sk := scale[p%geo.K]
-				src, dst, op := dy[p*ohw:(p+1)*ohw], dc[p*ohw:(p+1)*ohw], o[p*ohw:(p+1)*ohw]
-				for i, d := range src {
-					if relu && !(op[i] > 0) {
-						d = 0
-					}
-					dst[i] = d * sk
-				}
-			}
-		})
 		if ac != Float32 {
 			// The convolution's output gradient in the region's
 			// precision, as Conv2d.Forward's backward rounds it.
