@@ -105,13 +105,7 @@ func (l *Linear) Forward(g *Graph, x *Var) (*Var, error) {
 	var bv *Var
 	if l.Bias != nil {
 		bv = g.Param(l.Bias)
-		b := l.Bias.Value.Data()
-		for r := 0; r < n; r++ {
-			row := od[r*l.Out : (r+1)*l.Out]
-			for j := range row {
-				row[j] += b[j]
-			}
-		}
+		g.biasAdd(od, l.Bias.Value.Data(), n, l.Out)
 	}
 	return g.Op(out, g.varList(x, g.Param(l.Weight), bv), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		dy := gy.Data()
@@ -134,14 +128,7 @@ func (l *Linear) Forward(g *Graph, x *Var) (*Var, error) {
 			lg.gemm(true, false, l.Out, l.In, n, 1, dy, l.Out, xd, l.In, 1, gin[1].Data(), l.In)
 		}
 		if gin[2] != nil {
-			db := gin[2].Data()
-			for j := range db {
-				var s float64
-				for r := 0; r < n; r++ {
-					s += float64(dy[r*l.Out+j])
-				}
-				db[j] += float32(s)
-			}
+			g.biasGrad(dy, gin[2].Data(), n, l.Out)
 		}
 	}), nil
 }
