@@ -210,7 +210,7 @@ func (t *Trainer) epoch(ctx context.Context, loader *data.Loader, nb, epochs, to
 		n := min(t.cfg.AccumSteps, nb-t.Batch)
 		rec, err := t.step(ctx, it, n)
 		if err != nil {
-			nn.ZeroGrads(t.model.Params())
+			nn.ZeroGradsOn(t.Opt.Backend, t.model.Params())
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -237,7 +237,7 @@ func (t *Trainer) epoch(ctx context.Context, loader *data.Loader, nb, epochs, to
 func (t *Trainer) step(ctx context.Context, it *data.Iterator, n int) (Record, error) {
 	t0 := time.Now()
 	params := t.model.Params()
-	nn.ZeroGrads(params)
+	nn.ZeroGradsOn(t.Opt.Backend, params) // on the device for a GPU model
 	scale := 1.0
 	if t.cfg.AMP {
 		scale = t.Scaler.Scale
@@ -312,7 +312,7 @@ func (t *Trainer) step(ctx context.Context, it *data.Iterator, n int) (Record, e
 	if t.cfg.AMP {
 		t.Scaler.Update(!finite)
 	}
-	nn.ZeroGrads(params)
+	nn.ZeroGradsOn(t.Opt.Backend, params) // on the device for a GPU model
 	rec.Seconds = time.Since(t0).Seconds()
 	rec.WallTime = float64(time.Now().UnixNano()) / 1e9
 	t.History.Records = append(t.History.Records, rec)
