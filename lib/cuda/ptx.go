@@ -45,6 +45,8 @@ var kernelNames = []string{
 	"detlab_roialign_forward",
 	"detlab_roialign_backward",
 	"detlab_conv_epilogue",
+	"detlab_convbn_backward",
+	"detlab_bias_grad",
 }
 
 // kernelParams gives each kernel's parameter list, one letter per
@@ -78,6 +80,8 @@ var kernelParams = map[string]string{
 	"detlab_roialign_forward":   "ppp" + "iiiiiiii", // x, geom, y, N,C,H,W, K, OH,OW, cap
 	"detlab_roialign_backward":  "ppp" + "iiiiiiii", // dy, geom, dx, N,C,H,W, K, OH,OW, cap
 	"detlab_conv_epilogue":      "pppp" + "iiii",    // y, scale, shift, residual, N,K,HW, relu
+	"detlab_convbn_backward":    "ppppp" + "iiii",   // dy, y, scale, dc, dres, N,K,HW, relu
+	"detlab_bias_grad":          "ppii",             // dy, db, rows, cols
 }
 
 // ptxParamKinds maps PTX parameter types to kernelParams letters.

@@ -177,4 +177,19 @@ DETLAB_GLOBAL void detlab_roialign_backward(const float* dy, const int* geom, fl
 DETLAB_GLOBAL void detlab_conv_epilogue(float* y, const float* scale, const float* shift, const float* residual,
                                         int N, int K, int HW, int relu);
 
+// --- backward epilogues (backward.cu) ---
+
+// detlab_convbn_backward: lib/nn's fused ConvBN backward for the output y
+// (N,K,HW) and its gradient dy, with pass = !relu || y > 0 (NaN fails):
+// dres += dy where pass (skipped, not an added 0, so a -0 stays -0) and
+// dc = (pass ? dy : +0) * scale[k] (one rounding). dc or dres may be NULL
+// (not written). dc may alias dy; dres aliases neither. n = N*K*HW.
+DETLAB_GLOBAL void detlab_convbn_backward(const float* dy, const float* y, const float* scale, float* dc,
+                                          float* dres, int N, int K, int HW, int relu);
+
+// detlab_bias_grad: Linear's bias gradient for dy (rows, cols):
+// db[j] += (float)(sum over r of (double)dy[r,j]), summed in row order in
+// float64 as lib/nn's host loop (one thread per column). n = cols.
+DETLAB_GLOBAL void detlab_bias_grad(const float* dy, float* db, int rows, int cols);
+
 #endif  // DETLAB_KERNELS_H

@@ -173,6 +173,13 @@ int main(int argc, char** argv) {
   } else if (k == "detlab_conv_epilogue") {
     need(4, 4);  // N, K, HW, relu; y, scale, shift, residual (empty files: NULL)
     sim_launch(grid, block, false, [&] { detlab_conv_epilogue(P(0), P(1), P(2), P(3), I(0), I(1), I(2), I(3)); });
+  } else if (k == "detlab_convbn_backward") {
+    need(4, 5);  // N, K, HW, relu; dy, y, scale, dc, dres (empty files: NULL)
+    sim_launch(grid, block, false,
+               [&] { detlab_convbn_backward(P(0), P(1), P(2), P(3), P(4), I(0), I(1), I(2), I(3)); });
+  } else if (k == "detlab_bias_grad") {
+    need(2, 2);  // rows, cols; dy, db
+    sim_launch(grid, block, false, [&] { detlab_bias_grad(P(0), P(1), I(0), I(1)); });
   } else {
     die("unknown kernel " + k);
   }
