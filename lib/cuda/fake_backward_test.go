@@ -213,4 +213,6 @@ func TestBackwardSpecialValues(t *testing.T) {
 }
 
 // sameBits reports equal bits, any NaN matching any NaN.
-func sameBits(a, b float32) bool { return math.Float32bits(a) == math.Float32bits(b) || (a != a && b != b) }
+func sameBits(a, b float32) bool {
+	return math.Float32bits(a) == math.Float32bits(b) || (a != a && b != b)
+}
