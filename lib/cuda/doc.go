@@ -35,7 +35,13 @@
 //     batched offsets and the greedy walk over the masks stay on the host);
 //   - clearing new graph tensors (Backend.Zero, nn.Zeroer: cuMemsetD32Async
 //     on a managed buffer, so lib/nn's Graph.NewTensor does not pull its
-//     pages to the host right before a kernel overwrites them).
+//     pages to the host right before a kernel overwrites them) and
+//     gradients (nn.ZeroGradsOn, which lib/train's trainer calls with the
+//     model's backend);
+//   - the fused ConvBN's backward epilogue (nn.ConvBNBackend: the ReLU mask
+//     and frozen BatchNorm scale on the output gradient, the residual
+//     gradient) and Linear's bias add and bias gradient (nn.BiasBackend),
+//     bit for bit lib/nn's host loops (backward.go).
 //
 // Matrix products are cublasSgemm_v2 on row-major data by the transpose
 // swap, with TF32 off (CUBLAS_DEFAULT_MATH), so results match the CPU's
@@ -51,10 +57,7 @@
 // What still runs on the host, reading and writing the same managed
 // memory, in a Faster R-CNN training step: the transform (resize,
 // normalize, batching), anchors, proposal decoding, top-k and clipping,
-// target assignment and sampling, the losses, the fully connected layers'
-// bias add and bias gradient (lib/nn's Linear), the fused ConvBN's backward
-// masking and scaling of the output gradient (lib/nn's ConvBN), and
-// Param.ZeroGrad.
+// target assignment and sampling, and the losses.
 //
 // Memory: tensors stay []float32. Backend.Alloc returns CUDA managed memory
 // (cuMemAllocManaged) viewed as a Go slice that host code and kernels both
