@@ -18,7 +18,7 @@ func cpuTime() time.Duration {
 // 224x224 batch 1 (with a fused BatchNorm scale, shift and ReLU) on the
 // im2col path and with F(2,3) and F(4,3).
 func BenchmarkWinogradLayers(b *testing.B) {
-	for _, l := range []struct{ c, hw int }{{64, 56}, {128, 28}, {256, 14}, {512, 7}} {
+	for _, l := range []struct{ c, hw int }{{64, 56}, {128, 28}, {256, 14}, {512, 7}, {256, 20}, {512, 10}} {
 		tc := wgCase{1, l.c, l.hw, l.hw, l.c, true, true, false, true}
 		geo, p, x, ep := tc.build(1)
 		y := make([]float32, geo.N*geo.K*geo.OH*geo.OW)
