@@ -13,6 +13,7 @@ func init() {
 	Symbols["github.com/detlab/detlab/lib/box/box"] = map[string]reflect.Value{
 		// function, constant and variable definitions
 		"BatchedNMS":        reflect.ValueOf(box.BatchedNMS),
+		"BatchedNMSWith":    reflect.ValueOf(box.BatchedNMSWith),
 		"BelowLowThreshold": reflect.ValueOf(constant.MakeFromLiteral("-1", token.INT, 0)),
 		"BetweenThresholds": reflect.ValueOf(constant.MakeFromLiteral("-2", token.INT, 0)),
 		"ClipToImage":       reflect.ValueOf(box.ClipToImage),
@@ -24,17 +25,36 @@ func init() {
 		"FromTensor":        reflect.ValueOf(box.FromTensor),
 		"IoU":               reflect.ValueOf(box.IoU),
 		"NMS":               reflect.ValueOf(box.NMS),
+		"NMSPairSuppressed": reflect.ValueOf(box.NMSPairSuppressed),
+		"NMSWith":           reflect.ValueOf(box.NMSWith),
 		"New":               reflect.ValueOf(box.New),
 		"NewCoder":          reflect.ValueOf(box.NewCoder),
 		"RemoveSmall":       reflect.ValueOf(box.RemoveSmall),
 		"Select":            reflect.ValueOf(box.Select),
 		"SortedUnion":       reflect.ValueOf(box.SortedUnion),
+		"SortedUnionInto":   reflect.ValueOf(box.SortedUnionInto),
 		"ToTensor":          reflect.ValueOf(box.ToTensor),
 
 		// type definitions
-		"Box":     reflect.ValueOf((*box.Box)(nil)),
-		"Coder":   reflect.ValueOf((*box.Coder)(nil)),
-		"Matcher": reflect.ValueOf((*box.Matcher)(nil)),
-		"Sampler": reflect.ValueOf((*box.Sampler)(nil)),
+		"Box":           reflect.ValueOf((*box.Box)(nil)),
+		"Coder":         reflect.ValueOf((*box.Coder)(nil)),
+		"MatchScratch":  reflect.ValueOf((*box.MatchScratch)(nil)),
+		"Matcher":       reflect.ValueOf((*box.Matcher)(nil)),
+		"NMSBackend":    reflect.ValueOf((*box.NMSBackend)(nil)),
+		"SampleScratch": reflect.ValueOf((*box.SampleScratch)(nil)),
+		"Sampler":       reflect.ValueOf((*box.Sampler)(nil)),
+
+		// interface wrapper definitions
+		"_NMSBackend": reflect.ValueOf((*_github_com_detlab_detlab_lib_box_NMSBackend)(nil)),
 	}
+}
+
+// _github_com_detlab_detlab_lib_box_NMSBackend is an interface wrapper for NMSBackend type
+type _github_com_detlab_detlab_lib_box_NMSBackend struct {
+	IValue    interface{}
+	WNMSMasks func(boxes []float32, cut float32, masks []uint64) error
+}
+
+func (W _github_com_detlab_detlab_lib_box_NMSBackend) NMSMasks(boxes []float32, cut float32, masks []uint64) error {
+	return W.WNMSMasks(boxes, cut, masks)
 }

@@ -23,6 +23,7 @@ func init() {
 		"CopyState":         reflect.ValueOf(nn.CopyState),
 		"CrossEntropy":      reflect.ValueOf(nn.CrossEntropy),
 		"CurrentBackend":    reflect.ValueOf(nn.CurrentBackend),
+		"DropWeightCaches":  reflect.ValueOf(nn.DropWeightCaches),
 		"ErrNoGrad":         reflect.ValueOf(&nn.ErrNoGrad).Elem(),
 		"Fill":              reflect.ValueOf(nn.Fill),
 		"Float16":           reflect.ValueOf(nn.Float16),
@@ -56,6 +57,7 @@ func init() {
 		"Sum":               reflect.ValueOf(nn.Sum),
 		"Uniform":           reflect.ValueOf(nn.Uniform),
 		"ZeroGrads":         reflect.ValueOf(nn.ZeroGrads),
+		"ZeroGradsOn":       reflect.ValueOf(nn.ZeroGradsOn),
 
 		// type definitions
 		"AdaptiveAvgPool2d1": reflect.ValueOf((*nn.AdaptiveAvgPool2d1)(nil)),
@@ -66,10 +68,13 @@ func init() {
 		"BackwardFunc":       reflect.ValueOf((*nn.BackwardFunc)(nil)),
 		"BatchNorm2d":        reflect.ValueOf((*nn.BatchNorm2d)(nil)),
 		"BatchNormBackend":   reflect.ValueOf((*nn.BatchNormBackend)(nil)),
+		"BiasBackend":        reflect.ValueOf((*nn.BiasBackend)(nil)),
 		"CPU":                reflect.ValueOf((*nn.CPU)(nil)),
 		"Conv2d":             reflect.ValueOf((*nn.Conv2d)(nil)),
+		"ConvBNBackend":      reflect.ValueOf((*nn.ConvBNBackend)(nil)),
 		"ConvEpilogue":       reflect.ValueOf((*nn.ConvEpilogue)(nil)),
 		"ConvGeom":           reflect.ValueOf((*nn.ConvGeom)(nil)),
+		"Derived":            reflect.ValueOf((*nn.Derived)(nil)),
 		"ElementwiseBackend": reflect.ValueOf((*nn.ElementwiseBackend)(nil)),
 		"Flatten":            reflect.ValueOf((*nn.Flatten)(nil)),
 		"FusedConvBackend":   reflect.ValueOf((*nn.FusedConvBackend)(nil)),
@@ -87,11 +92,16 @@ func init() {
 		"Scratch":            reflect.ValueOf((*nn.Scratch)(nil)),
 		"StateDict":          reflect.ValueOf((*nn.StateDict)(nil)),
 		"Var":                reflect.ValueOf((*nn.Var)(nil)),
+		"WeightCache":        reflect.ValueOf((*nn.WeightCache)(nil)),
+		"Zeroer":             reflect.ValueOf((*nn.Zeroer)(nil)),
 
 		// interface wrapper definitions
 		"_Allocator":          reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_Allocator)(nil)),
 		"_Backend":            reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_Backend)(nil)),
 		"_BatchNormBackend":   reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_BatchNormBackend)(nil)),
+		"_BiasBackend":        reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_BiasBackend)(nil)),
+		"_ConvBNBackend":      reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_ConvBNBackend)(nil)),
+		"_Derived":            reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_Derived)(nil)),
 		"_ElementwiseBackend": reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_ElementwiseBackend)(nil)),
 		"_FusedConvBackend":   reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_FusedConvBackend)(nil)),
 		"_Module":             reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_Module)(nil)),
@@ -100,6 +110,7 @@ func init() {
 		"_RoundingBackend":    reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_RoundingBackend)(nil)),
 		"_ScalerBackend":      reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_ScalerBackend)(nil)),
 		"_Scratch":            reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_Scratch)(nil)),
+		"_Zeroer":             reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_Zeroer)(nil)),
 	}
 }
 
@@ -159,6 +170,40 @@ type _github_com_detlab_detlab_lib_nn_BatchNormBackend struct {
 
 func (W _github_com_detlab_detlab_lib_nn_BatchNormBackend) BatchNormBackward(x []float32, dy []float32, dx []float32, dgamma []float32, dbeta []float32, n int, c int, hw int, mean []float64, invstd []float64, gamma []float32, train bool) {
 	W.WBatchNormBackward(x, dy, dx, dgamma, dbeta, n, c, hw, mean, invstd, gamma, train)
+}
+
+// _github_com_detlab_detlab_lib_nn_BiasBackend is an interface wrapper for BiasBackend type
+type _github_com_detlab_detlab_lib_nn_BiasBackend struct {
+	IValue    interface{}
+	WBiasAdd  func(y []float32, bias []float32, rows int, cols int)
+	WBiasGrad func(dy []float32, db []float32, rows int, cols int)
+}
+
+func (W _github_com_detlab_detlab_lib_nn_BiasBackend) BiasAdd(y []float32, bias []float32, rows int, cols int) {
+	W.WBiasAdd(y, bias, rows, cols)
+}
+func (W _github_com_detlab_detlab_lib_nn_BiasBackend) BiasGrad(dy []float32, db []float32, rows int, cols int) {
+	W.WBiasGrad(dy, db, rows, cols)
+}
+
+// _github_com_detlab_detlab_lib_nn_ConvBNBackend is an interface wrapper for ConvBNBackend type
+type _github_com_detlab_detlab_lib_nn_ConvBNBackend struct {
+	IValue          interface{}
+	WConvBNBackward func(dy []float32, y []float32, scale []float32, dc []float32, dres []float32, n int, k int, hw int, relu bool)
+}
+
+func (W _github_com_detlab_detlab_lib_nn_ConvBNBackend) ConvBNBackward(dy []float32, y []float32, scale []float32, dc []float32, dres []float32, n int, k int, hw int, relu bool) {
+	W.WConvBNBackward(dy, y, scale, dc, dres, n, k, hw, relu)
+}
+
+// _github_com_detlab_detlab_lib_nn_Derived is an interface wrapper for Derived type
+type _github_com_detlab_detlab_lib_nn_Derived struct {
+	IValue        interface{}
+	WDerivedBytes func() int64
+}
+
+func (W _github_com_detlab_detlab_lib_nn_Derived) DerivedBytes() int64 {
+	return W.WDerivedBytes()
 }
 
 // _github_com_detlab_detlab_lib_nn_ElementwiseBackend is an interface wrapper for ElementwiseBackend type
@@ -263,4 +308,14 @@ func (W _github_com_detlab_detlab_lib_nn_Scratch) Get(n int) []float32 {
 }
 func (W _github_com_detlab_detlab_lib_nn_Scratch) Put(b []float32) {
 	W.WPut(b)
+}
+
+// _github_com_detlab_detlab_lib_nn_Zeroer is an interface wrapper for Zeroer type
+type _github_com_detlab_detlab_lib_nn_Zeroer struct {
+	IValue interface{}
+	WZero  func(x []float32)
+}
+
+func (W _github_com_detlab_detlab_lib_nn_Zeroer) Zero(x []float32) {
+	W.WZero(x)
 }

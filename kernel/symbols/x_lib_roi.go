@@ -20,7 +20,9 @@ func init() {
 		"NewFastRCNNPredictor":      reflect.ValueOf(roi.NewFastRCNNPredictor),
 		"NewTwoMLPHead":             reflect.ValueOf(roi.NewTwoMLPHead),
 		"PostprocessDetections":     reflect.ValueOf(roi.PostprocessDetections),
+		"PostprocessDetectionsWith": reflect.ValueOf(roi.PostprocessDetectionsWith),
 		"SelectTrainingSamples":     reflect.ValueOf(roi.SelectTrainingSamples),
+		"SelectTrainingSamplesWith": reflect.ValueOf(roi.SelectTrainingSamplesWith),
 		"SmoothL1Beta":              reflect.ValueOf(constant.MakeFromLiteral("0.1111111111111111111096052747604367993972118711099028587341308594", token.FLOAT, 0)),
 
 		// type definitions
@@ -33,6 +35,7 @@ func init() {
 		"Predictor":         reflect.ValueOf((*roi.Predictor)(nil)),
 		"PredictorFunc":     reflect.ValueOf((*roi.PredictorFunc)(nil)),
 		"Samples":           reflect.ValueOf((*roi.Samples)(nil)),
+		"TrainingScratch":   reflect.ValueOf((*roi.TrainingScratch)(nil)),
 		"TwoMLPHead":        reflect.ValueOf((*roi.TwoMLPHead)(nil)),
 
 		// interface wrapper definitions

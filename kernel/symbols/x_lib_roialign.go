@@ -13,6 +13,7 @@ func init() {
 		"Apply":         reflect.ValueOf(roialign.Apply),
 		"Backward":      reflect.ValueOf(roialign.Backward),
 		"BackwardSlice": reflect.ValueOf(roialign.BackwardSlice),
+		"Check":         reflect.ValueOf(roialign.Check),
 		"CheckRois":     reflect.ValueOf(roialign.CheckRois),
 		"Defaults":      reflect.ValueOf(roialign.Defaults),
 		"ErrInput":      reflect.ValueOf(&roialign.ErrInput).Elem(),
@@ -23,8 +24,26 @@ func init() {
 		"Rois":          reflect.ValueOf(roialign.Rois),
 
 		// type definitions
+		"Backend":    reflect.ValueOf((*roialign.Backend)(nil)),
 		"Config":     reflect.ValueOf((*roialign.Config)(nil)),
 		"MultiScale": reflect.ValueOf((*roialign.MultiScale)(nil)),
 		"Shape":      reflect.ValueOf((*roialign.Shape)(nil)),
+
+		// interface wrapper definitions
+		"_Backend": reflect.ValueOf((*_github_com_detlab_detlab_lib_roialign_Backend)(nil)),
 	}
+}
+
+// _github_com_detlab_detlab_lib_roialign_Backend is an interface wrapper for Backend type
+type _github_com_detlab_detlab_lib_roialign_Backend struct {
+	IValue            interface{}
+	WRoIAlignBackward func(gradFeatures []float32, gradOut []float32, s roialign.Shape, rois []float32, cfg roialign.Config) error
+	WRoIAlignForward  func(out []float32, features []float32, s roialign.Shape, rois []float32, cfg roialign.Config) error
+}
+
+func (W _github_com_detlab_detlab_lib_roialign_Backend) RoIAlignBackward(gradFeatures []float32, gradOut []float32, s roialign.Shape, rois []float32, cfg roialign.Config) error {
+	return W.WRoIAlignBackward(gradFeatures, gradOut, s, rois, cfg)
+}
+func (W _github_com_detlab_detlab_lib_roialign_Backend) RoIAlignForward(out []float32, features []float32, s roialign.Shape, rois []float32, cfg roialign.Config) error {
+	return W.WRoIAlignForward(out, features, s, rois, cfg)
 }

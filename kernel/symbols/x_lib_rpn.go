@@ -13,18 +13,21 @@ import (
 func init() {
 	Symbols["github.com/detlab/detlab/lib/rpn/rpn"] = map[string]reflect.Value{
 		// function, constant and variable definitions
-		"AssignTargets":      reflect.ValueOf(rpn.AssignTargets),
-		"Coder":              reflect.ValueOf(rpn.Coder),
-		"ComputeLoss":        reflect.ValueOf(rpn.ComputeLoss),
-		"Defaults":           reflect.ValueOf(rpn.Defaults),
-		"ErrInput":           reflect.ValueOf(&rpn.ErrInput).Elem(),
-		"FilterProposals":    reflect.ValueOf(rpn.FilterProposals),
-		"FlatIndex":          reflect.ValueOf(rpn.FlatIndex),
-		"FlattenPredictions": reflect.ValueOf(rpn.FlattenPredictions),
-		"NewConvHead":        reflect.ValueOf(rpn.NewConvHead),
-		"SampleAnchors":      reflect.ValueOf(rpn.SampleAnchors),
-		"SampleBatch":        reflect.ValueOf(rpn.SampleBatch),
-		"SmoothL1Beta":       reflect.ValueOf(constant.MakeFromLiteral("0.1111111111111111111096052747604367993972118711099028587341308594", token.FLOAT, 0)),
+		"AssignTargets":       reflect.ValueOf(rpn.AssignTargets),
+		"AssignTargetsWith":   reflect.ValueOf(rpn.AssignTargetsWith),
+		"Coder":               reflect.ValueOf(rpn.Coder),
+		"ComputeLoss":         reflect.ValueOf(rpn.ComputeLoss),
+		"Defaults":            reflect.ValueOf(rpn.Defaults),
+		"ErrInput":            reflect.ValueOf(&rpn.ErrInput).Elem(),
+		"FilterProposals":     reflect.ValueOf(rpn.FilterProposals),
+		"FilterProposalsWith": reflect.ValueOf(rpn.FilterProposalsWith),
+		"FlatIndex":           reflect.ValueOf(rpn.FlatIndex),
+		"FlattenPredictions":  reflect.ValueOf(rpn.FlattenPredictions),
+		"NewConvHead":         reflect.ValueOf(rpn.NewConvHead),
+		"SampleAnchors":       reflect.ValueOf(rpn.SampleAnchors),
+		"SampleAnchorsWith":   reflect.ValueOf(rpn.SampleAnchorsWith),
+		"SampleBatch":         reflect.ValueOf(rpn.SampleBatch),
+		"SmoothL1Beta":        reflect.ValueOf(constant.MakeFromLiteral("0.1111111111111111111096052747604367993972118711099028587341308594", token.FLOAT, 0)),
 
 		// type definitions
 		"AnchorTargets":  reflect.ValueOf((*rpn.AnchorTargets)(nil)),
@@ -34,6 +37,7 @@ func init() {
 		"HeadFunc":       reflect.ValueOf((*rpn.HeadFunc)(nil)),
 		"Losses":         reflect.ValueOf((*rpn.Losses)(nil)),
 		"ProposalParams": reflect.ValueOf((*rpn.ProposalParams)(nil)),
+		"TargetScratch":  reflect.ValueOf((*rpn.TargetScratch)(nil)),
 
 		// interface wrapper definitions
 		"_Head": reflect.ValueOf((*_github_com_detlab_detlab_lib_rpn_Head)(nil)),
