@@ -78,8 +78,11 @@ func CurrentBackend() Backend {
 // plain Go loops for the rest, split over the available cores.
 type CPU struct{}
 
-// Name reports the backend and the GEMM implementation it calls.
-func (CPU) Name() string { return "cpu (im2col + compute.Sgemm: " + compute.Backend() + ")" }
+// Name reports the backend, the GEMM implementation it calls and the
+// convolution paths it takes besides im2col (Winograd, oneDNN).
+func (CPU) Name() string {
+	return "cpu (im2col + compute.Sgemm: " + compute.Backend() + "; " + winogradDescription() + "; conv " + compute.ConvBackend() + ")"
+}
 
 // Gemm calls compute.Sgemm, which is itself parallel (pure Go or
 // OpenBLAS, see compute.Backend), so it is not split again here.

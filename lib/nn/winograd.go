@@ -92,6 +92,20 @@ var winogradMode = os.Getenv("DETLAB_WINOGRAD")
 // im2col forward its backward is checked against), its weights are a
 // parameter's (their transform is cached), both channel counts are
 // multiples of 16 (the vector width) and the CPU has the AVX-512 kernels.
+// winogradDescription says which Winograd variant inference graphs use,
+// for CPU.Name.
+func winogradDescription() string {
+	switch {
+	case !hasWinograd:
+		return "winograd off (needs AVX-512)"
+	case winogradMode == "off":
+		return "winograd off (DETLAB_WINOGRAD=off)"
+	case winogradMode == "2" || winogradMode == "4":
+		return "winograd F(" + winogradMode + ",3) for inference 3x3/1 (DETLAB_WINOGRAD)"
+	}
+	return "winograd F(4,3)/F(2,3) for inference 3x3/1"
+}
+
 func winogradFor(geo ConvGeom) *winogradPlan {
 	if !hasWinograd || winogradMode == "off" || !geo.forwardOnly || geo.Weights == nil ||
 		geo.Precision != Float32 || geo.KH != 3 || geo.KW != 3 || geo.SH != 1 || geo.SW != 1 ||
