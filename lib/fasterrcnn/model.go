@@ -189,13 +189,17 @@ func (m *Model) Params() []*nn.Param {
 	return ps
 }
 
-// ZeroGrad clears the gradients of every parameter.
+// ZeroGrad clears the gradients of every parameter, on the model's device
+// (nn.ZeroGradsOn: a GPU model's gradients are not migrated to the host to
+// be cleared).
 func (m *Model) ZeroGrad() {
+	ps := make([]*nn.Param, 0, len(m.state.Keys))
 	for _, k := range m.state.Keys {
 		if p := m.state.Param(k); p != nil {
-			p.ZeroGrad()
+			ps = append(ps, p)
 		}
 	}
+	nn.ZeroGradsOn(m.backend, ps)
 }
 
 // Load copies a weights file into the model (weights.Load on the state
