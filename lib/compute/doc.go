@@ -29,6 +29,13 @@
 // The DETLAB_BLAS environment variable forces one: go, portable, openblas or
 // onednn. A forced library that cannot load falls back to Go, and Backend's
 // text says why.
+//
+// Convolutions: ConvOneDNN runs a convolution with its epilogue (folded
+// BatchNorm scale and shift, residual, ReLU) through oneDNN's convolution
+// primitives when DETLAB_CONV selects them: auto (the default) for
+// BatchNorm-folded convolutions where oneDNN picks an AVX-512 JIT kernel,
+// onednn for every convolution, go for none; ConvBackend says which.
+//
 // Backend says which runs and CPU describes the processor, for benchmark
 // printouts:
 //

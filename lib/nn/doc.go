@@ -31,6 +31,21 @@
 // recycles each intermediate value as soon as no remaining backward step can
 // read it, which lowers a training step's peak memory.
 //
+// Convolution paths on the CPU: im2col into the GEMM's panels by default;
+// on inference graphs (NewInferenceGraph) float32 3x3 stride-1
+// convolutions with channel counts that are multiples of 16 use Winograd
+// F(4,3) on maps of 20 and more and F(2,3) below (AVX-512 processors;
+// DETLAB_WINOGRAD=off|2|4 overrides), and BatchNorm-folded convolutions may
+// go to oneDNN (lib/compute's DETLAB_CONV). CPU.Name says which run.
+//
+// Cached weights: values derived from a parameter (Winograd-transformed or
+// oneDNN-reordered weights, bfloat16 copies) are kept in the parameter's
+// WeightCache and rebuilt when its Version moves. Library code that writes
+// parameters (loaders, the optimizer, checkpoints, StateDict.MarkChanged)
+// moves it; code that writes Param.Value itself calls Param.MarkChanged, and
+// BatchNorm2d.MarkStatsChanged after writing running statistics.
+// DETLAB_WEIGHT_CACHE=off rebuilds on every call.
+//
 // Mixed precision: Graph.WithAutocast(BFloat16) or (Float16) is torch's
 // autocast region. Conv2d, Linear and roialign.Apply then multiply operands
 // in the reduced precision (forward and backward) with float32
@@ -42,8 +57,10 @@
 // list.
 //
 // Devices: a Backend may live on an accelerator (lib/cuda). NewArenaWith
-// gives graphs buffers from its memory; ElementwiseBackend and
-// RoundingBackend name the element-wise work such a backend can take over.
+// gives graphs buffers from its memory; the optional interfaces in
+// device.go (ElementwiseBackend, RoundingBackend, BatchNormBackend,
+// ConvBNBackend, BiasBackend, OptimizerBackend, ScalerBackend, Zeroer, ...)
+// name the work such a backend can take over from the host loops.
 //
 // NaN policy: NaN inputs are not rejected by the layers; they propagate to
 // the outputs (ReLU and max pooling pass NaN on, as torch does). Callers
