@@ -32,7 +32,7 @@
 //
 // Convolutions: ConvOneDNN runs a convolution with its epilogue (folded
 // BatchNorm scale and shift, residual, ReLU) through oneDNN's convolution
-// primitives when DETLAB_CONV selects them: auto (the default) for
+// primitives when DETLAB_CONV selects them: auto for
 // BatchNorm-folded convolutions where oneDNN picks an AVX-512 JIT kernel,
 // onednn for every convolution, go for none; ConvBackend says which.
 //

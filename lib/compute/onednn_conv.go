@@ -9,10 +9,10 @@ import (
 )
 
 // EnvConv is the environment variable that chooses how ConvOneDNN's
-// callers convolve: "onednn" (oneDNN's convolution primitives for every
-// convolution, whatever implementation oneDNN picks), "go" (never oneDNN:
-// ConvOneDNN reports false and the caller runs its own im2col + GEMM), or
-// unset/"auto": oneDNN, when libdnnl 2.x loads, for convolutions with a
+// callers convolve: unset or "go" (never oneDNN: ConvOneDNN reports false
+// and the caller runs its own im2col + GEMM, or Winograd), "onednn"
+// (oneDNN's convolution primitives for every convolution, whatever
+// implementation oneDNN picks), or "auto": oneDNN, when libdnnl 2.x loads, for convolutions with a
 // BatchNorm folded in (Epilogue.Scale set: ResNet's ConvBN in eval or with
 // frozen BN) for which it picks a JIT direct AVX-512 implementation
 // (brgconv or jit, not its reference or GEMM-based ones, nor its AVX2
@@ -28,6 +28,12 @@ import (
 // 2.4e-7 RPN pre-activation of the Faster R-CNN training fixture (torch's
 // own float32 error there is 1.2e-6) and the ReLU kink moves a backbone
 // gradient past its tolerance; DETLAB_CONV=onednn routes them too.
+//
+// The default is go: end to end, with Winograd taking the 3x3 stride-1
+// convolutions of inference graphs, auto measured no faster
+// (detlab-bench, 2026-11-30, same machine: resnet18-fwd-224-b1 17.0 vs
+// 17.3 ms, frcnn-infer-320-b1 183 vs 160 ms, frcnn-train-320-b2 1.92-1.99 vs
+// 1.85-1.93 s of CPU per step), and each oneDNN call allocates (purego).
 const EnvConv = "DETLAB_CONV"
 
 // ErrConvShape is returned (wrapped) by ConvOneDNN for a ConvShape or
@@ -122,7 +128,9 @@ var convChosen = sync.OnceValue(func() convChoice { return chooseConv(os.Getenv(
 func chooseConv(env string) convChoice {
 	var mode convMode
 	switch strings.ToLower(strings.TrimSpace(env)) {
-	case "", "auto":
+	case "":
+		return convChoice{mode: convGo, name: "go (im2col + Sgemm; " + EnvConv + "=auto or onednn opts in to oneDNN)"}
+	case "auto":
 		mode = convAuto
 	case "go", "purego", "pure":
 		return convChoice{mode: convGo, name: "go (im2col + Sgemm; " + EnvConv + "=go)"}

@@ -278,7 +278,7 @@ func TestChooseConv(t *testing.T) {
 		{"go", convGo, false, "DETLAB_CONV=go"},
 		{"GO ", convGo, false, "DETLAB_CONV=go"},
 		{"bogus", convGo, false, `unknown DETLAB_CONV="bogus"`},
-		{"", convAuto, true, "for folded-BN ones where it picks a JIT direct one"},
+		{"", convGo, false, "DETLAB_CONV=auto or onednn opts in"},
 		{"auto", convAuto, true, "for folded-BN ones where it picks a JIT direct one"},
 		{"onednn", convForced, true, "DETLAB_CONV=onednn"},
 		{"dnnl", convForced, true, "DETLAB_CONV=onednn"},
