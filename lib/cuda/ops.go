@@ -26,6 +26,18 @@ func (b *Backend) Gemm(transA, transB bool, m, n, k int, alpha float32, a []floa
 		nn.CPU{}.Gemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
 		return
 	}
+	as, bs, cs := gemmOperands("Gemm", transA, transB, m, n, k, a, lda, bm, ldb, c, ldc)
+	b.run("Gemm", func(s *scope) {
+		pa, pb := s.f32(as, read), s.f32(bs, read)
+		pc := s.f32(cs, readWrite) // rows may have gaps (ldc > n): never write-only
+		s.gemm(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc)
+	})
+}
+
+// gemmOperands returns row-major op(A) (m x k), op(B) (k x n) and C (m x
+// n) cut to the extents their leading dimensions give, panicking with an
+// *OpError naming op when one is short.
+func gemmOperands(op string, transA, transB bool, m, n, k int, a []float32, lda int, bm []float32, ldb int, c []float32, ldc int) (as, bs, cs []float32) {
 	ar, ac := m, k
 	if transA {
 		ar, ac = k, m
@@ -34,14 +46,7 @@ func (b *Backend) Gemm(transA, transB bool, m, n, k int, alpha float32, a []floa
 	if transB {
 		br, bc = n, k
 	}
-	as := need("Gemm", "A", a, gemmExtent(ar, ac, lda))
-	bs := need("Gemm", "B", bm, gemmExtent(br, bc, ldb))
-	cs := need("Gemm", "C", c, gemmExtent(m, n, ldc))
-	b.run("Gemm", func(s *scope) {
-		pa, pb := s.f32(as, read), s.f32(bs, read)
-		pc := s.f32(cs, readWrite) // rows may have gaps (ldc > n): never write-only
-		s.gemm(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc)
-	})
+	return need(op, "A", a, gemmExtent(ar, ac, lda)), need(op, "B", bm, gemmExtent(br, bc, ldb)), need(op, "C", c, gemmExtent(m, n, ldc))
 }
 
 // pointwise reports a 1x1, stride 1, unpadded convolution, whose im2col

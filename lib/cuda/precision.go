@@ -51,17 +51,7 @@ func (b *Backend) GemmPrecision(p nn.Precision, transA, transB bool, m, n, k int
 	if m == 0 || n == 0 {
 		return
 	}
-	ar, ac := m, k
-	if transA {
-		ar, ac = k, m
-	}
-	br, bc := k, n
-	if transB {
-		br, bc = n, k
-	}
-	as := need("GemmPrecision", "A", a, gemmExtent(ar, ac, lda))
-	bs := need("GemmPrecision", "B", bm, gemmExtent(br, bc, ldb))
-	cs := need("GemmPrecision", "C", c, gemmExtent(m, n, ldc))
+	as, bs, cs := gemmOperands("GemmPrecision", transA, transB, m, n, k, a, lda, bm, ldb, c, ldc)
 	if k == 0 || alpha == 0 {
 		// C is only scaled: the operands do not matter.
 		nn.CPU{}.Gemm(transA, transB, m, n, k, alpha, as, lda, bs, ldb, beta, cs, ldc)

@@ -20,6 +20,24 @@ import (
 // exact and the per-roi loop would run for minutes.
 const maxRoIAlignGrid = 1 << 24
 
+// roiAlignArgs checks a RoIAlign call's arguments (the feature map or its
+// gradient of shape s, rois, and the pooled values or their gradient,
+// named what) and returns the number of rois and the layout's per-roi
+// capacity; errors wrap roialign.ErrInput and name op.
+func roiAlignArgs(op, what string, features, pooled []float32, s roialign.Shape, rois []float32, cfg roialign.Config) (k, capacity int, err error) {
+	k, err = roialign.Check(features, s, rois, cfg)
+	if err != nil {
+		return 0, 0, fmt.Errorf("cuda: %s: %w", op, err)
+	}
+	if want := k * s.C * cfg.OutH * cfg.OutW; len(pooled) != want {
+		return 0, 0, fmt.Errorf("cuda: %s: %w: %s has %d values, want %d (K=%d, C=%d, %dx%d)", op, roialign.ErrInput, what, len(pooled), want, k, s.C, cfg.OutH, cfg.OutW)
+	}
+	if capacity, err = roiAlignCap(rois[:5*k], s, cfg); err != nil {
+		return 0, 0, fmt.Errorf("cuda: %s: %w", op, err)
+	}
+	return k, capacity, nil
+}
+
 // RoIAlignForward implements roialign.Backend: out (K, C, OutH, OutW) is
 // overwritten with RoIAlign of features (shape s) over rois (K rows of
 // [batch, x1, y1, x2, y2]), as roialign.ForwardSlice, by the layout and
@@ -27,19 +45,9 @@ const maxRoIAlignGrid = 1 << 24
 // a device failure gives an *OpError.
 func (b *Backend) RoIAlignForward(out, features []float32, s roialign.Shape, rois []float32, cfg roialign.Config) error {
 	const op = "RoIAlignForward"
-	k, err := roialign.Check(features, s, rois, cfg)
-	if err != nil {
-		return fmt.Errorf("cuda: %s: %w", op, err)
-	}
-	if want := k * s.C * cfg.OutH * cfg.OutW; len(out) != want {
-		return fmt.Errorf("cuda: %s: %w: output has %d values, want %d (K=%d, C=%d, %dx%d)", op, roialign.ErrInput, len(out), want, k, s.C, cfg.OutH, cfg.OutW)
-	}
-	capacity, err := roiAlignCap(rois[:5*k], s, cfg)
-	if err != nil {
-		return fmt.Errorf("cuda: %s: %w", op, err)
-	}
-	if k == 0 {
-		return nil
+	k, capacity, err := roiAlignArgs(op, "output", features, out, s, rois, cfg)
+	if err != nil || k == 0 {
+		return err
 	}
 	return b.runErr(op, func(sc *scope) {
 		px, py := sc.f32(features, read), sc.f32(out, write)
@@ -56,19 +64,9 @@ func (b *Backend) RoIAlignForward(out, features []float32, s roialign.Shape, roi
 // deterministic). Errors as RoIAlignForward's.
 func (b *Backend) RoIAlignBackward(gradFeatures, gradOut []float32, s roialign.Shape, rois []float32, cfg roialign.Config) error {
 	const op = "RoIAlignBackward"
-	k, err := roialign.Check(gradFeatures, s, rois, cfg)
-	if err != nil {
-		return fmt.Errorf("cuda: %s: %w", op, err)
-	}
-	if want := k * s.C * cfg.OutH * cfg.OutW; len(gradOut) != want {
-		return fmt.Errorf("cuda: %s: %w: output gradient has %d values, want %d (K=%d, C=%d, %dx%d)", op, roialign.ErrInput, len(gradOut), want, k, s.C, cfg.OutH, cfg.OutW)
-	}
-	capacity, err := roiAlignCap(rois[:5*k], s, cfg)
-	if err != nil {
-		return fmt.Errorf("cuda: %s: %w", op, err)
-	}
-	if k == 0 {
-		return nil
+	k, capacity, err := roiAlignArgs(op, "output gradient", gradFeatures, gradOut, s, rois, cfg)
+	if err != nil || k == 0 {
+		return err
 	}
 	return b.runErr(op, func(sc *scope) {
 		pdy, pdx := sc.f32(gradOut, read), sc.f32(gradFeatures, readWrite)
