@@ -101,16 +101,25 @@ func (bn *BatchNorm2d) SetMode(m BNMode) {
 
 // OutputShape returns in unchanged after checking it.
 func (bn *BatchNorm2d) OutputShape(in []int) ([]int, error) {
-	if len(in) != 4 {
-		return nil, fmt.Errorf("nn: BatchNorm2d %s: input must be NCHW, got shape %v", bn.Weight.Name, in)
-	}
-	if in[1] != bn.C {
-		return nil, fmt.Errorf("nn: BatchNorm2d %s: input has %d channels, want %d", bn.Weight.Name, in[1], bn.C)
-	}
-	if tensor.Numel(in) == 0 {
-		return nil, fmt.Errorf("nn: BatchNorm2d %s: empty input shape %v", bn.Weight.Name, in)
+	if err := bn.checkInput(in); err != nil {
+		return nil, err
 	}
 	return append([]int(nil), in...), nil
+}
+
+// checkInput is OutputShape's check without the copy; in does not escape
+// (the messages print copies), so a caller's stack array stays there.
+func (bn *BatchNorm2d) checkInput(in []int) error {
+	if len(in) != 4 {
+		return fmt.Errorf("nn: BatchNorm2d %s: input must be NCHW, got shape %v", bn.Weight.Name, copyShape(in))
+	}
+	if in[1] != bn.C {
+		return fmt.Errorf("nn: BatchNorm2d %s: input has %d channels, want %d", bn.Weight.Name, in[1], bn.C)
+	}
+	if numel(in) == 0 {
+		return fmt.Errorf("nn: BatchNorm2d %s: empty input shape %v", bn.Weight.Name, copyShape(in))
+	}
+	return nil
 }
 
 // Forward normalises x.
@@ -120,21 +129,22 @@ func (bn *BatchNorm2d) Forward(g *Graph, x *Var) (*Var, error) { return bn.forwa
 func (bn *BatchNorm2d) ForwardReLU(g *Graph, x *Var) (*Var, error) { return bn.forward(g, x, true) }
 
 func (bn *BatchNorm2d) forward(g *Graph, x *Var, relu bool) (*Var, error) {
-	shape, err := bn.OutputShape(x.Shape())
-	if err != nil {
+	shape := x.Shape()
+	if err := bn.checkInput(shape); err != nil {
 		return nil, err
 	}
 	n, c, hw := shape[0], shape[1], shape[2]*shape[3]
 	m := n * hw
 	gamma, beta := bn.Weight.Value.Data(), bn.Bias.Value.Data()
-	mean := make([]float64, c)
-	invstd := make([]float64, c)
+	// The statistics (kept for backward) and the affine coefficients
+	// live in memory g owns until Release: with an arena, recycled.
+	stats := g.newFloat64s(3 * c)
+	mean, invstd, variance := stats[:c:c], stats[c:2*c:2*c], stats[2*c:]
 	train := bn.Mode == BNTrain
 	if train {
 		if m < 2 {
 			return nil, fmt.Errorf("nn: BatchNorm2d %s: train mode needs more than one value per channel, input shape %v", bn.Weight.Name, shape)
 		}
-		variance := make([]float64, c)
 		g.backend.ChannelStats(x.Value.Data(), n, c, hw, mean, variance)
 		rm, rv := bn.RunningMean.Data(), bn.RunningVar.Data()
 		mom := bn.Momentum
@@ -153,8 +163,8 @@ func (bn *BatchNorm2d) forward(g *Graph, x *Var, relu bool) (*Var, error) {
 			invstd[i] = 1 / math.Sqrt(float64(rv[i])+bn.Eps)
 		}
 	}
-	scale := make([]float32, c)
-	shift := make([]float32, c)
+	affine := g.scratch().Get(2 * c)
+	scale, shift := affine[:c:c], affine[c:]
 	for i := range c {
 		s := float64(gamma[i]) * invstd[i]
 		scale[i] = float32(s)
@@ -167,7 +177,7 @@ func (bn *BatchNorm2d) forward(g *Graph, x *Var, relu bool) (*Var, error) {
 	if bn.Mode != BNFrozen {
 		wv, bv = g.Param(bn.Weight), g.Param(bn.Bias)
 	}
-	return g.Op(out, []*Var{x, wv, bv}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	return g.Op(out, g.varList(x, wv, bv), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		dy := gy.Data()
 		if relu {
 			// Mask in a scratch copy: gy belongs to the graph's output.
@@ -205,55 +215,72 @@ func (bn *BatchNorm2d) forward(g *Graph, x *Var, relu bool) (*Var, error) {
 // input gradient includes the paths through the mean and variance:
 // dx = gamma*invstd*(dy - mean(dy) - xhat*mean(dy*xhat)).
 func bnBackward(x, dy, dx, dgamma, dbeta []float32, n, c, hw int, mean, invstd []float64, gamma []float32, train bool) {
+	runPooled(c, &bnBackwardJobs, bnBackwardJob{x: x, dy: dy, dx: dx, dgamma: dgamma, dbeta: dbeta,
+		n: n, c: c, hw: hw, mean: mean, invstd: invstd, gamma: gamma, train: train})
+}
+
+// bnBackwardJob is bnBackward over channels [c0, c1).
+type bnBackwardJob struct {
+	x, dy, dx, dgamma, dbeta []float32
+	n, c, hw                 int
+	mean, invstd             []float64
+	gamma                    []float32
+	train                    bool
+}
+
+var bnBackwardJobs freeList[bnBackwardJob]
+
+func (j *bnBackwardJob) run(c0, c1 int) {
+	x, dy, dx, dgamma, dbeta := j.x, j.dy, j.dx, j.dgamma, j.dbeta
+	n, c, hw := j.n, j.c, j.hw
+	mean, invstd, gamma, train := j.mean, j.invstd, j.gamma, j.train
 	m := float64(n * hw)
-	parallelFor(c, func(c0, c1 int) {
-		for ch := c0; ch < c1; ch++ {
-			mu, is := mean[ch], invstd[ch]
-			var sdy, sdyx float64
-			if train || dgamma != nil || dbeta != nil {
-				for b := 0; b < n; b++ {
-					off := (b*c + ch) * hw
-					xs, ds := x[off:off+hw], dy[off:off+hw]
-					for i, d := range ds {
-						dd := float64(d)
-						sdy += dd
-						sdyx += dd * (float64(xs[i]) - mu)
-					}
-				}
-				sdyx *= is
-			}
-			if dgamma != nil {
-				dgamma[ch] += float32(sdyx)
-			}
-			if dbeta != nil {
-				dbeta[ch] += float32(sdy)
-			}
-			if dx == nil {
-				continue
-			}
-			k := float64(gamma[ch]) * is
-			if !train {
-				kf := float32(k)
-				for b := 0; b < n; b++ {
-					off := (b*c + ch) * hw
-					xd, ds := dx[off:off+hw], dy[off:off+hw]
-					for i, d := range ds {
-						xd[i] += d * kf
-					}
-				}
-				continue
-			}
-			mdy, mdyx := sdy/m, sdyx/m
+	for ch := c0; ch < c1; ch++ {
+		mu, is := mean[ch], invstd[ch]
+		var sdy, sdyx float64
+		if train || dgamma != nil || dbeta != nil {
 			for b := 0; b < n; b++ {
 				off := (b*c + ch) * hw
-				xs, xd, ds := x[off:off+hw], dx[off:off+hw], dy[off:off+hw]
+				xs, ds := x[off:off+hw], dy[off:off+hw]
 				for i, d := range ds {
-					xhat := (float64(xs[i]) - mu) * is
-					xd[i] += float32(k * (float64(d) - mdy - xhat*mdyx))
+					dd := float64(d)
+					sdy += dd
+					sdyx += dd * (float64(xs[i]) - mu)
 				}
 			}
+			sdyx *= is
 		}
-	})
+		if dgamma != nil {
+			dgamma[ch] += float32(sdyx)
+		}
+		if dbeta != nil {
+			dbeta[ch] += float32(sdy)
+		}
+		if dx == nil {
+			continue
+		}
+		k := float64(gamma[ch]) * is
+		if !train {
+			kf := float32(k)
+			for b := 0; b < n; b++ {
+				off := (b*c + ch) * hw
+				xd, ds := dx[off:off+hw], dy[off:off+hw]
+				for i, d := range ds {
+					xd[i] += d * kf
+				}
+			}
+			continue
+		}
+		mdy, mdyx := sdy/m, sdyx/m
+		for b := 0; b < n; b++ {
+			off := (b*c + ch) * hw
+			xs, xd, ds := x[off:off+hw], dx[off:off+hw], dy[off:off+hw]
+			for i, d := range ds {
+				xhat := (float64(xs[i]) - mu) * is
+				xd[i] += float32(k * (float64(d) - mdy - xhat*mdyx))
+			}
+		}
+	}
 }
 
 // Params returns gamma and beta (none when frozen: FrozenBatchNorm2d holds

@@ -98,7 +98,7 @@ func (c *Conv2d) geom(in []int) (ConvGeom, error) {
 
 // Forward applies the convolution.
 func (c *Conv2d) Forward(g *Graph, x *Var) (*Var, error) {
-	geo, err := c.geom(x.Shape())
+	base, err := c.geom(x.Shape())
 	if err != nil {
 		return nil, err
 	}
@@ -110,10 +110,10 @@ func (c *Conv2d) Forward(g *Graph, x *Var) (*Var, error) {
 		bias = c.Bias.Value.Data()
 	}
 	ac := g.autocast
-	xd, wd := g.convOperands(&geo, x, c.Weight)
+	geo, xd, wd := g.convOperands(base, x, c.Weight)
 	out := g.newTensorNoZero(geo.N, geo.K, geo.OH, geo.OW)
 	g.backend.Conv2d(geo, xd, wd, bias, out.Data(), g.scratch())
-	return g.Op(out, []*Var{x, w, b}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	return g.Op(out, g.varList(x, w, b), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		var dx, dw, db []float32
 		if gin[0] != nil {
 			dx = gin[0].Data()
@@ -154,11 +154,14 @@ func (c *Conv2d) AddState(sd *StateDict, prefix string) {
 	}
 }
 
-// convOperands returns the input and weight data a convolution on g
-// multiplies: as they are in float32; under autocast either as they are
-// with geo.Precision set (a backend that rounds while it packs) or as
-// rounded copies owned by g.
-func (g *Graph) convOperands(geo *ConvGeom, x *Var, w *Param) (xd, wd []float32) {
+// convOperands returns the geometry (geo with the graph's settings) and
+// the input and weight data a convolution on g multiplies: as they are in
+// float32; under autocast either as they are with the geometry's
+// Precision set (a backend that rounds while it packs) or as rounded
+// copies owned by g. The geometry is returned, not set through a pointer,
+// so that a backward closure captures it by value (in its own allocation)
+// instead of moving it to the heap.
+func (g *Graph) convOperands(geo ConvGeom, x *Var, w *Param) (_ ConvGeom, xd, wd []float32) {
 	xd, wd = x.Value.Data(), w.Value.Data()
 	geo.forwardOnly = !g.grad
 	switch ac := g.autocast; {
@@ -171,5 +174,5 @@ func (g *Graph) convOperands(geo *ConvGeom, x *Var, w *Param) (xd, wd []float32)
 		xd = g.roundedCopy(xd, x.Shape()...)
 		wd = g.roundedCopy(wd, w.Value.Shape()...)
 	}
-	return xd, wd
+	return geo, xd, wd
 }

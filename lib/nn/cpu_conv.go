@@ -86,89 +86,111 @@ func (b CPU) Conv2dBackward(geo ConvGeom, x, w, dy, dx, dw, db []float32, s Scra
 
 // im2col writes the (C*KH*KW, OH*OW) patch matrix of one image.
 func im2col(geo ConvGeom, x, col []float32) {
+	runPooled(geo.C, &im2colJobs, im2colJob{geo: geo, x: x, col: col})
+}
+
+// im2colJob is im2col over channels [c0, c1).
+type im2colJob struct {
+	geo    ConvGeom
+	x, col []float32
+}
+
+var im2colJobs freeList[im2colJob]
+
+func (j *im2colJob) run(c0, c1 int) {
+	geo, x, col := j.geo, j.x, j.col
 	ohw := geo.OH * geo.OW
-	parallelFor(geo.C, func(c0, c1 int) {
-		for c := c0; c < c1; c++ {
-			plane := x[c*geo.H*geo.W : (c+1)*geo.H*geo.W]
-			for kh := 0; kh < geo.KH; kh++ {
-				for kw := 0; kw < geo.KW; kw++ {
-					row := col[((c*geo.KH+kh)*geo.KW+kw)*ohw:][:ohw]
-					for oh := 0; oh < geo.OH; oh++ {
-						ih := oh*geo.SH - geo.PH + kh
-						dst := row[oh*geo.OW : (oh+1)*geo.OW]
-						if ih < 0 || ih >= geo.H {
+	for c := c0; c < c1; c++ {
+		plane := x[c*geo.H*geo.W : (c+1)*geo.H*geo.W]
+		for kh := 0; kh < geo.KH; kh++ {
+			for kw := 0; kw < geo.KW; kw++ {
+				row := col[((c*geo.KH+kh)*geo.KW+kw)*ohw:][:ohw]
+				for oh := 0; oh < geo.OH; oh++ {
+					ih := oh*geo.SH - geo.PH + kh
+					dst := row[oh*geo.OW : (oh+1)*geo.OW]
+					if ih < 0 || ih >= geo.H {
+						clear(dst)
+						continue
+					}
+					src := plane[ih*geo.W : (ih+1)*geo.W]
+					iw := kw - geo.PW
+					if geo.SW == 1 {
+						// dst[ow] = src[ow+iw] where 0 <= ow+iw < W:
+						// one copy, zeros at the padded ends.
+						lo, hi := max(0, -iw), min(geo.OW, geo.W-iw)
+						if lo >= hi {
 							clear(dst)
 							continue
 						}
-						src := plane[ih*geo.W : (ih+1)*geo.W]
-						iw := kw - geo.PW
-						if geo.SW == 1 {
-							// dst[ow] = src[ow+iw] where 0 <= ow+iw < W:
-							// one copy, zeros at the padded ends.
-							lo, hi := max(0, -iw), min(geo.OW, geo.W-iw)
-							if lo >= hi {
-								clear(dst)
-								continue
-							}
-							clear(dst[:lo])
-							copy(dst[lo:hi], src[lo+iw:hi+iw])
-							clear(dst[hi:])
-							continue
+						clear(dst[:lo])
+						copy(dst[lo:hi], src[lo+iw:hi+iw])
+						clear(dst[hi:])
+						continue
+					}
+					for ow := range dst {
+						if iw >= 0 && iw < geo.W {
+							dst[ow] = src[iw]
+						} else {
+							dst[ow] = 0
 						}
-						for ow := range dst {
-							if iw >= 0 && iw < geo.W {
-								dst[ow] = src[iw]
-							} else {
-								dst[ow] = 0
-							}
-							iw += geo.SW
-						}
+						iw += geo.SW
 					}
 				}
 			}
 		}
-	})
+	}
 }
 
 // col2im adds a (C*KH*KW, OH*OW) patch-gradient matrix into one image's
 // gradient.
 func col2im(geo ConvGeom, col, dx []float32) {
+	runPooled(geo.C, &col2imJobs, col2imJob{geo: geo, col: col, dx: dx})
+}
+
+// col2imJob is col2im over channels [c0, c1).
+type col2imJob struct {
+	geo     ConvGeom
+	col, dx []float32
+}
+
+var col2imJobs freeList[col2imJob]
+
+func (j *col2imJob) run(c0, c1 int) {
+	geo, col, dx := j.geo, j.col, j.dx
 	ohw := geo.OH * geo.OW
-	parallelFor(geo.C, func(c0, c1 int) {
-		for c := c0; c < c1; c++ {
-			plane := dx[c*geo.H*geo.W : (c+1)*geo.H*geo.W]
-			for kh := 0; kh < geo.KH; kh++ {
-				for kw := 0; kw < geo.KW; kw++ {
-					row := col[((c*geo.KH+kh)*geo.KW+kw)*ohw:][:ohw]
-					for oh := 0; oh < geo.OH; oh++ {
-						ih := oh*geo.SH - geo.PH + kh
-						if ih < 0 || ih >= geo.H {
-							continue
-						}
-						dst := plane[ih*geo.W : (ih+1)*geo.W]
-						src := row[oh*geo.OW : (oh+1)*geo.OW]
-						iw := kw - geo.PW
-						if geo.SW == 1 {
-							lo, hi := max(0, -iw), min(geo.OW, geo.W-iw)
-							if lo < hi {
-								d := dst[lo+iw : hi+iw]
-								for i, v := range src[lo:hi] {
-									d[i] += v
-								}
+	for c := c0; c < c1; c++ {
+		plane := dx[c*geo.H*geo.W : (c+1)*geo.H*geo.W]
+		for kh := 0; kh < geo.KH; kh++ {
+			for kw := 0; kw < geo.KW; kw++ {
+				row := col[((c*geo.KH+kh)*geo.KW+kw)*ohw:][:ohw]
+				for oh := 0; oh < geo.OH; oh++ {
+					ih := oh*geo.SH - geo.PH + kh
+					if ih < 0 || ih >= geo.H {
+						continue
+					}
+					dst := plane[ih*geo.W : (ih+1)*geo.W]
+					src := row[oh*geo.OW : (oh+1)*geo.OW]
+					iw := kw - geo.PW
+					if geo.SW == 1 {
+						lo, hi := max(0, -iw), min(geo.OW, geo.W-iw)
+						if lo < hi {
+							d := dst[lo+iw : hi+iw]
+							for i, v := range src[lo:hi] {
+								d[i] += v
 							}
-							continue
 						}
-						for _, v := range src {
-							if iw >= 0 && iw < geo.W {
-								dst[iw] += v
-							}
-							iw += geo.SW
+						continue
+					}
+					for _, v := range src {
+						if iw >= 0 && iw < geo.W {
+							dst[iw] += v
 						}
+						iw += geo.SW
 					}
 				}
 			}
 		}
-	})
+	}
 }
 
 // Conv2dFused implements FusedConvBackend: in float32 the epilogue runs in
@@ -227,13 +249,16 @@ func (b CPU) Conv2dFused(geo ConvGeom, x, w []float32, ep ConvEpilogue, y []floa
 		}
 		// The patches are read from a zero-padded copy of the image
 		// (padPanels: no bounds tests per row of a panel).
-		src, release := newPadPanels(geo, xn, s)
+		src := padPanelSources.get()
+		*src = newPadPanels(geo, xn, s)
 		if bf16 {
 			wb.Panels(ohw, src, yn, ohw, cep)
 		} else {
 			compute.SgemmPanels(geo.K, ohw, ckk, w, ckk, src, yn, ohw, cep)
 		}
-		release()
+		src.release()
+		*src = padPanels{}
+		padPanelSources.put(src)
 	}
 }
 

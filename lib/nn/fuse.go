@@ -104,15 +104,15 @@ func ConvBN(g *Graph, conv *Conv2d, bn *BatchNorm2d, x, residual *Var, relu bool
 	if conv == nil || bn == nil {
 		return nil, fmt.Errorf("nn: ConvBN: nil convolution or BatchNorm")
 	}
-	geo, err := conv.geom(x.Shape())
+	base, err := conv.geom(x.Shape())
 	if err != nil {
 		return nil, err
 	}
-	outShape := []int{geo.N, geo.K, geo.OH, geo.OW}
-	if _, err := bn.OutputShape(outShape); err != nil {
+	outShape := [4]int{base.N, base.K, base.OH, base.OW}
+	if err := bn.checkInput(outShape[:]); err != nil {
 		return nil, err
 	}
-	if residual != nil && !tensor.SameShape(residual.Shape(), outShape) {
+	if residual != nil && !tensor.SameShape(residual.Shape(), outShape[:]) {
 		return nil, fmt.Errorf("nn: ConvBN: residual shape %v differs from the output shape %v", residual.Shape(), outShape)
 	}
 	if !bn.Fusable(g) {
@@ -128,8 +128,8 @@ func ConvBN(g *Graph, conv *Conv2d, bn *BatchNorm2d, x, residual *Var, relu bool
 		ep.Residual = residual.Value.Data()
 	}
 	ac := g.autocast
-	xd, wd := g.convOperands(&geo, x, conv.Weight)
-	out := g.newTensorNoZero(outShape...)
+	geo, xd, wd := g.convOperands(base, x, conv.Weight)
+	out := g.newTensorNoZero(outShape[:]...)
 	if fb, ok := g.backend.(FusedConvBackend); ok {
 		fb.Conv2dFused(geo, xd, wd, ep, out.Data(), g.scratch())
 	} else {
@@ -141,7 +141,7 @@ func ConvBN(g *Graph, conv *Conv2d, bn *BatchNorm2d, x, residual *Var, relu bool
 	if conv.Bias != nil {
 		b = g.Param(conv.Bias)
 	}
-	return g.Op(out, []*Var{x, w, b, residual}, func(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	return g.Op(out, g.varList(x, w, b, residual), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
 		dy, o := gy.Data(), out.Data()
 		var dr, dc []float32
 		if gin[3] != nil {

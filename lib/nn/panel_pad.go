@@ -19,6 +19,9 @@ type padPanels struct {
 	pitch, plane int // values between padded rows and between channels
 	split        bool
 	wq           int // values per phase when split
+	// scratch, when non-nil, is where xp (a padded copy) came from and
+	// goes back to on release.
+	scratch Scratch
 }
 
 // padPanelMax is the largest kb whose row offsets PackPanel keeps on the
@@ -27,8 +30,8 @@ const padPanelMax = 256
 
 // newPadPanels returns the panel source of image x (C,H,W). With padding
 // or phase splitting it copies x into a buffer from s (nil: the heap);
-// release returns that buffer and must be called once the GEMM is done.
-func newPadPanels(geo ConvGeom, x []float32, s Scratch) (p padPanels, release func()) {
+// p.release returns that buffer and must be called once the GEMM is done.
+func newPadPanels(geo ConvGeom, x []float32, s Scratch) (p padPanels) {
 	hp, wp := geo.H+2*geo.PH, geo.W+2*geo.PW
 	p = padPanels{geo: geo, xp: x[:geo.C*geo.H*geo.W], hp: hp, wp: wp, pitch: wp, plane: hp * wp}
 	p.split = geo.SW > 1 && geo.KW > 1
@@ -38,16 +41,15 @@ func newPadPanels(geo ConvGeom, x []float32, s Scratch) (p padPanels, release fu
 		p.plane = hp * p.pitch
 	}
 	if geo.PH == 0 && geo.PW == 0 && !p.split {
-		return p, func() {}
+		return p
 	}
 	n := geo.C * p.plane
 	var buf []float32
 	if s != nil {
 		buf = s.Get(n)[:n]
-		release = func() { s.Put(buf) }
+		p.scratch = s
 	} else {
 		buf = make([]float32, n)
-		release = func() {}
 	}
 	if p.split {
 		padSplitImage(buf, x, geo.C, geo.H, geo.W, geo.PH, geo.PW, geo.SW)
@@ -55,8 +57,22 @@ func newPadPanels(geo ConvGeom, x []float32, s Scratch) (p padPanels, release fu
 		padImage(buf, x, geo.C, geo.H, geo.W, geo.PH, geo.PW)
 	}
 	p.xp = buf
-	return p, release
+	return p
 }
+
+// release gives the padded copy back to the Scratch it came from (if
+// any); p must not be used afterwards.
+func (p *padPanels) release() {
+	if p.scratch != nil {
+		p.scratch.Put(p.xp)
+		p.scratch = nil
+	}
+}
+
+// padPanelSources recycles the *padPanels Conv2dFused hands to the GEMM
+// as a compute.PanelSource (a padPanels value in an interface is an
+// allocation per image).
+var padPanelSources freeList[padPanels]
 
 // padSplitImage writes x (c planes of h x w), padded as padImage does, into
 // dst with each padded row split into sw phases of wq = ceil(wp/sw)

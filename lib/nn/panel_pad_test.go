@@ -54,7 +54,7 @@ func TestPadPanels(t *testing.T) {
 			if scratch {
 				s = ns
 			}
-			src, release := newPadPanels(geo, x, s)
+			src := newPadPanels(geo, x, s)
 			for _, nr := range []int{1, 4, 16, 32} {
 				for _, blk := range [][4]int{{0, rows, 0, cols}, {1, rows - 1, 2, cols - 2}, {rows / 2, rows - rows/2, cols / 3, cols - cols/3}} {
 					p0, kb, j0, nb := blk[0], blk[1], blk[2], blk[3]
@@ -75,7 +75,7 @@ func TestPadPanels(t *testing.T) {
 					}
 				}
 			}
-			release()
+			src.release()
 			if padded := tc.ph > 0 || tc.pw > 0 || tc.sw > 1 && tc.kw > 1; scratch && (ns.gets != btoi(padded) || ns.puts != ns.gets) {
 				t.Errorf("%+v: scratch Get %d times, Put %d times; want %d each", tc, ns.gets, ns.puts, btoi(padded))
 			}
