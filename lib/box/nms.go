@@ -54,13 +54,19 @@ func NMSWith(nb NMSBackend, boxes []Box, scores []float32, thresh float64) ([]in
 func nms(nb NMSBackend, boxes []Box, scores []float32, thresh float64, offset []float32, subset []int) ([]int, error) {
 	ws := nmsPool.Get().(*nmsWork)
 	defer nmsPool.Put(ws)
-	ws.keys = scoreKeys(ws.keys[:0], scores, subset)
+	// Sized up front: a workspace the pool has just made would otherwise
+	// grow append by append.
+	candidates := len(scores)
+	if subset != nil {
+		candidates = len(subset)
+	}
+	ws.keys = scoreKeys(slices.Grow(ws.keys[:0], candidates), scores, subset)
 	n := len(ws.keys)
 	keep := make([]int, 0, n)
 	if n == 0 {
 		return keep, nil
 	}
-	order := ws.order[:0]
+	order := slices.Grow(ws.order[:0], n)
 	for _, key := range ws.keys {
 		order = append(order, int(uint32(key)))
 	}

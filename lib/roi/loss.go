@@ -44,12 +44,18 @@ func FastRCNNLoss(g *nn.Graph, classLogits, boxRegression *nn.Var, labels []int,
 	if len(labels) != r || len(regressionTargets) != 4*r {
 		return Losses{}, fmt.Errorf("%w: %d labels and %d regression targets for %d proposals", ErrInput, len(labels), len(regressionTargets), r)
 	}
-	var idx []int
-	var tgt []float32
+	fg := 0
 	for i, l := range labels {
 		if l < 0 || l >= c {
 			return Losses{}, fmt.Errorf("%w: label %d of proposal %d outside [0, %d)", ErrInput, l, i, c)
 		}
+		if l > 0 {
+			fg++
+		}
+	}
+	idx := make([]int, 0, 4*fg)
+	tgt := make([]float32, 0, 4*fg)
+	for i, l := range labels {
 		if l > 0 {
 			for k := range 4 {
 				idx = append(idx, i*4*c+4*l+k)

@@ -54,9 +54,14 @@ func ComputeLoss(g *nn.Graph, objectness, deltas *nn.Var, targets []AnchorTarget
 		return i*k*per + ((ai*k+c)*h+loc/w)*w + loc%w
 	}
 	labels := make([]float32, n*per)
-	var sel []int
-	var boxIdx []int
-	var boxTgt []float32
+	npos, nsampled := 0, 0
+	for i := range n {
+		npos += len(pos[i])
+		nsampled += len(pos[i]) + len(neg[i])
+	}
+	sel := make([]int, 0, nsampled) // each image's union holds at most its two lists
+	boxIdx := make([]int, 0, 4*npos)
+	boxTgt := make([]float32, 0, 4*npos)
 	for i := range n {
 		t := targets[i]
 		if len(t.Labels) != per || len(t.RegressionTargets) != 4*per {

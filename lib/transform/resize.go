@@ -53,7 +53,8 @@ type axis struct {
 // lambda0 = 1-lambda1 in float32. (Computing the source index in float32
 // instead shifts weights by up to 3e-5; measured against torch.)
 func linearAxis(in, out int) axis {
-	a := axis{make([]int, out), make([]int, out), make([]float32, out), make([]float32, out)}
+	idx, lambda := make([]int, 2*out), make([]float32, 2*out)
+	a := axis{idx[:out:out], idx[out:], lambda[:out:out], lambda[out:]}
 	if in == out {
 		for d := range out {
 			a.i0[d], a.i1[d], a.l0[d], a.l1[d] = d, d, 1, 0
