@@ -263,7 +263,13 @@ func (g *Graph) newTensorNoZero(shape ...int) *tensor.Tensor {
 	if g.arena == nil {
 		return tensor.New(copyShape(shape)...)
 	}
-	b := graphScratch{g}.Get(n)
+	return g.tensorOf(graphScratch{g}.Get(n), shape)
+}
+
+// tensorOf returns a tensor of the given shape over b (len(b) must be its
+// size): the one an earlier graph of g's bookkeeping set made for the same
+// buffer and shape if there is one (see tensorKey), else a new one.
+func (g *Graph) tensorOf(b []float32, shape []int) *tensor.Tensor {
 	key, ok := makeTensorKey(b, shape)
 	if !ok || g.books == nil {
 		return tensor.MustFromSlice(b, copyShape(shape)...)
@@ -595,7 +601,7 @@ func (g *Graph) Backward(loss *Var) error {
 			if in := r.inputs[0]; in.RequiresGrad() && in.Grad == nil && r.out.Grad.Len() == in.Value.Len() {
 				// The first gradient to reach the input: hand it the
 				// output's buffer under the input's shape.
-				in.Grad = tensor.MustFromSlice(r.out.Grad.Data(), in.Value.Shape()...)
+				in.Grad = g.tensorOf(r.out.Grad.Data(), in.Value.Shape())
 				r.out.Grad = nil
 				continue
 			}

@@ -130,7 +130,8 @@ func resizeInto(dst []float32, rowStride, planeStride int, src []float32, c, h, 
 }
 
 // parallelRows splits [0, rows) over the available CPUs when the work is
-// large enough to pay for the goroutines.
+// large enough to pay for the goroutines; the first range runs on the
+// calling goroutine.
 func parallelRows(rows, rowLen int, fn func(lo, hi int)) {
 	workers := runtime.GOMAXPROCS(0)
 	if workers <= 1 || rows*rowLen < 1<<15 {
@@ -139,7 +140,7 @@ func parallelRows(rows, rowLen int, fn func(lo, hi int)) {
 	}
 	workers = min(workers, rows)
 	var wg sync.WaitGroup
-	for k := range workers {
+	for k := 1; k < workers; k++ {
 		lo, hi := rows*k/workers, rows*(k+1)/workers
 		wg.Add(1)
 		go func() {
@@ -147,6 +148,7 @@ func parallelRows(rows, rowLen int, fn func(lo, hi int)) {
 			fn(lo, hi)
 		}()
 	}
+	fn(0, rows/workers)
 	wg.Wait()
 }
 
