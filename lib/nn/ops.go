@@ -169,11 +169,45 @@ func reduce(g *Graph, x *Var, scale float64) *Var {
 // Reshape returns x with a new shape (one dimension may be -1); the value
 // shares x's data.
 func Reshape(g *Graph, x *Var, shape ...int) (*Var, error) {
-	out, err := x.Value.Reshape(shape...)
+	out, err := g.reshaped(x.Value, shape)
 	if err != nil {
 		return nil, fmt.Errorf("nn: Reshape: %w", err)
 	}
 	return g.viewOp(out, x), nil
+}
+
+// reshaped is x.Reshape(shape...) through g's tensor cache (g.tensorOf),
+// with the shape resolved on the stack: a training step's reshapes then
+// allocate nothing. Shapes it does not resolve (more than six dimensions,
+// invalid ones) go to tensor.Reshape, for its result or its error, as a
+// copy (tensor.Reshape keeps its argument reachable, which would move
+// every caller's shape array to the heap).
+func (g *Graph) reshaped(x *tensor.Tensor, shape []int) (*tensor.Tensor, error) {
+	var buf [6]int
+	if len(shape) > len(buf) {
+		return x.Reshape(copyShape(shape)...)
+	}
+	dims := buf[:len(shape)]
+	copy(dims, shape)
+	infer, known := -1, 1
+	for i, d := range dims {
+		switch {
+		case d == -1 && infer < 0:
+			infer = i
+		case d < 0:
+			return x.Reshape(copyShape(shape)...)
+		default:
+			known *= d
+		}
+	}
+	if infer >= 0 && known != 0 && x.Len()%known == 0 {
+		dims[infer] = x.Len() / known
+		known *= dims[infer]
+	}
+	if infer >= 0 && dims[infer] == -1 || known != x.Len() {
+		return x.Reshape(copyShape(shape)...)
+	}
+	return g.tensorOf(x.Data(), dims), nil
 }
 
 // Sigmoid returns 1/(1+exp(-x)) elementwise.
