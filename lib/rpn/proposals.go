@@ -110,7 +110,7 @@ func FilterProposalsWith(nb box.NMSBackend, objectness, deltas []float32, anchor
 // in the low half: the order of a stable comparison sort, much cheaper.
 func topKLogits(v []float32, k int) []int {
 	kp := keyPool.Get().(*[]uint64)
-	keys := (*kp)[:0]
+	keys := slices.Grow((*kp)[:0], len(v)) // once, not append by append, after a GC emptied the pool
 	for i, x := range v {
 		hi := uint32(math.MaxUint32) // NaN: after every number
 		if x == x {
