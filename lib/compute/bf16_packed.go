@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+
+	"github.com/detlab/detlab/lib/internal/freelist"
 )
 
 // packedA is op(A) converted once to bfloat16 pairs: the pair q of row i
@@ -58,12 +60,12 @@ func convertBF16A(m, k int, a []float32, lda int) packedA {
 	rows := (m + bf16RowPad - 1) / bf16RowPad * bf16RowPad
 	pairs := getBF16Pairs(rows * kq)
 	clear(pairs[m*kq:])
-	t := cvtTasks.get()
+	t := cvtTasks.Get()
 	*t = cvtTask{pairs: pairs, a: a, m: m, k: k, lda: lda,
 		workers: min(runtime.GOMAXPROCS(0), max(m*k/(1<<16), 1), max(m, 1))}
 	runParallel(t.workers, t)
 	*t = cvtTask{}
-	cvtTasks.put(t)
+	cvtTasks.Put(t)
 	return packedA{pairs: pairs, ld: kq}
 }
 
@@ -75,7 +77,7 @@ type cvtTask struct {
 	m, k, lda, workers int
 }
 
-var cvtTasks freeList[cvtTask]
+var cvtTasks freelist.List[cvtTask]
 
 func (t *cvtTask) run(w int) {
 	kq := (t.k + 1) / 2

@@ -3,6 +3,8 @@ package compute
 import (
 	"runtime"
 	"sync"
+
+	"github.com/detlab/detlab/lib/internal/freelist"
 )
 
 // parallelTask is the work of one parallel call, split into parts: run(w)
@@ -37,35 +39,7 @@ func startWorkerPool() {
 	}
 }
 
-var waitGroups freeList[sync.WaitGroup]
-
-// freeList keeps released objects for reuse. Unlike a sync.Pool it is not
-// emptied by the garbage collector (which also makes a sync.Pool allocate
-// its per-P cache again after each collection), so steady-state calls
-// allocate nothing; it holds at most maxFree objects.
-type freeList[T any] struct {
-	mu    sync.Mutex
-	items []*T
-}
-
-func (f *freeList[T]) get() *T {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if n := len(f.items); n > 0 {
-		x := f.items[n-1]
-		f.items = f.items[:n-1]
-		return x
-	}
-	return new(T)
-}
-
-func (f *freeList[T]) put(x *T) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.items) < maxFree {
-		f.items = append(f.items, x)
-	}
-}
+var waitGroups freelist.List[sync.WaitGroup]
 
 // runParallel runs t.run(w) for every w in [0, workers): part 0 on the
 // calling goroutine, the others on idle pool workers. Parts no worker is
@@ -79,7 +53,7 @@ func runParallel(workers int, t parallelTask) {
 		return
 	}
 	workerPool.start.Do(startWorkerPool)
-	wg := waitGroups.get()
+	wg := waitGroups.Get()
 	inline := workers // parts from inline on run here
 	for w := 1; w < workers; w++ {
 		wg.Add(1)
@@ -94,7 +68,7 @@ func runParallel(workers int, t parallelTask) {
 		t.run(w)
 	}
 	wg.Wait()
-	waitGroups.put(wg)
+	waitGroups.Put(wg)
 }
 
 // submit hands it to an idle worker, yielding once so that a worker just
@@ -148,12 +122,12 @@ type gemmTask struct {
 	parts  [][]float32
 }
 
-var gemmTasks freeList[gemmTask]
+var gemmTasks freelist.List[gemmTask]
 
 // newGemmTask returns a pooled task holding the product's operands; ep
 // and pa are copied (nil means none).
 func newGemmTask(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, pa *packedA, b []float32, ldb int, src PanelSource, c []float32, ldc int, ep *Epilogue) *gemmTask {
-	t := gemmTasks.get()
+	t := gemmTasks.Get()
 	parts := t.parts[:0]
 	*t = gemmTask{transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
 		a: a, lda: lda, b: b, ldb: ldb, src: src, c: c, ldc: ldc, parts: parts}
@@ -172,7 +146,7 @@ func (t *gemmTask) free() {
 	parts := t.parts[:0]
 	clear(t.parts[:cap(t.parts)])
 	*t = gemmTask{parts: parts}
-	gemmTasks.put(t)
+	gemmTasks.Put(t)
 }
 
 // runOverC runs the product with C split over workers, aligned to the

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/detlab/detlab/lib/compute"
+	"github.com/detlab/detlab/lib/internal/freelist"
 )
 
 // Backend runs the heavy kernels: matrix products, convolutions, the
@@ -113,7 +114,7 @@ func numWorkers() int {
 func parallelFor(n int, fn func(lo, hi int)) { parallelJob(n, funcJob(fn)) }
 
 // rangeJob is the body of a parallel loop as a value: run does [lo, hi).
-// A kernel's job is a struct taken from a freeList (runPooled), so handing
+// A kernel's job is a struct taken from a freelist.List (runPooled), so handing
 // it to the pool allocates nothing, unlike a closure.
 type rangeJob interface{ run(lo, hi int) }
 
@@ -129,13 +130,13 @@ func (f funcJob) run(lo, hi int) { f(lo, hi) }
 func runPooled[T any, P interface {
 	*T
 	rangeJob
-}](n int, pool *freeList[T], job T) {
-	p := P(pool.get())
+}](n int, pool *freelist.List[T], job T) {
+	p := P(pool.Get())
 	*p = job
 	parallelJob(n, p)
 	var zero T
 	*p = zero
-	pool.put((*T)(p))
+	pool.Put((*T)(p))
 }
 
 // parallelJob is parallelFor with the body as a rangeJob.
@@ -149,7 +150,7 @@ func parallelJob(n int, job rangeJob) {
 		return
 	}
 	workerPool.start.Do(startWorkerPool)
-	wg := waitGroups.get()
+	wg := waitGroups.Get()
 	chunk := (n + workers - 1) / workers
 	for lo := chunk; lo < n; lo += chunk {
 		hi := min(n, lo+chunk)
@@ -163,7 +164,7 @@ func parallelJob(n int, job rangeJob) {
 	}
 	job.run(0, chunk)
 	wg.Wait()
-	waitGroups.put(wg)
+	waitGroups.Put(wg)
 }
 
 // workerPool holds parallelFor's long-lived workers, started on first use
@@ -180,37 +181,7 @@ type poolTask struct {
 	done   *sync.WaitGroup
 }
 
-var waitGroups freeList[sync.WaitGroup]
-
-// freeList keeps released objects for reuse. Unlike a sync.Pool it is not
-// emptied by the garbage collector (after which a sync.Pool also allocates
-// its per-P cache again), so steady-state calls allocate nothing; it holds
-// at most maxFreeJobs objects.
-type freeList[T any] struct {
-	mu    sync.Mutex
-	items []*T
-}
-
-const maxFreeJobs = 16
-
-func (f *freeList[T]) get() *T {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if n := len(f.items); n > 0 {
-		x := f.items[n-1]
-		f.items = f.items[:n-1]
-		return x
-	}
-	return new(T)
-}
-
-func (f *freeList[T]) put(x *T) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.items) < maxFreeJobs {
-		f.items = append(f.items, x)
-	}
-}
+var waitGroups freelist.List[sync.WaitGroup]
 
 // submit hands t to an idle pool worker, yielding once so that a worker
 // just finishing the previous call's chunk can get back to its queue, and

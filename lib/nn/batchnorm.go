@@ -5,6 +5,7 @@ import (
 	"math"
 	"sync/atomic"
 
+	"github.com/detlab/detlab/lib/internal/freelist"
 	"github.com/detlab/detlab/lib/tensor"
 )
 
@@ -228,7 +229,7 @@ type bnBackwardJob struct {
 	train                    bool
 }
 
-var bnBackwardJobs freeList[bnBackwardJob]
+var bnBackwardJobs freelist.List[bnBackwardJob]
 
 func (j *bnBackwardJob) run(c0, c1 int) {
 	x, dy, dx, dgamma, dbeta := j.x, j.dy, j.dx, j.dgamma, j.dbeta

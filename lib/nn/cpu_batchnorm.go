@@ -1,5 +1,7 @@
 package nn
 
+import "github.com/detlab/detlab/lib/internal/freelist"
+
 // ChannelStats implements Backend with a two-pass float64 mean and biased
 // variance per channel.
 func (CPU) ChannelStats(x []float32, n, c, hw int, mean, variance []float64) {
@@ -13,7 +15,7 @@ type channelStatsJob struct {
 	mean, variance []float64
 }
 
-var channelStatsJobs freeList[channelStatsJob]
+var channelStatsJobs freelist.List[channelStatsJob]
 
 func (j *channelStatsJob) run(c0, c1 int) {
 	x, n, c, hw := j.x, j.n, j.c, j.hw
@@ -50,7 +52,7 @@ type channelAffineJob struct {
 	relu         bool
 }
 
-var channelAffineJobs freeList[channelAffineJob]
+var channelAffineJobs freelist.List[channelAffineJob]
 
 func (j *channelAffineJob) run(p0, p1 int) {
 	c, hw := j.c, j.hw

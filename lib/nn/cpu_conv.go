@@ -1,6 +1,9 @@
 package nn
 
-import "github.com/detlab/detlab/lib/compute"
+import (
+	"github.com/detlab/detlab/lib/compute"
+	"github.com/detlab/detlab/lib/internal/freelist"
+)
 
 // Conv2d implements Backend with one GEMM per image, writing NCHW output
 // directly. In float32, and in bfloat16 where the CPU multiplies it
@@ -95,7 +98,7 @@ type im2colJob struct {
 	x, col []float32
 }
 
-var im2colJobs freeList[im2colJob]
+var im2colJobs freelist.List[im2colJob]
 
 func (j *im2colJob) run(c0, c1 int) {
 	geo, x, col := j.geo, j.x, j.col
@@ -153,7 +156,7 @@ type col2imJob struct {
 	col, dx []float32
 }
 
-var col2imJobs freeList[col2imJob]
+var col2imJobs freelist.List[col2imJob]
 
 func (j *col2imJob) run(c0, c1 int) {
 	geo, col, dx := j.geo, j.col, j.dx
@@ -249,7 +252,7 @@ func (b CPU) Conv2dFused(geo ConvGeom, x, w []float32, ep ConvEpilogue, y []floa
 		}
 		// The patches are read from a zero-padded copy of the image
 		// (padPanels: no bounds tests per row of a panel).
-		src := padPanelSources.get()
+		src := padPanelSources.Get()
 		*src = newPadPanels(geo, xn, s)
 		if bf16 {
 			wb.Panels(ohw, src, yn, ohw, cep)
@@ -258,7 +261,7 @@ func (b CPU) Conv2dFused(geo ConvGeom, x, w []float32, ep ConvEpilogue, y []floa
 		}
 		src.release()
 		*src = padPanels{}
-		padPanelSources.put(src)
+		padPanelSources.Put(src)
 	}
 }
 

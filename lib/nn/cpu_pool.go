@@ -1,6 +1,10 @@
 package nn
 
-import "math"
+import (
+	"math"
+
+	"github.com/detlab/detlab/lib/internal/freelist"
+)
 
 // MaxPool2d implements Backend.
 func (CPU) MaxPool2d(geo PoolGeom, x, y []float32, arg []int32) {
@@ -25,7 +29,7 @@ type maxPoolJob struct {
 	arg  []int32
 }
 
-var maxPoolJobs freeList[maxPoolJob]
+var maxPoolJobs freelist.List[maxPoolJob]
 
 func (j *maxPoolJob) run(p0, p1 int) {
 	geo, x, y, arg := j.geo, j.x, j.y, j.arg
@@ -75,7 +79,7 @@ type maxPoolBackJob struct {
 	arg     []int32
 }
 
-var maxPoolBackJobs freeList[maxPoolBackJob]
+var maxPoolBackJobs freelist.List[maxPoolBackJob]
 
 func (j *maxPoolBackJob) run(p0, p1 int) {
 	hw, ohw := j.hw, j.ohw

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/detlab/detlab/lib/internal/freelist"
 	"github.com/detlab/detlab/lib/tensor"
 )
 
@@ -87,7 +88,7 @@ type addJob struct {
 	relu      bool
 }
 
-var addJobs freeList[addJob]
+var addJobs freelist.List[addJob]
 
 func (j *addJob) run(c0, c1 int) {
 	lo, hi := c0*4096, min(c1*4096, len(j.out))

@@ -1,5 +1,7 @@
 package nn
 
+import "github.com/detlab/detlab/lib/internal/freelist"
+
 // padPanels is one image's patch matrix (C*KH*KW rows, OH*OW columns) as a
 // compute.PanelSource, read from a zero-padded copy of the image: every
 // window then lies inside the copy, so row p = (c, kh, kw) of a strip is,
@@ -72,7 +74,7 @@ func (p *padPanels) release() {
 // padPanelSources recycles the *padPanels Conv2dFused hands to the GEMM
 // as a compute.PanelSource (a padPanels value in an interface is an
 // allocation per image).
-var padPanelSources freeList[padPanels]
+var padPanelSources freelist.List[padPanels]
 
 // padSplitImage writes x (c planes of h x w), padded as padImage does, into
 // dst with each padded row split into sw phases of wq = ceil(wp/sw)
