@@ -1,10 +1,11 @@
 package box
 
 import (
-	"math"
 	"math/rand"
 	"slices"
 	"testing"
+
+	"github.com/detlab/detlab/internal/nmscases"
 )
 
 // nmsReference is the straightforward kernel nms replaced, kept to check it. When offset is non-nil, box i is shifted by offset[i] in
@@ -84,46 +85,19 @@ func sortedByScoreReference(scores []float32) []int {
 	return order
 }
 
-// nmsThreshes are the thresholds the reference cases run at, from
-// negative to NaN.
-var nmsThreshes = []float64{-0.5, -1e-50, 0, 1e-50, 0.1, 1.0 / 3, 0.5, 0.7, 1, 2, math.Inf(1), math.Inf(-1), math.NaN()}
+// nmsThreshes are the reference thresholds, negative to NaN.
+var nmsThreshes = nmscases.Thresholds
 
-// nmsRefCase draws reference case trial (of 300, from one rng seeded 7):
-// up to 59 boxes full of edge cases (ties, signed zeros, NaN and infinite
-// scores and coordinates, empty boxes) and per-box coordinate offsets.
-// lib/cuda/internal/hostcheck's NMS test draws the same cases.
+// nmsRefCase draws reference case trial (of nmscases.Count, from one rng
+// seeded 7) as Boxes: up to 59 boxes full of edge cases (ties, signed
+// zeros, NaN and infinite scores and coordinates, empty boxes) and per-box
+// coordinate offsets. lib/cuda/internal/hostcheck's NMS test draws the
+// same cases.
 func nmsRefCase(rng *rand.Rand, trial int) (boxes []Box, scores, offset []float32) {
-	inf := float32(math.Inf(1))
-	specials := []float32{0, float32(math.Copysign(0, -1)), nan32, inf, -inf, 1, 1, 0.5}
-	n := rng.Intn(60)
-	span := []float32{5, 50, 500}[trial%3]
-	boxes = make([]Box, n)
-	scores = make([]float32, n)
-	offset = make([]float32, n)
-	for i := range boxes {
-		x, y := rng.Float32()*span, rng.Float32()*span
-		boxes[i] = Box{x, y, x + rng.Float32()*span/2, y + rng.Float32()*span/2}
-		if rng.Intn(4) == 0 {
-			boxes[i].X2 = boxes[i].X1 // empty
-		}
-		if rng.Intn(15) == 0 {
-			c := specials[rng.Intn(len(specials))]
-			switch rng.Intn(4) {
-			case 0:
-				boxes[i].X1 = c
-			case 1:
-				boxes[i].Y1 = c
-			case 2:
-				boxes[i].X2 = c
-			default:
-				boxes[i].Y2 = c
-			}
-		}
-		scores[i] = float32(rng.Intn(8)) / 8 // many ties
-		if rng.Intn(10) == 0 {
-			scores[i] = specials[rng.Intn(len(specials))]
-		}
-		offset[i] = float32(rng.Intn(3)) * (span + 1)
+	coords, scores, offset := nmscases.Case(rng, trial)
+	boxes = make([]Box, len(coords))
+	for i, c := range coords {
+		boxes[i] = Box{X1: c[0], Y1: c[1], X2: c[2], Y2: c[3]}
 	}
 	return boxes, scores, offset
 }

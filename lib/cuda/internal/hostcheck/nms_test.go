@@ -10,6 +10,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/detlab/detlab/internal/nmscases"
 	"github.com/detlab/detlab/lib/box"
 )
 
@@ -206,46 +207,16 @@ func bu64(t *testing.T, b []byte) []uint64 {
 	return v
 }
 
-// nmsThreshes are lib/box's reference thresholds, negative to NaN.
-var nmsThreshes = []float64{-0.5, -1e-50, 0, 1e-50, 0.1, 1.0 / 3, 0.5, 0.7, 1, 2, math.Inf(1), math.Inf(-1), math.NaN()}
+// nmsThreshes are the reference thresholds, negative to NaN.
+var nmsThreshes = nmscases.Thresholds
 
-// nmsRefCase is lib/box's nmsRefCase (nms_ref_test.go), copied with its
-// draw order so that, from math/rand seeded 7, trial t gives the same 300
-// reference cases lib/box checks its CPU NMS on (ties, signed zeros, NaN
-// and infinite scores and coordinates, empty boxes).
+// nmsRefCase draws lib/box's reference case trial (nmscases.Case): from
+// math/rand seeded 7 it gives the same cases lib/box checks its CPU NMS on.
 func nmsRefCase(rng *mrand.Rand, trial int) (boxes []box.Box, scores, offset []float32) {
-	inf := float32(math.Inf(1))
-	nan := float32(math.NaN())
-	specials := []float32{0, float32(math.Copysign(0, -1)), nan, inf, -inf, 1, 1, 0.5}
-	n := rng.Intn(60)
-	span := []float32{5, 50, 500}[trial%3]
-	boxes = make([]box.Box, n)
-	scores = make([]float32, n)
-	offset = make([]float32, n)
-	for i := range boxes {
-		x, y := rng.Float32()*span, rng.Float32()*span
-		boxes[i] = box.Box{X1: x, Y1: y, X2: x + rng.Float32()*span/2, Y2: y + rng.Float32()*span/2}
-		if rng.Intn(4) == 0 {
-			boxes[i].X2 = boxes[i].X1 // empty
-		}
-		if rng.Intn(15) == 0 {
-			c := specials[rng.Intn(len(specials))]
-			switch rng.Intn(4) {
-			case 0:
-				boxes[i].X1 = c
-			case 1:
-				boxes[i].Y1 = c
-			case 2:
-				boxes[i].X2 = c
-			default:
-				boxes[i].Y2 = c
-			}
-		}
-		scores[i] = float32(rng.Intn(8)) / 8 // many ties
-		if rng.Intn(10) == 0 {
-			scores[i] = specials[rng.Intn(len(specials))]
-		}
-		offset[i] = float32(rng.Intn(3)) * (span + 1)
+	coords, scores, offset := nmscases.Case(rng, trial)
+	boxes = make([]box.Box, len(coords))
+	for i, c := range coords {
+		boxes[i] = box.Box{X1: c[0], Y1: c[1], X2: c[2], Y2: c[3]}
 	}
 	return boxes, scores, offset
 }
