@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/detlab/detlab/internal/nmsref"
 	"github.com/detlab/detlab/lib/box"
 	"github.com/detlab/detlab/lib/cuda"
 	"github.com/detlab/detlab/lib/roi"
@@ -40,23 +41,6 @@ func nmsBoxes(rng *rand.Rand, n int) ([]box.Box, []float32, []int) {
 	return boxes, scores, labels
 }
 
-// nmsRefMasks is box.NMSBackend's contract: bit k of word w of row i set
-// when box j = 64w+k > i and box.NMSPairSuppressed(box i, box j, cut).
-func nmsRefMasks(flat []float32, cut float32) []uint64 {
-	n := len(flat) / 4
-	words := (n + 63) / 64
-	at := func(i int) box.Box { return box.Box{X1: flat[4*i], Y1: flat[4*i+1], X2: flat[4*i+2], Y2: flat[4*i+3]} }
-	m := make([]uint64, n*words)
-	for i := range n {
-		for j := i + 1; j < n; j++ {
-			if box.NMSPairSuppressed(at(i), at(j), cut) {
-				m[i*words+j/64] |= 1 << (j % 64)
-			}
-		}
-	}
-	return m
-}
-
 // nmsChecks runs NMS on b against the host: the masks of boxes in managed
 // and in Go memory against the Go reference, then keep lists of NMSWith
 // and BatchedNMSWith (both of its paths) against NMS and BatchedNMS, and
@@ -80,7 +64,7 @@ func nmsChecks(t *testing.T, b *cuda.Backend, sizes []int) {
 				if err := b.NMSMasks(in, cut, masks); err != nil {
 					t.Fatalf("%d boxes in %s memory: %v", n, where, err)
 				}
-				if want := nmsRefMasks(flat, cut); !slices.Equal(masks, want) {
+				if want := nmsref.Masks(flat, cut); !slices.Equal(masks, want) {
 					t.Fatalf("%d boxes in %s memory, cut %v: masks differ from the reference", n, where, cut)
 				}
 			}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/detlab/detlab/internal/nmscases"
+	"github.com/detlab/detlab/internal/nmsref"
 	"github.com/detlab/detlab/lib/box"
 )
 
@@ -34,12 +35,12 @@ type nmsProblem struct {
 	kernel []uint64
 }
 
-// nmsRecorder is a box.NMSBackend that answers with nmsRefMasks and
+// nmsRecorder is a box.NMSBackend that answers with nmsref.Masks and
 // records each problem.
 type nmsRecorder struct{ problems []*nmsProblem }
 
 func (r *nmsRecorder) NMSMasks(boxes []float32, cut float32, masks []uint64) error {
-	want := nmsRefMasks(boxes, cut)
+	want := nmsref.Masks(boxes, cut)
 	if len(masks) != len(want) {
 		return fmt.Errorf("nmsRecorder: lib/box passed %d mask words for %d boxes, want %d", len(masks), len(boxes)/4, len(want))
 	}
@@ -154,23 +155,6 @@ func nmsLaunch(t *testing.T, problems []*nmsProblem, grid, block int) [][]uint64
 		masks[i] = bu64(t, out[2*i+1])
 	}
 	return masks
-}
-
-// nmsRefMasks is NMSBackend's contract in Go: bit k of word w of row i set
-// when box j = 64w+k > i and box.NMSPairSuppressed(box i, box j, cut).
-func nmsRefMasks(flat []float32, cut float32) []uint64 {
-	n := len(flat) / 4
-	words := (n + 63) / 64
-	at := func(i int) box.Box { return box.Box{X1: flat[4*i], Y1: flat[4*i+1], X2: flat[4*i+2], Y2: flat[4*i+3]} }
-	m := make([]uint64, n*words)
-	for i := range n {
-		for j := i + 1; j < n; j++ {
-			if box.NMSPairSuppressed(at(i), at(j), cut) {
-				m[i*words+j/64] |= 1 << (j % 64)
-			}
-		}
-	}
-	return m
 }
 
 func checkMasks(t *testing.T, what string, got, want []uint64) {
@@ -295,7 +279,7 @@ func TestNMSMaskSizes(t *testing.T) {
 		var problems []*nmsProblem
 		for _, cut := range []float32{0.5, 0.7, negZero, 0, float32(math.Inf(1)), math.Nextafter32(1, 2)} {
 			if tc.n != 2000 || cut == 0.7 { // one large launch is enough
-				problems = append(problems, &nmsProblem{flat: flat, cut: cut, want: nmsRefMasks(flat, cut)})
+				problems = append(problems, &nmsProblem{flat: flat, cut: cut, want: nmsref.Masks(flat, cut)})
 			}
 		}
 		for i, got := range nmsLaunch(t, problems, tc.grid, tc.block) {
