@@ -118,10 +118,22 @@ func fakeRoIAlignLayout(f *fakeGPU, slots []uint64) error {
 	return nil
 }
 
-func fakeRoIAlignForward(f *fakeGPU, slots []uint64) error {
+func fakeRoIAlignForward(f *fakeGPU, slots []uint64) error { return fakeRoIAlign(f, slots, true) }
+
+func fakeRoIAlignBackward(f *fakeGPU, slots []uint64) error { return fakeRoIAlign(f, slots, false) }
+
+// fakeRoIAlign walks every output bin's stencil from the layout: forward
+// sums the taps of the features (slot 0) into the pooled output (slot 2),
+// backward adds the pooled gradient (slot 0) times each tap's weight into
+// the feature gradient (slot 2), in the same (roi, channel, bin, tap) order.
+func fakeRoIAlign(f *fakeGPU, slots []uint64, forward bool) error {
 	n, c, h, w := slotInt(slots, 3), slotInt(slots, 4), slotInt(slots, 5), slotInt(slots, 6)
 	k, outH, outW, capacity := slotInt(slots, 7), slotInt(slots, 8), slotInt(slots, 9), slotInt(slots, 10)
-	x, err := f.f32(slots[0], n*c*h*w)
+	inLen, outLen := n*c*h*w, k*c*outH*outW
+	if !forward {
+		inLen, outLen = outLen, inLen
+	}
+	in, err := f.f32(slots[0], inLen)
 	if err != nil {
 		return err
 	}
@@ -129,64 +141,37 @@ func fakeRoIAlignForward(f *fakeGPU, slots []uint64) error {
 	if err != nil {
 		return err
 	}
-	y, err := f.f32(slots[2], k*c*outH*outW)
+	out, err := f.f32(slots[2], outLen)
 	if err != nil {
 		return err
+	}
+	feat, pooled := in, out
+	if !forward {
+		feat, pooled = out, in
 	}
 	for r := 0; r < k; r++ {
 		m := g.meta(r)
 		inv := math.Float32frombits(uint32(m[5]))
 		for ch := 0; ch < c; ch++ {
-			plane := x[(int(m[0])*c+ch)*h*w:][:h*w]
+			plane := feat[(int(m[0])*c+ch)*h*w:][:h*w]
 			for ph := 0; ph < outH; ph++ {
 				ry, wy, ny := g.list(r, ph)
 				for pw := 0; pw < outW; pw++ {
 					cx, wx, nx := g.list(r, outH+pw)
+					o := ((r*c+ch)*outH+ph)*outW + pw
 					var v float32
 					for a := range int(*ny) {
 						for b := range int(*nx) {
 							tw := math.Float32frombits(uint32(wy[a])) * math.Float32frombits(uint32(wx[b])) * inv
-							v += tw * plane[int(ry[a])*w+int(cx[b])]
+							if i := int(ry[a])*w + int(cx[b]); forward {
+								v += tw * plane[i]
+							} else {
+								plane[i] += pooled[o] * tw
+							}
 						}
 					}
-					y[((r*c+ch)*outH+ph)*outW+pw] = v
-				}
-			}
-		}
-	}
-	return nil
-}
-
-func fakeRoIAlignBackward(f *fakeGPU, slots []uint64) error {
-	n, c, h, w := slotInt(slots, 3), slotInt(slots, 4), slotInt(slots, 5), slotInt(slots, 6)
-	k, outH, outW, capacity := slotInt(slots, 7), slotInt(slots, 8), slotInt(slots, 9), slotInt(slots, 10)
-	dy, err := f.f32(slots[0], k*c*outH*outW)
-	if err != nil {
-		return err
-	}
-	g, err := f.geom(slots[1], k, outH, outW, capacity)
-	if err != nil {
-		return err
-	}
-	dx, err := f.f32(slots[2], n*c*h*w)
-	if err != nil {
-		return err
-	}
-	for r := 0; r < k; r++ {
-		m := g.meta(r)
-		inv := math.Float32frombits(uint32(m[5]))
-		for ch := 0; ch < c; ch++ {
-			plane := dx[(int(m[0])*c+ch)*h*w:][:h*w]
-			for ph := 0; ph < outH; ph++ {
-				ry, wy, ny := g.list(r, ph)
-				for pw := 0; pw < outW; pw++ {
-					cx, wx, nx := g.list(r, outH+pw)
-					gv := dy[((r*c+ch)*outH+ph)*outW+pw]
-					for a := range int(*ny) {
-						for b := range int(*nx) {
-							tw := math.Float32frombits(uint32(wy[a])) * math.Float32frombits(uint32(wx[b])) * inv
-							plane[int(ry[a])*w+int(cx[b])] += gv * tw
-						}
+					if forward {
+						pooled[o] = v
 					}
 				}
 			}
