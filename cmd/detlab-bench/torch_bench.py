@@ -187,6 +187,7 @@ WORKLOADS = {
     "roialign-fb-train": roialign_fb,
     "nms-2000": nms_2000,
     "anchors-640x480": anchors_640,
+    "anchors-640x480-fresh": anchors_640,
 }
 
 

@@ -22,22 +22,30 @@ type workload struct {
 	desc        string
 	runs, quick int // timed runs (full, -quick)
 	setup       func() (func() error, error)
+	// collect runs runtime.GC, untimed, before each timed run, so that
+	// the memory the previous run freed is reused as PyTorch's allocator
+	// reuses freed blocks at once. Without it a short workload whose
+	// runs never trigger a collection writes to fresh pages every run,
+	// and the first touch of a page costs 15-40 us on the project's VMs:
+	// that is what the "-fresh" rows measure.
+	collect bool
 }
 
 // workloads lists the cases in table order; torch_bench.py implements the
 // same names.
 var workloads = []workload{
-	{"resnet18-fwd-224-b1", "ResNet18 forward, eval, 224x224, batch 1", 15, 5, resnetForward(nn.Float32)},
-	{"resnet18-fwd-224-b1-bf16", "the same under bfloat16 autocast", 9, 3, resnetForward(nn.BFloat16)},
-	{"resnet18-train-224-b2", "ResNet18 train step (fwd+bwd), 224x224, batch 2", 7, 3, resnetTrain},
-	{"frcnn-train-320-b2", "Faster R-CNN R18 train step, 320x320, batch 2", 5, 2, frcnnTrain(320, 320)},
-	{"frcnn-train-320-b2-bf16", "the same under bfloat16 autocast", 5, 2, frcnnTrainAt(320, 320, nn.BFloat16)},
-	{"frcnn-infer-320-b1", "Faster R-CNN R18 inference, 320x320, batch 1", 7, 3, frcnnInfer(320, 320)},
-	{"frcnn-train-640x480-b2", "Faster R-CNN R18 train step, 640x480, batch 2", 3, 1, frcnnTrain(480, 640)},
-	{"frcnn-infer-640x480-b1", "Faster R-CNN R18 inference, 640x480, batch 1", 5, 2, frcnnInfer(480, 640)},
-	{"roialign-fb-train", "RoIAlign fwd+bwd, feats 2x512x10x10, 1024 rois, 7x7 s2", 15, 5, roiAlignFB},
-	{"nms-2000", "NMS of 2000 boxes, IoU 0.7", 25, 9, nms2000},
-	{"anchors-640x480", "anchor generation for 640x480 (15x20 x 15)", 25, 9, anchors640},
+	{"resnet18-fwd-224-b1", "ResNet18 forward, eval, 224x224, batch 1", 15, 5, resnetForward(nn.Float32), false},
+	{"resnet18-fwd-224-b1-bf16", "the same under bfloat16 autocast", 9, 3, resnetForward(nn.BFloat16), false},
+	{"resnet18-train-224-b2", "ResNet18 train step (fwd+bwd), 224x224, batch 2", 7, 3, resnetTrain, false},
+	{"frcnn-train-320-b2", "Faster R-CNN R18 train step, 320x320, batch 2", 5, 2, frcnnTrain(320, 320), false},
+	{"frcnn-train-320-b2-bf16", "the same under bfloat16 autocast", 5, 2, frcnnTrainAt(320, 320, nn.BFloat16), false},
+	{"frcnn-infer-320-b1", "Faster R-CNN R18 inference, 320x320, batch 1", 7, 3, frcnnInfer(320, 320), false},
+	{"frcnn-train-640x480-b2", "Faster R-CNN R18 train step, 640x480, batch 2", 3, 1, frcnnTrain(480, 640), false},
+	{"frcnn-infer-640x480-b1", "Faster R-CNN R18 inference, 640x480, batch 1", 5, 2, frcnnInfer(480, 640), false},
+	{"roialign-fb-train", "RoIAlign fwd+bwd, feats 2x512x10x10, 1024 rois, 7x7 s2", 15, 5, roiAlignFB, false},
+	{"nms-2000", "NMS of 2000 boxes, IoU 0.7", 25, 9, nms2000, false},
+	{"anchors-640x480", "anchor generation for 640x480 (15x20 x 15), freed memory reused", 25, 9, anchors640, true},
+	{"anchors-640x480-fresh", "the same writing fresh memory every run (first-touch page faults)", 25, 9, anchors640, false},
 }
 
 // counting wraps a Backend and counts the floating-point operations of its
