@@ -10,13 +10,8 @@ import (
 func (CPU) MaxPool2d(geo PoolGeom, x, y []float32, arg []int32) {
 	hw, ohw := geo.H*geo.W, geo.OH*geo.OW
 	if arg == nil && geo.KH == 3 && geo.KW == 3 && geo.SH == 2 && geo.SW == 2 && geo.PH == 1 && geo.PW == 1 {
-		// ResNet's stem pooling, inference: separable, see maxPool3s2.
-		parallelFor(geo.Planes, func(p0, p1 int) {
-			hm := make([]float32, geo.H*geo.OW)
-			for p := p0; p < p1; p++ {
-				maxPool3s2(geo, x[p*hw:(p+1)*hw], y[p*ohw:(p+1)*ohw], hm)
-			}
-		})
+		// ResNet's stem pooling, inference: separable, see maxPool3s2Job.
+		runPooled(geo.Planes, &maxPool3s2Jobs, maxPool3s2Job{geo: geo, x: x[:geo.Planes*hw], y: y[:geo.Planes*ohw]})
 		return
 	}
 	runPooled(geo.Planes, &maxPoolJobs, maxPoolJob{geo: geo, x: x, y: y, arg: arg})
