@@ -178,38 +178,50 @@ func (bn *BatchNorm2d) forward(g *Graph, x *Var, relu bool) (*Var, error) {
 	if bn.Mode != BNFrozen {
 		wv, bv = g.Param(bn.Weight), g.Param(bn.Bias)
 	}
-	return g.Op(out, g.varList(x, wv, bv), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
-		dy := gy.Data()
-		if relu {
-			// Mask in a scratch copy: gy belongs to the graph's output.
-			masked := g.scratch().Get(len(dy))
-			defer g.scratch().Put(masked)
-			o := out.Data()
-			for i, d := range dy {
-				if o[i] > 0 {
-					masked[i] = d
-				} else {
-					masked[i] = 0
-				}
+	inputs := g.varList(x, wv, bv)
+	if !g.records(inputs) {
+		return g.constant(out), nil
+	}
+	op := g.opLists().bn.take()
+	*op = bnOp{g: g, x: x.Value.Data(), out: out.Data(), n: n, c: c, hw: hw,
+		mean: mean, invstd: invstd, gamma: gamma, train: train, relu: relu}
+	return g.push(out, inputs, nil, op), nil
+}
+
+// bnOp is BatchNorm2d's (and with relu, ReLU(BatchNorm)'s) backward:
+// inputs x, weight, bias.
+type bnOp struct {
+	g            *Graph
+	x, out       []float32
+	n, c, hw     int
+	mean, invstd []float64
+	gamma        []float32
+	train, relu  bool
+}
+
+func (o *bnOp) backward(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	g := o.g
+	dy := gy.Data()
+	if o.relu {
+		// Mask in a scratch copy: gy belongs to the graph's output.
+		masked := g.scratch().Get(len(dy))
+		defer g.scratch().Put(masked)
+		out := o.out
+		for i, d := range dy {
+			if out[i] > 0 {
+				masked[i] = d
+			} else {
+				masked[i] = 0
 			}
-			dy = masked
 		}
-		var dx, dgamma, dbeta []float32
-		if gin[0] != nil {
-			dx = gin[0].Data()
-		}
-		if gin[1] != nil {
-			dgamma = gin[1].Data()
-		}
-		if gin[2] != nil {
-			dbeta = gin[2].Data()
-		}
-		if bb, ok := g.backend.(BatchNormBackend); ok {
-			bb.BatchNormBackward(x.Value.Data(), dy, dx, dgamma, dbeta, n, c, hw, mean, invstd, gamma, train)
-		} else {
-			bnBackward(x.Value.Data(), dy, dx, dgamma, dbeta, n, c, hw, mean, invstd, gamma, train)
-		}
-	}), nil
+		dy = masked
+	}
+	dx, dgamma, dbeta := gradData(gin[0]), gradData(gin[1]), gradData(gin[2])
+	if bb, ok := g.backend.(BatchNormBackend); ok {
+		bb.BatchNormBackward(o.x, dy, dx, dgamma, dbeta, o.n, o.c, o.hw, o.mean, o.invstd, o.gamma, o.train)
+	} else {
+		bnBackward(o.x, dy, dx, dgamma, dbeta, o.n, o.c, o.hw, o.mean, o.invstd, o.gamma, o.train)
+	}
 }
 
 // bnBackward adds BatchNorm's gradients. With batch statistics (train) the

@@ -113,29 +113,36 @@ func (c *Conv2d) Forward(g *Graph, x *Var) (*Var, error) {
 	geo, xd, wd := g.convOperands(base, x, c.Weight)
 	out := g.newTensorNoZero(geo.N, geo.K, geo.OH, geo.OW)
 	g.backend.Conv2d(geo, xd, wd, bias, out.Data(), g.scratch())
-	return g.Op(out, g.varList(x, w, b), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
-		var dx, dw, db []float32
-		if gin[0] != nil {
-			dx = gin[0].Data()
-		}
-		if gin[1] != nil {
-			dw = gin[1].Data()
-		}
-		if gin[2] != nil {
-			db = gin[2].Data()
-		}
-		dy := gy.Data()
-		if ac != Float32 {
-			// Rounded here on both paths: the bias gradient sums the
-			// reduced-precision dy, as torch's does.
-			s := g.scratch()
-			r := s.Get(len(dy))
-			defer s.Put(r)
-			g.roundAs(ac, r, dy)
-			dy = r
-		}
-		g.backend.Conv2dBackward(geo, xd, wd, dy, dx, dw, db, g.scratch())
-	}), nil
+	inputs := g.varList(x, w, b)
+	if !g.records(inputs) {
+		return g.constant(out), nil
+	}
+	op := g.opLists().conv.take()
+	*op = convOp{g: g, geo: geo, xd: xd, wd: wd, ac: ac}
+	return g.push(out, inputs, nil, op), nil
+}
+
+// convOp is Conv2d's backward: inputs x, weight, bias.
+type convOp struct {
+	g      *Graph
+	geo    ConvGeom
+	xd, wd []float32
+	ac     Precision
+}
+
+func (o *convOp) backward(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	g := o.g
+	dy := gy.Data()
+	if o.ac != Float32 {
+		// Rounded here on both paths: the bias gradient sums the
+		// reduced-precision dy, as torch's does.
+		s := g.scratch()
+		r := s.Get(len(dy))
+		defer s.Put(r)
+		g.roundAs(o.ac, r, dy)
+		dy = r
+	}
+	g.backend.Conv2dBackward(o.geo, o.xd, o.wd, dy, gradData(gin[0]), gradData(gin[1]), gradData(gin[2]), g.scratch())
 }
 
 // Params returns the weight and, if present, the bias.
@@ -159,8 +166,8 @@ func (c *Conv2d) AddState(sd *StateDict, prefix string) {
 // float32; under autocast either as they are with the geometry's
 // Precision set (a backend that rounds while it packs) or as rounded
 // copies owned by g. The geometry is returned, not set through a pointer,
-// so that a backward closure captures it by value (in its own allocation)
-// instead of moving it to the heap.
+// so that the backward op copies it by value instead of moving it to the
+// heap.
 func (g *Graph) convOperands(geo ConvGeom, x *Var, w *Param) (_ ConvGeom, xd, wd []float32) {
 	xd, wd = x.Value.Data(), w.Value.Data()
 	geo.forwardOnly = !g.grad

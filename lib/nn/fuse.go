@@ -141,41 +141,48 @@ func ConvBN(g *Graph, conv *Conv2d, bn *BatchNorm2d, x, residual *Var, relu bool
 	if conv.Bias != nil {
 		b = g.Param(conv.Bias)
 	}
-	return g.Op(out, g.varList(x, w, b, residual), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
-		dy, o := gy.Data(), out.Data()
-		var dr, dc []float32
-		if gin[3] != nil {
-			dr = gin[3].Data()
-		}
-		s := g.scratch()
-		convGrad := gin[0] != nil || gin[1] != nil || gin[2] != nil
-		if convGrad {
-			// d conv = dy (masked by the ReLU) * scale[k]: the
-			// BatchNorm's input gradient with fixed statistics.
-			dc = s.Get(len(dy))
-			defer s.Put(dc)
-		}
-		g.convBNBackward(dy, o, scale, dc, dr, geo.N, geo.K, geo.OH*geo.OW, relu)
-		if !convGrad {
-			return
-		}
-		if ac != Float32 {
-			// The convolution's output gradient in the region's
-			// precision, as Conv2d.Forward's backward rounds it.
-			g.roundAs(ac, dc, dc)
-		}
-		var dx, dw, db []float32
-		if gin[0] != nil {
-			dx = gin[0].Data()
-		}
-		if gin[1] != nil {
-			dw = gin[1].Data()
-		}
-		if gin[2] != nil {
-			db = gin[2].Data()
-		}
-		g.backend.Conv2dBackward(geo, xd, wd, dc, dx, dw, db, s)
-	}), nil
+	inputs := g.varList(x, w, b, residual)
+	if !g.records(inputs) {
+		return g.constant(out), nil
+	}
+	op := g.opLists().convBN.take()
+	*op = convBNOp{g: g, geo: geo, xd: xd, wd: wd, out: out.Data(), scale: scale, ac: ac, relu: relu}
+	return g.push(out, inputs, nil, op), nil
+}
+
+// convBNOp is ConvBN's backward: inputs x, weight, bias, residual.
+type convBNOp struct {
+	g           *Graph
+	geo         ConvGeom
+	xd, wd, out []float32
+	scale       []float32
+	ac          Precision
+	relu        bool
+}
+
+func (o *convBNOp) backward(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	g, geo := o.g, o.geo
+	dy := gy.Data()
+	var dc []float32
+	dr := gradData(gin[3])
+	s := g.scratch()
+	convGrad := gin[0] != nil || gin[1] != nil || gin[2] != nil
+	if convGrad {
+		// d conv = dy (masked by the ReLU) * scale[k]: the
+		// BatchNorm's input gradient with fixed statistics.
+		dc = s.Get(len(dy))
+		defer s.Put(dc)
+	}
+	g.convBNBackward(dy, o.out, o.scale, dc, dr, geo.N, geo.K, geo.OH*geo.OW, o.relu)
+	if !convGrad {
+		return
+	}
+	if o.ac != Float32 {
+		// The convolution's output gradient in the region's
+		// precision, as Conv2d.Forward's backward rounds it.
+		g.roundAs(o.ac, dc, dc)
+	}
+	g.backend.Conv2dBackward(geo, o.xd, o.wd, dc, gradData(gin[0]), gradData(gin[1]), gradData(gin[2]), s)
 }
 
 // convBNUnfused is ConvBN as separate layers.

@@ -44,6 +44,8 @@ type record struct {
 	out      *Var
 	inputs   []*Var
 	backward BackwardFunc
+	// op replaces backward for this package's own ops (see backwardOp).
+	op backwardOp
 	// view: out is inputs[0]'s data under another shape, and backward
 	// only adds gy into gin[0], so the output's gradient buffer can
 	// become the input's (no copy, no second buffer).
@@ -77,6 +79,9 @@ type Graph struct {
 	// arena's recycled sets by WithArena and given back on Release, so a
 	// steady-state training loop allocates none of it.
 	books *graphBooks
+	// ops holds the op structs of a graph without bookkeeping set (no
+	// arena); see opLists.
+	ops *graphOps
 }
 
 // graphBooks is a graph's recyclable bookkeeping memory.
@@ -99,6 +104,8 @@ type graphBooks struct {
 	first    map[*float32]int
 	produced map[*float32]bool
 	frees    []valueFree
+	// ops are the recorded ops' backward structs (see backwardOp).
+	ops graphOps
 }
 
 const (
@@ -135,6 +142,7 @@ func (b *graphBooks) reset() {
 	clear(b.produced)
 	clear(b.frees)
 	b.frees = b.frees[:0]
+	b.ops.reset()
 	b.used, b.lused = min(1, len(b.chunks)), min(1, len(b.lchunks))
 }
 
@@ -512,24 +520,10 @@ func (g *Graph) newParamGrad(shape ...int) *tensor.Tensor {
 //		}
 //	})
 func (g *Graph) Op(out *tensor.Tensor, inputs []*Var, backward BackwardFunc) *Var {
-	v := g.newVar()
-	v.Value, v.g = out, g
-	if !g.grad || backward == nil {
-		return v
+	if backward == nil || !g.records(inputs) {
+		return g.constant(out)
 	}
-	need := false
-	for _, in := range inputs {
-		if in.RequiresGrad() {
-			need = true
-			break
-		}
-	}
-	if !need {
-		return v
-	}
-	v.requiresGrad = true
-	g.tape = append(g.tape, record{out: v, inputs: inputs, backward: backward})
-	return v
+	return g.push(out, inputs, backward, nil)
 }
 
 // viewOp records out, a view of x's data under another shape (a reshape):
@@ -617,7 +611,11 @@ func (g *Graph) Backward(loss *Var) error {
 			}
 			gradIns = append(gradIns, in.Grad)
 		}
-		r.backward(r.out.Grad, gradIns)
+		if r.op != nil {
+			r.op.backward(r.out.Grad, gradIns)
+		} else {
+			r.backward(r.out.Grad, gradIns)
+		}
 		if g.arena != nil && r.out != loss {
 			// Every consumer of r.out comes later on the tape and has
 			// run: its gradient is complete and now dead. Recycle it for

@@ -63,9 +63,8 @@ func (l *Linear) checkInput(in []int) error {
 }
 
 // linearGemm runs Linear's products on a backend, in reduced precision
-// through pb when set: a value the backward closure captures, where a
-// method value or a closure of its own would be one more heap object per
-// forward.
+// through pb when set: a value the backward op holds, where a method value
+// or a closure of its own would be one more heap object per forward.
 type linearGemm struct {
 	b  Backend
 	pb PrecisionBackend
@@ -107,30 +106,48 @@ func (l *Linear) Forward(g *Graph, x *Var) (*Var, error) {
 		bv = g.Param(l.Bias)
 		g.biasAdd(od, l.Bias.Value.Data(), n, l.Out)
 	}
-	return g.Op(out, g.varList(x, g.Param(l.Weight), bv), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
-		dy := gy.Data()
-		if n == 0 {
-			return
-		}
-		if ac != Float32 {
-			// Rounded here on both paths: the bias gradient sums the
-			// reduced-precision dy, as torch's does.
-			s := g.scratch()
-			r := s.Get(len(dy))
-			defer s.Put(r)
-			g.roundAs(ac, r, dy)
-			dy = r
-		}
-		if gin[0] != nil {
-			lg.gemm(false, false, n, l.In, l.Out, 1, dy, l.Out, w, l.In, 1, gin[0].Data(), l.In)
-		}
-		if gin[1] != nil {
-			lg.gemm(true, false, l.Out, l.In, n, 1, dy, l.Out, xd, l.In, 1, gin[1].Data(), l.In)
-		}
-		if gin[2] != nil {
-			g.biasGrad(dy, gin[2].Data(), n, l.Out)
-		}
-	}), nil
+	inputs := g.varList(x, g.Param(l.Weight), bv)
+	if !g.records(inputs) {
+		return g.constant(out), nil
+	}
+	op := g.opLists().linear.take()
+	*op = linearOp{g: g, lg: lg, xd: xd, w: w, n: n, in: l.In, out: l.Out, ac: ac}
+	return g.push(out, inputs, nil, op), nil
+}
+
+// linearOp is Linear's backward: inputs x, weight, bias.
+type linearOp struct {
+	g          *Graph
+	lg         linearGemm
+	xd, w      []float32
+	n, in, out int
+	ac         Precision
+}
+
+func (o *linearOp) backward(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	g, n, in, out := o.g, o.n, o.in, o.out
+	dy := gy.Data()
+	if n == 0 {
+		return
+	}
+	if o.ac != Float32 {
+		// Rounded here on both paths: the bias gradient sums the
+		// reduced-precision dy, as torch's does.
+		s := g.scratch()
+		r := s.Get(len(dy))
+		defer s.Put(r)
+		g.roundAs(o.ac, r, dy)
+		dy = r
+	}
+	if gin[0] != nil {
+		o.lg.gemm(false, false, n, in, out, 1, dy, out, o.w, in, 1, gin[0].Data(), in)
+	}
+	if gin[1] != nil {
+		o.lg.gemm(true, false, out, in, n, 1, dy, out, o.xd, in, 1, gin[1].Data(), in)
+	}
+	if gin[2] != nil {
+		g.biasGrad(dy, gin[2].Data(), n, out)
+	}
 }
 
 // Params returns the weight and, if present, the bias.

@@ -16,35 +16,43 @@ func BCEWithLogits(g *Graph, logits *Var, targets []float32, idx []int) (*Var, e
 	if len(targets) != n {
 		return nil, fmt.Errorf("nn: BCEWithLogits: %d targets for %d logits", len(targets), n)
 	}
-	if idx == nil {
-		idx = g.newInts(n)
-		for i := range idx {
-			idx[i] = i
-		}
-	} else {
-		idx = append(g.newInts(len(idx))[:0], idx...)
-	}
-	for _, i := range idx {
+	sel := g.selection(idx, n)
+	for _, i := range sel {
 		if i < 0 || i >= n {
 			return nil, fmt.Errorf("nn: BCEWithLogits: index %d out of range for %d logits", i, n)
 		}
 	}
 	x := logits.Value.Data()
 	var s float64
-	for _, i := range idx {
+	for _, i := range sel {
 		v, t := float64(x[i]), float64(targets[i])
 		s += math.Max(v, 0) - v*t + math.Log1p(math.Exp(-math.Abs(v)))
 	}
-	cnt := float64(len(idx))
+	cnt := float64(len(sel))
 	out := g.newTensorNoZero()
 	out.Data()[0] = float32(s / cnt)
-	return g.Op(out, g.varList(logits), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
-		k := float64(gy.Data()[0]) / cnt
-		dx := gin[0].Data()
-		for _, i := range idx {
-			dx[i] += float32(k * (1/(1+math.Exp(-float64(x[i]))) - float64(targets[i])))
-		}
-	}), nil
+	inputs := g.varList(logits)
+	if !g.records(inputs) {
+		return g.constant(out), nil
+	}
+	op := g.opLists().bce.take()
+	*op = bceOp{x: x, targets: targets, idx: sel, cnt: cnt}
+	return g.push(out, inputs, nil, op), nil
+}
+
+// bceOp is BCEWithLogits's backward.
+type bceOp struct {
+	x, targets []float32
+	idx        []int
+	cnt        float64
+}
+
+func (o *bceOp) backward(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	k := float64(gy.Data()[0]) / o.cnt
+	dx, x, targets := gin[0].Data(), o.x, o.targets
+	for _, i := range o.idx {
+		dx[i] += float32(k * (1/(1+math.Exp(-float64(x[i]))) - float64(targets[i])))
+	}
 }
 
 // SmoothL1 is smooth_l1_loss(pred[rows], target[rows], beta, reduction
@@ -62,22 +70,15 @@ func SmoothL1(g *Graph, pred *Var, target *tensor.Tensor, rows []int, beta float
 	if nr > 0 {
 		width = pred.Value.Len() / nr
 	}
-	if rows == nil {
-		rows = g.newInts(nr)
-		for i := range rows {
-			rows[i] = i
-		}
-	} else {
-		rows = append(g.newInts(len(rows))[:0], rows...)
-	}
-	for _, r := range rows {
+	sel := g.selection(rows, nr)
+	for _, r := range sel {
 		if r < 0 || r >= nr {
 			return nil, fmt.Errorf("nn: SmoothL1: row %d out of range for %d rows", r, nr)
 		}
 	}
 	p, t := pred.Value.Data(), target.Data()
 	var s float64
-	for _, r := range rows {
+	for _, r := range sel {
 		for j := r * width; j < (r+1)*width; j++ {
 			d := math.Abs(float64(p[j]) - float64(t[j]))
 			if d < beta {
@@ -89,25 +90,41 @@ func SmoothL1(g *Graph, pred *Var, target *tensor.Tensor, rows []int, beta float
 	}
 	out := g.newTensorNoZero()
 	out.Data()[0] = float32(s)
-	return g.Op(out, g.varList(pred), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
-		k := float64(gy.Data()[0])
-		dx := gin[0].Data()
-		for _, r := range rows {
-			for j := r * width; j < (r+1)*width; j++ {
-				d := float64(p[j]) - float64(t[j])
-				var gr float64
-				switch {
-				case math.Abs(d) < beta:
-					gr = d / beta
-				case d > 0:
-					gr = 1
-				case d < 0:
-					gr = -1
-				}
-				dx[j] += float32(k * gr)
+	inputs := g.varList(pred)
+	if !g.records(inputs) {
+		return g.constant(out), nil
+	}
+	op := g.opLists().smoothL1.take()
+	*op = smoothL1Op{p: p, t: t, rows: sel, width: width, beta: beta}
+	return g.push(out, inputs, nil, op), nil
+}
+
+// smoothL1Op is SmoothL1's backward.
+type smoothL1Op struct {
+	p, t  []float32
+	rows  []int
+	width int
+	beta  float64
+}
+
+func (o *smoothL1Op) backward(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	k := float64(gy.Data()[0])
+	dx, p, t, width, beta := gin[0].Data(), o.p, o.t, o.width, o.beta
+	for _, r := range o.rows {
+		for j := r * width; j < (r+1)*width; j++ {
+			d := float64(p[j]) - float64(t[j])
+			var gr float64
+			switch {
+			case math.Abs(d) < beta:
+				gr = d / beta
+			case d > 0:
+				gr = 1
+			case d < 0:
+				gr = -1
 			}
+			dx[j] += float32(k * gr)
 		}
-	}), nil
+	}
 }
 
 // CrossEntropy is cross_entropy(logits, labels) with mean reduction:
@@ -125,7 +142,7 @@ func CrossEntropy(g *Graph, logits *Var, labels []int) (*Var, error) {
 			return nil, fmt.Errorf("nn: CrossEntropy: label %d out of range for %d classes", l, c)
 		}
 	}
-	labels = append(g.newInts(len(labels))[:0], labels...)
+	lab := append(g.newInts(len(labels))[:0], labels...)
 	x := logits.Value.Data()
 	prob := g.newFloat64s(n * c)
 	var s float64
@@ -144,21 +161,51 @@ func CrossEntropy(g *Graph, logits *Var, labels []int) (*Var, error) {
 		for j := range row {
 			prob[r*c+j] /= z
 		}
-		s += -(float64(row[labels[r]]) - m - math.Log(z))
+		s += -(float64(row[lab[r]]) - m - math.Log(z))
 	}
 	out := g.newTensorNoZero()
 	out.Data()[0] = float32(s / float64(n))
-	return g.Op(out, g.varList(logits), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
-		k := float64(gy.Data()[0]) / float64(n)
-		dx := gin[0].Data()
-		for r := 0; r < n; r++ {
-			for j := 0; j < c; j++ {
-				p := prob[r*c+j]
-				if j == labels[r] {
-					p--
-				}
-				dx[r*c+j] += float32(k * p)
+	inputs := g.varList(logits)
+	if !g.records(inputs) {
+		return g.constant(out), nil
+	}
+	op := g.opLists().xent.take()
+	*op = xentOp{prob: prob, labels: lab, n: n, c: c}
+	return g.push(out, inputs, nil, op), nil
+}
+
+// xentOp is CrossEntropy's backward.
+type xentOp struct {
+	prob   []float64
+	labels []int
+	n, c   int
+}
+
+func (o *xentOp) backward(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	n, c := o.n, o.c
+	k := float64(gy.Data()[0]) / float64(n)
+	dx := gin[0].Data()
+	for r := 0; r < n; r++ {
+		for j := 0; j < c; j++ {
+			p := o.prob[r*c+j]
+			if j == o.labels[r] {
+				p--
 			}
+			dx[r*c+j] += float32(k * p)
 		}
-	}), nil
+	}
+}
+
+// selection returns a copy of idx that g owns (a loss's selected indices,
+// kept for backward), or 0..n-1 when idx is nil. idx itself is only read,
+// so a caller's literal can stay on its stack.
+func (g *Graph) selection(idx []int, n int) []int {
+	if idx == nil {
+		sel := g.newInts(n)
+		for i := range sel {
+			sel[i] = i
+		}
+		return sel
+	}
+	return append(g.newInts(len(idx))[:0], idx...)
 }

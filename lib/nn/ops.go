@@ -25,18 +25,32 @@ func ReLU(g *Graph, x *Var) *Var {
 			od[i] = v
 		}
 	}
-	return g.Op(out, g.varList(x), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
-		dx := gin[0].Data()
-		if eb != nil {
-			eb.ReLUBackward(od, gy.Data(), dx)
-			return
+	inputs := g.varList(x)
+	if !g.records(inputs) {
+		return g.constant(out)
+	}
+	op := g.opLists().relu.take()
+	*op = reluOp{eb: eb, out: od}
+	return g.push(out, inputs, nil, op)
+}
+
+// reluOp is ReLU's backward.
+type reluOp struct {
+	eb  ElementwiseBackend
+	out []float32
+}
+
+func (o *reluOp) backward(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	dx, od := gin[0].Data(), o.out
+	if o.eb != nil {
+		o.eb.ReLUBackward(od, gy.Data(), dx)
+		return
+	}
+	for i, d := range gy.Data() {
+		if od[i] > 0 {
+			dx[i] += d
 		}
-		for i, d := range gy.Data() {
-			if od[i] > 0 {
-				dx[i] += d
-			}
-		}
-	})
+	}
 }
 
 // Add returns a + b (same shapes). On a backend that implements
@@ -60,26 +74,42 @@ func add(g *Graph, a, b *Var, relu bool) (*Var, error) {
 	} else {
 		runPooled(len(od)/4096+1, &addJobs, addJob{a: ad, b: bd, out: od, relu: relu})
 	}
-	return g.Op(out, g.varList(a, b), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
-		for _, dx := range gin {
-			if dx == nil {
-				continue
-			}
-			d := dx.Data()
-			switch {
-			case eb != nil && relu:
-				eb.ReLUBackward(od, gy.Data(), d)
-			case eb != nil:
-				eb.Add(d, gy.Data(), d, false) // d += gy
-			default:
-				for i, v := range gy.Data() {
-					if !relu || od[i] > 0 {
-						d[i] += v
-					}
+	inputs := g.varList(a, b)
+	if !g.records(inputs) {
+		return g.constant(out), nil
+	}
+	op := g.opLists().add.take()
+	*op = addOp{eb: eb, out: od, relu: relu}
+	return g.push(out, inputs, nil, op), nil
+}
+
+// addOp is Add's and AddReLU's backward.
+type addOp struct {
+	eb   ElementwiseBackend
+	out  []float32
+	relu bool
+}
+
+func (o *addOp) backward(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	eb, od, relu := o.eb, o.out, o.relu
+	for _, dx := range gin {
+		if dx == nil {
+			continue
+		}
+		d := dx.Data()
+		switch {
+		case eb != nil && relu:
+			eb.ReLUBackward(od, gy.Data(), d)
+		case eb != nil:
+			eb.Add(d, gy.Data(), d, false) // d += gy
+		default:
+			for i, v := range gy.Data() {
+				if !relu || od[i] > 0 {
+					d[i] += v
 				}
 			}
 		}
-	}), nil
+	}
 }
 
 // addJob is add's forward over blocks [c0, c1) of 4096 elements.
@@ -108,12 +138,23 @@ func MulScalar(g *Graph, x *Var, s float32) *Var {
 	for i, v := range x.Value.Data() {
 		out.Data()[i] = s * v
 	}
-	return g.Op(out, g.varList(x), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
-		dx := gin[0].Data()
-		for i, v := range gy.Data() {
-			dx[i] += s * v
-		}
-	})
+	inputs := g.varList(x)
+	if !g.records(inputs) {
+		return g.constant(out)
+	}
+	op := g.opLists().scale.take()
+	*op = scaleOp{s: s}
+	return g.push(out, inputs, nil, op)
+}
+
+// scaleOp is MulScalar's backward.
+type scaleOp struct{ s float32 }
+
+func (o *scaleOp) backward(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	dx := gin[0].Data()
+	for i, v := range gy.Data() {
+		dx[i] += o.s * v
+	}
 }
 
 // Mul returns the elementwise product a * b (same shapes).
@@ -126,18 +167,31 @@ func Mul(g *Graph, a, b *Var) (*Var, error) {
 	for i := range out.Data() {
 		out.Data()[i] = ad[i] * bd[i]
 	}
-	return g.Op(out, g.varList(a, b), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
-		if gin[0] != nil {
-			for i, v := range gy.Data() {
-				gin[0].Data()[i] += v * bd[i]
-			}
+	inputs := g.varList(a, b)
+	if !g.records(inputs) {
+		return g.constant(out), nil
+	}
+	op := g.opLists().mul.take()
+	*op = mulOp{a: ad, b: bd}
+	return g.push(out, inputs, nil, op), nil
+}
+
+// mulOp is Mul's backward.
+type mulOp struct{ a, b []float32 }
+
+func (o *mulOp) backward(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	if gin[0] != nil {
+		d := gin[0].Data()
+		for i, v := range gy.Data() {
+			d[i] += v * o.b[i]
 		}
-		if gin[1] != nil {
-			for i, v := range gy.Data() {
-				gin[1].Data()[i] += v * ad[i]
-			}
+	}
+	if gin[1] != nil {
+		d := gin[1].Data()
+		for i, v := range gy.Data() {
+			d[i] += v * o.a[i]
 		}
-	}), nil
+	}
 }
 
 // Sum returns the sum of all elements as a scalar (shape []), accumulated
@@ -158,13 +212,24 @@ func reduce(g *Graph, x *Var, scale float64) *Var {
 	}
 	out := g.newTensorNoZero()
 	out.Data()[0] = float32(s * scale)
-	return g.Op(out, g.varList(x), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
-		d := float32(float64(gy.Data()[0]) * scale)
-		dx := gin[0].Data()
-		for i := range dx {
-			dx[i] += d
-		}
-	})
+	inputs := g.varList(x)
+	if !g.records(inputs) {
+		return g.constant(out)
+	}
+	op := g.opLists().reduce.take()
+	*op = reduceOp{scale: scale}
+	return g.push(out, inputs, nil, op)
+}
+
+// reduceOp is Sum's and Mean's backward.
+type reduceOp struct{ scale float64 }
+
+func (o *reduceOp) backward(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	d := float32(float64(gy.Data()[0]) * o.scale)
+	dx := gin[0].Data()
+	for i := range dx {
+		dx[i] += d
+	}
 }
 
 // Reshape returns x with a new shape (one dimension may be -1); the value
@@ -218,12 +283,23 @@ func Sigmoid(g *Graph, x *Var) *Var {
 	for i, v := range x.Value.Data() {
 		od[i] = sigmoid(v)
 	}
-	return g.Op(out, g.varList(x), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
-		dx := gin[0].Data()
-		for i, v := range gy.Data() {
-			dx[i] += v * od[i] * (1 - od[i])
-		}
-	})
+	inputs := g.varList(x)
+	if !g.records(inputs) {
+		return g.constant(out)
+	}
+	op := g.opLists().sigmoid.take()
+	*op = sigmoidOp{out: od}
+	return g.push(out, inputs, nil, op)
+}
+
+// sigmoidOp is Sigmoid's backward.
+type sigmoidOp struct{ out []float32 }
+
+func (o *sigmoidOp) backward(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	dx, od := gin[0].Data(), o.out
+	for i, v := range gy.Data() {
+		dx[i] += v * od[i] * (1 - od[i])
+	}
 }
 
 func sigmoid(v float32) float32 {
@@ -277,20 +353,38 @@ func IndexSelect(g *Graph, x *Var, idx []int) (*Var, error) {
 			return nil, fmt.Errorf("nn: IndexSelect: index %d out of range for %d rows", i, rows)
 		}
 	}
-	shape := append([]int{len(idx)}, x.Shape()[1:]...)
+	var buf [6]int
+	shape := buf[:0]
+	if x.Value.Dims() > len(buf) {
+		shape = nil // more dimensions than the stack array holds
+	}
+	shape = append(append(shape, len(idx)), x.Shape()[1:]...)
 	out := g.newTensorNoZero(shape...)
 	xd, od := x.Value.Data(), out.Data()
 	for j, i := range idx {
 		copy(od[j*row:(j+1)*row], xd[i*row:(i+1)*row])
 	}
-	idx = append([]int(nil), idx...)
-	return g.Op(out, g.varList(x), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
-		dx, d := gin[0].Data(), gy.Data()
-		for j, i := range idx {
-			dst := dx[i*row : (i+1)*row]
-			for k, v := range d[j*row : (j+1)*row] {
-				dst[k] += v
-			}
+	inputs := g.varList(x)
+	if !g.records(inputs) {
+		return g.constant(out), nil
+	}
+	op := g.opLists().index.take()
+	*op = indexOp{idx: append(g.newInts(len(idx))[:0], idx...), row: row}
+	return g.push(out, inputs, nil, op), nil
+}
+
+// indexOp is IndexSelect's backward (a scatter-add).
+type indexOp struct {
+	idx []int
+	row int
+}
+
+func (o *indexOp) backward(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	dx, d, row := gin[0].Data(), gy.Data(), o.row
+	for j, i := range o.idx {
+		dst := dx[i*row : (i+1)*row]
+		for k, v := range d[j*row : (j+1)*row] {
+			dst[k] += v
 		}
-	}), nil
+	}
 }

@@ -64,30 +64,52 @@ func (p MaxPool2d) Forward(g *Graph, x *Var) (*Var, error) {
 		arg = g.newInt32s(out.Len()) // the arena's, back on Release
 	}
 	g.backend.MaxPool2d(geo, x.Value.Data(), out.Data(), arg)
-	return g.Op(out, g.varList(x), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
-		g.backend.MaxPool2dBackward(geo, gy.Data(), gin[0].Data(), arg)
-	}), nil
+	inputs := g.varList(x)
+	if !g.records(inputs) {
+		return g.constant(out), nil
+	}
+	op := g.opLists().maxPool.take()
+	*op = maxPoolOp{g: g, geo: geo, arg: arg}
+	return g.push(out, inputs, nil, op), nil
+}
+
+// maxPoolOp is MaxPool2d's backward.
+type maxPoolOp struct {
+	g   *Graph
+	geo PoolGeom
+	arg []int32
+}
+
+func (o *maxPoolOp) backward(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	o.g.backend.MaxPool2dBackward(o.geo, gy.Data(), gin[0].Data(), o.arg)
 }
 
 // OutputShape returns (N,C,1,1).
-func (AdaptiveAvgPool2d1) OutputShape(in []int) ([]int, error) {
-	if len(in) != 4 {
-		return nil, fmt.Errorf("nn: AdaptiveAvgPool2d: input must be NCHW, got shape %v", in)
-	}
-	if tensor.Numel(in) == 0 {
-		return nil, fmt.Errorf("nn: AdaptiveAvgPool2d: empty input shape %v", in)
+func (a AdaptiveAvgPool2d1) OutputShape(in []int) ([]int, error) {
+	if err := a.checkInput(in); err != nil {
+		return nil, err
 	}
 	return []int{in[0], in[1], 1, 1}, nil
 }
 
+func (AdaptiveAvgPool2d1) checkInput(in []int) error {
+	if len(in) != 4 {
+		return fmt.Errorf("nn: AdaptiveAvgPool2d: input must be NCHW, got shape %v", in)
+	}
+	if tensor.Numel(in) == 0 {
+		return fmt.Errorf("nn: AdaptiveAvgPool2d: empty input shape %v", in)
+	}
+	return nil
+}
+
 // Forward averages each plane (float64 accumulation).
 func (a AdaptiveAvgPool2d1) Forward(g *Graph, x *Var) (*Var, error) {
-	shape, err := a.OutputShape(x.Shape())
-	if err != nil {
+	in := x.Shape()
+	if err := a.checkInput(in); err != nil {
 		return nil, err
 	}
-	hw := x.Shape()[2] * x.Shape()[3]
-	out := g.newTensorNoZero(shape...)
+	hw := in[2] * in[3]
+	out := g.newTensorNoZero(in[0], in[1], 1, 1) // OutputShape, on the stack
 	xd, od := x.Value.Data(), out.Data()
 	for p := range od {
 		var s float64
@@ -96,16 +118,27 @@ func (a AdaptiveAvgPool2d1) Forward(g *Graph, x *Var) (*Var, error) {
 		}
 		od[p] = float32(s / float64(hw))
 	}
-	return g.Op(out, g.varList(x), func(gy *tensor.Tensor, gin []*tensor.Tensor) {
-		dx := gin[0].Data()
-		inv := 1 / float32(hw)
-		for p, d := range gy.Data() {
-			v := d * inv
-			for i := range dx[p*hw : (p+1)*hw] {
-				dx[p*hw+i] += v
-			}
+	inputs := g.varList(x)
+	if !g.records(inputs) {
+		return g.constant(out), nil
+	}
+	op := g.opLists().avgPool.take()
+	*op = avgPoolOp{hw: hw}
+	return g.push(out, inputs, nil, op), nil
+}
+
+// avgPoolOp is AdaptiveAvgPool2d1's backward.
+type avgPoolOp struct{ hw int }
+
+func (o *avgPoolOp) backward(gy *tensor.Tensor, gin []*tensor.Tensor) {
+	dx, hw := gin[0].Data(), o.hw
+	inv := 1 / float32(hw)
+	for p, d := range gy.Data() {
+		v := d * inv
+		for i := range dx[p*hw : (p+1)*hw] {
+			dx[p*hw+i] += v
 		}
-	}), nil
+	}
 }
 
 // Flatten is torch.flatten(x, 1): (N, ...) to (N, rest).
@@ -121,9 +154,9 @@ func (Flatten) OutputShape(in []int) ([]int, error) {
 
 // Forward flattens x.
 func (f Flatten) Forward(g *Graph, x *Var) (*Var, error) {
-	shape, err := f.OutputShape(x.Shape())
-	if err != nil {
-		return nil, err
+	in := x.Shape()
+	if len(in) < 1 {
+		return nil, fmt.Errorf("nn: Flatten: scalar input")
 	}
-	return Reshape(g, x, shape...)
+	return Reshape(g, x, in[0], numel(in[1:])) // f.OutputShape, on the stack
 }
