@@ -19,10 +19,11 @@ import (
 // convolution multiplies 144 times; F(2,3) 16 times per 4 (36).
 //
 // Layout: channels are the vector dimension. The input is copied once into
-// a zero-bordered (N, H', W', C) image, so every transform pass is a small
-// coefficient matrix applied to strided vectors of C floats (wgMat, AVX-512
-// assembly, 16 channels per instruction); V is (xi, P, C) and M (xi, P, K),
-// P = N * tiles per image, so the GEMMs are P x C times C x K.
+// a zero-bordered (N, H', W', C) image, so a tile's transform works on
+// strided vectors of C floats (wgInTile, wgOutTile: one AVX-512 call per
+// tile does both passes for every 16 channels, with the matrices' zeros
+// and shared sums left out); V is (xi, P, C) and M (xi, P, K), P = N *
+// tiles per image, so the GEMMs are P x C times C x K.
 
 // winogradPlan is one algorithm F(m x m, 3 x 3).
 type winogradPlan struct {
@@ -227,12 +228,7 @@ func conv2dWinograd(pl *winogradPlan, geo ConvGeom, x, w []float32, ep ConvEpilo
 	forTiles(func(pi int, t []float32) {
 		img, tt := pi/tiles, pi%tiles
 		base := ((img*hp+m*(tt/tx))*wp + m*(tt%tx)) * c
-		for j := 0; j < a; j++ { // columns: t[i][j] = sum_l B^T[i][l] d[l][j]
-			wgMat(pl.bt, a, a, xt[base+j*c:], wp*c, t[j*c:], a*c, c)
-		}
-		for i := 0; i < a; i++ { // rows: V[i*a+q] = sum_j B^T[q][j] t[i][j]
-			wgMat(pl.bt, a, a, t[i*a*c:], c, v[(i*a*p+pi)*c:], p*c, c)
-		}
+		wgInTile(pl, xt[base:], wp*c, c, v[pi*c:], p*c, t, c)
 	})
 
 	mm := s.Get(xi * p * k)
@@ -250,15 +246,61 @@ func conv2dWinograd(pl *winogradPlan, geo ConvGeom, x, w []float32, ep ConvEpilo
 	defer s.Put(yt)
 	forTiles(func(pi int, t []float32) {
 		img, tt := pi/tiles, pi%tiles
-		for j := 0; j < a; j++ { // columns: t[i][j] = sum_l A^T[i][l] M[l*a+j]
-			wgMat(pl.at, m, a, mm[(j*p+pi)*k:], a*p*k, t[j*k:], a*k, k)
-		}
 		base := ((img*oht+m*(tt/tx))*owt + m*(tt%tx)) * k
-		for i := 0; i < m; i++ { // rows: y[i][q] = sum_j A^T[q][j] t[i][j]
-			wgMat(pl.at, m, a, t[i*a*k:], k, yt[base+i*owt*k:], k, k)
-		}
+		wgOutTile(pl, mm[pi*k:], p*k, yt[base:], owt*k, k, t, k)
 	})
 	wgStoreNCHW(geo, yt, oht, owt, ep, y)
+}
+
+// wgInTile writes one tile's V[xi] = (B^T d B)[xi] (n channels, a multiple
+// of 16) to dst[xi*ds:], d[l][j] = src[l*rs+j*cs:] (strides in floats); t
+// is scratch of at least alpha^2 * n floats. The AVX-512 kernels use the
+// matrices' zeros and shared sums (winograd_amd64.s); the Go loop applies
+// the dense matrices (the same values up to rounding).
+func wgInTile(pl *winogradPlan, src []float32, rs, cs int, dst []float32, ds int, t []float32, n int) {
+	a := pl.alpha
+	_ = src[(a-1)*(rs+cs)+n-1]
+	_ = dst[(a*a-1)*ds+n-1]
+	_ = t[a*a*n-1]
+	if hasWinograd {
+		if a == 6 {
+			wgIn6AVX512(&src[0], rs*4, cs*4, &dst[0], ds*4, &t[0], n/16)
+		} else {
+			wgIn4AVX512(&src[0], rs*4, cs*4, &dst[0], ds*4, &t[0], n/16)
+		}
+		return
+	}
+	for j := 0; j < a; j++ { // columns: t[i][j] = sum_l B^T[i][l] d[l][j]
+		wgMatGo(pl.bt, a, a, src[j*cs:], rs, t[j*n:], a*n, n)
+	}
+	for i := 0; i < a; i++ { // rows: V[i*a+q] = sum_j B^T[q][j] t[i][j]
+		wgMatGo(pl.bt, a, a, t[i*a*n:], n, dst[i*a*ds:], ds, n)
+	}
+}
+
+// wgOutTile writes one tile's y[i][q] = (A^T M A)[i][q] (n channels, a
+// multiple of 16) to dst[i*rs+q*cs:], M[xi] = src[xi*ss:] (strides in
+// floats); t is scratch of at least alpha^2 * n floats. As wgInTile, the
+// AVX-512 kernels use the matrix's structure, the Go loop the dense matrix.
+func wgOutTile(pl *winogradPlan, src []float32, ss int, dst []float32, rs, cs int, t []float32, n int) {
+	m, a := pl.m, pl.alpha
+	_ = src[(a*a-1)*ss+n-1]
+	_ = dst[(m-1)*(rs+cs)+n-1]
+	_ = t[a*a*n-1]
+	if hasWinograd {
+		if a == 6 {
+			wgOut6AVX512(&src[0], ss*4, &dst[0], rs*4, cs*4, &t[0], n/16)
+		} else {
+			wgOut4AVX512(&src[0], ss*4, &dst[0], rs*4, cs*4, &t[0], n/16)
+		}
+		return
+	}
+	for j := 0; j < a; j++ { // columns: t[i][j] = sum_l A^T[i][l] M[l*a+j]
+		wgMatGo(pl.at, m, a, src[j*ss:], a*ss, t[j*n:], a*n, n)
+	}
+	for i := 0; i < m; i++ { // rows: y[i][q] = sum_j A^T[q][j] t[i][j]
+		wgMatGo(pl.at, m, a, t[i*a*n:], n, dst[i*rs:], cs, n)
+	}
 }
 
 // wgPadNHWC writes x (N, C, H, W) into xt (N, hp, wp, C) one pixel right and
@@ -424,8 +466,9 @@ func wgStoreNCHWGo(geo ConvGeom, yt []float32, oht, owt int, ep ConvEpilogue, y 
 	})
 }
 
-// wgMatGo is wgMat in Go: dst[i*ds+ci] = sum_j coef[i*s+j]*src[j*ss+ci],
-// summed in the assembly's order.
+// wgMatGo applies the r x s (s = 4 or 6) coefficient matrix coef to s
+// strided vectors of n floats: dst[i*ds+ci] = sum_j coef[i*s+j]*src[j*ss+ci]
+// (strides in floats): wgInTile's and wgOutTile's passes without AVX-512.
 func wgMatGo(coef []float32, r, s int, src []float32, ss int, dst []float32, ds int, n int) {
 	for i := 0; i < r; i++ {
 		cf := coef[i*s : i*s+s]

@@ -2,101 +2,345 @@
 
 #include "textflag.h"
 
-// func wgMat6AVX512(coef *float32, r int, src *float32, srcStride int, dst *float32, dstStride int, nblk int)
+// The fused tile transforms below take the Winograd matrices' zeros and
+// shared sums into account (Lavin & Gray's F(4,3) and F(2,3) formulas)
+// instead of multiplying by every coefficient: 14 vector operations per
+// six outputs of B^T d where the dense 6 x 6 product takes 48. Each call
+// transforms one tile for nblk blocks of 16 channels, both passes, with the
+// intermediate alpha x alpha block of vectors in tmp (L1). Constants: Z28
+// = 4, Z29 = 5, Z30 = 2, Z31 = 8.
+#define WGCONSTS \
+	MOVL         $0x40800000, AX \
+	VPBROADCASTD AX, Z28 \
+	MOVL         $0x40A00000, AX \
+	VPBROADCASTD AX, Z29 \
+	MOVL         $0x40000000, AX \
+	VPBROADCASTD AX, Z30 \
+	MOVL         $0x41000000, AX \
+	VPBROADCASTD AX, Z31
+
+// BT6 computes Z6-Z11 = B^T (Z0-Z5) for F(4,3):
+// r0 = 4 d0 - 5 d2 + d4, r1 = (d3 + d4) - 4 (d1 + d2),
+// r2 = (d4 - d3) + 4 (d1 - d2), r3 = (d4 - d2) + 2 (d3 - d1),
+// r4 = (d4 - d2) - 2 (d3 - d1), r5 = 4 d1 - 5 d3 + d5.
+#define BT6 \
+	VMOVAPS      Z4, Z6 \
+	VFMADD231PS  Z28, Z0, Z6 \
+	VFNMADD231PS Z29, Z2, Z6 \
+	VADDPS       Z2, Z1, Z12 \
+	VADDPS       Z4, Z3, Z7 \
+	VFNMADD231PS Z28, Z12, Z7 \
+	VSUBPS       Z2, Z1, Z13 \
+	VSUBPS       Z3, Z4, Z8 \
+	VFMADD231PS  Z28, Z13, Z8 \
+	VSUBPS       Z1, Z3, Z14 \
+	VSUBPS       Z2, Z4, Z9 \
+	VMOVAPS      Z9, Z10 \
+	VFMADD231PS  Z30, Z14, Z9 \
+	VFNMADD231PS Z30, Z14, Z10 \
+	VMOVAPS      Z5, Z11 \
+	VFMADD231PS  Z28, Z1, Z11 \
+	VFNMADD231PS Z29, Z3, Z11
+
+// AT6 computes Z6-Z9 = A^T (Z0-Z5) for F(4,3): with a = t1 + t2,
+// b = t1 - t2, c = t3 + t4, d = t3 - t4: m0 = (t0 + a) + c,
+// m1 = b + 2 d, m2 = a + 4 c, m3 = (b + t5) + 8 d.
+#define AT6 \
+	VADDPS      Z2, Z1, Z12 \
+	VSUBPS      Z2, Z1, Z13 \
+	VADDPS      Z4, Z3, Z14 \
+	VSUBPS      Z4, Z3, Z15 \
+	VADDPS      Z12, Z0, Z6 \
+	VADDPS      Z14, Z6, Z6 \
+	VMOVAPS     Z13, Z7 \
+	VFMADD231PS Z30, Z15, Z7 \
+	VMOVAPS     Z12, Z8 \
+	VFMADD231PS Z28, Z14, Z8 \
+	VADDPS      Z5, Z13, Z9 \
+	VFMADD231PS Z31, Z15, Z9
+
+// BT4 computes Z6-Z9 = B^T (Z0-Z3) for F(2,3): d0 - d2, d1 + d2,
+// d2 - d1, d1 - d3.
+#define BT4 \
+	VSUBPS Z2, Z0, Z6 \
+	VADDPS Z2, Z1, Z7 \
+	VSUBPS Z1, Z2, Z8 \
+	VSUBPS Z3, Z1, Z9
+
+// AT4 computes Z6-Z7 = A^T (Z0-Z3) for F(2,3): (t0 + t1) + t2,
+// (t1 - t2) - t3.
+#define AT4 \
+	VADDPS Z1, Z0, Z6 \
+	VADDPS Z2, Z6, Z6 \
+	VSUBPS Z2, Z1, Z7 \
+	VSUBPS Z3, Z7, Z7
+
+// LOADN loads n (4 or 6) vectors from R11, CX bytes apart, into Z0-Z(n-1).
+#define LOAD4 \
+	VMOVUPS (R11), Z0 \
+	ADDQ    CX, R11 \
+	VMOVUPS (R11), Z1 \
+	ADDQ    CX, R11 \
+	VMOVUPS (R11), Z2 \
+	ADDQ    CX, R11 \
+	VMOVUPS (R11), Z3
+
+#define LOAD6 \
+	LOAD4 \
+	ADDQ    CX, R11 \
+	VMOVUPS (R11), Z4 \
+	ADDQ    CX, R11 \
+	VMOVUPS (R11), Z5
+
+// STOREN stores Z6-Z(5+n) at R11, DX bytes apart, leaving R11 n strides on.
+#define STORE2 \
+	VMOVUPS Z6, (R11) \
+	ADDQ    DX, R11 \
+	VMOVUPS Z7, (R11) \
+	ADDQ    DX, R11
+
+#define STORE4 \
+	STORE2 \
+	VMOVUPS Z8, (R11) \
+	ADDQ    DX, R11 \
+	VMOVUPS Z9, (R11) \
+	ADDQ    DX, R11
+
+#define STORE6 \
+	STORE4 \
+	VMOVUPS Z10, (R11) \
+	ADDQ    DX, R11 \
+	VMOVUPS Z11, (R11) \
+	ADDQ    DX, R11
+
+// func wgIn6AVX512(src *float32, rowStride, colStride int, dst *float32, dstStride int, tmp *float32, nblk int)
 //
-// For b < nblk and i < r (both >= 1): the 16 floats at dst+i*dstStride+64b
-// get sum over j < 6 of coef[6i+j] times the 16 floats at
-// src+j*srcStride+64b (strides in bytes). The six products are summed in
-// pairs: ((c0 x0 + c1 x1) + (c2 x2 + c3 x3)) + (c4 x4 + c5 x5).
-TEXT ·wgMat6AVX512(SB), NOSPLIT, $0-56
-	MOVQ coef+0(FP), AX
-	MOVQ r+8(FP), BX
-	MOVQ src+16(FP), SI
-	MOVQ srcStride+24(FP), CX
-	MOVQ dst+32(FP), DI
-	MOVQ dstStride+40(FP), DX
+// F(4,3)'s input transform of one 6 x 6 tile: for each block b < nblk of
+// 16 channels, V[xi] (16 floats at dst + xi*dstStride + 64b, xi = 6i+q)
+// = (B^T d B)[i][q], d[l][j] the 16 floats at src + l*rowStride +
+// j*colStride + 64b (strides in bytes). tmp holds 36 vectors.
+TEXT ·wgIn6AVX512(SB), NOSPLIT, $0-56
+	MOVQ src+0(FP), SI
+	MOVQ rowStride+8(FP), R14
+	MOVQ colStride+16(FP), BX
+	MOVQ dst+24(FP), DI
+	MOVQ dstStride+32(FP), R15
+	MOVQ tmp+40(FP), R13
 	MOVQ nblk+48(FP), R8
+	WGCONSTS
 
-blk:
-	MOVQ    SI, R9
-	VMOVUPS (R9), Z0
-	ADDQ    CX, R9
-	VMOVUPS (R9), Z1
-	ADDQ    CX, R9
-	VMOVUPS (R9), Z2
-	ADDQ    CX, R9
-	VMOVUPS (R9), Z3
-	ADDQ    CX, R9
-	VMOVUPS (R9), Z4
-	ADDQ    CX, R9
-	VMOVUPS (R9), Z5
-	MOVQ    AX, R10
-	MOVQ    DI, R11
-	MOVQ    BX, R12
+in6blk:
+	// Columns: t[i][j] = sum_l B^T[i][l] d[l][j], stored at tmp + (6i+j)*64.
+	MOVQ SI, R9
+	MOVQ R13, R10
+	MOVQ $6, R12
+	MOVQ R14, CX
+	MOVQ $384, DX
 
-row:
-	VMULPS.BCST      (R10), Z0, Z6
-	VFMADD231PS.BCST 4(R10), Z1, Z6
-	VMULPS.BCST      8(R10), Z2, Z7
-	VFMADD231PS.BCST 12(R10), Z3, Z7
-	VMULPS.BCST      16(R10), Z4, Z8
-	VFMADD231PS.BCST 20(R10), Z5, Z8
-	VADDPS           Z7, Z6, Z6
-	VADDPS           Z8, Z6, Z6
-	VMOVUPS          Z6, (R11)
-	ADDQ             $24, R10
-	ADDQ             DX, R11
-	DECQ             R12
-	JNE              row
+in6col:
+	MOVQ R9, R11
+	LOAD6
+	BT6
+	MOVQ R10, R11
+	STORE6
+	ADDQ BX, R9
+	ADDQ $64, R10
+	DECQ R12
+	JNE  in6col
+
+	// Rows: V[6i+q] = sum_j B^T[q][j] t[i][j].
+	MOVQ R13, R10
+	MOVQ DI, R9
+	MOVQ $6, R12
+	MOVQ $64, CX
+	MOVQ R15, DX
+
+in6row:
+	MOVQ R10, R11
+	LOAD6
+	BT6
+	MOVQ R9, R11
+	STORE6
+	MOVQ R11, R9
+	ADDQ $384, R10
+	DECQ R12
+	JNE  in6row
 
 	ADDQ $64, SI
 	ADDQ $64, DI
 	DECQ R8
-	JNE  blk
+	JNE  in6blk
 	VZEROUPPER
 	RET
 
-// func wgMat4AVX512(coef *float32, r int, src *float32, srcStride int, dst *float32, dstStride int, nblk int)
+// func wgIn4AVX512(src *float32, rowStride, colStride int, dst *float32, dstStride int, tmp *float32, nblk int)
 //
-// wgMat6AVX512 with four source vectors: (c0 x0 + c1 x1) + (c2 x2 + c3 x3).
-TEXT ·wgMat4AVX512(SB), NOSPLIT, $0-56
-	MOVQ coef+0(FP), AX
-	MOVQ r+8(FP), BX
-	MOVQ src+16(FP), SI
-	MOVQ srcStride+24(FP), CX
-	MOVQ dst+32(FP), DI
-	MOVQ dstStride+40(FP), DX
+// wgIn6AVX512 for F(2,3)'s 4 x 4 tiles (V[4i+q]; tmp holds 16 vectors).
+TEXT ·wgIn4AVX512(SB), NOSPLIT, $0-56
+	MOVQ src+0(FP), SI
+	MOVQ rowStride+8(FP), R14
+	MOVQ colStride+16(FP), BX
+	MOVQ dst+24(FP), DI
+	MOVQ dstStride+32(FP), R15
+	MOVQ tmp+40(FP), R13
 	MOVQ nblk+48(FP), R8
 
-blk4:
-	MOVQ    SI, R9
-	VMOVUPS (R9), Z0
-	ADDQ    CX, R9
-	VMOVUPS (R9), Z1
-	ADDQ    CX, R9
-	VMOVUPS (R9), Z2
-	ADDQ    CX, R9
-	VMOVUPS (R9), Z3
-	MOVQ    AX, R10
-	MOVQ    DI, R11
-	MOVQ    BX, R12
+in4blk:
+	MOVQ SI, R9
+	MOVQ R13, R10
+	MOVQ $4, R12
+	MOVQ R14, CX
+	MOVQ $256, DX
 
-row4:
-	VMULPS.BCST      (R10), Z0, Z6
-	VFMADD231PS.BCST 4(R10), Z1, Z6
-	VMULPS.BCST      8(R10), Z2, Z7
-	VFMADD231PS.BCST 12(R10), Z3, Z7
-	VADDPS           Z7, Z6, Z6
-	VMOVUPS          Z6, (R11)
-	ADDQ             $16, R10
-	ADDQ             DX, R11
-	DECQ             R12
-	JNE              row4
+in4col:
+	MOVQ R9, R11
+	LOAD4
+	BT4
+	MOVQ R10, R11
+	STORE4
+	ADDQ BX, R9
+	ADDQ $64, R10
+	DECQ R12
+	JNE  in4col
+
+	MOVQ R13, R10
+	MOVQ DI, R9
+	MOVQ $4, R12
+	MOVQ $64, CX
+	MOVQ R15, DX
+
+in4row:
+	MOVQ R10, R11
+	LOAD4
+	BT4
+	MOVQ R9, R11
+	STORE4
+	MOVQ R11, R9
+	ADDQ $256, R10
+	DECQ R12
+	JNE  in4row
 
 	ADDQ $64, SI
 	ADDQ $64, DI
 	DECQ R8
-	JNE  blk4
+	JNE  in4blk
+	VZEROUPPER
+	RET
+
+// func wgOut6AVX512(src *float32, srcStride int, dst *float32, rowStride, colStride int, tmp *float32, nblk int)
+//
+// F(4,3)'s output transform of one tile: for each block b < nblk of 16
+// channels, y[i][q] (16 floats at dst + i*rowStride + q*colStride + 64b)
+// = (A^T M A)[i][q], M[xi] the 16 floats at src + xi*srcStride + 64b
+// (strides in bytes). tmp holds 24 vectors.
+TEXT ·wgOut6AVX512(SB), NOSPLIT, $0-56
+	MOVQ src+0(FP), SI
+	MOVQ srcStride+8(FP), R14
+	MOVQ dst+16(FP), DI
+	MOVQ rowStride+24(FP), R15
+	MOVQ colStride+32(FP), BX
+	MOVQ tmp+40(FP), R13
+	MOVQ nblk+48(FP), R8
+	WGCONSTS
+
+out6blk:
+	// Columns: t[i][j] = sum_l A^T[i][l] M[6l+j], stored at tmp + (6i+j)*64.
+	MOVQ SI, R9
+	MOVQ R13, R10
+	MOVQ $6, R12
+	LEAQ (R14)(R14*2), CX
+	ADDQ CX, CX
+	MOVQ $384, DX
+
+out6col:
+	MOVQ R9, R11
+	LOAD6
+	AT6
+	MOVQ R10, R11
+	STORE4
+	ADDQ R14, R9
+	ADDQ $64, R10
+	DECQ R12
+	JNE  out6col
+
+	// Rows: y[i][q] = sum_j A^T[q][j] t[i][j].
+	MOVQ R13, R10
+	MOVQ DI, R9
+	MOVQ $4, R12
+	MOVQ $64, CX
+	MOVQ BX, DX
+
+out6row:
+	MOVQ R10, R11
+	LOAD6
+	AT6
+	MOVQ R9, R11
+	STORE4
+	ADDQ R15, R9
+	ADDQ $384, R10
+	DECQ R12
+	JNE  out6row
+
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ R8
+	JNE  out6blk
+	VZEROUPPER
+	RET
+
+// func wgOut4AVX512(src *float32, srcStride int, dst *float32, rowStride, colStride int, tmp *float32, nblk int)
+//
+// wgOut6AVX512 for F(2,3): M[4l+j], a 2 x 2 output tile; tmp holds 8
+// vectors.
+TEXT ·wgOut4AVX512(SB), NOSPLIT, $0-56
+	MOVQ src+0(FP), SI
+	MOVQ srcStride+8(FP), R14
+	MOVQ dst+16(FP), DI
+	MOVQ rowStride+24(FP), R15
+	MOVQ colStride+32(FP), BX
+	MOVQ tmp+40(FP), R13
+	MOVQ nblk+48(FP), R8
+
+out4blk:
+	MOVQ SI, R9
+	MOVQ R13, R10
+	MOVQ $4, R12
+	MOVQ R14, CX
+	SHLQ $2, CX
+	MOVQ $256, DX
+
+out4col:
+	MOVQ R9, R11
+	LOAD4
+	AT4
+	MOVQ R10, R11
+	STORE2
+	ADDQ R14, R9
+	ADDQ $64, R10
+	DECQ R12
+	JNE  out4col
+
+	MOVQ R13, R10
+	MOVQ DI, R9
+	MOVQ $2, R12
+	MOVQ $64, CX
+	MOVQ BX, DX
+
+out4row:
+	MOVQ R10, R11
+	LOAD4
+	AT4
+	MOVQ R9, R11
+	STORE2
+	ADDQ R15, R9
+	ADDQ $256, R10
+	DECQ R12
+	JNE  out4row
+
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ R8
+	JNE  out4blk
 	VZEROUPPER
 	RET
 

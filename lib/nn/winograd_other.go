@@ -5,9 +5,20 @@ package nn
 // hasWinograd is false without the AVX-512 kernels: convolutions use im2col.
 var hasWinograd = false
 
-// wgMat is wgMatGo where no vector kernel exists.
-func wgMat(coef []float32, r, s int, src []float32, ss int, dst []float32, ds int, n int) {
-	wgMatGo(coef, r, s, src, ss, dst, ds, n)
+func wgIn6AVX512(src *float32, rowStride, colStride int, dst *float32, dstStride int, tmp *float32, nblk int) {
+	panic("nn: wgIn6AVX512 without AVX-512")
+}
+
+func wgIn4AVX512(src *float32, rowStride, colStride int, dst *float32, dstStride int, tmp *float32, nblk int) {
+	panic("nn: wgIn4AVX512 without AVX-512")
+}
+
+func wgOut6AVX512(src *float32, srcStride int, dst *float32, rowStride, colStride int, tmp *float32, nblk int) {
+	panic("nn: wgOut6AVX512 without AVX-512")
+}
+
+func wgOut4AVX512(src *float32, srcStride int, dst *float32, rowStride, colStride int, tmp *float32, nblk int) {
+	panic("nn: wgOut4AVX512 without AVX-512")
 }
 
 func transpose16AVX512(src *float32, srcStride int, dst *float32, dstStride int) {

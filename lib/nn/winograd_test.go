@@ -116,11 +116,29 @@ var wgCases = []wgCase{
 // direct convolution, with every epilogue part, on shapes with partial
 // tiles, batches and a map smaller than one tile, and against the im2col
 // path's float32 error: Winograd may be a few times less accurate, not
-// more.
+// more. Where the AVX-512 kernels run it checks the Go loops too.
 func TestWinogradMatchesDirect(t *testing.T) {
+	kernels := []bool{false}
+	if hasWinograd {
+		kernels = append(kernels, true)
+	}
+	defer func(h bool) { hasWinograd = h }(hasWinograd)
 	for _, tc := range wgCases {
 		for _, pl := range []*winogradPlan{wgF2, wgF4} {
-			t.Run(fmt.Sprintf("%v/F%d", tc, pl.m), func(t *testing.T) {
+			for _, vec := range kernels {
+				hasWinograd = vec
+				t.Run(fmt.Sprintf("%v/F%d/avx512=%v", tc, pl.m, vec), func(t *testing.T) {
+					testWinogradCase(t, tc, pl)
+				})
+			}
+		}
+	}
+}
+
+func testWinogradCase(t *testing.T, tc wgCase, pl *winogradPlan) {
+	{
+		{
+			{
 				geo, p, x, ep := tc.build(1)
 				ref := convRef64(geo, x, p.Value.Data(), ep)
 				y := make([]float32, len(ref))
@@ -153,7 +171,7 @@ func TestWinogradMatchesDirect(t *testing.T) {
 					t.Errorf("error max abs %g (%.3g of max |y| %g, limit %g), rel-L2 %g (limit %g)", wgAbs, wgAbs/refMax, refMax, absLimit, wgRel, relLimit)
 				}
 				t.Logf("max abs / max |y| %.3g", wgAbs/refMax)
-			})
+			}
 		}
 	}
 }
