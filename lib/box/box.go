@@ -142,12 +142,18 @@ func min32(a, b float32) float32 {
 // to [0, height], as torchvision.ops.clip_boxes_to_image with size
 // (height, width). NaN coordinates stay NaN.
 func ClipToImage(boxes []Box, height, width int) []Box {
-	w, h := float32(width), float32(height)
 	out := make([]Box, len(boxes))
 	for i, b := range boxes {
-		out[i] = Box{clamp(b.X1, w), clamp(b.Y1, h), clamp(b.X2, w), clamp(b.Y2, h)}
+		out[i] = b.Clip(height, width)
 	}
 	return out
+}
+
+// Clip returns b with x clamped to [0, width] and y to [0, height], as
+// ClipToImage clips each box. NaN coordinates stay NaN.
+func (b Box) Clip(height, width int) Box {
+	w, h := float32(width), float32(height)
+	return Box{clamp(b.X1, w), clamp(b.Y1, h), clamp(b.X2, w), clamp(b.Y2, h)}
 }
 
 func clamp(v, hi float32) float32 {
@@ -165,14 +171,19 @@ func clamp(v, hi float32) float32 {
 // widths in float32 compared with float32(minSize). Boxes with a NaN
 // coordinate are removed.
 func RemoveSmall(boxes []Box, minSize float64) []int {
+	return AppendRemoveSmall(make([]int, 0, len(boxes)), boxes, minSize)
+}
+
+// AppendRemoveSmall is RemoveSmall appending the kept indices to dst, for
+// callers that reuse their memory.
+func AppendRemoveSmall(dst []int, boxes []Box, minSize float64) []int {
 	m := float32(minSize)
-	keep := make([]int, 0, len(boxes))
 	for i, b := range boxes {
 		if b.Width() >= m && b.Height() >= m {
-			keep = append(keep, i)
+			dst = append(dst, i)
 		}
 	}
-	return keep
+	return dst
 }
 
 func isNaN32(v float32) bool { return v != v }

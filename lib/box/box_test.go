@@ -153,6 +153,44 @@ func TestBatchedNMSBothPaths(t *testing.T) {
 	}
 }
 
+// TestAppendBatchedNMSWith checks that the appending form keeps dst's
+// elements, appends BatchedNMS's result on both paths (large labels take
+// the comparison sort), and allocates nothing once dst and the working
+// memory have grown.
+func TestAppendBatchedNMSWith(t *testing.T) {
+	rng := rand.New(rand.NewSource(2))
+	for _, tc := range []struct {
+		n, labelScale int
+	}{{0, 1}, {30, 1}, {999, 1}, {1500, 1}, {1500, 1 << 40}} {
+		boxes, scores, labels := randomBoxes(rng, tc.n, 200)
+		for i := range labels {
+			labels[i] *= tc.labelScale
+		}
+		want, err := BatchedNMS(boxes, scores, labels, 0.5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := AppendBatchedNMSWith([]int{-7}, nil, boxes, scores, labels, 0.5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 || got[0] != -7 || !slices.Equal(got[1:], want) {
+			t.Errorf("n=%d labels x%d: appended %d kept after the prefix %v, want %d", tc.n, tc.labelScale, len(got)-1, got[:min(1, len(got))], len(want))
+		}
+		if tc.n == 0 || tc.labelScale != 1 {
+			continue
+		}
+		dst := make([]int, 0, tc.n)
+		allocs := testing.AllocsPerRun(20, func() {
+			dst, err = AppendBatchedNMSWith(dst[:0], nil, boxes, scores, labels, 0.5)
+		})
+		// A pool emptied by a collection may cost its workspace once.
+		if allocs >= 1 {
+			t.Errorf("n=%d: %.1f allocations per reused call, want 0", tc.n, allocs)
+		}
+	}
+}
+
 func TestClipAndRemoveSmall(t *testing.T) {
 	in := []Box{{-5, -5, 500, 400}, {600, 10, 700, 20}, {10, 10, 10, 20}, {nan32, 0, 1, 1}, {1, 1, 1.0005, 2}}
 	got := ClipToImage(in, 320, 480)
@@ -165,6 +203,14 @@ func TestClipAndRemoveSmall(t *testing.T) {
 	}
 	if keep := RemoveSmall(nil, 1e-3); len(keep) != 0 {
 		t.Errorf("remove small of nothing: %v", keep)
+	}
+	if keep := AppendRemoveSmall([]int{9}, got, 1e-3); !slices.Equal(keep, []int{9, 0}) {
+		t.Errorf("append remove small: got %v, want [9 0]", keep)
+	}
+	for i, b := range in {
+		if c := b.Clip(320, 480); fmt.Sprint(c) != fmt.Sprint(want[i]) {
+			t.Errorf("Clip(%v) = %v, want %v", b, c, want[i])
+		}
 	}
 }
 

@@ -36,10 +36,13 @@ func NMSWith(nb NMSBackend, boxes []Box, scores []float32, thresh float64) ([]in
 	if len(boxes) != len(scores) {
 		return nil, fmt.Errorf("%w: nms got %d boxes and %d scores", ErrInput, len(boxes), len(scores))
 	}
-	return nms(nb, boxes, scores, thresh, nil, nil)
+	ws := nmsPool.Get().(*nmsWork)
+	defer nmsPool.Put(ws)
+	return nms(ws, nb, nil, boxes, scores, thresh, nil, nil)
 }
 
-// nms is the kernel. With a non-nil nb, the pairwise comparisons run on
+// nms is the kernel: it appends the kept indices to keep (a new slice when
+// keep is nil) and works in ws. With a non-nil nb, the pairwise comparisons run on
 // that backend (nmsMasked), whose errors are the only ones returned. When
 // offset is non-nil, box i is shifted by offset[i] in all four coordinates
 // before the IoU (the coordinate trick). When subset is non-nil
@@ -51,9 +54,7 @@ func NMSWith(nb NMSBackend, boxes []Box, scores []float32, thresh float64) ([]in
 // kept packed (struct of arrays, in visiting order), and each kept box
 // filters the rest in one branch-light pass that drops the suppressed ones,
 // so later passes never revisit them.
-func nms(nb NMSBackend, boxes []Box, scores []float32, thresh float64, offset []float32, subset []int) ([]int, error) {
-	ws := nmsPool.Get().(*nmsWork)
-	defer nmsPool.Put(ws)
+func nms(ws *nmsWork, nb NMSBackend, keep []int, boxes []Box, scores []float32, thresh float64, offset []float32, subset []int) ([]int, error) {
 	// Sized up front: a workspace the pool has just made would otherwise
 	// grow append by append.
 	candidates := len(scores)
@@ -62,7 +63,9 @@ func nms(nb NMSBackend, boxes []Box, scores []float32, thresh float64, offset []
 	}
 	ws.keys = scoreKeys(slices.Grow(ws.keys[:0], candidates), scores, subset)
 	n := len(ws.keys)
-	keep := make([]int, 0, n)
+	if keep == nil {
+		keep = make([]int, 0, n)
+	}
 	if n == 0 {
 		return keep, nil
 	}
@@ -135,6 +138,13 @@ type nmsWork struct {
 	flat    []float32
 	masks   []uint64
 	removed []uint64
+	// The batched paths': the coordinate offsets; the indices grouped by
+	// label, their sort keys and the kept set.
+	offset    []float32
+	byLabel   []int
+	labelKeys []uint64
+	keepMask  []bool
+	labelKept []int
 }
 
 var nmsPool = sync.Pool{New: func() any { return new(nmsWork) }}
@@ -221,6 +231,15 @@ func BatchedNMS(boxes []Box, scores []float32, labels []int, thresh float64) ([]
 // NMSWith; nil runs them on the host). It takes the same two paths as
 // BatchedNMS and keeps the same indices on every input.
 func BatchedNMSWith(nb NMSBackend, boxes []Box, scores []float32, labels []int, thresh float64) ([]int, error) {
+	return AppendBatchedNMSWith(nil, nb, boxes, scores, labels, thresh)
+}
+
+// AppendBatchedNMSWith is BatchedNMSWith appending the kept indices to dst
+// (which must not share memory with the other arguments): a caller that
+// reuses dst, as a training loop's proposal filter does, makes NMS
+// allocate nothing once its working memory has grown. A nil dst gives a
+// new slice.
+func AppendBatchedNMSWith(dst []int, nb NMSBackend, boxes []Box, scores []float32, labels []int, thresh float64) ([]int, error) {
 	if len(boxes) != len(scores) || len(boxes) != len(labels) {
 		return nil, fmt.Errorf("%w: batched nms got %d boxes, %d scores, %d labels", ErrInput, len(boxes), len(scores), len(labels))
 	}
@@ -230,17 +249,22 @@ func BatchedNMSWith(nb NMSBackend, boxes []Box, scores []float32, labels []int, 
 		}
 	}
 	if len(boxes) == 0 {
-		return []int{}, nil
+		if dst == nil {
+			return []int{}, nil
+		}
+		return dst, nil
 	}
+	ws := nmsPool.Get().(*nmsWork)
+	defer nmsPool.Put(ws)
 	if 4*len(boxes) > coordinateTrickMaxNumel {
-		return batchedNMSVanilla(nb, boxes, scores, labels, thresh)
+		return batchedNMSVanilla(ws, nb, dst, boxes, scores, labels, thresh)
 	}
-	return batchedNMSCoordinateTrick(nb, boxes, scores, labels, thresh)
+	return batchedNMSCoordinateTrick(ws, nb, dst, boxes, scores, labels, thresh)
 }
 
 // batchedNMSCoordinateTrick is torchvision's _batched_nms_coordinate_trick:
 // offsets = labels.to(boxes) * (boxes.max() + 1), in float32.
-func batchedNMSCoordinateTrick(nb NMSBackend, boxes []Box, scores []float32, labels []int, thresh float64) ([]int, error) {
+func batchedNMSCoordinateTrick(ws *nmsWork, nb NMSBackend, keep []int, boxes []Box, scores []float32, labels []int, thresh float64) ([]int, error) {
 	maxCoord := boxes[0].X1
 	for _, b := range boxes {
 		for _, v := range [4]float32{b.X1, b.Y1, b.X2, b.Y2} {
@@ -253,11 +277,12 @@ func batchedNMSCoordinateTrick(nb NMSBackend, boxes []Box, scores []float32, lab
 		}
 	}
 	step := maxCoord + 1
-	offset := make([]float32, len(boxes))
+	ws.offset = slices.Grow(ws.offset[:0], len(boxes))[:len(boxes)]
+	offset := ws.offset
 	for i, l := range labels {
 		offset[i] = float32(l) * step
 	}
-	return nms(nb, boxes, scores, thresh, offset, nil)
+	return nms(ws, nb, keep, boxes, scores, thresh, offset, nil)
 }
 
 // batchedNMSVanilla is torchvision's _batched_nms_vanilla: NMS per label, then
@@ -266,20 +291,19 @@ func batchedNMSCoordinateTrick(nb NMSBackend, boxes []Box, scores []float32, lab
 // The labels' index sets are NMS'd in place (no copies of their boxes):
 // ties break by index within a label as they would on a copy, since each
 // set is ascending.
-func batchedNMSVanilla(nb NMSBackend, boxes []Box, scores []float32, labels []int, thresh float64) ([]int, error) {
-	// Indices grouped by label, ascending within each group.
-	byLabel := make([]int, len(labels))
-	for i := range byLabel {
-		byLabel[i] = i
-	}
-	slices.SortStableFunc(byLabel, func(a, b int) int { return cmp.Compare(labels[a], labels[b]) })
-	keepMask := make([]bool, len(boxes))
+func batchedNMSVanilla(ws *nmsWork, nb NMSBackend, keep []int, boxes []Box, scores []float32, labels []int, thresh float64) ([]int, error) {
+	byLabel := groupByLabel(ws, labels)
+	ws.keepMask = slices.Grow(ws.keepMask[:0], len(boxes))[:len(boxes)]
+	keepMask := ws.keepMask
+	clear(keepMask)
+	kept := ws.labelKept
 	for lo := 0; lo < len(byLabel); {
 		hi := lo + 1
 		for hi < len(byLabel) && labels[byLabel[hi]] == labels[byLabel[lo]] {
 			hi++
 		}
-		kept, err := nms(nb, boxes, scores, thresh, nil, byLabel[lo:hi])
+		var err error
+		kept, err = nms(ws, nb, kept[:0], boxes, scores, thresh, nil, byLabel[lo:hi])
 		if err != nil {
 			return nil, err
 		}
@@ -288,16 +312,53 @@ func batchedNMSVanilla(nb NMSBackend, boxes []Box, scores []float32, labels []in
 		}
 		lo = hi
 	}
+	ws.labelKept = kept
 	keepIdx := byLabel[:0]
 	for i, k := range keepMask {
 		if k {
 			keepIdx = append(keepIdx, i)
 		}
 	}
-	keys := scoreKeys(nil, scores, keepIdx)
-	out := make([]int, len(keys))
-	for k, key := range keys {
-		out[k] = int(uint32(key))
+	ws.keys = scoreKeys(ws.keys[:0], scores, keepIdx)
+	if keep == nil {
+		keep = make([]int, 0, len(ws.keys))
 	}
-	return out, nil
+	for _, key := range ws.keys {
+		keep = append(keep, int(uint32(key)))
+	}
+	return keep, nil
+}
+
+// groupByLabel returns the indices 0..len(labels)-1 stably sorted by
+// label (ascending within each label), in ws's memory: through one sorted
+// uint64 key per index (label high, index low) when the labels fit, else
+// by a stable comparison sort.
+func groupByLabel(ws *nmsWork, labels []int) []int {
+	n := len(labels)
+	ws.byLabel = slices.Grow(ws.byLabel[:0], n)[:n]
+	byLabel := ws.byLabel
+	small := uint64(n) <= math.MaxUint32
+	for _, l := range labels {
+		if uint64(l) > math.MaxUint32 {
+			small = false
+			break
+		}
+	}
+	if !small {
+		for i := range byLabel {
+			byLabel[i] = i
+		}
+		slices.SortStableFunc(byLabel, func(a, b int) int { return cmp.Compare(labels[a], labels[b]) })
+		return byLabel
+	}
+	keys := slices.Grow(ws.labelKeys[:0], n)
+	for i, l := range labels {
+		keys = append(keys, uint64(l)<<32|uint64(i))
+	}
+	slices.Sort(keys)
+	for k, key := range keys {
+		byLabel[k] = int(uint32(key))
+	}
+	ws.labelKeys = keys
+	return byLabel
 }

@@ -110,7 +110,7 @@ func TestNMSMatchesReference(t *testing.T) {
 		boxes, scores, offset := nmsRefCase(rng, trial)
 		for _, th := range nmsThreshes {
 			for _, off := range [][]float32{nil, offset} {
-				got, err := nms(nil, boxes, scores, th, off, nil)
+				got, err := nms(new(nmsWork), nil, nil, boxes, scores, th, off, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
