@@ -87,12 +87,6 @@ var wgF4 = &winogradPlan{
 // qualifies, anything else chooses per layer (winogradFor).
 var winogradMode = os.Getenv("DETLAB_WINOGRAD")
 
-// winogradFor returns the Winograd algorithm a convolution runs with, or
-// nil for im2col. It qualifies when it is a float32 3x3, stride 1, padding
-// 1 convolution on a forward-only graph (inference; training keeps the
-// im2col forward its backward is checked against), its weights are a
-// parameter's (their transform is cached), both channel counts are
-// multiples of 16 (the vector width) and the CPU has the AVX-512 kernels.
 // winogradDescription says which Winograd variant inference graphs use,
 // for CPU.Name.
 func winogradDescription() string {
@@ -107,6 +101,14 @@ func winogradDescription() string {
 	return "winograd F(4,3)/F(2,3) for inference 3x3/1"
 }
 
+// winogradFor returns the Winograd algorithm a convolution runs with, or
+// nil for im2col. It qualifies when it is a float32 3x3, stride 1, padding
+// 1 convolution on a forward-only graph (inference; training keeps the
+// im2col forward its backward is checked against), its weights are a
+// parameter's (their transform is cached), both channel counts are
+// multiples of 16 (the vector width) and the CPU has the AVX-512 kernels.
+// DETLAB_WINOGRAD=2 or 4 forces a plan; otherwise the one with the lower
+// wgCost runs.
 func winogradFor(geo ConvGeom) *winogradPlan {
 	if !hasWinograd || winogradMode == "off" || !geo.forwardOnly || geo.Weights == nil ||
 		geo.Precision != Float32 || geo.KH != 3 || geo.KW != 3 || geo.SH != 1 || geo.SW != 1 ||
@@ -119,15 +121,32 @@ func winogradFor(geo ConvGeom) *winogradPlan {
 	case "4":
 		return wgF4
 	}
-	// Per layer, from BenchmarkWinogradLayers (ResNet18 at 224, CPU time
-	// per call against im2col's): F(4,3) on maps of 20 and more (56x56:
-	// 0.37x, 28x28: 0.36x), F(2,3) below (14x14: 0.63x, F(4,3) 0.71x;
-	// 7x7: 0.56x), where F(4,3)'s few 4x4 tiles leave its GEMMs too thin
-	// and its larger rounding error buys little.
-	if min(geo.OH, geo.OW) >= 20 {
+	if wgCost(wgF4, geo) < wgCost(wgF2, geo) {
 		return wgF4
 	}
 	return wgF2
+}
+
+// wgWeightTiles is the cost of reading one transformed weight, in units of
+// one tile's multiply-add with it (see wgCost).
+const wgWeightTiles = 20
+
+// wgCost estimates a plan's time on geo for winogradFor: alpha^2 GEMMs of
+// P x C times C x K, P = N * tiles, each of which streams its C x K weights
+// from memory (the transformed weights of a network's layers together are
+// far larger than the cache: 16 MiB for one 512-channel layer with F(2,3)),
+// so cost = alpha^2 * (P + wgWeightTiles) per weight. With few tiles (small
+// maps, batch 1) reading F(4,3)'s 36 weight matrices instead of F(2,3)'s
+// 16 costs more than its fewer tiles save; with many, its 2.25x fewer
+// multiplications win. The constant comes from BenchmarkWinogradLayers
+// (CPU time, GOMAXPROCS=1, fastest of 3; F(4,3)'s time over F(2,3)'s,
+// estimated / measured): ResNet18 at 224 batch 1: 56x56 0.60/0.36, 28x28
+// 0.72/0.74, 14x14 1.17/1.25, 7x7 1.50/1.36; Faster R-CNN at 320: 20x20
+// 0.84/0.72, 10x10 1.45/1.52; batch 4: 14x14 0.88/0.96, 7x7 0.96/0.83.
+// The one wrong pick is a near tie: 14x14 at batch 2, 0.99/1.05.
+func wgCost(pl *winogradPlan, geo ConvGeom) int {
+	p := geo.N * ((geo.OH + pl.m - 1) / pl.m) * ((geo.OW + pl.m - 1) / pl.m)
+	return pl.alpha * pl.alpha * (p + wgWeightTiles)
 }
 
 // wgWeights is a convolution's weights transformed for one plan, U_xi (C x

@@ -16,10 +16,13 @@ func cpuTime() time.Duration {
 
 // BenchmarkWinogradLayers times ResNet18's stride-1 3x3 convolutions at
 // 224x224 batch 1 (with a fused BatchNorm scale, shift and ReLU) on the
-// im2col path and with F(2,3) and F(4,3).
+// im2col path and with F(2,3) and F(4,3); then the deeper layers at the
+// Faster R-CNN input 320x320 (20x20, 10x10) and at batches 2 and 4, which
+// test winogradFor's rule off the shapes it was first measured on.
 func BenchmarkWinogradLayers(b *testing.B) {
-	for _, l := range []struct{ c, hw int }{{64, 56}, {128, 28}, {256, 14}, {512, 7}, {256, 20}, {512, 10}} {
-		tc := wgCase{1, l.c, l.hw, l.hw, l.c, true, true, false, true}
+	for _, l := range []struct{ n, c, hw int }{{1, 64, 56}, {1, 128, 28}, {1, 256, 14}, {1, 512, 7}, {1, 256, 20}, {1, 512, 10},
+		{2, 256, 14}, {4, 256, 14}, {4, 512, 7}} {
+		tc := wgCase{l.n, l.c, l.hw, l.hw, l.c, true, true, false, true}
 		geo, p, x, ep := tc.build(1)
 		y := make([]float32, geo.N*geo.K*geo.OH*geo.OW)
 		rs := &reuseScratch{}
@@ -27,8 +30,9 @@ func BenchmarkWinogradLayers(b *testing.B) {
 			name string
 			pl   *winogradPlan
 		}{{"im2col", nil}, {"F2", wgF2}, {"F4", wgF4}} {
-			b.Run(fmt.Sprintf("c%d-%dx%d/%s", l.c, l.hw, l.hw, alg.name), func(b *testing.B) {
-				flops := 2 * float64(geo.K*geo.C*9*geo.OH*geo.OW)
+			b.Run(fmt.Sprintf("n%d-c%d-%dx%d/%s", l.n, l.c, l.hw, l.hw, alg.name), func(b *testing.B) {
+				b.ReportAllocs()
+				flops := 2 * float64(geo.N*geo.K*geo.C*9*geo.OH*geo.OW)
 				g2 := geo
 				g2.forwardOnly = false
 				if alg.pl != nil { // transform the weights outside the timing
