@@ -144,7 +144,7 @@ func TestGoldenEvalProposals(t *testing.T) {
 		perm := golden.AlignNearTies(scores, wantScores, 1e-6, func(g, k int) bool {
 			return golden.Compare(box.Flatten(props[g:g+1]), want.F32Data[4*k:4*k+4], golden.Tol{Atol: 1e-4}) == ""
 		})
-		props, scores = box.Select(props, perm), proposalGatherF32(scores, perm)
+		props, scores = box.Select(props, perm), gather(nil, scores, perm)
 		golden.Check(t, name, box.Flatten(props), want.F32Data, golden.Tol{Atol: 1e-4})
 		golden.Check(t, sn, scores, wantScores, golden.Tol{Atol: 1e-6})
 	}

@@ -2,6 +2,7 @@ package rpn
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/detlab/detlab/lib/tensor"
 )
@@ -33,27 +34,40 @@ func FlatIndex(k, a, h, w int) []int {
 // concatenates the levels: objectness (N, total) and deltas (N, total, 4),
 // total = sum of H*W*A over levels, as concat_box_prediction_layers.
 func FlattenPredictions(objectness, deltas []*tensor.Tensor) (obj, del *tensor.Tensor, err error) {
-	if len(objectness) == 0 || len(objectness) != len(deltas) {
-		return nil, nil, fmt.Errorf("%w: %d objectness and %d delta levels", ErrInput, len(objectness), len(deltas))
+	od, dd, n, total, err := FlattenPredictionsTo(nil, nil, objectness, deltas)
+	if err != nil {
+		return nil, nil, err
 	}
-	n, total := -1, 0
+	return tensor.MustFromSlice(od, n, total), tensor.MustFromSlice(dd, n, total, 4), nil
+}
+
+// FlattenPredictionsTo is FlattenPredictions into the memory of objBuf and
+// delBuf (grown when short), for callers that reuse it every step: it
+// returns the objectness (N, total) and deltas (N, total, 4) row-major,
+// with N and total.
+func FlattenPredictionsTo(objBuf, delBuf []float32, objectness, deltas []*tensor.Tensor) (obj, del []float32, n, total int, err error) {
+	if len(objectness) == 0 || len(objectness) != len(deltas) {
+		return nil, nil, 0, 0, fmt.Errorf("%w: %d objectness and %d delta levels", ErrInput, len(objectness), len(deltas))
+	}
+	n = -1
 	for l := range objectness {
 		o, d := objectness[l], deltas[l]
 		if o == nil || d == nil || o.Dims() != 4 || d.Dims() != 4 {
-			return nil, nil, fmt.Errorf("%w: level %d: objectness and deltas must be 4-d (N,A,H,W) and (N,4A,H,W)", ErrInput, l)
+			return nil, nil, 0, 0, fmt.Errorf("%w: level %d: objectness and deltas must be 4-d (N,A,H,W) and (N,4A,H,W)", ErrInput, l)
 		}
 		os, ds := o.Shape(), d.Shape()
 		if ds[0] != os[0] || ds[1] != 4*os[1] || ds[2] != os[2] || ds[3] != os[3] {
-			return nil, nil, fmt.Errorf("%w: level %d: deltas %v do not match objectness %v", ErrInput, l, ds, os)
+			return nil, nil, 0, 0, fmt.Errorf("%w: level %d: deltas %v do not match objectness %v", ErrInput, l, ds, os)
 		}
 		if n >= 0 && os[0] != n {
-			return nil, nil, fmt.Errorf("%w: level %d has batch %d, level 0 has %d", ErrInput, l, os[0], n)
+			return nil, nil, 0, 0, fmt.Errorf("%w: level %d has batch %d, level 0 has %d", ErrInput, l, os[0], n)
 		}
 		n = os[0]
 		total += os[1] * os[2] * os[3]
 	}
-	obj, del = tensor.New(n, total), tensor.New(n, total, 4)
-	od, dd := obj.Data(), del.Data()
+	// Every element is written below.
+	od := slices.Grow(objBuf[:0], n*total)[:n*total]
+	dd := slices.Grow(delBuf[:0], 4*n*total)[:4*n*total]
 	start := 0
 	for l := range objectness {
 		s := objectness[l].Shape()
@@ -83,5 +97,5 @@ func FlattenPredictions(objectness, deltas []*tensor.Tensor) (obj, del *tensor.T
 		}
 		start += size
 	}
-	return obj, del, nil
+	return od, dd, n, total, nil
 }

@@ -34,6 +34,31 @@ func FilterProposals(objectness, deltas []float32, anchors []box.Box, anchorsPer
 // on nb (box.BatchedNMSWith; a GPU backend such as lib/cuda's), or on the
 // host when nb is nil. The proposals are the same either way.
 func FilterProposalsWith(nb box.NMSBackend, objectness, deltas []float32, anchors []box.Box, anchorsPerLevel []int, height, width int, p ProposalParams) ([]box.Box, []float32, error) {
+	var s ProposalScratch
+	return s.Filter(nb, objectness, deltas, anchors, anchorsPerLevel, height, width, p)
+}
+
+// ProposalScratch is the working memory of FilterProposals, kept between
+// calls: a model that keeps one per image of its batch filters a training
+// step's proposals without allocating. The zero value is ready; a scratch
+// serves one goroutine at a time.
+type ProposalScratch struct {
+	keys             []uint64
+	idx, level, kept []int
+	boxes            []box.Box
+	scores           []float32
+	nmsKeep          []int
+	outBoxes         []box.Box
+	outScores        []float32
+	selLevel         []int
+	selBoxes         []box.Box
+	selScores        []float32
+}
+
+// Filter is FilterProposalsWith with its memory from s: the returned
+// proposals and scores are s's, valid until s's next use. Same results as
+// FilterProposalsWith.
+func (s *ProposalScratch) Filter(nb box.NMSBackend, objectness, deltas []float32, anchors []box.Box, anchorsPerLevel []int, height, width int, p ProposalParams) ([]box.Box, []float32, error) {
 	n := len(anchors)
 	if len(objectness) != n || len(deltas) != 4*n {
 		return nil, nil, fmt.Errorf("%w: %d anchors, %d logits, %d deltas (want 1 and 4 per anchor)", ErrInput, n, len(objectness), len(deltas))
@@ -60,27 +85,29 @@ func FilterProposalsWith(nb box.NMSBackend, objectness, deltas []float32, anchor
 	for _, k := range anchorsPerLevel {
 		picked += min(p.PreNMSTopN, k)
 	}
-	idx, level := make([]int, 0, picked), make([]int, 0, picked)
+	idx, level := slices.Grow(s.idx[:0], picked), slices.Grow(s.level[:0], picked)
 	start := 0
 	for l, k := range anchorsPerLevel {
-		top := topKLogits(objectness[start:start+k], min(p.PreNMSTopN, k))
-		for _, i := range top {
-			idx = append(idx, start+i)
+		before := len(idx)
+		s.keys, idx = appendTopKLogits(s.keys, idx, objectness[start:start+k], min(p.PreNMSTopN, k))
+		for j := before; j < len(idx); j++ {
+			idx[j] += start
 			level = append(level, l)
 		}
 		start += k
 	}
+	s.idx, s.level = idx, level
 	// 2-3. Decode, score, clip.
 	coder := Coder()
-	boxes := make([]box.Box, len(idx))
-	scores := make([]float32, len(idx))
+	boxes := slices.Grow(s.boxes[:0], len(idx))[:len(idx)]
+	scores := slices.Grow(s.scores[:0], len(idx))[:len(idx)]
+	s.boxes, s.scores = boxes, scores
 	for k, i := range idx {
-		boxes[k] = coder.DecodeOne([4]float32(deltas[4*i:4*i+4]), anchors[i])
+		boxes[k] = coder.DecodeOne([4]float32(deltas[4*i:4*i+4]), anchors[i]).Clip(height, width)
 		scores[k] = proposalSigmoid(objectness[i])
 	}
-	boxes = box.ClipToImage(boxes, height, width)
 	// 4. Remove small boxes.
-	keep := box.RemoveSmall(boxes, p.MinSize)
+	keep := box.AppendRemoveSmall(slices.Grow(s.kept[:0], len(boxes)), boxes, p.MinSize)
 	// 5. Score threshold (float32 comparison, as torch with a Python float).
 	thresh := float32(p.ScoreThresh)
 	kept := keep[:0]
@@ -89,28 +116,50 @@ func FilterProposalsWith(nb box.NMSBackend, objectness, deltas []float32, anchor
 			kept = append(kept, i)
 		}
 	}
-	boxes, scores, level = box.Select(boxes, kept), proposalGatherF32(scores, kept), proposalGatherInt(level, kept)
+	s.kept = kept
+	s.selBoxes, s.selScores, s.selLevel = gather(s.selBoxes, boxes, kept), gather(s.selScores, scores, kept), gather(s.selLevel, level, kept)
 	// 6. NMS per level.
-	nmsKeep, err := box.BatchedNMSWith(nb, boxes, scores, level, p.NMSThresh)
+	nmsKeep, err := box.AppendBatchedNMSWith(s.nmsKeep[:0], nb, s.selBoxes, s.selScores, s.selLevel, p.NMSThresh)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rpn: %w", err)
 	}
+	s.nmsKeep = nmsKeep
 	// 7. Post-NMS top-n.
 	if len(nmsKeep) > p.PostNMSTopN {
 		nmsKeep = nmsKeep[:p.PostNMSTopN]
 	}
-	return box.Select(boxes, nmsKeep), proposalGatherF32(scores, nmsKeep), nil
+	s.outBoxes, s.outScores = gather(s.outBoxes, s.selBoxes, nmsKeep), gather(s.outScores, s.selScores, nmsKeep)
+	return s.outBoxes, s.outScores, nil
+}
+
+// gather returns v[idx[0]], v[idx[1]], ... in dst's memory (grown when
+// short).
+func gather[T any](dst, v []T, idx []int) []T {
+	dst = slices.Grow(dst[:0], len(idx))[:len(idx)]
+	for k, i := range idx {
+		dst[k] = v[i]
+	}
+	return dst
 }
 
 // topKLogits returns the indices of the k largest values in decreasing order,
 // equal values in increasing index order (-0 equals +0); NaN ranks last.
+func topKLogits(v []float32, k int) []int {
+	kp := keyPool.Get().(*[]uint64)
+	var out []int
+	*kp, out = appendTopKLogits(*kp, make([]int, 0, k), v, k)
+	keyPool.Put(kp)
+	return out
+}
+
+// appendTopKLogits appends topKLogits(v, k) to dst, sorting in keys'
+// memory (returned, grown).
 //
 // It sorts one uint64 per value, the value's order-preserving bits
 // inverted in the high half (NaN mapped past every number) and the index
 // in the low half: the order of a stable comparison sort, much cheaper.
-func topKLogits(v []float32, k int) []int {
-	kp := keyPool.Get().(*[]uint64)
-	keys := slices.Grow((*kp)[:0], len(v)) // once, not append by append, after a GC emptied the pool
+func appendTopKLogits(keys []uint64, dst []int, v []float32, k int) ([]uint64, []int) {
+	keys = slices.Grow(keys[:0], len(v)) // once, not append by append
 	for i, x := range v {
 		hi := uint32(math.MaxUint32) // NaN: after every number
 		if x == x {
@@ -128,13 +177,10 @@ func topKLogits(v []float32, k int) []int {
 		keys = append(keys, uint64(hi)<<32|uint64(uint32(i)))
 	}
 	slices.Sort(keys)
-	out := make([]int, k)
-	for j := range out {
-		out[j] = int(uint32(keys[j]))
+	for _, key := range keys[:k] {
+		dst = append(dst, int(uint32(key)))
 	}
-	*kp = keys
-	keyPool.Put(kp)
-	return out
+	return keys, dst
 }
 
 // keyPool recycles topKLogits' sort keys between calls.
@@ -142,19 +188,3 @@ var keyPool = sync.Pool{New: func() any { return new([]uint64) }}
 
 // proposalSigmoid is torch.sigmoid in float32 (computed in float64 and rounded).
 func proposalSigmoid(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
-
-func proposalGatherF32(v []float32, idx []int) []float32 {
-	out := make([]float32, len(idx))
-	for k, i := range idx {
-		out[k] = v[i]
-	}
-	return out
-}
-
-func proposalGatherInt(v []int, idx []int) []int {
-	out := make([]int, len(idx))
-	for k, i := range idx {
-		out[k] = v[i]
-	}
-	return out
-}

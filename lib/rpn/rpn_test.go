@@ -234,3 +234,91 @@ func TestSampleBatch(t *testing.T) {
 		t.Errorf("ragged labels: %v", err)
 	}
 }
+
+// TestProposalScratchReuse checks that one ProposalScratch reused over
+// inputs of different sizes (both batched-NMS paths) gives
+// FilterProposals's proposals and scores each time, and that a reused
+// call allocates nothing.
+func TestProposalScratchReuse(t *testing.T) {
+	rng := rand.New(rand.NewSource(4))
+	input := func(perLevel []int) (obj, deltas []float32, anchors []box.Box) {
+		for _, k := range perLevel {
+			for range k {
+				x, y := rng.Float32()*300, rng.Float32()*300
+				s := 8 + rng.Float32()*64
+				anchors = append(anchors, box.New(x-s, y-s, x+s, y+s))
+				obj = append(obj, float32(rng.NormFloat64()))
+				for range 4 {
+					deltas = append(deltas, float32(rng.NormFloat64()*0.2))
+				}
+			}
+		}
+		return obj, deltas, anchors
+	}
+	p := ProposalParams{PreNMSTopN: 1200, PostNMSTopN: 300, NMSThresh: 0.7, ScoreThresh: 0.05, MinSize: 1e-3}
+	var s ProposalScratch
+	for _, perLevel := range [][]int{{1500, 700}, {40}, {900}, {1500, 700}} {
+		obj, deltas, anchors := input(perLevel)
+		wantBoxes, wantScores, err := FilterProposals(obj, deltas, anchors, perLevel, 300, 280, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gotBoxes, gotScores, err := s.Filter(nil, obj, deltas, anchors, perLevel, 300, 280, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(gotBoxes, wantBoxes) || !slices.Equal(gotScores, wantScores) {
+			t.Fatalf("levels %v: reused scratch kept %d proposals, FilterProposals %d (or they differ)", perLevel, len(gotBoxes), len(wantBoxes))
+		}
+		allocs := testing.AllocsPerRun(5, func() {
+			if _, _, err := s.Filter(nil, obj, deltas, anchors, perLevel, 300, 280, p); err != nil {
+				t.Fatal(err)
+			}
+		})
+		// A collection may empty the NMS workspace pool once.
+		if allocs >= 1 {
+			t.Errorf("levels %v: %.1f allocations per reused Filter, want 0", perLevel, allocs)
+		}
+	}
+	if _, _, err := s.Filter(nil, []float32{1}, nil, []box.Box{box.New(0, 0, 1, 1)}, []int{1}, 10, 10, p); !errors.Is(err, ErrInput) {
+		t.Errorf("missing deltas: err %v, want ErrInput", err)
+	}
+}
+
+// TestFlattenPredictionsTo checks that flattening into reused buffers
+// (longer than needed, holding stale values) gives FlattenPredictions's
+// values, and that bad input fails the same way.
+func TestFlattenPredictionsTo(t *testing.T) {
+	rng := rand.New(rand.NewSource(5))
+	random := func(shape ...int) *tensor.Tensor {
+		x := tensor.New(shape...)
+		for i := range x.Data() {
+			x.Data()[i] = rng.Float32()
+		}
+		return x
+	}
+	objBuf, delBuf := make([]float32, 1000), make([]float32, 4000)
+	for i := range delBuf {
+		delBuf[i] = -1
+	}
+	for _, s := range [][3]int{{3, 4, 5}, {2, 2, 3}} {
+		a, h, w := s[0], s[1], s[2]
+		objs := []*tensor.Tensor{random(2, a, h, w), random(2, a, h+1, w)}
+		dels := []*tensor.Tensor{random(2, 4*a, h, w), random(2, 4*a, h+1, w)}
+		wantO, wantD, err := FlattenPredictions(objs, dels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, d, n, total, err := FlattenPredictionsTo(objBuf, delBuf, objs, dels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 2 || total != wantO.Shape()[1] || !slices.Equal(o, wantO.Data()) || !slices.Equal(d, wantD.Data()) {
+			t.Errorf("a=%d h=%d w=%d: into reused buffers: n %d total %d, values differ from FlattenPredictions's", a, h, w, n, total)
+		}
+		objBuf, delBuf = o, d
+	}
+	if _, _, _, _, err := FlattenPredictionsTo(nil, nil, []*tensor.Tensor{random(1, 2, 3, 3)}, nil); !errors.Is(err, ErrInput) {
+		t.Errorf("missing deltas: err %v, want ErrInput", err)
+	}
+}
