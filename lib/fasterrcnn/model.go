@@ -40,10 +40,16 @@ type Model struct {
 	rng       *rand.Rand
 	// tscr and sscr are the per-image target and sampling scratch of a
 	// training step (rpn.TargetScratch, roi.TrainingScratch).
-	tscr     []rpn.TargetScratch
-	sscr     []roi.TrainingScratch
-	training bool
-	state    *nn.StateDict
+	tscr []rpn.TargetScratch
+	sscr []roi.TrainingScratch
+	// pscr, props, flatObj and flatDel are the proposal filtering's
+	// memory, kept between forward passes (rpn.ProposalScratch per image,
+	// the per-image proposal lists, the flattened head outputs).
+	pscr             []rpn.ProposalScratch
+	props            [][]box.Box
+	flatObj, flatDel []float32
+	training         bool
+	state            *nn.StateDict
 	// arena recycles activation and gradient buffers between forward
 	// passes (graphs give them back on Release).
 	arena *nn.Arena

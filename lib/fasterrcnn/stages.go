@@ -70,17 +70,22 @@ func (m *Model) rpnForward(g *nn.Graph, feats *nn.Var, il *transform.ImageList) 
 }
 
 // proposals selects each image's proposals (filter_proposals) from the RPN
-// output, with the training or test top-n.
+// output, with the training or test top-n. The lists are the model's
+// memory, valid until its next forward pass.
 func (m *Model) proposals(r rpnOut, il *transform.ImageList, training bool) ([][]box.Box, error) {
-	obj, del, err := rpn.FlattenPredictions([]*tensor.Tensor{r.objectness.Value}, []*tensor.Tensor{r.deltas.Value})
+	levels := [2][1]*tensor.Tensor{{r.objectness.Value}, {r.deltas.Value}}
+	obj, del, n, total, err := rpn.FlattenPredictionsTo(m.flatObj, m.flatDel, levels[0][:], levels[1][:])
 	if err != nil {
 		return nil, fmt.Errorf("fasterrcnn: %w", err)
 	}
-	n, total := obj.Shape()[0], obj.Shape()[1]
-	out := make([][]box.Box, n)
+	m.flatObj, m.flatDel = obj, del
+	if len(m.pscr) < n {
+		m.pscr, m.props = make([]rpn.ProposalScratch, n), make([][]box.Box, n)
+	}
+	out := m.props[:n]
 	nb := m.nmsBackend()
 	for i := range n {
-		p, _, err := rpn.FilterProposalsWith(nb, obj.Data()[i*total:(i+1)*total], del.Data()[i*total*4:(i+1)*total*4],
+		p, _, err := m.pscr[i].Filter(nb, obj[i*total:(i+1)*total], del[i*total*4:(i+1)*total*4],
 			r.anchors, r.perLevel, il.ImageSizes[i].H, il.ImageSizes[i].W, m.cfg.RPN.Proposals(training))
 		if err != nil {
 			return nil, fmt.Errorf("fasterrcnn: image %d: %w", i, err)
