@@ -123,3 +123,84 @@ func TestApplyWithMatchesApply(t *testing.T) {
 		}
 	}
 }
+
+// stackBuffers hands back the most recently returned buffer that fits
+// (as an arena does in a steady training loop).
+type stackBuffers struct{ free [][]float32 }
+
+func (f *stackBuffers) Get(n int) []float32 {
+	for i := len(f.free) - 1; i >= 0; i-- {
+		if b := f.free[i]; cap(b) >= n {
+			f.free = slices.Delete(f.free, i, i+1)
+			return b[:n]
+		}
+	}
+	return make([]float32, n)
+}
+
+func (f *stackBuffers) Put(b []float32) { f.free = append(f.free, b) }
+
+// TestApplyToReusesImageList checks that ApplyTo into one ImageList, over
+// batches of different sizes, gives ApplyWith's batch and sizes each time,
+// keeps the batch tensor when the buffer and shape repeat, and rescales
+// boxes as ResizeRatios says.
+func TestApplyToReusesImageList(t *testing.T) {
+	rng := rand.New(rand.NewSource(4))
+	image := func(h, w int) *tensor.Tensor {
+		img := tensor.New(3, h, w)
+		for i := range img.Data() {
+			img.Data()[i] = rng.Float32()
+		}
+		return img
+	}
+	cfg := transform.Defaults()
+	cfg.MinSize, cfg.MaxSize = []int{48}, 100
+	tr, err := transform.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var il transform.ImageList
+	buf := &stackBuffers{}
+	for _, batch := range [][]*tensor.Tensor{
+		{image(70, 50), image(40, 90)}, {image(33, 17)}, {image(70, 50), image(40, 90)},
+	} {
+		box := tensor.MustFromSlice([]float32{1, 2, 10, 12}, 1, 4)
+		boxes := make([]*tensor.Tensor, len(batch))
+		for i := range boxes {
+			boxes[i] = box
+		}
+		want, wantBoxes, err := tr.Apply(batch, boxes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := il.Tensor
+		gotBoxes, err := tr.ApplyTo(&il, buf, batch, boxes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(il.Tensor.Data(), want.Tensor.Data()) || !slices.Equal(il.ImageSizes, want.ImageSizes) ||
+			!slices.Equal(il.OriginalSizes, want.OriginalSizes) || !slices.Equal(il.Scales, want.Scales) {
+			t.Fatalf("batch of %d: ApplyTo into a reused ImageList differs from Apply", len(batch))
+		}
+		for i := range batch {
+			rh, rw := transform.ResizeRatios(il.OriginalSizes[i], il.ImageSizes[i])
+			d := box.Data()
+			wantB := []float32{d[0] * rw, d[1] * rh, d[2] * rw, d[3] * rh}
+			if !slices.Equal(gotBoxes[i].Data(), wantBoxes[i].Data()) || !slices.Equal(gotBoxes[i].Data(), wantB) {
+				t.Errorf("image %d: boxes %v, Apply's %v, by ResizeRatios %v", i, gotBoxes[i].Data(), wantBoxes[i].Data(), wantB)
+			}
+		}
+		again := il.Tensor
+		buf.Put(il.Tensor.Data())
+		if _, err := tr.ApplyTo(&il, buf, batch, nil); err != nil {
+			t.Fatal(err)
+		}
+		if il.Tensor != again {
+			t.Errorf("batch of %d: same buffer and shape, new batch tensor (was %p, now %p; before %p)", len(batch), again, il.Tensor, before)
+		}
+		buf.Put(il.Tensor.Data())
+	}
+	if _, err := tr.ApplyTo(nil, buf, []*tensor.Tensor{image(8, 8)}, nil); err == nil {
+		t.Error("nil ImageList: no error")
+	}
+}

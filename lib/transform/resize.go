@@ -75,6 +75,33 @@ func linearAxis(in, out int) axis {
 	return a
 }
 
+// axes caches linearAxis's results (read-only once made): a training
+// loop resizes the same sizes step after step.
+var axes struct {
+	sync.Mutex
+	m map[[2]int]axis
+}
+
+// maxCachedAxes bounds the cache; multi-scale training with many image
+// sizes starts it over rather than grow it.
+const maxCachedAxes = 64
+
+// cachedAxis is linearAxis(in, out) from the cache.
+func cachedAxis(in, out int) axis {
+	axes.Lock()
+	defer axes.Unlock()
+	k := [2]int{in, out}
+	if a, ok := axes.m[k]; ok {
+		return a
+	}
+	if axes.m == nil || len(axes.m) >= maxCachedAxes {
+		axes.m = make(map[[2]int]axis)
+	}
+	a := linearAxis(in, out)
+	axes.m[k] = a
+	return a
+}
+
 // fma32 is a float32 fused multiply-add, a*b+c rounded once (through
 // float64, whose product of two float32 values is exact).
 func fma32(a, b, c float32) float32 {
@@ -107,7 +134,7 @@ func ResizeBilinear(img *tensor.Tensor, outH, outW int) (*tensor.Tensor, error) 
 // planes of the (c, h, w) image src into dst, whose rows are rowStride and
 // planes planeStride apart (so it can write straight into a padded batch).
 func resizeInto(dst []float32, rowStride, planeStride int, src []float32, c, h, w, outH, outW int) {
-	ay, ax := linearAxis(h, outH), linearAxis(w, outW)
+	ay, ax := cachedAxis(h, outH), cachedAxis(w, outW)
 	rows := c * outH
 	parallelRows(rows, outW, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
@@ -163,8 +190,7 @@ func ResizeBoxes(boxes *tensor.Tensor, from, to Size) (*tensor.Tensor, error) {
 	if from.H <= 0 || from.W <= 0 || to.H <= 0 || to.W <= 0 {
 		return nil, fmt.Errorf("transform: cannot rescale boxes from %v to %v", from, to)
 	}
-	rh := float32(to.H) / float32(from.H)
-	rw := float32(to.W) / float32(from.W)
+	rh, rw := ResizeRatios(from, to)
 	out := boxes.Clone()
 	d := out.Data()
 	for i := 0; i < len(d); i += 4 {
@@ -174,6 +200,14 @@ func ResizeBoxes(boxes *tensor.Tensor, from, to Size) (*tensor.Tensor, error) {
 		d[i+3] *= rh
 	}
 	return out, nil
+}
+
+// ResizeRatios returns the factors ResizeBoxes multiplies y and x by (in
+// float32, one multiplication per coordinate) to take boxes from an image
+// of size from to one of size to: H'/H and W'/W, float32 divisions of the
+// sizes. For callers that rescale boxes held in another form.
+func ResizeRatios(from, to Size) (h, w float32) {
+	return float32(to.H) / float32(from.H), float32(to.W) / float32(from.W)
 }
 
 func shapeOf(t *tensor.Tensor) any {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"slices"
 
 	"github.com/detlab/detlab/lib/tensor"
 )
@@ -214,26 +215,42 @@ type Buffers interface {
 // buf.Put(il.Tensor.Data()) once nothing reads the batch. A nil buf
 // allocates, as Apply. The results are Apply's, bit for bit.
 func (t *Transform) ApplyWith(buf Buffers, images []*tensor.Tensor, boxes []*tensor.Tensor) (*ImageList, []*tensor.Tensor, error) {
-	if err := t.Config.Validate(); err != nil {
+	il := new(ImageList)
+	outBoxes, err := t.ApplyTo(il, buf, images, boxes)
+	if err != nil {
 		return nil, nil, err
 	}
+	return il, outBoxes, nil
+}
+
+// ApplyTo is ApplyWith filling il, whose slices (and batch tensor, when it
+// already stands for the same buffer and shape) it reuses: a training loop
+// that keeps one ImageList and passes no boxes allocates nothing for the
+// batch's description. On error il is left in an unspecified state.
+func (t *Transform) ApplyTo(il *ImageList, buf Buffers, images []*tensor.Tensor, boxes []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	if il == nil {
+		return nil, fmt.Errorf("transform: ApplyTo: nil ImageList")
+	}
+	if err := t.Config.Validate(); err != nil {
+		return nil, err
+	}
 	if len(images) == 0 {
-		return nil, nil, fmt.Errorf("%w: no images", ErrInput)
+		return nil, fmt.Errorf("%w: no images", ErrInput)
 	}
 	if boxes != nil && len(boxes) != len(images) {
-		return nil, nil, fmt.Errorf("%w: %d box sets for %d images", ErrInput, len(boxes), len(images))
+		return nil, fmt.Errorf("%w: %d box sets for %d images", ErrInput, len(boxes), len(images))
 	}
 	for i, img := range images {
 		if err := t.check(i, img); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if boxes != nil {
 			b := boxes[i]
 			if b == nil || b.Dims() != 2 || b.Dim(1) != 4 {
-				return nil, nil, fmt.Errorf("%w: boxes of image %d must be (K,4), got %v", ErrInput, i, shapeOf(b))
+				return nil, fmt.Errorf("%w: boxes of image %d must be (K,4), got %v", ErrInput, i, shapeOf(b))
 			}
 			if b.HasNaN() {
-				return nil, nil, fmt.Errorf("%w: boxes of image %d hold NaN or infinite values", ErrInput, i)
+				return nil, fmt.Errorf("%w: boxes of image %d hold NaN or infinite values", ErrInput, i)
 			}
 		}
 	}
@@ -241,11 +258,9 @@ func (t *Transform) ApplyWith(buf Buffers, images []*tensor.Tensor, boxes []*ten
 		buf = heapBuffers{}
 	}
 	n := len(images)
-	il := &ImageList{
-		OriginalSizes: make([]Size, n),
-		ImageSizes:    make([]Size, n),
-		Scales:        make([]float32, n),
-	}
+	il.OriginalSizes = slices.Grow(il.OriginalSizes[:0], n)[:n]
+	il.ImageSizes = slices.Grow(il.ImageSizes[:0], n)[:n]
+	il.Scales = slices.Grow(il.Scales[:0], n)[:n]
 	var outBoxes []*tensor.Tensor
 	if boxes != nil {
 		outBoxes = make([]*tensor.Tensor, n)
@@ -258,14 +273,14 @@ func (t *Transform) ApplyWith(buf Buffers, images []*tensor.Tensor, boxes []*ten
 		s := Scale(h, w, t.minSize(), t.Config.MaxSize)
 		sz := ResizedSize(h, w, s)
 		if sz.H == 0 || sz.W == 0 {
-			return nil, nil, fmt.Errorf("image %d: %w: a %dx%d image resized by %v has zero size", i, ErrInput, h, w, s)
+			return nil, fmt.Errorf("image %d: %w: a %dx%d image resized by %v has zero size", i, ErrInput, h, w, s)
 		}
 		il.OriginalSizes[i], il.ImageSizes[i], il.Scales[i] = Size{h, w}, sz, s
 		hp, wp, most = max(hp, sz.H), max(wp, sz.W), max(most, img.Len())
 		if boxes != nil {
 			var err error
 			if outBoxes[i], err = ResizeBoxes(boxes[i], il.OriginalSizes[i], sz); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 		}
 	}
@@ -292,8 +307,11 @@ func (t *Transform) ApplyWith(buf Buffers, images []*tensor.Tensor, boxes []*ten
 		resizeInto(planes, wp, hp*wp, norm, c, h, w, sz.H, sz.W)
 	}
 	buf.Put(norm)
-	il.Tensor = tensor.MustFromSlice(batch, n, c, hp, wp)
-	return il, outBoxes, nil
+	if old := il.Tensor; old == nil || len(batch) == 0 || old.Len() != len(batch) || &old.Data()[0] != &batch[0] ||
+		!tensor.SameShape(old.Shape(), []int{n, c, hp, wp}) {
+		il.Tensor = tensor.MustFromSlice(batch, n, c, hp, wp)
+	}
+	return outBoxes, nil
 }
 
 // heapBuffers is the Buffers of Apply: plain allocation.
