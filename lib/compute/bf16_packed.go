@@ -79,7 +79,8 @@ type cvtTask struct {
 
 var cvtTasks freelist.List[cvtTask]
 
-func (t *cvtTask) run(w int) {
+// Run implements parallelTask.
+func (t *cvtTask) Run(w int) {
 	kq := (t.k + 1) / 2
 	for i := t.m * w / t.workers; i < t.m*(w+1)/t.workers; i++ {
 		cvtPairs(t.pairs[i*kq:(i+1)*kq], t.a[i*t.lda:i*t.lda+t.k])

@@ -1,90 +1,23 @@
 package compute
 
 import (
-	"runtime"
-	"sync"
-
 	"github.com/detlab/detlab/lib/internal/freelist"
+	"github.com/detlab/detlab/lib/internal/workpool"
 )
 
-// parallelTask is the work of one parallel call, split into parts: run(w)
+// parallelTask is the work of one parallel call, split into parts: Run(w)
 // does part w of the call's workers. Tasks are pooled structs, not
 // closures, so that handing one to the pool allocates nothing.
-type parallelTask interface{ run(w int) }
+type parallelTask = workpool.Task
 
-// poolItem is one part of a task for a pool worker.
-type poolItem struct {
-	t    parallelTask
-	w    int
-	done *sync.WaitGroup
-}
-
-// workerPool holds the GEMMs' long-lived workers, started on first use:
-// GOMAXPROCS-1 of them, since the calling goroutine runs a part itself.
-// A goroutine per part was a third of a training step's heap allocations.
-var workerPool struct {
-	start sync.Once
-	items chan poolItem
-}
-
-func startWorkerPool() {
-	workerPool.items = make(chan poolItem)
-	for range max(1, runtime.GOMAXPROCS(0)-1) {
-		go func() {
-			for it := range workerPool.items {
-				it.t.run(it.w)
-				it.done.Done()
-			}
-		}()
-	}
-}
-
-var waitGroups freelist.List[sync.WaitGroup]
-
-// runParallel runs t.run(w) for every w in [0, workers): part 0 on the
-// calling goroutine, the others on idle pool workers. Parts no worker is
-// free to take (concurrent or nested calls) run on the caller after its
-// own, so the process never runs more GEMM goroutines than the pool plus
-// its callers: the cores are not oversubscribed and nesting cannot
-// deadlock.
-func runParallel(workers int, t parallelTask) {
-	if workers <= 1 {
-		t.run(0)
-		return
-	}
-	workerPool.start.Do(startWorkerPool)
-	wg := waitGroups.Get()
-	inline := workers // parts from inline on run here
-	for w := 1; w < workers; w++ {
-		wg.Add(1)
-		if !submit(poolItem{t: t, w: w, done: wg}) {
-			wg.Done()
-			inline = w
-			break
-		}
-	}
-	t.run(0)
-	for w := inline; w < workers; w++ {
-		t.run(w)
-	}
-	wg.Wait()
-	waitGroups.Put(wg)
-}
-
-// submit hands it to an idle worker, yielding once so that a worker just
-// finishing the previous call's part can get back to the queue, and
-// reports false when none is idle.
-func submit(it poolItem) bool {
-	for try := 0; try < 2; try++ {
-		select {
-		case workerPool.items <- it:
-			return true
-		default:
-		}
-		runtime.Gosched()
-	}
-	return false
-}
+// runParallel runs t.Run(w) for every w in [0, workers): part 0 on the
+// calling goroutine, the others on lib/internal/workpool's long-lived
+// workers (shared with lib/nn's loops; a goroutine per part was a third of
+// a training step's heap allocations). Parts no worker is free to take
+// (concurrent or nested calls) run on the caller after its own, so the
+// process never runs more kernel goroutines than the pool plus its
+// callers: the cores are not oversubscribed and nesting cannot deadlock.
+func runParallel(workers int, t parallelTask) { workpool.Run(workers, t) }
 
 // gemmTask is one parallel product, float32 (kern) or bfloat16 (kern16),
 // split either over C (one contiguous range of tiles of its larger
@@ -179,7 +112,8 @@ func (t *gemmTask) runOverK(workers, block int) {
 	t.free()
 }
 
-func (t *gemmTask) run(w int) {
+// Run implements parallelTask.
+func (t *gemmTask) Run(w int) {
 	var ep *Epilogue
 	if t.hasEp {
 		ep = &t.ep

@@ -137,7 +137,7 @@ type nestTask struct {
 	out  [][]float32
 }
 
-func (n *nestTask) run(w int) { n.jobs[w](n.out[w]) }
+func (n *nestTask) Run(w int) { n.jobs[w](n.out[w]) }
 
 // TestRunParallelRunsEveryPartOnce checks the pool's bookkeeping: every
 // part runs exactly once, whatever the number of parts (more than the
@@ -159,7 +159,7 @@ type countTask struct {
 	n  []int
 }
 
-func (c *countTask) run(w int) {
+func (c *countTask) Run(w int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if w < len(c.n) {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/detlab/detlab/lib/compute"
 	"github.com/detlab/detlab/lib/internal/freelist"
+	"github.com/detlab/detlab/lib/internal/workpool"
 )
 
 // Backend runs the heavy kernels: matrix products, convolutions, the
@@ -107,8 +108,8 @@ func numWorkers() int {
 // worker: the first on the calling goroutine, the others on long-lived pool
 // workers (a goroutine per chunk was a quarter of a training step's heap
 // allocations); small n runs inline. When every pool worker is busy (a
-// parallelFor inside another one's chunk) a chunk gets a goroutine of its
-// own, so nesting cannot deadlock. fn escapes to the heap (a closure is
+// parallelFor inside another one's chunk) the caller runs the chunks left
+// after its own, so nesting cannot deadlock. fn escapes to the heap (a closure is
 // one allocation per call): hot kernels use parallelJob with a pooled
 // job instead.
 func parallelFor(n int, fn func(lo, hi int)) { parallelJob(n, funcJob(fn)) }
@@ -139,7 +140,10 @@ func runPooled[T any, P interface {
 	pool.Put((*T)(p))
 }
 
-// parallelJob is parallelFor with the body as a rangeJob.
+// parallelJob is parallelFor with the body as a rangeJob: the chunks run
+// on lib/internal/workpool's workers (shared with lib/compute's products,
+// spinning briefly between calls), those no worker is free to take on the
+// caller.
 func parallelJob(n int, job rangeJob) {
 	workers := numWorkers()
 	if workers > n {
@@ -149,65 +153,27 @@ func parallelJob(n int, job rangeJob) {
 		job.run(0, n)
 		return
 	}
-	workerPool.start.Do(startWorkerPool)
-	wg := waitGroups.Get()
 	chunk := (n + workers - 1) / workers
-	for lo := chunk; lo < n; lo += chunk {
-		hi := min(n, lo+chunk)
-		wg.Add(1)
-		if !submit(poolTask{job: job, lo: lo, hi: hi, done: wg}) {
-			go func(lo, hi int) {
-				defer wg.Done()
-				job.run(lo, hi)
-			}(lo, hi)
-		}
-	}
-	job.run(0, chunk)
-	wg.Wait()
-	waitGroups.Put(wg)
+	t := chunkTasks.Get()
+	*t = chunkTask{job: job, n: n, chunk: chunk}
+	workpool.Run((n+chunk-1)/chunk, t)
+	*t = chunkTask{}
+	chunkTasks.Put(t)
 }
 
-// workerPool holds parallelFor's long-lived workers, started on first use
-// (GOMAXPROCS-1 of them: the caller runs a chunk itself).
-var workerPool struct {
-	start sync.Once
-	tasks chan poolTask
+// chunkTask is a parallelJob as a workpool.Task: part w is the w-th chunk
+// of [0, n).
+type chunkTask struct {
+	job      rangeJob
+	n, chunk int
 }
 
-// poolTask is one chunk of a parallelFor.
-type poolTask struct {
-	job    rangeJob
-	lo, hi int
-	done   *sync.WaitGroup
-}
+var chunkTasks freelist.List[chunkTask]
 
-var waitGroups freelist.List[sync.WaitGroup]
-
-// submit hands t to an idle pool worker, yielding once so that a worker
-// just finishing the previous call's chunk can get back to its queue, and
-// reports false when none is idle.
-func submit(t poolTask) bool {
-	for try := 0; try < 2; try++ {
-		select {
-		case workerPool.tasks <- t:
-			return true
-		default:
-		}
-		runtime.Gosched()
-	}
-	return false
-}
-
-func startWorkerPool() {
-	workerPool.tasks = make(chan poolTask)
-	for range max(1, runtime.GOMAXPROCS(0)-1) {
-		go func() {
-			for t := range workerPool.tasks {
-				t.job.run(t.lo, t.hi)
-				t.done.Done()
-			}
-		}()
-	}
+// Run implements workpool.Task.
+func (t *chunkTask) Run(w int) {
+	lo := w * t.chunk
+	t.job.run(lo, min(t.n, lo+t.chunk))
 }
 
 // Arena recycles float32 buffers between iterations: a graph created with

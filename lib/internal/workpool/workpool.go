@@ -1,0 +1,154 @@
+// Package workpool runs the parts of the parallel kernels of lib/compute
+// and lib/nn on one set of long-lived worker goroutines (GOMAXPROCS-1 of
+// them: the calling goroutine runs a part itself).
+//
+// A worker that finishes a part spins for a short while (SpinWait,
+// yielding the processor between polls) before it parks, and so does a
+// caller waiting for the other parts: a forward pass hands work over many
+// times per millisecond (every layer is several parallel phases), and a
+// parked goroutine's thread takes tens of microseconds to wake and to be
+// given the readied goroutine, which left one of two cores idle at every
+// phase boundary. One pool for both packages, rather than one each,
+// keeps a spinning worker of one from occupying the processor that the
+// other's readied worker waits for.
+package workpool
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/detlab/detlab/lib/internal/freelist"
+)
+
+// Task is the work of one parallel call, split into parts: Run(part) does
+// one of them. Tasks are pooled structs rather than closures, so that a
+// call allocates nothing.
+type Task interface{ Run(part int) }
+
+// SpinWait is how long an idle worker, and a caller whose own parts are
+// done, poll before parking.
+const SpinWait = 100 * time.Microsecond
+
+// call is one Run in flight: the parts handed to workers not yet done.
+type call struct {
+	t       Task
+	pending atomic.Int32
+	wg      sync.WaitGroup
+}
+
+// item is one part of a call for a worker.
+type item struct {
+	c    *call
+	part int
+}
+
+var (
+	start sync.Once
+	// items has room for every worker, and a part is only sent after
+	// claiming an idle worker (idle), so a send never blocks and no part
+	// waits for a worker that is busy with the part's own caller.
+	items chan item
+	idle  atomic.Int32
+	calls freelist.List[call]
+)
+
+func startPool() {
+	n := max(1, runtime.GOMAXPROCS(0)-1)
+	items = make(chan item, n)
+	for range n {
+		go worker()
+	}
+}
+
+func worker() {
+	for {
+		idle.Add(1)
+		it, ok := poll()
+		if !ok {
+			it = <-items
+		}
+		it.c.t.Run(it.part)
+		it.c.pending.Add(-1)
+		it.c.wg.Done()
+	}
+}
+
+// poll waits for an item for up to SpinWait without parking.
+func poll() (item, bool) {
+	var t0 time.Time
+	for i := 0; ; i++ {
+		select {
+		case it := <-items:
+			return it, true
+		default:
+		}
+		if i&7 == 0 {
+			if i == 0 {
+				t0 = time.Now()
+			} else if time.Since(t0) > SpinWait {
+				return item{}, false
+			}
+		}
+		runtime.Gosched()
+	}
+}
+
+// claim takes an idle worker, yielding once so that a worker just
+// finishing the previous call's part can become idle, and reports false
+// when none is.
+func claim() bool {
+	for try := 0; try < 2; try++ {
+		for n := idle.Load(); n > 0; n = idle.Load() {
+			if idle.CompareAndSwap(n, n-1) {
+				return true
+			}
+		}
+		runtime.Gosched()
+	}
+	return false
+}
+
+// Run runs t.Run(part) for every part in [0, parts): part 0 on the
+// calling goroutine, the others on idle workers. Parts no worker is free
+// to take (concurrent or nested calls) run on the caller after its own, so
+// the process never runs more kernel goroutines than the pool plus its
+// callers (the cores are not oversubscribed) and nesting cannot deadlock.
+func Run(parts int, t Task) {
+	if parts <= 1 {
+		if parts == 1 {
+			t.Run(0)
+		}
+		return
+	}
+	start.Do(startPool)
+	c := calls.Get()
+	c.t = t
+	inline := parts // parts from inline on run here
+	for p := 1; p < parts; p++ {
+		if !claim() {
+			inline = p
+			break
+		}
+		c.pending.Add(1)
+		c.wg.Add(1)
+		items <- item{c: c, part: p}
+	}
+	t.Run(0)
+	for p := inline; p < parts; p++ {
+		t.Run(p)
+	}
+	if c.pending.Load() > 0 {
+		t0 := time.Now()
+		for i := 1; c.pending.Load() > 0; i++ {
+			if i&7 == 0 && time.Since(t0) > SpinWait {
+				break
+			}
+			runtime.Gosched()
+		}
+	}
+	c.wg.Wait()
+	c.t = nil
+	calls.Put(c)
+}
