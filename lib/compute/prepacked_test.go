@@ -8,11 +8,13 @@ import (
 
 // TestPackedBMulSerial compares PackedB.MulSerial and SgemmSerial with a
 // float64 product on shapes that cross every block boundary (kc, nc, mp)
-// and the micro-tile edges, with padded leading dimensions.
+// and the micro-tile edges (last strips of 1 to 11 rows, packed from a
+// zero-padded copy), with padded leading dimensions.
 func TestPackedBMulSerial(t *testing.T) {
 	cases := []struct{ m, n, k int }{
 		{1, 1, 1}, {4, 64, 64}, {13, 33, 7}, {16, 512, 512}, {196, 64, 64},
 		{37, 530, 300}, {1600, 20, 9}, {3, 1030, 513}, {0, 5, 5}, {5, 5, 0},
+		{49, 128, 128}, {25, 64, 520}, // Winograd tile counts: one-row and 1-of-12 last strips
 	}
 	rng := rand.New(rand.NewSource(1))
 	for _, tc := range cases {
