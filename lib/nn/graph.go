@@ -261,8 +261,8 @@ func (g *Graph) Recording() bool { return g.grad }
 // NewTensor returns a zeroed tensor owned by g: with an arena it is recycled
 // on Release. Ops built with Op should allocate their outputs with it.
 func (g *Graph) NewTensor(shape ...int) *tensor.Tensor {
-	t := g.newTensorNoZero(shape...)
-	g.zero(t.Data())
+	t := g.newZeroed(shape...)
+	g.hostSync() // host code may write it at once (Syncer)
 	return t
 }
 
@@ -434,6 +434,7 @@ func (g *Graph) Release() {
 		return
 	}
 	g.released = true
+	g.hostSync() // queued operations may still use the buffers going back
 	for _, b := range g.owned {
 		g.arena.Put(b)
 	}
@@ -568,8 +569,9 @@ func (g *Graph) Backward(loss *Var) error {
 	}
 	g.done = true
 	if loss.Grad == nil {
-		loss.Grad = g.NewTensor(loss.Value.Shape()...)
+		loss.Grad = g.newZeroed(loss.Value.Shape()...)
 	}
+	g.hostSync()
 	loss.Grad.Data()[0] += 1
 	var frees []valueFree
 	if g.eager && g.arena != nil {
@@ -607,13 +609,17 @@ func (g *Graph) Backward(loss *Var) error {
 				continue
 			}
 			if in.Grad == nil {
-				in.Grad = g.NewTensor(in.Value.Shape()...)
+				in.Grad = g.newZeroed(in.Value.Shape()...)
 			}
 			gradIns = append(gradIns, in.Grad)
 		}
 		if r.op != nil {
+			if !onDevice(r.op, g.backend) {
+				g.hostSync() // host loops read and write the gradients
+			}
 			r.op.backward(r.out.Grad, gradIns)
 		} else {
+			g.hostSync()
 			r.backward(r.out.Grad, gradIns)
 		}
 		if g.arena != nil && r.out != loss {
