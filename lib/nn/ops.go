@@ -18,6 +18,7 @@ func ReLU(g *Graph, x *Var) *Var {
 	if eb != nil {
 		eb.ReLU(xd, od)
 	} else {
+		g.hostSync()
 		for i, v := range xd {
 			if !(v > 0) && v == v {
 				v = 0
@@ -72,6 +73,7 @@ func add(g *Graph, a, b *Var, relu bool) (*Var, error) {
 	if eb != nil {
 		eb.Add(ad, bd, od, relu)
 	} else {
+		g.hostSync()
 		runPooled(len(od)/4096+1, &addJobs, addJob{a: ad, b: bd, out: od, relu: relu})
 	}
 	inputs := g.varList(a, b)
@@ -135,6 +137,7 @@ func (j *addJob) run(c0, c1 int) {
 // MulScalar returns s * x.
 func MulScalar(g *Graph, x *Var, s float32) *Var {
 	out := g.newTensorNoZero(x.Shape()...)
+	g.hostSync()
 	for i, v := range x.Value.Data() {
 		out.Data()[i] = s * v
 	}
@@ -163,6 +166,7 @@ func Mul(g *Graph, a, b *Var) (*Var, error) {
 		return nil, fmt.Errorf("nn: Mul: shapes %v and %v differ", a.Shape(), b.Shape())
 	}
 	out := g.newTensorNoZero(a.Shape()...)
+	g.hostSync()
 	ad, bd := a.Value.Data(), b.Value.Data()
 	for i := range out.Data() {
 		out.Data()[i] = ad[i] * bd[i]
@@ -211,6 +215,7 @@ func reduce(g *Graph, x *Var, scale float64) *Var {
 		s += float64(v)
 	}
 	out := g.newTensorNoZero()
+	g.hostSync()
 	out.Data()[0] = float32(s * scale)
 	inputs := g.varList(x)
 	if !g.records(inputs) {
@@ -279,6 +284,7 @@ func (g *Graph) reshaped(x *tensor.Tensor, shape []int) (*tensor.Tensor, error) 
 // Sigmoid returns 1/(1+exp(-x)) elementwise.
 func Sigmoid(g *Graph, x *Var) *Var {
 	out := g.newTensorNoZero(x.Shape()...)
+	g.hostSync()
 	od := out.Data()
 	for i, v := range x.Value.Data() {
 		od[i] = sigmoid(v)
@@ -314,6 +320,7 @@ func Softmax(g *Graph, x *Var) (*Var, error) {
 	}
 	rows, cols := x.Shape()[0], x.Shape()[1]
 	out := g.newTensorNoZero(rows, cols)
+	g.hostSync()
 	xd, od := x.Value.Data(), out.Data()
 	for r := range rows {
 		row := xd[r*cols : (r+1)*cols]
@@ -360,6 +367,7 @@ func IndexSelect(g *Graph, x *Var, idx []int) (*Var, error) {
 	}
 	shape = append(append(shape, len(idx)), x.Shape()[1:]...)
 	out := g.newTensorNoZero(shape...)
+	g.hostSync()
 	xd, od := x.Value.Data(), out.Data()
 	for j, i := range idx {
 		copy(od[j*row:(j+1)*row], xd[i*row:(i+1)*row])
