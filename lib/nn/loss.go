@@ -12,6 +12,7 @@ import (
 // is nil). targets holds one value per element of logits. An empty
 // selection gives NaN (torch's mean of nothing).
 func BCEWithLogits(g *Graph, logits *Var, targets []float32, idx []int) (*Var, error) {
+	g.hostSync()
 	n := logits.Value.Len()
 	if len(targets) != n {
 		return nil, fmt.Errorf("nn: BCEWithLogits: %d targets for %d logits", len(targets), n)
@@ -59,6 +60,7 @@ func (o *bceOp) backward(gy *tensor.Tensor, gin []*tensor.Tensor) {
 // "sum"): rows selects rows of pred (dimension 0) and of target, which has
 // pred's shape; nil rows means all. beta 0 is the L1 loss.
 func SmoothL1(g *Graph, pred *Var, target *tensor.Tensor, rows []int, beta float64) (*Var, error) {
+	g.hostSync()
 	if !tensor.SameShape(pred.Shape(), target.Shape()) || pred.Value.Dims() < 1 {
 		return nil, fmt.Errorf("nn: SmoothL1: pred shape %v and target shape %v differ", pred.Shape(), target.Shape())
 	}
@@ -130,6 +132,7 @@ func (o *smoothL1Op) backward(gy *tensor.Tensor, gin []*tensor.Tensor) {
 // CrossEntropy is cross_entropy(logits, labels) with mean reduction:
 // logits (N, C), labels in [0, C). An empty batch gives NaN.
 func CrossEntropy(g *Graph, logits *Var, labels []int) (*Var, error) {
+	g.hostSync()
 	if logits.Value.Dims() != 2 {
 		return nil, fmt.Errorf("nn: CrossEntropy: logits must be (N, C), got shape %v", logits.Shape())
 	}
