@@ -36,6 +36,7 @@ func Permute(g *Graph, x *Var, perm ...int) (*Var, error) {
 		strides[i] = inStride[p]
 	}
 	res := g.newTensorNoZero(out...)
+	g.hostSync()
 	src := make([]int, res.Len()) // output index -> input offset
 	idx := make([]int, len(out))
 	off := 0
@@ -82,6 +83,7 @@ func Concat(g *Graph, xs ...*Var) (*Var, error) {
 	}
 	shape := append([]int{rows}, first[1:]...)
 	out := g.newTensorNoZero(shape...)
+	g.hostSync()
 	od := out.Data()
 	off := 0
 	for _, x := range xs {
