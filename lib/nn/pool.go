@@ -110,6 +110,7 @@ func (a AdaptiveAvgPool2d1) Forward(g *Graph, x *Var) (*Var, error) {
 	}
 	hw := in[2] * in[3]
 	out := g.newTensorNoZero(in[0], in[1], 1, 1) // OutputShape, on the stack
+	g.hostSync()
 	xd, od := x.Value.Data(), out.Data()
 	for p := range od {
 		var s float64
