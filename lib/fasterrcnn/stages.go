@@ -73,6 +73,9 @@ func (m *Model) rpnForward(g *nn.Graph, feats *nn.Var, il *transform.ImageList) 
 // output, with the training or test top-n. The lists are the model's
 // memory, valid until its next forward pass.
 func (m *Model) proposals(r rpnOut, il *transform.ImageList, training bool) ([][]box.Box, error) {
+	if err := nn.Sync(m.Backend()); err != nil { // host stage: the head may still be queued
+		return nil, fmt.Errorf("fasterrcnn: %w", err)
+	}
 	levels := [2][1]*tensor.Tensor{{r.objectness.Value}, {r.deltas.Value}}
 	obj, del, n, total, err := rpn.FlattenPredictionsTo(m.flatObj, m.flatDel, levels[0][:], levels[1][:])
 	if err != nil {
@@ -138,6 +141,9 @@ func (m *Model) nmsBackend() box.NMSBackend {
 // postprocess turns the predictor's outputs into each image's detections
 // in resized-image pixels.
 func (m *Model) postprocess(logits, reg *tensor.Tensor, props [][]box.Box, il *transform.ImageList) ([]roi.Detections, error) {
+	if err := nn.Sync(m.Backend()); err != nil { // host stage: the predictor may still be queued
+		return nil, fmt.Errorf("fasterrcnn: %w", err)
+	}
 	c := m.cfg.NumClasses
 	out := make([]roi.Detections, len(props))
 	nb := m.nmsBackend()
