@@ -81,6 +81,11 @@ func (l *Losses) Values() map[string]float32 {
 		}
 		return out
 	}
+	// The total's sum may still be queued on a device backend; a failure
+	// of that work resurfaces at the backend's next operation.
+	if l.g != nil {
+		_ = nn.Sync(l.g.Backend())
+	}
 	v := func(x *nn.Var) float32 { return x.Value.Data()[0] }
 	out["loss_objectness"] = v(l.Objectness)
 	out["loss_rpn_box_reg"] = v(l.RPNBoxReg)
