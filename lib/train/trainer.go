@@ -275,6 +275,11 @@ func (t *Trainer) step(ctx context.Context, it *data.Iterator, n int) (Record, e
 			sum[key] += float64(v) / float64(n)
 		}
 	}
+	// The host steps below read the gradients: wait for the backward
+	// passes a device backend may still have queued.
+	if err := nn.Sync(t.Opt.Backend); err != nil {
+		return Record{}, fmt.Errorf("train: backward at step %d: %w", t.Step, err)
+	}
 	if t.cfg.AfterBackward != nil {
 		t.cfg.AfterBackward(t.Step, params)
 	}
@@ -300,6 +305,9 @@ func (t *Trainer) step(ctx context.Context, it *data.Iterator, n int) (Record, e
 			return Record{}, err
 		}
 		if t.cfg.CheckFinite {
+			if err := nn.Sync(t.Opt.Backend); err != nil { // the update may be queued
+				return Record{}, fmt.Errorf("train: optimizer step %d: %w", t.Step, err)
+			}
 			if ok, name := firstNonFiniteValue(params); !ok {
 				return Record{}, &NonFiniteError{Step: t.Step, Where: "parameter", Name: name}
 			}
