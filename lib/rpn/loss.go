@@ -53,7 +53,9 @@ func ComputeLoss(g *nn.Graph, objectness, deltas *nn.Var, targets []AnchorTarget
 		ai, loc := j%a, j/a
 		return i*k*per + ((ai*k+c)*h+loc/w)*w + loc%w
 	}
-	labels := make([]float32, n*per)
+	// The labels and box targets stay with the graph's ops until Backward:
+	// g's memory (recycled with an arena), zeroed.
+	labels := g.NewTensor(n * per).Data()
 	npos, nsampled := 0, 0
 	for i := range n {
 		npos += len(pos[i])
@@ -61,7 +63,7 @@ func ComputeLoss(g *nn.Graph, objectness, deltas *nn.Var, targets []AnchorTarget
 	}
 	sel := make([]int, 0, nsampled) // each image's union holds at most its two lists
 	boxIdx := make([]int, 0, 4*npos)
-	boxTgt := make([]float32, 0, 4*npos)
+	boxTgt := g.NewTensor(4 * npos).Data()[:0]
 	for i := range n {
 		t := targets[i]
 		if len(t.Labels) != per || len(t.RegressionTargets) != 4*per {
