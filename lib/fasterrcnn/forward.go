@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image"
 	"math"
+	"slices"
 
 	"github.com/detlab/detlab/lib/box"
 	"github.com/detlab/detlab/lib/nn"
@@ -104,24 +105,29 @@ func (m *Model) Losses(ctx context.Context, images []*tensor.Tensor, targets []T
 	if len(targets) != len(images) {
 		return nil, fmt.Errorf("%w: %d targets for %d images", ErrInput, len(targets), len(images))
 	}
-	boxes := make([]*tensor.Tensor, len(targets))
 	for i, t := range targets {
 		if err := m.checkTarget(i, t); err != nil {
 			return nil, err
 		}
-		boxes[i] = box.ToTensor(t.Boxes)
 	}
-	// The batch lives in the arena until Backward releases the pass.
-	il, resized, err := m.transform.ApplyWith(m.arena, images, boxes)
-	if err != nil {
+	// The batch lives in the arena until Backward releases the pass; its
+	// description and the rescaled targets are the model's memory (read
+	// only during LossesBatch).
+	il := &m.batch
+	if _, err := m.transform.ApplyTo(il, m.arena, images, nil); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInput, err)
 	}
-	rt := make([]Target, len(targets))
+	n := len(targets)
+	if len(m.rt) < n {
+		m.rt = make([]Target, n)
+	}
+	rt := m.rt[:n]
 	for i, t := range targets {
-		b, err := box.FromTensor(resized[i])
-		if err != nil {
-			m.arena.Put(il.Tensor.Data())
-			return nil, fmt.Errorf("fasterrcnn: %w", err)
+		// transform.ResizeBoxes's arithmetic on the boxes as they are.
+		rh, rw := transform.ResizeRatios(il.OriginalSizes[i], il.ImageSizes[i])
+		b := slices.Grow(rt[i].Boxes[:0], len(t.Boxes))[:len(t.Boxes)]
+		for j, tb := range t.Boxes {
+			b[j] = box.Box{X1: tb.X1 * rw, Y1: tb.Y1 * rh, X2: tb.X2 * rw, Y2: tb.Y2 * rh}
 		}
 		rt[i] = Target{Boxes: b, Labels: t.Labels}
 	}
