@@ -128,6 +128,11 @@ func (o *SGD) Step(params []*nn.Param, lr float64) error {
 		for _, j := range jobs {
 			ob.SGDStep(j.w, j.g, j.buffer, float32(lr), float32(o.Momentum), float32(o.Dampening), j.wd, o.Nesterov, j.first)
 		}
+		// Return with the parameters updated, readable by host code, on an
+		// asynchronous device backend too.
+		if err := nn.Sync(o.Backend); err != nil {
+			return fmt.Errorf("train: SGD step: %w", err)
+		}
 		return nil
 	}
 	parallel(chunks(lengths), func(c chunk) {
