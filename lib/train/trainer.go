@@ -321,6 +321,10 @@ func (t *Trainer) step(ctx context.Context, it *data.Iterator, n int) (Record, e
 		t.Scaler.Update(!finite)
 	}
 	nn.ZeroGradsOn(t.Opt.Backend, params) // on the device for a GPU model
+	// The step's time includes the device's; the gradients read as zero.
+	if err := nn.Sync(t.Opt.Backend); err != nil {
+		return Record{}, fmt.Errorf("train: step %d: %w", t.Step, err)
+	}
 	rec.Seconds = time.Since(t0).Seconds()
 	rec.WallTime = float64(time.Now().UnixNano()) / 1e9
 	t.History.Records = append(t.History.Records, rec)
