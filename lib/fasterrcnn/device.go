@@ -191,6 +191,9 @@ func (m *Model) ReleaseDevice() {
 	if m.dev == nil {
 		return
 	}
+	// Queued operations (an optimizer step) may still write the state:
+	// a failure of theirs resurfaces at the backend's next operation.
+	_ = nn.Sync(m.backend)
 	back := map[*tensor.Tensor]bool{}
 	home := func(t *tensor.Tensor) {
 		if t == nil || back[t] {
