@@ -223,14 +223,45 @@ func conv2dWinograd(pl *winogradPlan, geo ConvGeom, x, w []float32, ep ConvEpilo
 	hp, wp := ty*m+2, tx*m+2
 	oht, owt := ty*m, tx*m
 
-	xt := s.Get(n * hp * wp * c)
-	defer s.Put(xt)
-	wgPadNHWC(geo, x, xt, hp, wp)
+	l := wgLayer{pl: pl, u: u, c: c, k: k, tiles: tiles, tx: tx, hp: hp, wp: wp, oht: oht, owt: owt}
+	l.xt = s.Get(n * hp * wp * c)
+	defer s.Put(l.xt)
+	wgPadNHWC(geo, x, l.xt, hp, wp)
+	// yt (N, OH', OW', K) = A^T M A per tile. 16 pixels of slack:
+	// wgStoreNCHW's 16-pixel blocks read past the last row of a map
+	// narrower than 16 (the extra lanes are masked).
+	l.yt = s.Get((n*oht*owt + 16) * k)
+	defer s.Put(l.yt)
+	cm := max(c, k)
 
+	if p >= 2*wgBlockTiles {
+		// Blocked: each worker takes a contiguous range of tiles and runs
+		// it block by block through all three steps.
+		workers := min(numWorkers(), p/wgBlockTiles)
+		per := xi * (wgBlockTiles*(c+k) + cm)
+		buf := s.Get(workers * per)
+		defer s.Put(buf)
+		parallelFor(workers, func(w0, w1 int) {
+			for wk := w0; wk < w1; wk++ {
+				b := buf[wk*per : (wk+1)*per]
+				vb, mb, t := b[:xi*wgBlockTiles*c], b[xi*wgBlockTiles*c:xi*wgBlockTiles*(c+k)], b[xi*wgBlockTiles*(c+k):]
+				lo, hi := p*wk/workers, p*(wk+1)/workers
+				nb := (hi - lo + wgBlockTiles - 1) / wgBlockTiles
+				for bi := 0; bi < nb; bi++ {
+					l.block(lo+(hi-lo)*bi/nb, lo+(hi-lo)*(bi+1)/nb, vb, mb, t)
+				}
+			}
+		})
+		wgStoreNCHW(geo, l.yt, oht, owt, ep, y)
+		return
+	}
+
+	// Phased: few tiles (small maps at batch 1) would leave a core idle
+	// in a blocked schedule; each step is split across the workers in
+	// turn, the GEMMs by position xi.
 	v := s.Get(xi * p * c)
 	defer s.Put(v)
 	workers := min(numWorkers(), p)
-	cm := max(c, k)
 	tmp := s.Get(workers * xi * cm)
 	defer s.Put(tmp)
 	forTiles := func(fn func(pi int, t []float32)) {
@@ -244,11 +275,7 @@ func conv2dWinograd(pl *winogradPlan, geo ConvGeom, x, w []float32, ep ConvEpilo
 		})
 	}
 	// V[xi][p][:] = (B^T d B)[xi] for the input tile d of tile p.
-	forTiles(func(pi int, t []float32) {
-		img, tt := pi/tiles, pi%tiles
-		base := ((img*hp+m*(tt/tx))*wp + m*(tt%tx)) * c
-		wgInTile(pl, xt[base:], wp*c, c, v[pi*c:], p*c, t, c)
-	})
+	forTiles(func(pi int, t []float32) { l.inTile(pi, v[pi*c:], p*c, t) })
 
 	mm := s.Get(xi * p * k)
 	defer s.Put(mm)
@@ -258,17 +285,58 @@ func conv2dWinograd(pl *winogradPlan, geo ConvGeom, x, w []float32, ep ConvEpilo
 		}
 	})
 
-	// yt (N, OH', OW', K) = A^T M A per tile.
-	// 16 pixels of slack: wgStoreNCHW's 16-pixel blocks read past the
-	// last row of a map narrower than 16 (the extra lanes are masked).
-	yt := s.Get((n*oht*owt + 16) * k)
-	defer s.Put(yt)
-	forTiles(func(pi int, t []float32) {
-		img, tt := pi/tiles, pi%tiles
-		base := ((img*oht+m*(tt/tx))*owt + m*(tt%tx)) * k
-		wgOutTile(pl, mm[pi*k:], p*k, yt[base:], owt*k, k, t, k)
-	})
-	wgStoreNCHW(geo, yt, oht, owt, ep, y)
+	forTiles(func(pi int, t []float32) { l.outTile(pi, mm[pi*k:], p*k, t) })
+	wgStoreNCHW(geo, l.yt, oht, owt, ep, y)
+}
+
+// wgBlockTiles is the most tiles one block of the blocked schedule takes
+// through the input transform, the GEMMs and the output transform (four
+// 12-row strips of the GEMM kernel), so that its V and M (36 x 48 x 64
+// floats each with F(4,3) on 64 channels, 432 KiB) are still in the cache
+// for the next step instead of making a round trip to memory (1.8 MiB
+// each for ResNet18's 56x56 layer). Layers with fewer than two blocks of
+// tiles run the phased schedule.
+const wgBlockTiles = 48
+
+// wgLayer is one Winograd convolution's geometry and its padded NHWC input
+// xt and NHWC output yt, for both schedules.
+type wgLayer struct {
+	pl                                *winogradPlan
+	u                                 []*compute.PackedB
+	c, k, tiles, tx, hp, wp, oht, owt int
+	xt, yt                            []float32
+}
+
+// inTile writes tile pi's V[xi] to dst[xi*ds:].
+func (l *wgLayer) inTile(pi int, dst []float32, ds int, t []float32) {
+	m := l.pl.m
+	img, tt := pi/l.tiles, pi%l.tiles
+	base := ((img*l.hp+m*(tt/l.tx))*l.wp + m*(tt%l.tx)) * l.c
+	wgInTile(l.pl, l.xt[base:], l.wp*l.c, l.c, dst, ds, t, l.c)
+}
+
+// outTile writes tile pi's output, from M[xi] = src[xi*ss:], into yt.
+func (l *wgLayer) outTile(pi int, src []float32, ss int, t []float32) {
+	m := l.pl.m
+	img, tt := pi/l.tiles, pi%l.tiles
+	base := ((img*l.oht+m*(tt/l.tx))*l.owt + m*(tt%l.tx)) * l.k
+	wgOutTile(l.pl, src, ss, l.yt[base:], l.owt*l.k, l.k, t, l.k)
+}
+
+// block runs tiles p0..p1-1 (at most wgBlockTiles) through the input
+// transform into vb, the GEMMs into mb and the output transform, on the
+// calling goroutine; t is the transforms' scratch.
+func (l *wgLayer) block(p0, p1 int, vb, mb, t []float32) {
+	pb, c, k := p1-p0, l.c, l.k
+	for pi := p0; pi < p1; pi++ {
+		l.inTile(pi, vb[(pi-p0)*c:], pb*c, t)
+	}
+	for e, u := range l.u {
+		u.MulSerial(pb, vb[e*pb*c:(e+1)*pb*c], c, mb[e*pb*k:(e+1)*pb*k], k)
+	}
+	for pi := p0; pi < p1; pi++ {
+		l.outTile(pi, mb[(pi-p0)*k:], pb*k, t)
+	}
 }
 
 // wgInTile writes one tile's V[xi] = (B^T d B)[xi] (n channels, a multiple

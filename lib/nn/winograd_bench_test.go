@@ -18,10 +18,11 @@ func cpuTime() time.Duration {
 // 224x224 batch 1 (with a fused BatchNorm scale, shift and ReLU) on the
 // im2col path and with F(2,3) and F(4,3); then the deeper layers at the
 // Faster R-CNN input 320x320 (20x20, 10x10) and at batches 2 and 4, which
-// test winogradFor's rule off the shapes it was first measured on.
+// test winogradFor's rule off the shapes it was first measured on, and
+// the first two layers at 320x320 (80x80, 40x40).
 func BenchmarkWinogradLayers(b *testing.B) {
 	for _, l := range []struct{ n, c, hw int }{{1, 64, 56}, {1, 128, 28}, {1, 256, 14}, {1, 512, 7}, {1, 256, 20}, {1, 512, 10},
-		{2, 256, 14}, {4, 256, 14}, {4, 512, 7}} {
+		{2, 256, 14}, {4, 256, 14}, {4, 512, 7}, {1, 64, 80}, {1, 128, 40}} {
 		tc := wgCase{l.n, l.c, l.hw, l.hw, l.c, true, true, false, true}
 		geo, p, x, ep := tc.build(1)
 		y := make([]float32, geo.N*geo.K*geo.OH*geo.OW)
