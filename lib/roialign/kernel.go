@@ -4,6 +4,9 @@ import (
 	"math"
 	"runtime"
 	"sync"
+
+	"github.com/detlab/detlab/lib/internal/freelist"
+	"github.com/detlab/detlab/lib/internal/workpool"
 )
 
 // tap is one feature pixel of a bin's stencil with its weight, already
@@ -138,26 +141,48 @@ func workers(units, work int) int {
 	return max(1, min(runtime.GOMAXPROCS(0), units))
 }
 
-// parallel runs f over [0, units) split into contiguous ranges, one per
-// worker.
-func parallel(units, nw int, f func(lo, hi int)) {
-	if nw <= 1 {
-		f(0, units)
+// kernelJob is one forward or backward call as a workpool task: part i of
+// nw does units [units*i/nw, units*(i+1)/nw) (rois forward, channels
+// backward). Jobs are pooled, so a call allocates nothing (a closure and
+// a goroutine per range did).
+type kernelJob struct {
+	backward bool
+	// forward: out, features; backward: grad, gradOut.
+	dst, src  []float32
+	s         Shape
+	rois      []float32
+	k         int
+	cfg       Config
+	units, nw int
+}
+
+var kernelJobs freelist.List[kernelJob]
+
+// Run implements workpool.Task.
+func (j *kernelJob) Run(part int) {
+	lo, hi := j.units*part/j.nw, j.units*(part+1)/j.nw
+	if lo == hi {
 		return
 	}
-	var wg sync.WaitGroup
-	for i := 0; i < nw; i++ {
-		lo, hi := units*i/nw, units*(i+1)/nw
-		if lo == hi {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f(lo, hi)
-		}()
+	if j.backward {
+		backwardRange(j.dst, j.src, j.s, j.rois, j.k, j.cfg, lo, hi)
+	} else {
+		forwardRange(j.dst, j.src, j.s, j.rois, j.cfg, lo, hi)
 	}
-	wg.Wait()
+}
+
+// run runs job (units and nw set) over its parts on lib/internal/workpool.
+func run(job kernelJob) {
+	if job.nw <= 1 {
+		job.nw = 1
+		job.Run(0)
+		return
+	}
+	j := kernelJobs.Get()
+	*j = job
+	workpool.Run(j.nw, j)
+	*j = kernelJob{} // keep no buffers alive in the pool
+	kernelJobs.Put(j)
 }
 
 // geomPool reuses roi layouts between calls.
@@ -171,50 +196,53 @@ func estWork(k int, s Shape, cfg Config) int {
 
 // forward computes out (K, C, OutH, OutW), parallel over rois.
 func forward(out, features []float32, s Shape, rois []float32, k int, cfg Config) {
+	run(kernelJob{dst: out, src: features, s: s, rois: rois, k: k, cfg: cfg, units: k, nw: workers(k, estWork(k, s, cfg))})
+}
+
+// forwardRange is forward for rois [lo, hi).
+func forwardRange(out, features []float32, s Shape, rois []float32, cfg Config, lo, hi int) {
 	plane := s.H * s.W
 	nbins := cfg.OutH * cfg.OutW
-	parallel(k, workers(k, estWork(k, s, cfg)), func(lo, hi int) {
-		g := geomPool.Get().(*roiGeom)
-		defer geomPool.Put(g)
-		for r := lo; r < hi; r++ {
-			layout(g, rois[r*5:r*5+5], s.H, s.W, cfg)
-			c := 0
-			// Four channels at a time share each tap's loads.
-			for ; c+4 <= s.C; c += 4 {
-				base := (g.batch*s.C + c) * plane
-				f0 := features[base : base+plane]
-				f1 := features[base+plane : base+2*plane]
-				f2 := features[base+2*plane : base+3*plane]
-				f3 := features[base+3*plane : base+4*plane]
-				ob := (r*s.C + c) * nbins
-				o0 := out[ob : ob+nbins]
-				o1 := out[ob+nbins : ob+2*nbins]
-				o2 := out[ob+2*nbins : ob+3*nbins]
-				o3 := out[ob+3*nbins : ob+4*nbins]
-				for b := range o0 {
-					var v0, v1, v2, v3 float32
-					for _, t := range g.taps[g.bins[b]:g.bins[b+1]] {
-						v0 += t.w * f0[t.pos]
-						v1 += t.w * f1[t.pos]
-						v2 += t.w * f2[t.pos]
-						v3 += t.w * f3[t.pos]
-					}
-					o0[b], o1[b], o2[b], o3[b] = v0, v1, v2, v3
+	g := geomPool.Get().(*roiGeom)
+	defer geomPool.Put(g)
+	for r := lo; r < hi; r++ {
+		layout(g, rois[r*5:r*5+5], s.H, s.W, cfg)
+		c := 0
+		// Four channels at a time share each tap's loads.
+		for ; c+4 <= s.C; c += 4 {
+			base := (g.batch*s.C + c) * plane
+			f0 := features[base : base+plane]
+			f1 := features[base+plane : base+2*plane]
+			f2 := features[base+2*plane : base+3*plane]
+			f3 := features[base+3*plane : base+4*plane]
+			ob := (r*s.C + c) * nbins
+			o0 := out[ob : ob+nbins]
+			o1 := out[ob+nbins : ob+2*nbins]
+			o2 := out[ob+2*nbins : ob+3*nbins]
+			o3 := out[ob+3*nbins : ob+4*nbins]
+			for b := range o0 {
+				var v0, v1, v2, v3 float32
+				for _, t := range g.taps[g.bins[b]:g.bins[b+1]] {
+					v0 += t.w * f0[t.pos]
+					v1 += t.w * f1[t.pos]
+					v2 += t.w * f2[t.pos]
+					v3 += t.w * f3[t.pos]
 				}
-			}
-			for ; c < s.C; c++ {
-				f := features[(g.batch*s.C+c)*plane : (g.batch*s.C+c+1)*plane]
-				o := out[(r*s.C+c)*nbins : (r*s.C+c+1)*nbins]
-				for b := range o {
-					var v float32
-					for _, t := range g.taps[g.bins[b]:g.bins[b+1]] {
-						v += t.w * f[t.pos]
-					}
-					o[b] = v
-				}
+				o0[b], o1[b], o2[b], o3[b] = v0, v1, v2, v3
 			}
 		}
-	})
+		for ; c < s.C; c++ {
+			f := features[(g.batch*s.C+c)*plane : (g.batch*s.C+c+1)*plane]
+			o := out[(r*s.C+c)*nbins : (r*s.C+c+1)*nbins]
+			for b := range o {
+				var v float32
+				for _, t := range g.taps[g.bins[b]:g.bins[b+1]] {
+					v += t.w * f[t.pos]
+				}
+				o[b] = v
+			}
+		}
+	}
 }
 
 // backward adds the feature gradient into grad, parallel over channel
@@ -224,44 +252,47 @@ func backward(grad, gradOut []float32, s Shape, rois []float32, k int, cfg Confi
 	if k == 0 {
 		return
 	}
+	run(kernelJob{backward: true, dst: grad, src: gradOut, s: s, rois: rois, k: k, cfg: cfg, units: s.C, nw: workers(s.C, estWork(k, s, cfg))})
+}
+
+// backwardRange is backward for channels [c0, c1).
+func backwardRange(grad, gradOut []float32, s Shape, rois []float32, k int, cfg Config, c0, c1 int) {
 	plane := s.H * s.W
 	nbins := cfg.OutH * cfg.OutW
-	parallel(s.C, workers(s.C, estWork(k, s, cfg)), func(c0, c1 int) {
-		g := geomPool.Get().(*roiGeom)
-		defer geomPool.Put(g)
-		for r := 0; r < k; r++ {
-			layout(g, rois[r*5:r*5+5], s.H, s.W, cfg)
-			c := c0
-			for ; c+4 <= c1; c += 4 {
-				base := (g.batch*s.C + c) * plane
-				g0 := grad[base : base+plane]
-				g1 := grad[base+plane : base+2*plane]
-				g2 := grad[base+2*plane : base+3*plane]
-				g3 := grad[base+3*plane : base+4*plane]
-				ob := (r*s.C + c) * nbins
-				o0 := gradOut[ob : ob+nbins]
-				o1 := gradOut[ob+nbins : ob+2*nbins]
-				o2 := gradOut[ob+2*nbins : ob+3*nbins]
-				o3 := gradOut[ob+3*nbins : ob+4*nbins]
-				for b := range o0 {
-					v0, v1, v2, v3 := o0[b], o1[b], o2[b], o3[b]
-					for _, t := range g.taps[g.bins[b]:g.bins[b+1]] {
-						g0[t.pos] += v0 * t.w
-						g1[t.pos] += v1 * t.w
-						g2[t.pos] += v2 * t.w
-						g3[t.pos] += v3 * t.w
-					}
-				}
-			}
-			for ; c < c1; c++ {
-				gf := grad[(g.batch*s.C+c)*plane : (g.batch*s.C+c+1)*plane]
-				gout := gradOut[(r*s.C+c)*nbins : (r*s.C+c+1)*nbins]
-				for b, gv := range gout {
-					for _, t := range g.taps[g.bins[b]:g.bins[b+1]] {
-						gf[t.pos] += gv * t.w
-					}
+	g := geomPool.Get().(*roiGeom)
+	defer geomPool.Put(g)
+	for r := 0; r < k; r++ {
+		layout(g, rois[r*5:r*5+5], s.H, s.W, cfg)
+		c := c0
+		for ; c+4 <= c1; c += 4 {
+			base := (g.batch*s.C + c) * plane
+			g0 := grad[base : base+plane]
+			g1 := grad[base+plane : base+2*plane]
+			g2 := grad[base+2*plane : base+3*plane]
+			g3 := grad[base+3*plane : base+4*plane]
+			ob := (r*s.C + c) * nbins
+			o0 := gradOut[ob : ob+nbins]
+			o1 := gradOut[ob+nbins : ob+2*nbins]
+			o2 := gradOut[ob+2*nbins : ob+3*nbins]
+			o3 := gradOut[ob+3*nbins : ob+4*nbins]
+			for b := range o0 {
+				v0, v1, v2, v3 := o0[b], o1[b], o2[b], o3[b]
+				for _, t := range g.taps[g.bins[b]:g.bins[b+1]] {
+					g0[t.pos] += v0 * t.w
+					g1[t.pos] += v1 * t.w
+					g2[t.pos] += v2 * t.w
+					g3[t.pos] += v3 * t.w
 				}
 			}
 		}
-	})
+		for ; c < c1; c++ {
+			gf := grad[(g.batch*s.C+c)*plane : (g.batch*s.C+c+1)*plane]
+			gout := gradOut[(r*s.C+c)*nbins : (r*s.C+c+1)*nbins]
+			for b, gv := range gout {
+				for _, t := range g.taps[g.bins[b]:g.bins[b+1]] {
+					gf[t.pos] += gv * t.w
+				}
+			}
+		}
+	}
 }

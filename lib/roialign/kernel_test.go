@@ -327,3 +327,55 @@ func TestMultiScaleBadInput(t *testing.T) {
 		t.Error("a failed call cached a scale")
 	}
 }
+
+// TestKernelsAllocateNothing checks that ForwardSlice and BackwardSlice on
+// a problem large enough to split over workers run their parts as pooled
+// workpool tasks: no closure or goroutine per call.
+func TestKernelsAllocateNothing(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("one CPU: the kernels run inline")
+	}
+	s := Shape{N: 1, C: 64, H: 20, W: 20}
+	cfg := Config{OutH: 7, OutW: 7, SamplingRatio: 2, SpatialScale: 1}
+	k := 16
+	if estWork(k, s, cfg) < minParallelWork {
+		t.Fatalf("problem too small to split (%d sample evaluations)", estWork(k, s, cfg))
+	}
+	features := make([]float32, s.N*s.C*s.H*s.W)
+	rois := make([]float32, 0, 5*k)
+	for i := range k {
+		x := float32(i)
+		rois = append(rois, 0, x, x/2, x+4, x/2+5)
+	}
+	out := make([]float32, k*s.C*cfg.OutH*cfg.OutW)
+	grad := make([]float32, len(features))
+	run := func() {
+		if err := ForwardSlice(out, features, s, rois, cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := BackwardSlice(grad, out, s, rois, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 5 { // the pools (and each processor's layout cache) fill
+		run()
+	}
+	const calls = 20
+	// Not testing.AllocsPerRun, which sets GOMAXPROCS to 1. The fewest of
+	// three rounds: a collection may cost a pooled layout once, and a
+	// busy machine may leave a worker's cache cold. Two per call (a
+	// closure and a goroutine's) is what this guards against.
+	n := uint64(math.MaxUint64)
+	for range 3 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range calls {
+			run()
+		}
+		runtime.ReadMemStats(&after)
+		n = min(n, after.Mallocs-before.Mallocs)
+	}
+	if n >= calls/2 {
+		t.Errorf("%d allocations in %d forward and backward calls, want none", n, calls)
+	}
+}

@@ -55,15 +55,29 @@ func (m *MultiScale) Config() Config {
 // (K, 5) roi tensor roi_align takes, rows prefixed by the image index
 // (torchvision's _convert_to_roi_format).
 func Rois(boxes [][]float32) (*tensor.Tensor, error) {
+	k, err := countRois(boxes)
+	if err != nil {
+		return nil, err
+	}
+	out := tensor.New(k, 5)
+	roisInto(out.Data(), boxes)
+	return out, nil
+}
+
+// countRois checks Rois's boxes and returns how many there are.
+func countRois(boxes [][]float32) (int, error) {
 	k := 0
 	for i, b := range boxes {
 		if len(b)%4 != 0 {
-			return nil, fmt.Errorf("%w: boxes of image %d have %d values, want a multiple of 4", ErrInput, i, len(b))
+			return 0, fmt.Errorf("%w: boxes of image %d have %d values, want a multiple of 4", ErrInput, i, len(b))
 		}
 		k += len(b) / 4
 	}
-	out := tensor.New(k, 5)
-	d := out.Data()
+	return k, nil
+}
+
+// roisInto writes Rois's rows into d (5 values per box).
+func roisInto(d []float32, boxes [][]float32) {
 	j := 0
 	for i, b := range boxes {
 		for p := 0; p+4 <= len(b); p += 4 {
@@ -72,7 +86,6 @@ func Rois(boxes [][]float32) (*tensor.Tensor, error) {
 			j += 5
 		}
 	}
-	return out, nil
 }
 
 // Setup validates a call and returns what roi_align runs with: the rois

@@ -55,7 +55,10 @@ func Apply(g *nn.Graph, features *nn.Var, rois *tensor.Tensor, cfg Config) (*nn.
 	if rs := rois.Shape(); len(rs) != 2 || rs[1] != 5 {
 		return nil, fmt.Errorf("%w: rois has shape %v, want (K, 5)", ErrInput, rs)
 	}
-	r := append([]float32(nil), rois.Data()...)
+	// The copy the backward pass reads: g's memory (recycled with an
+	// arena).
+	r := g.NewTensor(rois.Len()).Data()
+	copy(r, rois.Data())
 	k, err := CheckRois(r, s.N)
 	if err != nil {
 		return nil, err
@@ -114,10 +117,12 @@ func (m *MultiScale) Apply(g *nn.Graph, features *nn.Var, boxes [][]float32, ima
 	if len(boxes) != s.N {
 		return nil, fmt.Errorf("%w: %d box lists for a batch of %d images", ErrInput, len(boxes), s.N)
 	}
-	rois, err := Rois(boxes)
+	k, err := countRois(boxes)
 	if err != nil {
 		return nil, err
 	}
+	rois := g.NewTensor(k, 5) // Rois(boxes) in g's memory
+	roisInto(rois.Data(), boxes)
 	if !m.inferred {
 		if len(imageSizes) == 0 {
 			return nil, fmt.Errorf("%w: no image sizes to infer the scale from", ErrInput)

@@ -128,8 +128,8 @@ func Check(features []float32, s Shape, rois []float32, cfg Config) (int, error)
 	if err := cfg.Validate(); err != nil {
 		return 0, err
 	}
-	if _, err := shapeOf("features", []int{s.N, s.C, s.H, s.W}); err != nil {
-		return 0, err
+	if s.N <= 0 || s.C <= 0 || s.H <= 0 || s.W <= 0 { // shapeOf's test, without a shape slice
+		return 0, fmt.Errorf("%w: features have shape %v, want positive sizes", ErrInput, []int{s.N, s.C, s.H, s.W})
 	}
 	if len(features) != s.numel() {
 		return 0, fmt.Errorf("%w: features have %d values, want %d for shape %v", ErrInput, len(features), s.numel(), s)
