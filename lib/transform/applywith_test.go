@@ -3,6 +3,7 @@ package transform_test
 import (
 	"math"
 	"math/rand"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -202,5 +203,52 @@ func TestApplyToReusesImageList(t *testing.T) {
 	}
 	if _, err := tr.ApplyTo(nil, buf, []*tensor.Tensor{image(8, 8)}, nil); err == nil {
 		t.Error("nil ImageList: no error")
+	}
+}
+
+// TestApplyToAllocatesNothing checks that a steady training loop's
+// transform (same sizes, buffers given back, one ImageList, no boxes)
+// allocates nothing, with a batch large enough to resize in parallel.
+func TestApplyToAllocatesNothing(t *testing.T) {
+	rng := rand.New(rand.NewSource(6))
+	images := make([]*tensor.Tensor, 2)
+	for i := range images {
+		images[i] = tensor.New(3, 150, 170)
+		for j := range images[i].Data() {
+			images[i].Data()[j] = rng.Float32()
+		}
+	}
+	cfg := transform.Defaults()
+	cfg.MinSize, cfg.MaxSize = []int{128}, 200
+	tr, err := transform.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var il transform.ImageList
+	buf := &stackBuffers{}
+	step := func() {
+		if _, err := tr.ApplyTo(&il, buf, images, nil); err != nil {
+			t.Fatal(err)
+		}
+		buf.Put(il.Tensor.Data())
+	}
+	for range 3 {
+		step()
+	}
+	// Not testing.AllocsPerRun (GOMAXPROCS 1 would resize inline); the
+	// fewest of three rounds, for a collection or a busy machine.
+	const steps = 20
+	n := uint64(math.MaxUint64)
+	for range 3 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range steps {
+			step()
+		}
+		runtime.ReadMemStats(&after)
+		n = min(n, after.Mallocs-before.Mallocs)
+	}
+	if n >= steps/2 {
+		t.Errorf("%d allocations in %d steps, want none", n, steps)
 	}
 }

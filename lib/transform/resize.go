@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/detlab/detlab/lib/internal/freelist"
+	"github.com/detlab/detlab/lib/internal/workpool"
 	"github.com/detlab/detlab/lib/tensor"
 )
 
@@ -134,50 +136,85 @@ func ResizeBilinear(img *tensor.Tensor, outH, outW int) (*tensor.Tensor, error) 
 // planes of the (c, h, w) image src into dst, whose rows are rowStride and
 // planes planeStride apart (so it can write straight into a padded batch).
 func resizeInto(dst []float32, rowStride, planeStride int, src []float32, c, h, w, outH, outW int) {
-	ay, ax := cachedAxis(h, outH), cachedAxis(w, outW)
-	rows := c * outH
-	parallelRows(rows, outW, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			ch, y := r/outH, r%outH
-			row0 := src[(ch*h+ay.i0[y])*w:][:w]
-			row1 := src[(ch*h+ay.i1[y])*w:][:w]
-			h0, h1 := ay.l0[y], ay.l1[y]
-			o := dst[ch*planeStride+y*rowStride:][:outW]
-			for x := range o {
-				j0, j1 := ax.i0[x], ax.i1[x]
-				w0, w1 := ax.l0[x], ax.l1[x]
-				// The order and fusing of torch's compiled kernel
-				// (Debian's AVX2 build): bit-identical to it.
-				t0 := fma32(row0[j0], w0, float32(row0[j1]*w1))
-				t1 := fma32(row1[j0], w0, float32(row1[j1]*w1))
-				o[x] = fma32(t0, h0, float32(t1*h1))
-			}
-		}
-	})
+	job := resizeJob{dst: dst, rowStride: rowStride, planeStride: planeStride, src: src,
+		h: h, w: w, outH: outH, outW: outW, ay: cachedAxis(h, outH), ax: cachedAxis(w, outW), rows: c * outH}
+	job.parts = rowParts(job.rows, outW)
+	if job.parts <= 1 {
+		job.resizeRows(0, job.rows)
+		return
+	}
+	j := resizeJobs.Get()
+	*j = job
+	workpool.Run(j.parts, j)
+	*j = resizeJob{} // keep no image alive in the pool
+	resizeJobs.Put(j)
 }
 
-// parallelRows splits [0, rows) over the available CPUs when the work is
-// large enough to pay for the goroutines; the first range runs on the
-// calling goroutine.
-func parallelRows(rows, rowLen int, fn func(lo, hi int)) {
+// resizeJob is one resizeInto call as a workpool task over its output
+// rows (channel-major); pooled, so a call allocates nothing.
+type resizeJob struct {
+	dst                    []float32
+	rowStride, planeStride int
+	src                    []float32
+	h, w, outH, outW       int
+	ay, ax                 axis
+	rows, parts            int
+}
+
+var resizeJobs freelist.List[resizeJob]
+
+// Run implements workpool.Task: part p of parts.
+func (j *resizeJob) Run(p int) { j.resizeRows(j.rows*p/j.parts, j.rows*(p+1)/j.parts) }
+
+// resizeRows computes output rows [lo, hi).
+func (j *resizeJob) resizeRows(lo, hi int) {
+	h, w, outH, outW, ay, ax, src := j.h, j.w, j.outH, j.outW, j.ay, j.ax, j.src
+	for r := lo; r < hi; r++ {
+		ch, y := r/outH, r%outH
+		row0 := src[(ch*h+ay.i0[y])*w:][:w]
+		row1 := src[(ch*h+ay.i1[y])*w:][:w]
+		h0, h1 := ay.l0[y], ay.l1[y]
+		o := j.dst[ch*j.planeStride+y*j.rowStride:][:outW]
+		for x := range o {
+			j0, j1 := ax.i0[x], ax.i1[x]
+			w0, w1 := ax.l0[x], ax.l1[x]
+			// The order and fusing of torch's compiled kernel
+			// (Debian's AVX2 build): bit-identical to it.
+			t0 := fma32(row0[j0], w0, float32(row0[j1]*w1))
+			t1 := fma32(row1[j0], w0, float32(row1[j1]*w1))
+			o[x] = fma32(t0, h0, float32(t1*h1))
+		}
+	}
+}
+
+// rowParts returns how many parts to split rows of rowLen values over:
+// one per CPU when the work is large enough to pay for the hand-over.
+func rowParts(rows, rowLen int) int {
 	workers := runtime.GOMAXPROCS(0)
 	if workers <= 1 || rows*rowLen < 1<<15 {
+		return 1
+	}
+	return min(workers, rows)
+}
+
+// parallelRows runs fn over [0, rows) split as rowParts says, on
+// lib/internal/workpool's workers and the calling goroutine.
+func parallelRows(rows, rowLen int, fn func(lo, hi int)) {
+	parts := rowParts(rows, rowLen)
+	if parts <= 1 {
 		fn(0, rows)
 		return
 	}
-	workers = min(workers, rows)
-	var wg sync.WaitGroup
-	for k := 1; k < workers; k++ {
-		lo, hi := rows*k/workers, rows*(k+1)/workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
-	}
-	fn(0, rows/workers)
-	wg.Wait()
+	workpool.Run(parts, rangeTask{fn: fn, rows: rows, parts: parts})
 }
+
+// rangeTask is parallelRows's call as a workpool task.
+type rangeTask struct {
+	fn          func(lo, hi int)
+	rows, parts int
+}
+
+func (t rangeTask) Run(p int) { t.fn(t.rows*p/t.parts, t.rows*(p+1)/t.parts) }
 
 // ResizeBoxes rescales (K,4) boxes (x1,y1,x2,y2) from an image of size from
 // to one of size to, as torchvision's resize_boxes does: x by W'/W and y by
