@@ -54,7 +54,9 @@ func FastRCNNLoss(g *nn.Graph, classLogits, boxRegression *nn.Var, labels []int,
 		}
 	}
 	idx := make([]int, 0, 4*fg)
-	tgt := make([]float32, 0, 4*fg)
+	// The targets stay with the loss op until Backward: g's memory.
+	tt := g.NewTensor(fg, 4)
+	tgt := tt.Data()[:0]
 	for i, l := range labels {
 		if l > 0 {
 			for k := range 4 {
@@ -80,10 +82,6 @@ func FastRCNNLoss(g *nn.Graph, classLogits, boxRegression *nn.Var, labels []int,
 			return Losses{}, fmt.Errorf("roi: %w", err)
 		}
 		rows, err := nn.Reshape(g, sel, len(idx)/4, 4)
-		if err != nil {
-			return Losses{}, fmt.Errorf("roi: %w", err)
-		}
-		tt, err := tensor.FromSlice(tgt, len(idx)/4, 4)
 		if err != nil {
 			return Losses{}, fmt.Errorf("roi: %w", err)
 		}
