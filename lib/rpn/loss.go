@@ -63,7 +63,8 @@ func ComputeLoss(g *nn.Graph, objectness, deltas *nn.Var, targets []AnchorTarget
 	}
 	sel := make([]int, 0, nsampled) // each image's union holds at most its two lists
 	boxIdx := make([]int, 0, 4*npos)
-	boxTgt := g.NewTensor(4 * npos).Data()[:0]
+	boxTT := g.NewTensor(npos, 4)
+	boxTgt := boxTT.Data()[:0]
 	for i := range n {
 		t := targets[i]
 		if len(t.Labels) != per || len(t.RegressionTargets) != 4*per {
@@ -94,16 +95,16 @@ func ComputeLoss(g *nn.Graph, objectness, deltas *nn.Var, targets []AnchorTarget
 	if err != nil {
 		return Losses{}, fmt.Errorf("rpn: objectness loss: %w", err)
 	}
-	boxLoss, err := smoothL1Gather(g, deltas, boxIdx, boxTgt, SmoothL1Beta)
+	boxLoss, err := smoothL1Gather(g, deltas, boxIdx, boxTT, SmoothL1Beta)
 	if err != nil {
 		return Losses{}, fmt.Errorf("rpn: box loss: %w", err)
 	}
 	return Losses{Objectness: obj, BoxReg: nn.MulScalar(g, boxLoss, float32(1/float64(len(sel))))}, nil
 }
 
-// smoothL1Gather returns smooth_l1(x.flat[idx] viewed as (P, 4), target,
-// beta, "sum"); an empty idx gives a constant 0.
-func smoothL1Gather(g *nn.Graph, x *nn.Var, idx []int, target []float32, beta float64) (*nn.Var, error) {
+// smoothL1Gather returns smooth_l1(x.flat[idx] viewed as (P, 4), target
+// (P, 4), beta, "sum"); an empty idx gives a constant 0.
+func smoothL1Gather(g *nn.Graph, x *nn.Var, idx []int, target *tensor.Tensor, beta float64) (*nn.Var, error) {
 	if len(idx) == 0 {
 		return g.Op(g.NewTensor(), []*nn.Var{x}, func(*tensor.Tensor, []*tensor.Tensor) {}), nil
 	}
@@ -119,9 +120,5 @@ func smoothL1Gather(g *nn.Graph, x *nn.Var, idx []int, target []float32, beta fl
 	if err != nil {
 		return nil, err
 	}
-	tt, err := tensor.FromSlice(target, len(idx)/4, 4)
-	if err != nil {
-		return nil, err
-	}
-	return nn.SmoothL1(g, rows, tt, nil, beta)
+	return nn.SmoothL1(g, rows, target, nil, beta)
 }
