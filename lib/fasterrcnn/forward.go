@@ -176,11 +176,12 @@ func (m *Model) LossesBatch(ctx context.Context, il *transform.ImageList, target
 	}
 	// RPN targets and losses (torchvision samples the anchors of every
 	// image before the RoI head samples its proposals).
-	ats := make([]rpn.AnchorTargets, n)
 	if len(m.tscr) < n {
 		m.tscr, m.sscr = make([]rpn.TargetScratch, n), make([]roi.TrainingScratch, n)
+		m.ats, m.pos, m.neg = make([]rpn.AnchorTargets, n), make([][]int, n), make([][]int, n)
 	}
-	pos, neg := make([][]int, n), make([][]int, n)
+	// The model's memory: read by ComputeLoss, which keeps none of it.
+	ats, pos, neg := m.ats[:n], m.pos[:n], m.neg[:n]
 	for i, t := range targets {
 		if ats[i], err = rpn.AssignTargetsWith(&m.tscr[i], r.anchors, t.Boxes, m.cfg.RPN); err != nil {
 			return nil, fmt.Errorf("fasterrcnn: image %d: %w", i, err)
@@ -197,8 +198,8 @@ func (m *Model) LossesBatch(ctx context.Context, il *transform.ImageList, target
 		return nil, err
 	}
 	// Box head samples, forward and losses.
-	var labels []int
-	var regTargets []float32
+	// The model's memory: FastRCNNLoss copies what it keeps.
+	labels, regTargets := m.labels[:0], m.regTargets[:0]
 	for i, t := range targets {
 		s, err := roi.SelectTrainingSamplesWith(&m.sscr[i], props[i], t.Boxes, t.Labels, m.cfg.RoI, m.rng)
 		if err != nil {
@@ -208,6 +209,7 @@ func (m *Model) LossesBatch(ctx context.Context, il *transform.ImageList, target
 		labels = append(labels, s.Labels...)
 		regTargets = append(regTargets, s.RegressionTargets...)
 	}
+	m.labels, m.regTargets = labels, regTargets
 	logits, reg, err := m.boxHeads(g, feats, props, il)
 	if err != nil {
 		return nil, err

@@ -48,11 +48,16 @@ type Model struct {
 	pscr             []rpn.ProposalScratch
 	props            [][]box.Box
 	flatObj, flatDel []float32
-	// batch and rt are Losses' batch description and rescaled targets.
-	batch    transform.ImageList
-	rt       []Target
-	training bool
-	state    *nn.StateDict
+	// batch and rt are Losses' batch description and rescaled targets;
+	// ats, pos, neg, labels and regTargets LossesBatch's sampled targets.
+	batch      transform.ImageList
+	rt         []Target
+	ats        []rpn.AnchorTargets
+	pos, neg   [][]int
+	labels     []int
+	regTargets []float32
+	training   bool
+	state      *nn.StateDict
 	// arena recycles activation and gradient buffers between forward
 	// passes (graphs give them back on Release).
 	arena *nn.Arena
