@@ -245,10 +245,14 @@ func conv2dWinograd(pl *winogradPlan, geo ConvGeom, x, w []float32, ep ConvEpilo
 			for wk := w0; wk < w1; wk++ {
 				b := buf[wk*per : (wk+1)*per]
 				vb, mb, t := b[:xi*wgBlockTiles*c], b[xi*wgBlockTiles*c:xi*wgBlockTiles*(c+k)], b[xi*wgBlockTiles*(c+k):]
-				lo, hi := p*wk/workers, p*(wk+1)/workers
+				// Ranges and blocks start on whole 12-row strips of the
+				// GEMM kernel, so only a range's last block can end in a
+				// partial strip.
+				lo, hi := wgStrip(p, wk, workers), wgStrip(p, wk+1, workers)
 				nb := (hi - lo + wgBlockTiles - 1) / wgBlockTiles
-				for bi := 0; bi < nb; bi++ {
-					l.block(lo+(hi-lo)*bi/nb, lo+(hi-lo)*(bi+1)/nb, vb, mb, t)
+				bs := (hi - lo + 12*nb - 1) / (12 * nb) * 12
+				for b0 := lo; b0 < hi; b0 += bs {
+					l.block(b0, min(b0+bs, hi), vb, mb, t)
 				}
 			}
 		})
@@ -297,6 +301,15 @@ func conv2dWinograd(pl *winogradPlan, geo ConvGeom, x, w []float32, ep ConvEpilo
 // each for ResNet18's 56x56 layer). Layers with fewer than two blocks of
 // tiles run the phased schedule.
 const wgBlockTiles = 48
+
+// wgStrip returns where part i of n of p tiles starts: p*i/n rounded to a
+// multiple of 12, and p for i = n.
+func wgStrip(p, i, n int) int {
+	if i >= n {
+		return p
+	}
+	return min(p, (p*i/n+6)/12*12)
+}
 
 // wgLayer is one Winograd convolution's geometry and its padded NHWC input
 // xt and NHWC output yt, for both schedules.
