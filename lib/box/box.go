@@ -63,11 +63,16 @@ func FromTensor(t *tensor.Tensor) ([]Box, error) {
 
 // Flatten returns the boxes as a flat slice of 4*N floats (row-major (N,4)).
 func Flatten(boxes []Box) []float32 {
-	out := make([]float32, 4*len(boxes))
-	for i, b := range boxes {
-		out[4*i], out[4*i+1], out[4*i+2], out[4*i+3] = b.X1, b.Y1, b.X2, b.Y2
+	return AppendFlatten(make([]float32, 0, 4*len(boxes)), boxes)
+}
+
+// AppendFlatten is Flatten appending to dst, for callers that reuse their
+// memory.
+func AppendFlatten(dst []float32, boxes []Box) []float32 {
+	for _, b := range boxes {
+		dst = append(dst, b.X1, b.Y1, b.X2, b.Y2)
 	}
-	return out
+	return dst
 }
 
 // ToTensor returns the boxes as an (N,4) tensor.

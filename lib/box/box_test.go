@@ -448,3 +448,32 @@ func BenchmarkIoU2000x5(b *testing.B) {
 		IoU(gt, boxes)
 	}
 }
+
+// TestAppendForms checks that AppendEncode and AppendFlatten append
+// Encode's and Flatten's results after dst's elements, and reuse dst's
+// memory when it has room.
+func TestAppendForms(t *testing.T) {
+	c := NewCoder(10, 10, 5, 5)
+	props := []Box{{10, 20, 50, 80}, {0, 0, 4, 4}}
+	ref := []Box{{12, 18, 60, 70}, {1, 1, 3, 5}}
+	want, err := c.Encode(ref, props)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := make([]float32, 1, 16)
+	dst[0] = -3
+	got, err := c.AppendEncode(dst, ref, props)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0] != -3 || !slices.Equal(got[1:], want) || &got[0] != &dst[0] {
+		t.Errorf("AppendEncode: %v, want -3 then %v in dst's memory", got, want)
+	}
+	if _, err := c.AppendEncode(dst, ref, props[:1]); !errors.Is(err, ErrInput) {
+		t.Errorf("AppendEncode with mismatched lists: err %v, want ErrInput", err)
+	}
+	flat := AppendFlatten(dst[:1], props)
+	if flat[0] != -3 || !slices.Equal(flat[1:], Flatten(props)) || &flat[0] != &dst[0] {
+		t.Errorf("AppendFlatten: %v, want -3 then %v in dst's memory", flat, Flatten(props))
+	}
+}

@@ -3,6 +3,7 @@ package box
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // DefaultXformClip is torchvision's bbox_xform_clip, log(1000/16): decoded
@@ -41,12 +42,20 @@ func (c Coder) clip() float32 {
 // dh = wh*log(gh/ph), with w = x2-x1 and cx = x1 + 0.5*w, in float32.
 // A zero-width reference gives -Inf, as in torchvision.
 func (c Coder) Encode(reference, proposals []Box) ([]float32, error) {
+	return c.AppendEncode(nil, reference, proposals)
+}
+
+// AppendEncode is Encode appending the deltas to dst (a new slice when dst
+// is nil), for callers that reuse their memory.
+func (c Coder) AppendEncode(dst []float32, reference, proposals []Box) ([]float32, error) {
 	if len(reference) != len(proposals) {
 		return nil, fmt.Errorf("%w: encode got %d reference boxes and %d proposals", ErrInput, len(reference), len(proposals))
 	}
 	wx, wy := float32(c.Weights[0]), float32(c.Weights[1])
 	ww, wh := float32(c.Weights[2]), float32(c.Weights[3])
-	out := make([]float32, 4*len(proposals))
+	start := len(dst)
+	dst = slices.Grow(dst, 4*len(proposals))[:start+4*len(proposals)]
+	out := dst[start:]
 	for i, p := range proposals {
 		g := reference[i]
 		pw, ph := p.X2-p.X1, p.Y2-p.Y1
@@ -58,7 +67,7 @@ func (c Coder) Encode(reference, proposals []Box) ([]float32, error) {
 		out[4*i+2] = float32(ww * log32(gw/pw))
 		out[4*i+3] = float32(wh * log32(gh/ph))
 	}
-	return out, nil
+	return dst, nil
 }
 
 // Decode applies deltas to boxes, as BoxCoder.decode: deltas holds K sets of
