@@ -51,6 +51,7 @@ type TrainingScratch struct {
 	idx             []int
 	props, boxes    []box.Box
 	sMatched, sLab  []int
+	deltas          []float32
 }
 
 // noGT stands in for the GT of an image without boxes: every sample is
@@ -58,8 +59,8 @@ type TrainingScratch struct {
 var noGT = [1]box.Box{}
 
 // SelectTrainingSamplesWith is SelectTrainingSamples with its memory from
-// s: the result's Proposals, MatchedIdxs and Labels are s's, valid until
-// its next use (the RegressionTargets are a new slice). The same samples,
+// s: the result's Proposals, MatchedIdxs, Labels and RegressionTargets are
+// s's, valid until its next use. The same samples,
 // and the same draws from rng, as SelectTrainingSamples.
 func SelectTrainingSamplesWith(s *TrainingScratch, proposals, gt []box.Box, gtLabels []int, c Config, rng *rand.Rand) (Samples, error) {
 	if err := c.Validate(); err != nil {
@@ -128,8 +129,9 @@ func SelectTrainingSamplesWith(s *TrainingScratch, proposals, gt []box.Box, gtLa
 		smp.Labels[j] = labels[i]
 		matchedBoxes[j] = gtBoxes[matched[i]]
 	}
-	if smp.RegressionTargets, err = c.Coder().Encode(matchedBoxes, smp.Proposals); err != nil {
+	if smp.RegressionTargets, err = c.Coder().AppendEncode(s.deltas[:0], matchedBoxes, smp.Proposals); err != nil {
 		return Samples{}, fmt.Errorf("roi: %w", err)
 	}
+	s.deltas = smp.RegressionTargets
 	return smp, nil
 }

@@ -43,11 +43,12 @@ type TargetScratch struct {
 	sample          box.SampleScratch
 	labels, matched []int
 	boxes           []box.Box
+	deltas          []float32
 }
 
-// AssignTargetsWith is AssignTargets with its memory from s: the Labels and
-// MatchedGT of the result are s's, valid until s's next use (the
-// RegressionTargets are a new slice). Same results as AssignTargets.
+// AssignTargetsWith is AssignTargets with its memory from s: the Labels,
+// MatchedGT and RegressionTargets of the result are s's, valid until s's
+// next use. Same results as AssignTargets.
 func AssignTargetsWith(s *TargetScratch, anchors, gt []box.Box, c Config) (AnchorTargets, error) {
 	if err := c.Validate(); err != nil {
 		return AnchorTargets{}, err
@@ -85,10 +86,11 @@ func AssignTargetsWith(s *TargetScratch, anchors, gt []box.Box, c Config) (Ancho
 		clear(t.MatchedGT)
 		clear(matchedBoxes)
 	}
-	enc, err := Coder().Encode(matchedBoxes, anchors)
+	enc, err := Coder().AppendEncode(s.deltas[:0], matchedBoxes, anchors)
 	if err != nil {
 		return AnchorTargets{}, fmt.Errorf("rpn: %w", err)
 	}
+	s.deltas = enc
 	t.RegressionTargets = enc
 	return t, nil
 }
