@@ -56,8 +56,11 @@ type Model struct {
 	pos, neg   [][]int
 	labels     []int
 	regTargets []float32
-	training   bool
-	state      *nn.StateDict
+	// flat and sizes are boxHeads' RoIAlign arguments.
+	flat     [][]float32
+	sizes    [][2]int
+	training bool
+	state    *nn.StateDict
 	// arena recycles activation and gradient buffers between forward
 	// passes (graphs give them back on Release).
 	arena *nn.Arena

@@ -102,11 +102,17 @@ func (m *Model) proposals(r rpnOut, il *transform.ImageList, training bool) ([][
 // predictor: class logits (R, NumClasses) and box deltas (R, 4*NumClasses),
 // rows in image order.
 func (m *Model) boxHeads(g *nn.Graph, feats *nn.Var, props [][]box.Box, il *transform.ImageList) (logits, reg *nn.Var, err error) {
-	flat := make([][]float32, len(props))
-	sizes := make([][2]int, len(il.ImageSizes))
+	// The model's memory: the RoI pooling copies what it keeps.
+	if len(m.flat) < len(props) {
+		m.flat = make([][]float32, len(props))
+	}
+	if len(m.sizes) < len(il.ImageSizes) {
+		m.sizes = make([][2]int, len(il.ImageSizes))
+	}
+	flat, sizes := m.flat[:len(props)], m.sizes[:len(il.ImageSizes)]
 	r := 0
 	for i, p := range props {
-		flat[i] = box.Flatten(p)
+		flat[i] = box.AppendFlatten(flat[i][:0], p)
 		r += len(p)
 	}
 	for i, s := range il.ImageSizes {
