@@ -164,6 +164,9 @@ func sgemmKernel(kern *microKernel, transA, transB bool, m, n, k int, alpha floa
 		sgemmSimple(transA, transB, m, n, k, alpha, a, lda, b, ldb, 1, c, ldc)
 		return
 	}
+	if m == 1 && transB && (!transA || lda == 1) && gemvT(k, alpha, a, b, ldb, c, n) {
+		return
+	}
 	workers := gemmWorkers(m, n, k)
 	if workers == 1 {
 		gemmBlock(kern, transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, nil, c, ldc, nil)

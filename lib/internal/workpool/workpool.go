@@ -140,12 +140,16 @@ func Run(parts int, t Task) {
 		t.Run(p)
 	}
 	if c.pending.Load() > 0 {
+		// Busy-wait without yielding: a yield would let this processor
+		// run a worker that a send just readied here, and the caller
+		// resume on the other one, so that the runtime's parking records
+		// (acquired on one processor, freed on the other) pile up on one
+		// side and get allocated anew on the other.
 		t0 := time.Now()
 		for i := 1; c.pending.Load() > 0; i++ {
-			if i&7 == 0 && time.Since(t0) > SpinWait {
+			if i&63 == 0 && time.Since(t0) > SpinWait {
 				break
 			}
-			runtime.Gosched()
 		}
 	}
 	c.wg.Wait()
