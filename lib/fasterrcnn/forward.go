@@ -42,8 +42,11 @@ type Losses struct {
 	BoxReg     *nn.Var // loss_box_reg
 	Total      *nn.Var // the sum of the four
 
-	g      *nn.Graph
-	values map[string]float32
+	g *nn.Graph
+	// vals are the values in lossKeys' order, saved (saved set) by
+	// Backward before the pass's buffers are recycled.
+	vals  [5]float32
+	saved bool
 	// batch, when not nil, is the transformed batch's buffer, borrowed
 	// from arena and given back once the graph is released.
 	batch []float32
@@ -58,8 +61,14 @@ func (l *Losses) Backward() error {
 	if l == nil || l.g == nil {
 		return fmt.Errorf("%w: no losses to differentiate", ErrInput)
 	}
-	l.values = l.Values()
-	err := l.g.Backward(l.Total)
+	return l.backward(l.Total)
+}
+
+// backward saves the values, differentiates seed (Total or a multiple of
+// it), releases the pass and gives the batch back to the arena.
+func (l *Losses) backward(seed *nn.Var) error {
+	l.save()
+	err := l.g.Backward(seed)
 	l.g.Release()
 	if l.batch != nil {
 		l.arena.Put(l.batch)
@@ -71,28 +80,42 @@ func (l *Losses) Backward() error {
 	return nil
 }
 
-// Values returns the losses as numbers under torchvision's keys
-// (loss_objectness, loss_rpn_box_reg, loss_classifier, loss_box_reg) plus
-// "loss" for the total. The map is a copy.
-func (l *Losses) Values() map[string]float32 {
-	out := map[string]float32{}
-	if l.values != nil {
-		for k, v := range l.values {
-			out[k] = v
-		}
-		return out
+// lossKeys are Values' keys, in the order of Losses.vals.
+var lossKeys = [5]string{"loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "loss"}
+
+// save keeps the values (once) for Values after the pass is released.
+func (l *Losses) save() {
+	if l.saved {
+		return
 	}
+	l.vals, l.saved = l.read(), true
+}
+
+// read returns the values in lossKeys' order from the Vars.
+func (l *Losses) read() (v [5]float32) {
 	// The total's sum may still be queued on a device backend; a failure
 	// of that work resurfaces at the backend's next operation.
 	if l.g != nil {
 		_ = nn.Sync(l.g.Backend())
 	}
-	v := func(x *nn.Var) float32 { return x.Value.Data()[0] }
-	out["loss_objectness"] = v(l.Objectness)
-	out["loss_rpn_box_reg"] = v(l.RPNBoxReg)
-	out["loss_classifier"] = v(l.Classifier)
-	out["loss_box_reg"] = v(l.BoxReg)
-	out["loss"] = v(l.Total)
+	for i, x := range [5]*nn.Var{l.Objectness, l.RPNBoxReg, l.Classifier, l.BoxReg, l.Total} {
+		v[i] = x.Value.Data()[0]
+	}
+	return v
+}
+
+// Values returns the losses as numbers under torchvision's keys
+// (loss_objectness, loss_rpn_box_reg, loss_classifier, loss_box_reg) plus
+// "loss" for the total. The map is a copy.
+func (l *Losses) Values() map[string]float32 {
+	vals := l.vals
+	if !l.saved {
+		vals = l.read()
+	}
+	out := make(map[string]float32, len(lossKeys))
+	for i, k := range lossKeys {
+		out[k] = vals[i]
+	}
 	return out
 }
 

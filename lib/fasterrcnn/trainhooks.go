@@ -14,14 +14,8 @@ func (l *Losses) BackwardScaled(scale float32) error {
 	if l == nil || l.g == nil {
 		return fmt.Errorf("%w: no losses to differentiate", ErrInput)
 	}
-	l.values = l.Values()
-	scaled := nn.MulScalar(l.g, l.Total, scale)
-	err := l.g.Backward(scaled)
-	l.g.Release()
-	if err != nil {
-		return fmt.Errorf("fasterrcnn: backward: %w", err)
-	}
-	return nil
+	l.save()
+	return l.backward(nn.MulScalar(l.g, l.Total, scale))
 }
 
 // SeedSampler reseeds the random source of the training samplers (the RPN's
