@@ -2,6 +2,8 @@ package rpn
 
 import (
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/detlab/detlab/lib/box"
 	"github.com/detlab/detlab/lib/nn"
@@ -61,8 +63,13 @@ func ComputeLoss(g *nn.Graph, objectness, deltas *nn.Var, targets []AnchorTarget
 		npos += len(pos[i])
 		nsampled += len(pos[i]) + len(neg[i])
 	}
-	sel := make([]int, 0, nsampled) // each image's union holds at most its two lists
-	boxIdx := make([]int, 0, 4*npos)
+	// sel, boxIdx and the unions are read during the call only (the loss
+	// ops copy the indices they keep): pooled.
+	ws := lossWork.Get().(*lossScratch)
+	defer lossWork.Put(ws)
+	sel := slices.Grow(ws.sel[:0], nsampled) // each image's union holds at most its two lists
+	boxIdx := slices.Grow(ws.boxIdx[:0], 4*npos)
+	defer func() { ws.sel, ws.boxIdx = sel[:0], boxIdx[:0] }()
 	boxTT := g.NewTensor(npos, 4)
 	boxTgt := boxTT.Data()[:0]
 	for i := range n {
@@ -84,7 +91,8 @@ func ComputeLoss(g *nn.Graph, objectness, deltas *nn.Var, targets []AnchorTarget
 			}
 			boxTgt = append(boxTgt, t.RegressionTargets[4*j:4*j+4]...)
 		}
-		for _, j := range box.SortedUnion(pos[i], neg[i]) {
+		ws.union = box.SortedUnionInto(slices.Grow(ws.union[:0], len(pos[i])+len(neg[i])), pos[i], neg[i])
+		for _, j := range ws.union {
 			sel = append(sel, raw(i, j, 1, 0))
 		}
 	}
@@ -101,6 +109,11 @@ func ComputeLoss(g *nn.Graph, objectness, deltas *nn.Var, targets []AnchorTarget
 	}
 	return Losses{Objectness: obj, BoxReg: nn.MulScalar(g, boxLoss, float32(1/float64(len(sel))))}, nil
 }
+
+// lossScratch is ComputeLoss's index memory, pooled between calls.
+type lossScratch struct{ sel, boxIdx, union []int }
+
+var lossWork = sync.Pool{New: func() any { return new(lossScratch) }}
 
 // smoothL1Gather returns smooth_l1(x.flat[idx] viewed as (P, 4), target
 // (P, 4), beta, "sum"); an empty idx gives a constant 0.
