@@ -2,6 +2,8 @@ package roi
 
 import (
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/detlab/detlab/lib/nn"
 	"github.com/detlab/detlab/lib/tensor"
@@ -53,7 +55,11 @@ func FastRCNNLoss(g *nn.Graph, classLogits, boxRegression *nn.Var, labels []int,
 			fg++
 		}
 	}
-	idx := make([]int, 0, 4*fg)
+	// idx is read during the call only (IndexSelect copies it): pooled.
+	ip := lossIdx.Get().(*[]int)
+	defer lossIdx.Put(ip)
+	idx := slices.Grow((*ip)[:0], 4*fg)
+	defer func() { *ip = idx[:0] }()
 	// The targets stay with the loss op until Backward: g's memory.
 	tt := g.NewTensor(fg, 4)
 	tgt := tt.Data()[:0]
@@ -92,3 +98,6 @@ func FastRCNNLoss(g *nn.Graph, classLogits, boxRegression *nn.Var, labels []int,
 	}
 	return Losses{Classifier: cls, BoxReg: boxLoss}, nil
 }
+
+// lossIdx recycles FastRCNNLoss's index lists.
+var lossIdx = sync.Pool{New: func() any { return new([]int) }}
