@@ -56,6 +56,10 @@ type Model struct {
 	pos, neg   [][]int
 	labels     []int
 	regTargets []float32
+	// allParams lists every parameter of the state dict (trainable or
+	// not) for ZeroGrad, as of allParamsKeys keys.
+	allParams     []*nn.Param
+	allParamsKeys int
 	// flat and sizes are boxHeads' RoIAlign arguments.
 	flat     [][]float32
 	sizes    [][2]int
@@ -210,13 +214,18 @@ func (m *Model) Params() []*nn.Param {
 // (nn.ZeroGradsOn: a GPU model's gradients are not migrated to the host to
 // be cleared).
 func (m *Model) ZeroGrad() {
-	ps := make([]*nn.Param, 0, len(m.state.Keys))
-	for _, k := range m.state.Keys {
-		if p := m.state.Param(k); p != nil {
-			ps = append(ps, p)
+	if m.allParams == nil || m.allParamsKeys != len(m.state.Keys) {
+		// Built once (the state dict's parameters are fixed at New; a
+		// key added since makes it rebuild).
+		m.allParams = m.allParams[:0]
+		for _, k := range m.state.Keys {
+			if p := m.state.Param(k); p != nil {
+				m.allParams = append(m.allParams, p)
+			}
 		}
+		m.allParamsKeys = len(m.state.Keys)
 	}
-	nn.ZeroGradsOn(m.backend, ps)
+	nn.ZeroGradsOn(m.backend, m.allParams)
 }
 
 // Load copies a weights file into the model (weights.Load on the state
