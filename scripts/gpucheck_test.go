@@ -112,7 +112,7 @@ func TestGPUCheckSmoke(t *testing.T) {
 		want     []string
 		rows     bool
 	}{
-		{"torch", py, 0, []string{"- mode: cpu smoke", "## Parity tests", "## Benchmark (cpu smoke)",
+		{"torch", py, 0, []string{"- mode: cpu smoke", "## Parity tests", "## Synchronizations", "## Benchmark (cpu smoke)",
 			"| workload | ours ms | torch ms | ratio | ours GPU MiB | torch GPU MiB |", "- parity: passed", "exit status 0"}, true},
 		{"no python", "/nonexistent/python3", 1, []string{"- mode: cpu smoke", "## Benchmark (cpu smoke)", "exit status 1"}, false},
 	} {
@@ -151,7 +151,7 @@ func TestGPUCheckDryRun(t *testing.T) {
 	if code != 0 {
 		t.Errorf("exit status %d, want 0\n%s", code, out)
 	}
-	for _, w := range []string{"detlab-bench is missing", "tests.txt missing", "## Benchmark", "exit status 0"} {
+	for _, w := range []string{"detlab-bench is missing", "tests.txt missing", "## Benchmark", "exit status 0", "- DETLAB_CUDA_SYNC: unset"} {
 		if !strings.Contains(md, w) {
 			t.Errorf("report lacks %q:\n%s", w, md)
 		}

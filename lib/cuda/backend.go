@@ -3,8 +3,10 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/detlab/detlab/lib/nn"
@@ -15,8 +17,10 @@ import (
 // pooling and GEMM. Create it with NewBackend, install it with
 // nn.SetBackend (or a model's device setting) and Close it when done.
 //
-// It is safe for concurrent use; operations run one at a time. Every
-// operation returns with its results in host-readable memory.
+// It is safe for concurrent use; operations run one at a time. Operations
+// are queued on the backend's stream and return before the device has run
+// them (see Sync); on a device without concurrent managed access, or with
+// DETLAB_CUDA_SYNC=1, each operation waits for the device instead.
 type Backend struct {
 	mu       sync.Mutex
 	g        gpu
@@ -33,7 +37,24 @@ type Backend struct {
 	// prefetchOperands: prefetch large managed operands to the device
 	// before each operation's kernels (SetPrefetchOperands).
 	prefetchOperands bool
+	// syncEach: every operation waits for the device (sync mode); why
+	// says why, for Mode.
+	syncEach bool
+	why      string
+	// pending: work was queued on the stream since the last synchronize.
+	// Atomic so that Sync's common case (nothing pending) takes no lock.
+	pending atomic.Bool
+	// dropSync, when > 0, makes the dropSync-th next Sync return without
+	// waiting (tests: the lazy fake device must then catch the missing
+	// synchronization).
+	dropSync int
 }
+
+// SyncEnv is the environment variable that, set to 1, makes every
+// operation of a backend created afterwards wait for the device before it
+// returns (like CUDA_LAUNCH_BLOCKING): for debugging, so that a device
+// failure is reported by the operation that caused it.
+const SyncEnv = "DETLAB_CUDA_SYNC"
 
 var _ nn.Backend = (*Backend)(nil)
 
@@ -42,6 +63,7 @@ type Stats struct {
 	Launches    int64 // kernel launches
 	GEMMs       int64 // cuBLAS GEMM calls
 	StagedBytes int64 // bytes of Go memory copied to the device for kernels
+	Syncs       int64 // stream synchronizations (waits for the device)
 }
 
 // NewBackend opens GPU ordinal (0 is the first): it loads the driver and
@@ -50,6 +72,9 @@ type Stats struct {
 // float32 GEMMs match the CPU's up to summation order). The error names
 // what is missing on a machine without a GPU.
 func NewBackend(ordinal int) (*Backend, error) {
+	if openHook != nil {
+		return openHook(ordinal)
+	}
 	g, err := openGPU(ordinal)
 	if err != nil {
 		return nil, err
@@ -65,8 +90,33 @@ func NewBackend(ordinal int) (*Backend, error) {
 	return newBackend(g, ordinal, name, g.pageable), nil
 }
 
+// openHook, when set, is what NewBackend returns instead of opening a
+// GPU: lib/cuda's own tests set it under DETLAB_CUDA_FAKE so that code
+// which opens a device itself (lib/fasterrcnn's Config.Device) runs on
+// the fake device. Nothing else sets it.
+var openHook func(ordinal int) (*Backend, error)
+
 func newBackend(g gpu, ordinal int, name string, pageable bool) *Backend {
-	return &Backend{g: g, ordinal: ordinal, name: name, pageable: pageable}
+	b := &Backend{g: g, ordinal: ordinal, name: name, pageable: pageable}
+	switch {
+	case os.Getenv(SyncEnv) == "1":
+		b.syncEach, b.why = true, SyncEnv+"=1"
+	case !g.concurrentManaged():
+		b.syncEach, b.why = true, "the device has no concurrent managed access"
+	}
+	return b
+}
+
+// Mode says how operations complete: "async" (queued on the stream, host
+// code synchronizes through Sync before touching their results) or
+// "sync (REASON)" (each operation waits for the device: DETLAB_CUDA_SYNC=1,
+// or a device without concurrent managed access, where host code touching
+// managed memory while a kernel runs would fault).
+func (b *Backend) Mode() string {
+	if b.syncEach {
+		return "sync (" + b.why + ")"
+	}
+	return "async"
 }
 
 // Name describes the backend: "cuda:0 (NVIDIA H200, sm_90, driver 13.0,
@@ -174,6 +224,10 @@ func (b *Backend) Free(x []float32) {
 		return
 	}
 	defer b.g.end()
+	// Queued kernels may still use x.
+	if b.pending.Load() {
+		b.noteErr(b.syncLocked())
+	}
 	b.noteErr(b.g.free(uint64(uintptr(p))))
 }
 
@@ -240,7 +294,7 @@ func (b *Backend) Prefetch(x []float32) error {
 	if err := b.g.prefetch(uint64(p), 4*len(x)); err != nil {
 		return err
 	}
-	return b.g.sync()
+	return b.syncLocked()
 }
 
 // SetPrefetchOperands turns on (or off, the default) prefetching every
@@ -255,7 +309,8 @@ func (b *Backend) SetPrefetchOperands(on bool) {
 	b.prefetchOperands = on
 }
 
-// Synchronize waits until the device has finished all submitted work.
+// Synchronize waits until the device has finished all submitted work,
+// pending or not, and returns the first failure of that work.
 func (b *Backend) Synchronize() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -266,7 +321,48 @@ func (b *Backend) Synchronize() error {
 		return err
 	}
 	defer b.g.end()
-	return b.g.sync()
+	return b.syncLocked()
+}
+
+// Sync implements nn.Syncer: it waits for the operations queued since the
+// last synchronization, so that host code may then read and write their
+// operands. With nothing pending (sync mode, or right after another Sync)
+// it returns at once without taking the backend's lock. A device failure
+// of queued work surfaces here, as an *OpError for the operation "Sync"
+// (also reported by Err); a closed backend has nothing pending.
+func (b *Backend) Sync() error {
+	if !b.pending.Load() {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || !b.pending.Load() {
+		return nil
+	}
+	if b.dropSync > 0 {
+		if b.dropSync--; b.dropSync == 0 {
+			return nil
+		}
+	}
+	if err := b.g.begin(); err != nil {
+		b.noteErr(err)
+		return &OpError{Op: "Sync", Err: err}
+	}
+	defer b.g.end()
+	if err := b.syncLocked(); err != nil {
+		b.noteErr(err)
+		return &OpError{Op: "Sync", Err: err}
+	}
+	return nil
+}
+
+// syncLocked waits for the stream and counts it (b.mu held, context
+// current).
+func (b *Backend) syncLocked() error {
+	b.stats.Syncs++
+	err := b.g.sync()
+	b.pending.Store(false)
+	return err
 }
 
 // Close frees every allocation of the backend (slices from Alloc become
@@ -283,7 +379,7 @@ func (b *Backend) Close() error {
 	if err := b.g.begin(); err != nil {
 		errs = append(errs, err)
 	} else {
-		if err := b.g.sync(); err != nil {
+		if err := b.syncLocked(); err != nil {
 			errs = append(errs, err)
 		}
 		for _, r := range b.mem.all() {
@@ -299,8 +395,11 @@ func (b *Backend) Close() error {
 }
 
 // run executes one operation: body queues device work on a scope, which
-// finish completes. A failure panics with an *OpError (nn.Backend has no
-// error results) after recording it for Err.
+// finish completes (without waiting for the device unless the operation or
+// the mode needs it). A failure panics with an *OpError (nn.Backend has no
+// error results) after recording it for Err; a failure of earlier queued
+// work that this operation's synchronization reveals is reported the same
+// way, under this operation's name.
 func (b *Backend) run(op string, body func(s *scope)) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -45,18 +45,39 @@ var (
 // fakeEnv, set to 1, runs these tests on lib/cuda's fake device (the
 // kernels in Go, managed memory simulated) instead of a GPU: it checks the
 // harness and the whole-network orchestration on a machine without one.
+// Set to "lazy", the fake device runs queued work only when the backend
+// synchronizes, so a host access missing its synchronization fails the
+// test (TestGPULazyFake runs part of the suite so in every plain test
+// run).
 const fakeEnv = "DETLAB_CUDA_FAKE"
 
+// fakeMode reports whether the tests run on the fake device.
+func fakeMode() bool { return os.Getenv(fakeEnv) != "" || lazyB != nil }
+
+// lazyB, while TestGPULazyFake runs, is the lazy fake backend gpu returns.
+var lazyB *cuda.Backend
+
 // gpu returns the process's backend for device 0, skipping the test when
-// there is none.
+// there is none. On the fake device, NewBackend (and so a model's
+// Config.Device "cuda:0") returns the same backend.
 func gpu(t testing.TB) *cuda.Backend {
 	t.Helper()
+	if lazyB != nil {
+		return lazyB
+	}
 	gpuOnce.Do(func() {
-		if os.Getenv(fakeEnv) == "1" {
-			gpuB = cuda.NewFakeBackend()
-			return
+		switch os.Getenv(fakeEnv) {
+		case "":
+			gpuB, gpuErr = cuda.NewBackend(0)
+		case "1", "eager":
+			gpuB = cuda.NewFakeBackend(false)
+			cuda.UseForNewBackend(gpuB)
+		case "lazy":
+			gpuB = cuda.NewFakeBackend(true)
+			cuda.UseForNewBackend(gpuB)
+		default:
+			gpuErr = fmt.Errorf("%s=%q: want 1 (or eager) or lazy", fakeEnv, os.Getenv(fakeEnv))
 		}
-		gpuB, gpuErr = cuda.NewBackend(0)
 	})
 	if gpuErr != nil {
 		if errors.Is(gpuErr, cuda.ErrNoDriver) || errors.Is(gpuErr, cuda.ErrNoDevice) || errors.Is(gpuErr, cuda.ErrNoCUBLAS) {
@@ -258,6 +279,7 @@ func TestGPUOpsMatchCPU(t *testing.T) {
 			buf  func([]float32) []float32
 		}{{"go memory", clone}, {"managed", managed}} {
 			got := op.run(b, mem.buf)
+			syncT(t, b)
 			for i := range want {
 				if d := compareNaN(got[i], want[i], opTol(want[i])); d != "" {
 					t.Errorf("%s [%s] output %d: %s", op.name, mem.name, i, d)
@@ -344,7 +366,7 @@ func TestGPUMemory(t *testing.T) {
 	if err := b.Synchronize(); err != nil {
 		t.Error(err)
 	}
-	if os.Getenv(fakeEnv) == "1" {
+	if fakeMode() {
 		return
 	}
 	info, err := cuda.Probe()
@@ -379,7 +401,12 @@ func resnetRun(t *testing.T, be nn.Backend, arena *nn.Arena) map[string][]float3
 	io := golden.Load(t, "resnet18_io.safetensors")
 	x := golden.Entry(t, io, "x").Tensor()
 	out := map[string][]float32{}
-	keep := func(name string, v *tensor.Tensor) { out[name] = append([]float32(nil), v.Data()...) }
+	keep := func(name string, v *tensor.Tensor) {
+		if err := nn.Sync(be); err != nil { // the operations may still be queued
+			t.Fatal(err)
+		}
+		out[name] = append([]float32(nil), v.Data()...)
+	}
 
 	m := goldenResNet(t)
 	g := nn.NewInferenceGraph().WithBackend(be).WithArena(arena)
@@ -562,14 +589,16 @@ func TestGPUFasterRCNNTrainStep(t *testing.T) {
 	var gotLoss map[string]float32
 	var gotGrad map[string][]float32
 	before := b.Stats()
-	if os.Getenv(fakeEnv) == "1" {
-		gotLoss, gotGrad = frcnnStep(t, "cpu", b)
-		if after := b.Stats(); after.Launches == before.Launches || after.GEMMs == before.GEMMs {
-			t.Fatalf("the model did not run on the backend: %+v then %+v", before, after)
-		}
-	} else {
-		gotLoss, gotGrad = frcnnStep(t, "cuda:0", nil)
+	// On the fake device too the model opens "cuda:0" itself (NewBackend
+	// returns b): parameters, gradients and activations in its managed
+	// memory, as on a GPU.
+	gotLoss, gotGrad = frcnnStep(t, "cuda:0", nil)
+	after := b.Stats()
+	if after.Launches == before.Launches || after.GEMMs == before.GEMMs {
+		t.Fatalf("the model did not run on the backend: %+v then %+v", before, after)
 	}
+	t.Logf("%s, mode %s: one training step: %d operations' launches, %d GEMMs, %d syncs", b.Name(), b.Mode(),
+		after.Launches-before.Launches, after.GEMMs-before.GEMMs, after.Syncs-before.Syncs)
 	cpuLoss, cpuGrad := frcnnStep(t, "cpu", nil)
 	for name, tol := range lossTol {
 		key := name
@@ -596,5 +625,14 @@ func TestGPUFasterRCNNTrainStep(t *testing.T) {
 		}
 		golden.Check(t, name+" (GPU vs torchvision)", g, golden.Entry(t, f, name).F32Data, tol)
 		golden.Check(t, name+" (GPU vs CPU)", g, cpuGrad[name], tol)
+	}
+}
+
+// syncT waits for be's queued operations before the test reads their
+// results (they may still be queued: Backend.Sync).
+func syncT(t testing.TB, be nn.Backend) {
+	t.Helper()
+	if err := nn.Sync(be); err != nil {
+		t.Fatal(err)
 	}
 }

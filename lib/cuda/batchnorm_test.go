@@ -82,6 +82,7 @@ func batchNormBackwardChecks(t *testing.T, b *cuda.Backend, n, c, h, w int) {
 				}
 				b.BatchNormBackward(mem.buf(x.Data()), mem.buf(upstream.Data()), got["dx"], got["dgamma"], got["dbeta"],
 					n, c, hw, mean, invstd, mem.buf(bn.Weight.Value.Data()), mode == nn.BNTrain)
+				syncT(t, b)
 				for k, v := range got {
 					ref := make([]float32, len(v))
 					for i, r := range want[k] {
@@ -103,7 +104,7 @@ func batchNormBackwardChecks(t *testing.T, b *cuda.Backend, n, c, h, w int) {
 var bnShapes = [][4]int{{1, 1, 2, 3}, {2, 3, 5, 7}, {2, 16, 12, 10}}
 
 func TestBatchNormBackwardOnFakeDevice(t *testing.T) {
-	b := cuda.NewFakeBackend()
+	b := cuda.NewFakeBackend(false)
 	defer b.Close()
 	for _, s := range bnShapes {
 		t.Run(fmt.Sprint(s), func(t *testing.T) { batchNormBackwardChecks(t, b, s[0], s[1], s[2], s[3]) })
@@ -120,7 +121,7 @@ func TestGPUBatchNormBackward(t *testing.T) {
 }
 
 func TestBatchNormBackwardBadInput(t *testing.T) {
-	b := cuda.NewFakeBackend()
+	b := cuda.NewFakeBackend(false)
 	defer b.Close()
 	defer func() {
 		r := recover()

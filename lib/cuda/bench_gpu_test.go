@@ -46,6 +46,9 @@ func BenchmarkGPUConv3x3(b *testing.B) {
 		be.Conv2d(geo, x, w, bias, y, nil)
 		be.Conv2dBackward(geo, x, w, dy, dx, dw, db, nil)
 	}
+	if err := be.Synchronize(); err != nil { // the operations are queued
+		b.Fatal(err)
+	}
 	b.StopTimer()
 	reportStats(b, be, before)
 	for _, s := range [][]float32{x, w, bias, y, dy, dx, dw, db} {
@@ -97,6 +100,9 @@ func BenchmarkGPUResNet18TrainStep(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				step()
+			}
+			if err := be.Synchronize(); err != nil {
+				b.Fatal(err)
 			}
 			b.StopTimer()
 			reportStats(b, be, before)

@@ -129,6 +129,7 @@ func fusedBackendChecks(t *testing.T, b *cuda.Backend) {
 					if v.res {
 						b.Add(want, ep.Residual, want, v.relu)
 					}
+					syncT(t, b)
 					if msg := fusedBitsEqual(got, want); msg != "" {
 						t.Errorf("case %d %v %s managed=%v: Conv2dFused%s (Conv2d, ChannelAffine, Add)", ci, p, v.name, managed, msg)
 					}
@@ -194,6 +195,7 @@ func convBNGraphChecks(t *testing.T, b *cuda.Backend) {
 					if err := g.Backward(nn.Sum(g, l)); err != nil {
 						t.Fatal(err)
 					}
+					syncT(t, be)
 					outs := [][]float32{append([]float32(nil), y.Value.Data()...), append([]float32(nil), xv.Grad.Data()...),
 						append([]float32(nil), conv.Weight.Grad.Data()...)}
 					if v.bias {
@@ -224,13 +226,13 @@ func convBNGraphChecks(t *testing.T, b *cuda.Backend) {
 }
 
 func TestConv2dFusedOnFakeDevice(t *testing.T) {
-	b := cuda.NewFakeBackend()
+	b := cuda.NewFakeBackend(false)
 	defer b.Close()
 	fusedBackendChecks(t, b)
 }
 
 func TestConvBNGraphOnFakeDevice(t *testing.T) {
-	b := cuda.NewFakeBackend()
+	b := cuda.NewFakeBackend(false)
 	defer b.Close()
 	convBNGraphChecks(t, b)
 }
@@ -247,7 +249,7 @@ func TestGPUConv2dFused(t *testing.T) {
 // shift or residual shorter than the output needs) panic with an
 // *OpError naming the operand, before any device work.
 func TestConv2dFusedBadInput(t *testing.T) {
-	b := cuda.NewFakeBackend()
+	b := cuda.NewFakeBackend(false)
 	defer b.Close()
 	geo := fusedCases[0].geom(nn.Float32)
 	out := geo.N * geo.K * geo.OH * geo.OW
@@ -292,6 +294,7 @@ func TestGPUZero(t *testing.T) {
 		m[i] = float32(i%7) + 1
 	}
 	b.Zero(m[3 : n-3])
+	syncT(t, b) // the memset is queued
 	for i, v := range m {
 		if inside := i >= 3 && i < n-3; (inside && math.Float32bits(v) != 0) || (!inside && v != float32(i%7)+1) {
 			t.Fatalf("after Zero(m[3:n-3]) m[%d] = %v", i, v)

@@ -74,8 +74,31 @@
 // runs under the backend's mutex with its goroutine locked to its OS thread
 // (runtime.LockOSThread) and makes the context current on that thread
 // first (cuCtxSetCurrent), so operations may be called from any goroutine;
-// they run one at a time. Each operation ends with a stream synchronize, so
-// host code may read the results as soon as it returns.
+// they run one at a time.
+//
+// Asynchronous operations: an operation queues its kernels, GEMMs and
+// copies on the backend's one stream and returns without waiting, so the
+// GPU runs while the host prepares the next launch; stream order runs
+// queued work in order, and the device buffers an operation borrowed
+// (staging copies, im2col columns) serve the next one at once. Host code
+// must not touch an operand or a result of queued work until the backend
+// has synchronized: Backend.Sync (nn.Syncer; nearly free when nothing is
+// pending) waits, and lib/nn calls it (nn.Sync) before its host operations,
+// host backward functions, Graph.NewTensor and Graph.Release, as do
+// lib/fasterrcnn's host stages and lib/train's trainer. Writes count too:
+// overwriting an input a queued kernel still reads corrupts its result.
+// Operations still wait when they must: results copied back to Go memory
+// (staged outputs), results the backend or its caller reads on the host
+// (NMS masks, BatchNorm statistics, the scaler's Inf/NaN flag), Go memory a
+// kernel addresses in place, Prefetch, Free and Close. Stats.Syncs counts
+// the waits. A device failure of queued work surfaces at the next
+// synchronization (Sync's error, or the *OpError of the operation that
+// waits), not at the operation that caused it; set DETLAB_CUDA_SYNC=1
+// (SyncEnv, like CUDA_LAUNCH_BLOCKING) to make every operation wait, so
+// that the failing operation reports it. A device without concurrent
+// managed access (CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS = 0, where
+// any host access to managed memory while a kernel runs faults) always
+// runs so. Backend.Mode says which.
 //
 // Errors: driver failures read like "cuda: cuMemAlloc:
 // CUDA_ERROR_OUT_OF_MEMORY (out of memory)" (type *Error). The nn.Backend

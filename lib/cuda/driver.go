@@ -22,6 +22,10 @@ const (
 	attrCCMinor        = 76
 	attrManagedMemory  = 83
 	attrPageableAccess = 88
+	// attrConcurrentManaged: the host may touch managed memory while
+	// kernels run. Without it any such access faults, so the backend
+	// synchronizes after every operation.
+	attrConcurrentManaged = 89
 )
 
 // JIT options (CUjit_option) for cuModuleLoadDataEx.
@@ -53,6 +57,8 @@ type driverLib struct {
 	cuMemFree                 func(p uint64) int32
 	cuMemcpyHtoD              func(dst uint64, src unsafe.Pointer, bytes uint64) int32
 	cuMemcpyDtoH              func(dst unsafe.Pointer, src uint64, bytes uint64) int32
+	cuMemcpyHtoDAsync         func(dst uint64, src unsafe.Pointer, bytes uint64, stream uintptr) int32
+	cuMemcpyDtoHAsync         func(dst unsafe.Pointer, src uint64, bytes uint64, stream uintptr) int32
 	cuMemsetD8                func(dst uint64, v uint8, n uint64) int32
 	cuMemsetD32Async          func(dst uint64, v uint32, n uint64, stream uintptr) int32
 	cuMemGetInfo              func(free, total *uint64) int32
@@ -86,6 +92,8 @@ func (d *driverLib) symbols() []symbol {
 		{name: "cuMemFree_v2", fn: &d.cuMemFree},
 		{name: "cuMemcpyHtoD_v2", fn: &d.cuMemcpyHtoD},
 		{name: "cuMemcpyDtoH_v2", fn: &d.cuMemcpyDtoH},
+		{name: "cuMemcpyHtoDAsync_v2", fn: &d.cuMemcpyHtoDAsync},
+		{name: "cuMemcpyDtoHAsync_v2", fn: &d.cuMemcpyDtoHAsync},
 		{name: "cuMemsetD8_v2", fn: &d.cuMemsetD8},
 		{name: "cuMemsetD32Async", fn: &d.cuMemsetD32Async},
 		{name: "cuMemGetInfo_v2", fn: &d.cuMemGetInfo},

@@ -255,6 +255,8 @@ func TestBindingsCallable(t *testing.T) {
 		{"cuMemFree", d.cuMemFree(16)},
 		{"cuMemcpyHtoD", d.cuMemcpyHtoD(16, unsafe.Pointer(&buf[0]), 4)},
 		{"cuMemcpyDtoH", d.cuMemcpyDtoH(unsafe.Pointer(&buf[0]), 16, 4)},
+		{"cuMemcpyHtoDAsync", d.cuMemcpyHtoDAsync(16, unsafe.Pointer(&buf[0]), 4, 0)},
+		{"cuMemcpyDtoHAsync", d.cuMemcpyDtoHAsync(unsafe.Pointer(&buf[0]), 16, 4, 0)},
 		{"cuMemsetD8", d.cuMemsetD8(16, 0, 4)},
 		{"cuMemsetD32Async", d.cuMemsetD32Async(16, 0, 4, 0)},
 		{"cuMemGetInfo", d.cuMemGetInfo(&free, &total)},

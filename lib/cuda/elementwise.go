@@ -126,6 +126,7 @@ func (b *Backend) NonFinite(x []float32) bool {
 	}
 	flag := []int32{0}
 	b.run("NonFinite", func(s *scope) {
+		s.hostRead = true // the flag is read below
 		px, pf := s.f32(x, read), s.i32(flag, readWrite)
 		s.launch("detlab_nonfinite", gridFor(len(x)), pArg(px), iArg(len(x)), pArg(pf))
 	})

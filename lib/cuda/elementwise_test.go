@@ -31,6 +31,7 @@ func elementwiseChecks(t *testing.T, b *cuda.Backend, n int) {
 	}{{"go", func(x []float32) []float32 { return append([]float32(nil), x...) }}, {"managed", managed}} {
 		check := func(what string, got, want []float32) {
 			t.Helper()
+			syncT(t, b)
 			if d := compareNaN(got, want, golden.Tol{Atol: 1e-6 * (1 + maxAbs(want))}); d != "" {
 				t.Errorf("%s [%s memory, n=%d]: %s", what, mem.name, n, d)
 			}
@@ -110,6 +111,7 @@ func elementwiseChecks(t *testing.T, b *cuda.Backend, n int) {
 			}
 			b.SGDStep(w, ref.Grad.Data(), buf, 0.1, float32(opt.Momentum), float32(opt.Dampening), float32(opt.WeightDecay), opt.Nesterov, step == 0)
 		}
+		syncT(t, b)
 		if d := golden.Compare(w, ref.Value.Data(), golden.Tol{Atol: 1e-6}); d != "" {
 			t.Errorf("SGDStep %+v: %s", opt, d)
 		}
@@ -117,7 +119,7 @@ func elementwiseChecks(t *testing.T, b *cuda.Backend, n int) {
 }
 
 func TestElementwiseOnFakeDevice(t *testing.T) {
-	b := cuda.NewFakeBackend()
+	b := cuda.NewFakeBackend(false)
 	defer b.Close()
 	for _, n := range []int{1, 7, 1000} {
 		elementwiseChecks(t, b, n)

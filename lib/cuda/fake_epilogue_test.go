@@ -28,14 +28,16 @@ func (f *fakeGPU) memsetD32(p uint64, v uint32, n int) error {
 	if err != nil {
 		return err
 	}
-	if n > 0 {
-		w := unsafe.Slice((*uint32)(unsafe.Pointer(&b[0])), n)
-		for i := range w {
-			w[i] = v
-		}
-	}
 	f.memsets = append(f.memsets, fakeMemset{p, v, n})
-	return nil
+	return f.exec(func() error {
+		if n > 0 {
+			w := unsafe.Slice((*uint32)(unsafe.Pointer(&b[0])), n)
+			for i := range w {
+				w[i] = v
+			}
+		}
+		return nil
+	})
 }
 
 // The fake device's detlab_conv_epilogue, written from kernels.h: in

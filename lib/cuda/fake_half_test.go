@@ -174,6 +174,14 @@ func (f *fakeGPU) gemmEx(p nn.Precision, transA, transB bool, m, n, k int, alpha
 	fakeHalf.Lock()
 	fakeHalf.calls[f]++
 	fakeHalf.Unlock()
+	return f.exec(func() error {
+		return f.gemmExRun(p, transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch)
+	})
+}
+
+// gemmExRun is gemmEx's work.
+func (f *fakeGPU) gemmExRun(p nn.Precision, transA, transB bool, m, n, k int, alpha float32, a uint64, lda int, strideA int64,
+	b uint64, ldb int, strideB int64, beta float32, c uint64, ldc int, strideC int64, batch int) error {
 	dec := bf16Value
 	if p == nn.Float16 {
 		dec = fp16Value

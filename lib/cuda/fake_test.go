@@ -31,7 +31,48 @@ type fakeGPU struct {
 	// fast: GEMMs through nn.CPU (row-major, by the transpose swap) instead
 	// of the naive column-major loop, for whole-network runs.
 	fast bool
+	// lazy: launches, GEMMs, memsets and copies are queued and run only
+	// at sync, in order, as a stream that has not started yet would: a
+	// host read before the sync sees stale data and a host write before
+	// it is seen by the queued work, so a missing synchronization shows.
+	lazy bool
+	// queue is the lazy device's stream; draining is set while sync runs
+	// it (work issued then, such as gemmEx's inner GEMMs, runs at once).
+	queue    []func() error
+	draining bool
+	syncs    int
+	// noConcurrent: the device reports no concurrent managed access.
+	noConcurrent bool
 }
+
+// exec runs fn now, or queues it on a lazy device.
+func (f *fakeGPU) exec(fn func() error) error {
+	if f.lazy && !f.draining {
+		f.queue = append(f.queue, fn)
+		return nil
+	}
+	return fn()
+}
+
+// drain runs the queued work in order; the first failure is returned and
+// the rest still runs (a stream stops at a fault, but the fake's failures
+// are the backend's test cases, not faults).
+func (f *fakeGPU) drain() error {
+	f.draining = true
+	defer func() { f.draining = false }()
+	var first error
+	for len(f.queue) > 0 {
+		fn := f.queue[0]
+		f.queue = f.queue[1:]
+		if err := fn(); err != nil && first == nil {
+			first = err
+		}
+	}
+	f.queue = nil
+	return first
+}
+
+func (f *fakeGPU) concurrentManaged() bool { return !f.noConcurrent }
 
 // fakeKernel emulates one kernel on the fake device, given the launch's
 // argument slots (see packArgs).
@@ -141,8 +182,10 @@ func (f *fakeGPU) htod(dst uint64, src unsafe.Pointer, bytes int) error {
 	if err != nil {
 		return err
 	}
-	copy(d, unsafe.Slice((*byte)(src), bytes))
-	return nil
+	// The source is read now (the driver's staging copy of pageable
+	// memory), the device written in stream order.
+	data := append([]byte(nil), unsafe.Slice((*byte)(src), bytes)...)
+	return f.exec(func() error { copy(d, data); return nil })
 }
 
 func (f *fakeGPU) dtoh(dst unsafe.Pointer, src uint64, bytes int) error {
@@ -153,11 +196,17 @@ func (f *fakeGPU) dtoh(dst unsafe.Pointer, src uint64, bytes int) error {
 	if err != nil {
 		return err
 	}
-	copy(unsafe.Slice((*byte)(dst), bytes), s)
-	return nil
+	return f.exec(func() error { copy(unsafe.Slice((*byte)(dst), bytes), s); return nil })
 }
 
-func (f *fakeGPU) sync() error { return f.fail["sync"] }
+func (f *fakeGPU) sync() error {
+	f.syncs++
+	err := f.drain()
+	if e := f.fail["sync"]; e != nil {
+		return e
+	}
+	return err
+}
 
 func (f *fakeGPU) prefetch(p uint64, bytes int) error {
 	if _, err := f.bytesAt(p, bytes); err != nil {
@@ -207,6 +256,11 @@ func (f *fakeGPU) sgemm(transA, transB bool, m, n, k int, alpha float32, a uint6
 		return err
 	}
 	f.gemms++
+	return f.exec(func() error { return f.sgemmRun(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) })
+}
+
+// sgemmRun is sgemm's work.
+func (f *fakeGPU) sgemmRun(transA, transB bool, m, n, k int, alpha float32, a uint64, lda int, b uint64, ldb int, beta float32, c uint64, ldc int) error {
 	// Column-major: element (i, j) of a matrix with leading dimension ld
 	// is at i + j*ld.
 	ar, ac := m, k
@@ -274,7 +328,13 @@ func (f *fakeGPU) launch(name string, grid, block int, slots []uint64) error {
 	if grid <= 0 || grid > maxGrid || block != blockThreads {
 		return fmt.Errorf("fake: %s launched with grid %d block %d", name, grid, block)
 	}
-	f.launches = append(f.launches, fakeLaunch{name, grid, block, append([]uint64(nil), slots...)})
+	slots = append([]uint64(nil), slots...)
+	f.launches = append(f.launches, fakeLaunch{name, grid, block, slots})
+	return f.exec(func() error { return f.run(name, slots) })
+}
+
+// run is a kernel's work.
+func (f *fakeGPU) run(name string, slots []uint64) error {
 	if k, ok := fakeKernels[name]; ok {
 		return k(f, slots)
 	}

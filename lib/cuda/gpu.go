@@ -20,7 +20,12 @@ type gpu interface {
 	allocManaged(bytes int) (unsafe.Pointer, error) // zeroed, host and device addressable
 	alloc(bytes int) (uint64, error)                // device only
 	free(p uint64) error                            // either kind
+	// htod copies Go memory to the device on the stream: the source is
+	// read before it returns (pageable memory goes through the driver's
+	// staging buffer), the device copy happens in stream order.
 	htod(dst uint64, src unsafe.Pointer, bytes int) error
+	// dtoh copies device memory to Go memory on the stream, in stream
+	// order; the caller syncs before reading dst.
 	dtoh(dst unsafe.Pointer, src uint64, bytes int) error
 	// launch runs kernel name with 1-D grid and block and the packed
 	// argument slots (see packArgs).
@@ -42,8 +47,12 @@ type gpu interface {
 	// memsetD32 sets the n 32-bit words at device address p to v on the
 	// stream (cuMemsetD32Async; sync waits for it).
 	memsetD32(p uint64, v uint32, n int) error
-	// sync waits for the stream.
+	// sync waits for the stream; errors of work queued since the last
+	// sync surface here.
 	sync() error
+	// concurrentManaged reports whether host code may touch managed
+	// memory while kernels run (CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS).
+	concurrentManaged() bool
 	// memInfo returns the device's free and total bytes.
 	memInfo() (free, total int64, err error)
 	close() error
@@ -63,6 +72,8 @@ type cudaGPU struct {
 	info   DeviceInfo
 	// pageable: the device reads ordinary (pageable) host memory directly.
 	pageable bool
+	// concurrent: host code may access managed memory while kernels run.
+	concurrent bool
 	// jitLog receives the JIT compiler's error log. It is reached through
 	// g (heap memory, which does not move) because the driver gets its
 	// address as an integer: a buffer on the goroutine stack could move
@@ -106,6 +117,11 @@ func openGPU(ordinal int) (_ *cudaGPU, err error) {
 		return nil, err
 	}
 	g.pageable = pageable != 0
+	var concurrent int32
+	if err := d.check("cuDeviceGetAttribute", d.cuDeviceGetAttribute(&concurrent, attrConcurrentManaged, g.dev)); err != nil {
+		return nil, err
+	}
+	g.concurrent = concurrent != 0
 
 	if err := d.check("cuDevicePrimaryCtxRetain", d.cuDevicePrimaryCtxRetain(&g.ctx, g.dev)); err != nil {
 		return nil, err
@@ -213,11 +229,11 @@ func (g *cudaGPU) alloc(bytes int) (uint64, error) {
 func (g *cudaGPU) free(p uint64) error { return g.d.check("cuMemFree", g.d.cuMemFree(p)) }
 
 func (g *cudaGPU) htod(dst uint64, src unsafe.Pointer, bytes int) error {
-	return g.d.check("cuMemcpyHtoD", g.d.cuMemcpyHtoD(dst, src, uint64(bytes)))
+	return g.d.check("cuMemcpyHtoDAsync", g.d.cuMemcpyHtoDAsync(dst, src, uint64(bytes), g.stream))
 }
 
 func (g *cudaGPU) dtoh(dst unsafe.Pointer, src uint64, bytes int) error {
-	return g.d.check("cuMemcpyDtoH", g.d.cuMemcpyDtoH(dst, src, uint64(bytes)))
+	return g.d.check("cuMemcpyDtoHAsync", g.d.cuMemcpyDtoHAsync(dst, src, uint64(bytes), g.stream))
 }
 
 func (g *cudaGPU) launch(name string, grid, block int, slots []uint64) error {
@@ -314,6 +330,8 @@ func (g *cudaGPU) memsetD32(p uint64, v uint32, n int) error {
 func (g *cudaGPU) sync() error {
 	return g.d.check("cuStreamSynchronize", g.d.cuStreamSynchronize(g.stream))
 }
+
+func (g *cudaGPU) concurrentManaged() bool { return g.concurrent }
 
 func (g *cudaGPU) memInfo() (int64, int64, error) {
 	var free, total uint64

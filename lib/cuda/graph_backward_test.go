@@ -112,6 +112,7 @@ func runBackwardCase(t *testing.T, bc backwardCase, seed int64, be nn.Backend, a
 	if err := g.Backward(nn.Sum(g, p)); err != nil {
 		t.Fatal(err)
 	}
+	syncT(t, be)
 	res := [][]float32{append([]float32(nil), y.Value.Data()...)}
 	for _, in := range inputs {
 		res = append(res, append([]float32(nil), in.Grad.Data()...))
@@ -172,7 +173,7 @@ var backwardCases = []backwardCase{
 }
 
 func TestGraphBackwardOnFakeDevice(t *testing.T) {
-	b := cuda.NewFakeBackend()
+	b := cuda.NewFakeBackend(false)
 	defer b.Close()
 	graphBackwardChecks(t, b, backwardCases)
 }

@@ -51,6 +51,7 @@ func graphElementwiseChecks(t *testing.T, b *cuda.Backend, n int) {
 		if err := g.Backward(nn.Sum(g, p)); err != nil {
 			t.Fatal(err)
 		}
+		syncT(t, be)
 		out := [][]float32{append([]float32(nil), v.Value.Data()...)}
 		for _, in := range []*nn.Var{a, c} {
 			if in.Grad != nil {
@@ -91,7 +92,7 @@ func graphElementwiseChecks(t *testing.T, b *cuda.Backend, n int) {
 }
 
 func TestGraphElementwiseOnFakeDevice(t *testing.T) {
-	b := cuda.NewFakeBackend()
+	b := cuda.NewFakeBackend(false)
 	defer b.Close()
 	for _, n := range []int{9, 1000} {
 		graphElementwiseChecks(t, b, n)

@@ -7,7 +7,6 @@ import (
 	"image/color"
 	"math"
 	"math/rand"
-	"os"
 	"testing"
 	"time"
 
@@ -113,6 +112,7 @@ func halfGemmChecks(t *testing.T, b *cuda.Backend, p nn.Precision, onGPU bool) {
 		}{{"go", clone}, {"managed", managed}} {
 			got := mem.buf(cc)
 			b.GemmPrecision(p, c.ta, c.tb, c.m, c.n, c.k, 1.25, mem.buf(a), lda, mem.buf(bm), ldb, 0.5, got, c.n+4)
+			syncT(t, b)
 			halfCheck(t, fmt.Sprintf("GemmPrecision %v %+v [%s]", p, c, mem.name), got, wantR, wantU, onGPU)
 		}
 	}
@@ -245,7 +245,7 @@ func halfChecks(t *testing.T, b *cuda.Backend, onGPU bool) int {
 }
 
 func TestHalfOnFakeDevice(t *testing.T) {
-	b := cuda.NewFakeBackend()
+	b := cuda.NewFakeBackend(false)
 	defer b.Close()
 	if !b.NativePrecision(nn.BFloat16) || !b.NativePrecision(nn.Float16) || b.NativePrecision(nn.Float32) {
 		t.Fatal("the fake device should multiply bfloat16 and float16 natively, and Float32 is never 'native'")
@@ -261,7 +261,7 @@ func TestGPUHalf(t *testing.T) {
 	if halfChecks(t, b, true) == 0 {
 		t.Skipf("%s multiplies neither bfloat16 nor float16 natively", b.Name())
 	}
-	if os.Getenv(fakeEnv) == "1" {
+	if fakeMode() {
 		return // timing the fake device's Go loops says nothing
 	}
 	geo := convGeom(8, 128, 80, 60, 128, 3, 1, 1)
@@ -290,10 +290,16 @@ func TestGPUHalf(t *testing.T) {
 			b.Conv2dBackward(g, x, w, dy, dx, dw, nil, nil)
 		}
 		step() // warm up (cuBLAS heuristics, pages on the device)
+		if err := b.Synchronize(); err != nil {
+			t.Fatal(err)
+		}
 		start := time.Now()
 		const reps = 5
 		for range reps {
 			step()
+		}
+		if err := b.Synchronize(); err != nil { // the operations are queued
+			t.Fatal(err)
 		}
 		t.Logf("%s: conv %dx%dx%dx%d 3x3 -> %d, forward+backward in %v: %.2f ms", b.Name(), geo.N, geo.C, geo.H, geo.W, geo.K,
 			p, float64(time.Since(start).Microseconds())/1000/reps)
@@ -429,7 +435,7 @@ func TestHalfAMPTrainingOnFakeDevice(t *testing.T) {
 		return tr, h
 	}
 	for _, scale := range []float64{0, math.Ldexp(1, 28)} {
-		b := cuda.NewFakeBackend()
+		b := cuda.NewFakeBackend(false)
 		before := b.Stats()
 		trDev, hDev := fit(b, scale)
 		if st := b.Stats(); st.GEMMs == before.GEMMs {

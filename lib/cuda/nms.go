@@ -56,6 +56,7 @@ func (b *Backend) NMSMasks(boxes []float32, cut float32, masks []uint64) error {
 		return nil
 	}
 	return b.try("NMSMasks", func(s *scope) {
+		s.hostRead = true // the caller walks the masks on the host
 		pb, pm := s.f32(boxes, read), s.u64(masks, write)
 		s.launch("detlab_nms_mask", nmsGrid(n), pArg(pb), iArg(n), fArg(cut), pArg(pm))
 	})

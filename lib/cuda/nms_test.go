@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -116,7 +115,7 @@ func nmsChecks(t *testing.T, b *cuda.Backend, sizes []int) {
 }
 
 func TestNMSOnFakeDevice(t *testing.T) {
-	b := cuda.NewFakeBackend()
+	b := cuda.NewFakeBackend(false)
 	defer b.Close()
 	nmsChecks(t, b, []int{0, 1, 2, 64, 65, 1001, 2000})
 }
@@ -126,14 +125,14 @@ func TestNMSOnFakeDevice(t *testing.T) {
 func TestGPUNMS(t *testing.T) {
 	b := gpu(t)
 	sizes := []int{0, 1, 2, 64, 65, 1001, 2000}
-	if os.Getenv(fakeEnv) != "1" {
+	if !fakeMode() {
 		sizes = append(sizes, 12000)
 	}
 	nmsChecks(t, b, sizes)
 }
 
 func TestNMSClosedBackend(t *testing.T) {
-	b := cuda.NewFakeBackend()
+	b := cuda.NewFakeBackend(false)
 	b.Close()
 	err := b.NMSMasks(make([]float32, 8), 0.5, make([]uint64, 2))
 	if !errors.Is(err, cuda.ErrClosed) || err.Error() != "cuda: NMSMasks: "+strings.TrimPrefix(cuda.ErrClosed.Error(), "cuda: ") {
@@ -160,7 +159,7 @@ func (c *nmsCounter) NMSMasks(boxes []float32, cut float32, masks []uint64) erro
 // results with their NMS on the (fake) device as on the host, through
 // both of BatchedNMS's paths.
 func TestNMSThroughRPNAndRoI(t *testing.T) {
-	b := &nmsCounter{Backend: cuda.NewFakeBackend()}
+	b := &nmsCounter{Backend: cuda.NewFakeBackend(false)}
 	defer b.Close()
 	rng := rand.New(rand.NewSource(12))
 	const h, w = 448, 600

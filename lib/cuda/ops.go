@@ -241,6 +241,9 @@ func (b *Backend) ChannelStats(x []float32, n, c, hw int, mean, variance []float
 		return
 	}
 	b.run("ChannelStats", func(s *scope) {
+		// The statistics are BatchNorm's float64 host arithmetic's input
+		// (nn.Backend's contract): wait for them even in managed memory.
+		s.hostRead = true
 		px := s.f32(xs, read)
 		pm, pv := s.f64(mean[:c], write), s.f64(variance[:c], write)
 		s.launch("detlab_channel_stats", channelGrid(c), pArg(px), iArg(n), iArg(c), iArg(hw), pArg(pm), pArg(pv))

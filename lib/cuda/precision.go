@@ -153,6 +153,7 @@ func (s *scope) gemmEx(p nn.Precision, transA, transB bool, m, n, k int, alpha f
 		return
 	}
 	s.b.stats.GEMMs++
+	s.b.pending.Store(true)
 	if err := s.b.g.gemmEx(p, transB, transA, n, m, k, alpha, b, ldb, int64(strideB), a, lda, int64(strideA),
 		beta, c, ldc, int64(strideC), batch); err != nil {
 		s.fail(err)

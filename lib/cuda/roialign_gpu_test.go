@@ -116,6 +116,7 @@ func roiAlignChecks(t *testing.T, b *cuda.Backend, large bool) {
 			if err := b.RoIAlignBackward(dx, mem.buf(dy), s, p.rois, p.cfg); err != nil {
 				t.Fatalf("%s: RoIAlignBackward: %v", label, err)
 			}
+			syncT(t, b)
 			if launched := b.Stats().Launches - before.Launches; k > 0 && launched != 4 {
 				t.Errorf("%s: %d launches for forward and backward, want 4 (layout+forward, layout+backward)", label, launched)
 			}
@@ -178,6 +179,7 @@ func graphRoIAlignChecks(t *testing.T, b *cuda.Backend) {
 		if err := g.Backward(nn.Sum(g, prod)); err != nil {
 			t.Fatal(err)
 		}
+		syncT(t, be)
 		return append([]float32(nil), o.Value.Data()...), append([]float32(nil), f.Grad.Data()...)
 	}
 	for _, p := range []nn.Precision{nn.Float32, nn.BFloat16} {
@@ -199,7 +201,7 @@ func graphRoIAlignChecks(t *testing.T, b *cuda.Backend) {
 }
 
 func TestRoIAlignOnFakeDevice(t *testing.T) {
-	b := cuda.NewFakeBackend()
+	b := cuda.NewFakeBackend(false)
 	defer b.Close()
 	roiAlignChecks(t, b, false)
 }
@@ -238,6 +240,9 @@ func BenchmarkGPURoIAlign(b *testing.B) {
 		if err := be.RoIAlignBackward(dx, dy, s, rois, cfg); err != nil {
 			b.Fatal(err)
 		}
+	}
+	if err := be.Synchronize(); err != nil { // the operations are queued
+		b.Fatal(err)
 	}
 	b.StopTimer()
 	reportStats(b, be, before)

@@ -34,16 +34,28 @@ type staged struct {
 }
 
 // scope is one Backend operation: it turns slices into device addresses
-// (staging Go memory), launches, and on finish waits for the device,
-// copies staged outputs back and returns the device buffers to the pool.
-// The first error sticks; later calls do nothing.
+// (staging Go memory), launches, and on finish copies staged outputs back
+// and returns the device buffers to the pool. It waits for the device only
+// when it must: staged outputs, Go memory the device reads in place, an
+// operation whose results the backend reads on the host (hostRead), or
+// sync mode. Otherwise the work stays queued on the stream: stream order
+// runs it before any later operation's, so pooled buffers returned here
+// may serve the next operation at once. The first error sticks; later
+// calls do nothing.
 type scope struct {
 	b      *Backend
 	staged []staged
 	temps  []staged // device scratch (host nil)
 	// fetched lists the managed ranges already prefetched in this scope.
 	fetched []region
-	err     error
+	// hostRead: the operation reads (or lets its caller read) results on
+	// the host before returning, so finish waits for the device.
+	hostRead bool
+	// direct: a kernel addresses Go memory in place (pageable access); Go
+	// code owns that memory again when the operation returns, so finish
+	// waits for the device.
+	direct bool
+	err    error
 }
 
 func (s *scope) fail(err error) {
@@ -67,6 +79,7 @@ func (s *scope) ptr(p unsafe.Pointer, bytes int, acc access) uint64 {
 	if ours {
 		if s.b.prefetchOperands && bytes >= prefetchMinBytes && !slices.Contains(s.fetched, region{addr, bytes}) {
 			s.fetched = append(s.fetched, region{addr, bytes})
+			s.b.pending.Store(true)
 			if err := s.b.g.prefetch(uint64(addr), bytes); err != nil {
 				s.fail(err)
 				return 0
@@ -75,6 +88,7 @@ func (s *scope) ptr(p unsafe.Pointer, bytes int, acc access) uint64 {
 		return uint64(addr)
 	}
 	if s.b.pageable && bytes >= directMinBytes {
+		s.direct = true
 		return uint64(addr)
 	}
 	for i := range s.staged {
@@ -97,6 +111,7 @@ func (s *scope) ptr(p unsafe.Pointer, bytes int, acc access) uint64 {
 		return 0
 	}
 	s.staged = append(s.staged, staged{host: p, bytes: bytes, dev: dev, class: class, acc: acc})
+	s.b.pending.Store(true)
 	if acc&read != 0 {
 		if err := s.b.g.htod(dev, p, bytes); err != nil {
 			s.fail(err)
@@ -163,6 +178,7 @@ func (s *scope) launch(name string, grid int, args ...karg) {
 		return
 	}
 	s.b.stats.Launches++
+	s.b.pending.Store(true)
 	if err := s.b.g.launch(name, grid, blockThreads, slots); err != nil {
 		s.fail(err)
 	}
@@ -177,26 +193,31 @@ func (s *scope) gemm(transA, transB bool, m, n, k int, alpha float32, a uint64, 
 		return
 	}
 	s.b.stats.GEMMs++
+	s.b.pending.Store(true)
 	if err := s.b.g.sgemm(transB, transA, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc); err != nil {
 		s.fail(err)
 	}
 }
 
-// finish waits for the device, copies the staged outputs back to Go
-// memory, returns every device buffer to the pool and reports the first
-// error of the operation.
+// finish queues the copies of staged outputs back to Go memory, waits for
+// the device when the operation must (see scope), returns every device
+// buffer to the pool and reports the first error of the operation.
 func (s *scope) finish() error {
-	if s.err == nil {
-		if err := s.b.g.sync(); err != nil {
-			s.fail(err)
-		}
-	}
+	wait := s.b.syncEach || s.hostRead || s.direct
 	for _, st := range s.staged {
 		if s.err == nil && st.acc&write != 0 {
+			wait = true
 			if err := s.b.g.dtoh(st.host, st.dev, st.bytes); err != nil {
 				s.fail(err)
 			}
 		}
+	}
+	if s.err == nil && wait && s.b.pending.Load() {
+		if err := s.b.syncLocked(); err != nil {
+			s.fail(err)
+		}
+	}
+	for _, st := range s.staged {
 		s.b.pool.put(st.dev, st.class)
 	}
 	for _, t := range s.temps {
