@@ -27,9 +27,33 @@ import (
 // call allocates nothing.
 type Task interface{ Run(part int) }
 
-// SpinWait is how long an idle worker, and a caller whose own parts are
-// done, poll before parking.
+// SpinWait is the longest an idle worker, and a caller whose own parts
+// are done, poll before parking.
 const SpinWait = 100 * time.Microsecond
+
+// The current spin budgets, in nanoseconds, adapt between 0 and SpinWait:
+// a wait that the spin ended (the work came, the parts finished) doubles
+// its budget, one that ran out halves it. On an idle machine the budgets
+// stay near SpinWait; where other processes hold the cores (a descheduled
+// worker finishes late whatever the caller does) they shrink towards
+// parking at once, instead of spinning on CPU time the workers need.
+var workerBudget, callerBudget atomic.Int64
+
+func init() {
+	workerBudget.Store(int64(SpinWait))
+	callerBudget.Store(int64(SpinWait))
+}
+
+// adapt doubles budget (plus a microsecond, so that 0 recovers) after a
+// spin that succeeded, up to SpinWait, and halves it after one that ran
+// out.
+func adapt(budget *atomic.Int64, b int64, ok bool) {
+	if ok {
+		budget.Store(min(2*b+int64(time.Microsecond), int64(SpinWait)))
+	} else {
+		budget.Store(b / 2)
+	}
+}
 
 // call is one Run in flight: the parts handed to workers not yet done.
 type call struct {
@@ -75,19 +99,25 @@ func worker() {
 	}
 }
 
-// poll waits for an item for up to SpinWait without parking.
+// poll waits for an item for up to the worker spin budget without
+// parking, yielding the processor between polls.
 func poll() (item, bool) {
+	b := workerBudget.Load()
 	var t0 time.Time
 	for i := 0; ; i++ {
 		select {
 		case it := <-items:
+			if i > 0 {
+				adapt(&workerBudget, b, true)
+			}
 			return it, true
 		default:
 		}
 		if i&7 == 0 {
 			if i == 0 {
 				t0 = time.Now()
-			} else if time.Since(t0) > SpinWait {
+			} else if time.Since(t0) > time.Duration(b) {
+				adapt(&workerBudget, b, false)
 				return item{}, false
 			}
 		}
@@ -145,12 +175,16 @@ func Run(parts int, t Task) {
 		// resume on the other one, so that the runtime's parking records
 		// (acquired on one processor, freed on the other) pile up on one
 		// side and get allocated anew on the other.
+		b := callerBudget.Load()
 		t0 := time.Now()
+		ok := true
 		for i := 1; c.pending.Load() > 0; i++ {
-			if i&63 == 0 && time.Since(t0) > SpinWait {
+			if i&255 == 0 && time.Since(t0) > time.Duration(b) {
+				ok = false
 				break
 			}
 		}
+		adapt(&callerBudget, b, ok)
 	}
 	c.wg.Wait()
 	c.t = nil

@@ -106,3 +106,27 @@ func BenchmarkRunHandoff(b *testing.B) {
 		b.ReportMetric(float64(d.Nanoseconds())/float64(b.N), "ns/call")
 	})
 }
+
+func TestAdaptBudget(t *testing.T) {
+	us := int64(time.Microsecond)
+	for _, tc := range []struct {
+		name string
+		b    int64
+		ok   bool
+		want int64
+	}{
+		{"success doubles", 10 * us, true, 21 * us},
+		{"success caps at SpinWait", int64(SpinWait) - us, true, int64(SpinWait)},
+		{"zero recovers", 0, true, us},
+		{"timeout halves", 40 * us, false, 20 * us},
+		{"timeout reaches zero", 1, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var a atomic.Int64
+			adapt(&a, tc.b, tc.ok)
+			if got := a.Load(); got != tc.want {
+				t.Fatalf("adapt(%d, %v) = %d, want %d", tc.b, tc.ok, got, tc.want)
+			}
+		})
+	}
+}
