@@ -24,7 +24,10 @@
 //   - Go: a blocked, packed Goto-style implementation, parallel over
 //     GOMAXPROCS goroutines, whose micro-kernel is chosen by CPUID: AVX-512
 //     (12x32) or AVX2+FMA (6x16) assembly on amd64, a portable 4x4 Go
-//     kernel elsewhere or with the purego build tag.
+//     kernel elsewhere or with the purego build tag; 1-row products with
+//     B transposed (a classifier at batch 1) run as AVX-512 dot products.
+//     The parts run on lib/internal/workpool's workers (shared with
+//     lib/nn's loops), which spin briefly between calls before parking.
 //
 // The DETLAB_BLAS environment variable forces one: go, portable, openblas or
 // onednn. A forced library that cannot load falls back to Go, and Backend's
