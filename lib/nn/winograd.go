@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/detlab/detlab/lib/compute"
+	"github.com/detlab/detlab/lib/internal/freelist"
 )
 
 // Winograd convolution (Lavin & Gray 2015, "Fast Algorithms for
@@ -223,74 +224,102 @@ func conv2dWinograd(pl *winogradPlan, geo ConvGeom, x, w []float32, ep ConvEpilo
 	hp, wp := ty*m+2, tx*m+2
 	oht, owt := ty*m, tx*m
 
-	l := wgLayer{pl: pl, u: u, c: c, k: k, tiles: tiles, tx: tx, hp: hp, wp: wp, oht: oht, owt: owt}
-	l.xt = s.Get(n * hp * wp * c)
-	defer s.Put(l.xt)
-	wgPadNHWC(geo, x, l.xt, hp, wp)
+	j := wgJob{l: wgLayer{pl: pl, u: u, c: c, k: k, tiles: tiles, tx: tx, hp: hp, wp: wp, oht: oht, owt: owt},
+		p: p, cm: max(c, k)}
+	j.l.xt = s.Get(n * hp * wp * c)
+	defer s.Put(j.l.xt)
+	wgPadNHWC(geo, x, j.l.xt, hp, wp)
 	// yt (N, OH', OW', K) = A^T M A per tile. 16 pixels of slack:
 	// wgStoreNCHW's 16-pixel blocks read past the last row of a map
 	// narrower than 16 (the extra lanes are masked).
-	l.yt = s.Get((n*oht*owt + 16) * k)
-	defer s.Put(l.yt)
-	cm := max(c, k)
+	j.l.yt = s.Get((n*oht*owt + 16) * k)
+	defer s.Put(j.l.yt)
 
 	if p >= 2*wgBlockTiles {
 		// Blocked: each worker takes a contiguous range of tiles and runs
 		// it block by block through all three steps.
-		workers := min(numWorkers(), p/wgBlockTiles)
-		per := xi * (wgBlockTiles*(c+k) + cm)
-		buf := s.Get(workers * per)
-		defer s.Put(buf)
-		parallelFor(workers, func(w0, w1 int) {
-			for wk := w0; wk < w1; wk++ {
-				b := buf[wk*per : (wk+1)*per]
-				vb, mb, t := b[:xi*wgBlockTiles*c], b[xi*wgBlockTiles*c:xi*wgBlockTiles*(c+k)], b[xi*wgBlockTiles*(c+k):]
-				// Ranges and blocks start on whole 12-row strips of the
-				// GEMM kernel, so only a range's last block can end in a
-				// partial strip.
-				lo, hi := wgStrip(p, wk, workers), wgStrip(p, wk+1, workers)
-				nb := (hi - lo + wgBlockTiles - 1) / wgBlockTiles
-				bs := (hi - lo + 12*nb - 1) / (12 * nb) * 12
-				for b0 := lo; b0 < hi; b0 += bs {
-					l.block(b0, min(b0+bs, hi), vb, mb, t)
-				}
-			}
-		})
-		wgStoreNCHW(geo, l.yt, oht, owt, ep, y)
-		return
+		j.step, j.workers = wgStepBlocked, min(numWorkers(), p/wgBlockTiles)
+		j.per = xi * (wgBlockTiles*(c+k) + j.cm)
+		j.buf = s.Get(j.workers * j.per)
+		defer s.Put(j.buf)
+		runPooled(j.workers, &wgJobs, j)
+	} else {
+		// Phased: few tiles (small maps at batch 1) would leave a core
+		// idle in a blocked schedule; each step is split across the
+		// workers in turn, the GEMMs by position xi.
+		j.workers = min(numWorkers(), p)
+		j.v = s.Get(xi * p * c)
+		defer s.Put(j.v)
+		j.buf = s.Get(j.workers * xi * j.cm)
+		defer s.Put(j.buf)
+		j.mm = s.Get(xi * p * k)
+		defer s.Put(j.mm)
+		j.step = wgStepIn
+		runPooled(j.workers, &wgJobs, j)
+		j.step = wgStepGEMM
+		runPooled(xi, &wgJobs, j)
+		j.step = wgStepOut
+		runPooled(j.workers, &wgJobs, j)
 	}
+	wgStoreNCHW(geo, j.l.yt, oht, owt, ep, y)
+}
 
-	// Phased: few tiles (small maps at batch 1) would leave a core idle
-	// in a blocked schedule; each step is split across the workers in
-	// turn, the GEMMs by position xi.
-	v := s.Get(xi * p * c)
-	defer s.Put(v)
-	workers := min(numWorkers(), p)
-	tmp := s.Get(workers * xi * cm)
-	defer s.Put(tmp)
-	forTiles := func(fn func(pi int, t []float32)) {
-		parallelFor(workers, func(w0, w1 int) {
-			for wk := w0; wk < w1; wk++ {
-				t := tmp[wk*xi*cm : (wk+1)*xi*cm]
-				for pi := p * wk / workers; pi < p*(wk+1)/workers; pi++ {
-					fn(pi, t)
-				}
+// The parallel steps of conv2dWinograd (wgJob.step).
+const (
+	wgStepBlocked = iota // part w: worker w's range of tiles, block by block
+	wgStepIn             // part w: V of worker w's tiles
+	wgStepGEMM           // part e: M[e] = V[e] U[e]
+	wgStepOut            // part w: the output transform of worker w's tiles
+)
+
+// wgJob is a step of conv2dWinograd as a pooled job (runPooled): a closure
+// per step was an allocation per call.
+type wgJob struct {
+	l              wgLayer
+	step           int
+	p, workers, cm int
+	per            int       // blocked: floats of buf per worker
+	buf            []float32 // blocked: V, M and scratch per worker; phased: scratch
+	v, mm          []float32 // phased: V (xi, P, C) and M (xi, P, K)
+}
+
+var wgJobs freelist.List[wgJob]
+
+func (j *wgJob) run(lo, hi int) {
+	l := &j.l
+	xi, c, k, p := len(l.u), l.c, l.k, j.p
+	switch j.step {
+	case wgStepBlocked:
+		nv, nm := xi*wgBlockTiles*c, xi*wgBlockTiles*k
+		for wk := lo; wk < hi; wk++ {
+			b := j.buf[wk*j.per : (wk+1)*j.per]
+			vb, mb, t := b[:nv], b[nv:nv+nm], b[nv+nm:]
+			// Ranges and blocks start on whole 12-row strips of the GEMM
+			// kernel, so only a range's last block can end in a partial
+			// strip.
+			t0, t1 := wgStrip(p, wk, j.workers), wgStrip(p, wk+1, j.workers)
+			nb := (t1 - t0 + wgBlockTiles - 1) / wgBlockTiles
+			bs := (t1 - t0 + 12*nb - 1) / (12 * nb) * 12
+			for b0 := t0; b0 < t1; b0 += bs {
+				l.block(b0, min(b0+bs, t1), vb, mb, t)
 			}
-		})
-	}
-	// V[xi][p][:] = (B^T d B)[xi] for the input tile d of tile p.
-	forTiles(func(pi int, t []float32) { l.inTile(pi, v[pi*c:], p*c, t) })
-
-	mm := s.Get(xi * p * k)
-	defer s.Put(mm)
-	parallelFor(xi, func(x0, x1 int) {
-		for e := x0; e < x1; e++ {
-			u[e].MulSerial(p, v[e*p*c:(e+1)*p*c], c, mm[e*p*k:(e+1)*p*k], k)
 		}
-	})
-
-	forTiles(func(pi int, t []float32) { l.outTile(pi, mm[pi*k:], p*k, t) })
-	wgStoreNCHW(geo, l.yt, oht, owt, ep, y)
+	case wgStepIn, wgStepOut:
+		for wk := lo; wk < hi; wk++ {
+			t := j.buf[wk*xi*j.cm : (wk+1)*xi*j.cm]
+			for pi := p * wk / j.workers; pi < p*(wk+1)/j.workers; pi++ {
+				if j.step == wgStepIn {
+					l.inTile(pi, j.v[pi*c:], p*c, t)
+				} else {
+					l.outTile(pi, j.mm[pi*k:], p*k, t)
+				}
+			}
+		}
+	case wgStepGEMM:
+		for e := lo; e < hi; e++ {
+			l.u[e].MulSerial(p, j.v[e*p*c:(e+1)*p*c], c, j.mm[e*p*k:(e+1)*p*k], k)
+		}
+	}
 }
 
 // wgBlockTiles is the most tiles one block of the blocked schedule takes
@@ -409,50 +438,33 @@ func wgOutTile(pl *winogradPlan, src []float32, ss int, dst []float32, rs, cs in
 // (the last block of a row overlaps the one before: it rewrites the same
 // values).
 func wgPadNHWC(geo ConvGeom, x, xt []float32, hp, wp int) {
-	if !hasWinograd || geo.W < 16 {
-		wgPadNHWCGo(geo, x, xt, hp, wp)
-		return
-	}
-	c, h, w := geo.C, geo.H, geo.W
-	parallelFor(geo.N*hp, func(r0, r1 int) {
-		for nr := r0; nr < r1; nr++ {
-			img, r := nr/hp, nr%hp
-			row := xt[nr*wp*c : (nr+1)*wp*c]
-			ih := r - 1
-			if ih < 0 || ih >= h {
-				clear(row)
-				continue
-			}
-			clear(row[:c])
-			clear(row[(w+1)*c:])
-			for c0 := 0; c0 < c; c0 += 16 {
-				src := x[((img*c+c0)*h+ih)*w:]
-				_ = src[15*h*w+w-1]
-				for w0 := 0; w0 < w; w0 += 16 {
-					w0 = min(w0, w-16)
-					dst := row[(w0+1)*c+c0:]
-					_ = dst[15*c+15]
-					transpose16AVX512(&src[w0], h*w*4, &dst[0], c*4)
-				}
-			}
-		}
-	})
+	runPooled(geo.N*hp, &wgPadJobs, wgPadJob{geo: geo, x: x, xt: xt, hp: hp, wp: wp, vec: hasWinograd && geo.W >= 16})
 }
 
-// wgPadNHWCGo is wgPadNHWC in Go.
-func wgPadNHWCGo(geo ConvGeom, x, xt []float32, hp, wp int) {
-	c, h, w := geo.C, geo.H, geo.W
-	parallelFor(geo.N*hp, func(r0, r1 int) {
-		for nr := r0; nr < r1; nr++ {
-			img, r := nr/hp, nr%hp
-			row := xt[nr*wp*c : (nr+1)*wp*c]
-			ih := r - 1
-			if ih < 0 || ih >= h {
-				clear(row)
-				continue
-			}
-			clear(row[:c])
-			clear(row[(w+1)*c:])
+// wgPadJob is wgPadNHWC's loop over padded rows as a pooled job (a closure
+// was an allocation per call); vec: by 16 x 16 AVX-512 transposes.
+type wgPadJob struct {
+	geo    ConvGeom
+	x, xt  []float32
+	hp, wp int
+	vec    bool
+}
+
+var wgPadJobs freelist.List[wgPadJob]
+
+func (j *wgPadJob) run(r0, r1 int) {
+	c, h, w, x, xt, hp, wp := j.geo.C, j.geo.H, j.geo.W, j.x, j.xt, j.hp, j.wp
+	for nr := r0; nr < r1; nr++ {
+		img, r := nr/hp, nr%hp
+		row := xt[nr*wp*c : (nr+1)*wp*c]
+		ih := r - 1
+		if ih < 0 || ih >= h {
+			clear(row)
+			continue
+		}
+		clear(row[:c])
+		clear(row[(w+1)*c:])
+		if !j.vec {
 			for ci := 0; ci < c; ci++ {
 				src := x[((img*c+ci)*h+ih)*w : ((img*c+ci)*h+ih+1)*w]
 				dst := row[c+ci:]
@@ -460,8 +472,19 @@ func wgPadNHWCGo(geo ConvGeom, x, xt []float32, hp, wp int) {
 					dst[iw*c] = val
 				}
 			}
+			continue
 		}
-	})
+		for c0 := 0; c0 < c; c0 += 16 {
+			src := x[((img*c+c0)*h+ih)*w:]
+			_ = src[15*h*w+w-1]
+			for w0 := 0; w0 < w; w0 += 16 {
+				w0 = min(w0, w-16)
+				dst := row[(w0+1)*c+c0:]
+				_ = dst[15*c+15]
+				transpose16AVX512(&src[w0], h*w*4, &dst[0], c*4)
+			}
+		}
+	}
 }
 
 // wgZeros is a row of zeros for wgStore16AVX512's absent shift and residual.
@@ -482,37 +505,52 @@ func wgStoreNCHW(geo ConvGeom, yt []float32, oht, owt int, ep ConvEpilogue, y []
 	if geo.OW < 16 {
 		mask = 1<<geo.OW - 1
 	}
-	k, oh, ow := geo.K, geo.OH, geo.OW
-	ohw := oh * ow
 	floor := float32(math.Inf(-1))
 	if ep.ReLU {
 		floor = 0
 	}
-	parallelFor(geo.N*oh, func(r0, r1 int) {
-		for nr := r0; nr < r1; nr++ {
-			img, r := nr/oh, nr%oh
-			src := yt[(img*oht+r)*owt*k:]
-			for k0 := 0; k0 < k; k0 += 16 {
-				shift := wgZeros[:]
-				if ep.Shift != nil {
-					shift = ep.Shift[k0 : k0+16]
+	runPooled(geo.N*geo.OH, &wgStoreJobs, wgStoreJob{geo: geo, yt: yt, oht: oht, owt: owt, ep: ep, y: y, floor: floor, mask: mask})
+}
+
+// wgStoreJob is wgStoreNCHW's AVX-512 loop over output rows as a pooled
+// job.
+type wgStoreJob struct {
+	geo      ConvGeom
+	yt, y    []float32
+	oht, owt int
+	ep       ConvEpilogue
+	floor    float32
+	mask     uint16
+}
+
+var wgStoreJobs freelist.List[wgStoreJob]
+
+func (j *wgStoreJob) run(r0, r1 int) {
+	k, oh, ow, oht, owt, ep, y, yt := j.geo.K, j.geo.OH, j.geo.OW, j.oht, j.owt, &j.ep, j.y, j.yt
+	ohw := oh * ow
+	for nr := r0; nr < r1; nr++ {
+		img, r := nr/oh, nr%oh
+		src := yt[(img*oht+r)*owt*k:]
+		for k0 := 0; k0 < k; k0 += 16 {
+			shift := wgZeros[:]
+			if ep.Shift != nil {
+				shift = ep.Shift[k0 : k0+16]
+			}
+			base := (img*k+k0)*ohw + r*ow
+			_ = y[base+15*ohw+ow-1]
+			for q0 := 0; q0 < ow; q0 += 16 {
+				q0 = max(0, min(q0, ow-16))
+				s := src[q0*k+k0:]
+				_ = s[15*k+15]
+				res, resStride := wgZeros[:], 0
+				if ep.Residual != nil {
+					res, resStride = ep.Residual[base+q0:], ohw*4
+					_ = res[15*ohw+min(ow, 16)-1]
 				}
-				base := (img*k+k0)*ohw + r*ow
-				_ = y[base+15*ohw+ow-1]
-				for q0 := 0; q0 < ow; q0 += 16 {
-					q0 = max(0, min(q0, ow-16))
-					s := src[q0*k+k0:]
-					_ = s[15*k+15]
-					res, resStride := wgZeros[:], 0
-					if ep.Residual != nil {
-						res, resStride = ep.Residual[base+q0:], ohw*4
-						_ = res[15*ohw+min(ow, 16)-1]
-					}
-					wgStore16AVX512(&s[0], k*4, &y[base+q0], ohw*4, &shift[0], &res[0], resStride, floor, mask)
-				}
+				wgStore16AVX512(&s[0], k*4, &y[base+q0], ohw*4, &shift[0], &res[0], resStride, j.floor, j.mask)
 			}
 		}
-	})
+	}
 }
 
 // wgStoreNCHWGo is wgStoreNCHW in Go.

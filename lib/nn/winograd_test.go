@@ -247,3 +247,24 @@ func TestWinogradNaN(t *testing.T) {
 }
 
 func abs(v int) int { return max(v, -v) }
+
+// TestWinogradAllocs: with a scratch that keeps its buffers, a Winograd
+// convolution allocates nothing once its weights are transformed, on both
+// schedules (blocked: 56x56; phased: 14x14, whose rows are narrower than a
+// 16-pixel transpose) and with a residual.
+func TestWinogradAllocs(t *testing.T) {
+	if !hasWinograd {
+		t.Skip("no AVX-512: the Go loops are not allocation-free")
+	}
+	for _, tc := range []wgCase{{1, 64, 56, 56, 64, true, true, true, true}, {1, 32, 14, 14, 32, true, true, false, true}} {
+		for _, pl := range []*winogradPlan{wgF2, wgF4} {
+			geo, p, x, ep := tc.build(1)
+			y := make([]float32, geo.N*geo.K*geo.OH*geo.OW)
+			rs := &reuseScratch{}
+			conv2dWinograd(pl, geo, x, p.Value.Data(), ep, y, rs)
+			if n := testing.AllocsPerRun(5, func() { conv2dWinograd(pl, geo, x, p.Value.Data(), ep, y, rs) }); n != 0 {
+				t.Errorf("%v F%d: %v allocations per call, want 0", tc, pl.m, n)
+			}
+		}
+	}
+}
