@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sync"
+
+	"github.com/detlab/detlab/lib/internal/freelist"
 )
 
 // coordinateTrickMaxNumel is torchvision's CPU switch in batched_nms: with at
@@ -36,7 +37,7 @@ func NMSWith(nb NMSBackend, boxes []Box, scores []float32, thresh float64) ([]in
 	if len(boxes) != len(scores) {
 		return nil, fmt.Errorf("%w: nms got %d boxes and %d scores", ErrInput, len(boxes), len(scores))
 	}
-	ws := nmsPool.Get().(*nmsWork)
+	ws := nmsPool.Get()
 	defer nmsPool.Put(ws)
 	return nms(ws, nb, nil, boxes, scores, thresh, nil, nil)
 }
@@ -147,7 +148,9 @@ type nmsWork struct {
 	labelKept []int
 }
 
-var nmsPool = sync.Pool{New: func() any { return new(nmsWork) }}
+// nmsPool is a freelist, not a sync.Pool: a collection would empty a
+// sync.Pool, and the next call regrow its workspace append by append.
+var nmsPool freelist.List[nmsWork]
 
 // suppressionCut returns the smallest float32 c such that, for every
 // non-NaN float32 IoU v, float64(v) > thresh exactly when v >= c (torchvision
@@ -254,7 +257,7 @@ func AppendBatchedNMSWith(dst []int, nb NMSBackend, boxes []Box, scores []float3
 		}
 		return dst, nil
 	}
-	ws := nmsPool.Get().(*nmsWork)
+	ws := nmsPool.Get()
 	defer nmsPool.Put(ws)
 	if 4*len(boxes) > coordinateTrickMaxNumel {
 		return batchedNMSVanilla(ws, nb, dst, boxes, scores, labels, thresh)

@@ -3,8 +3,8 @@ package roi
 import (
 	"fmt"
 	"slices"
-	"sync"
 
+	"github.com/detlab/detlab/lib/internal/freelist"
 	"github.com/detlab/detlab/lib/nn"
 	"github.com/detlab/detlab/lib/tensor"
 )
@@ -56,7 +56,7 @@ func FastRCNNLoss(g *nn.Graph, classLogits, boxRegression *nn.Var, labels []int,
 		}
 	}
 	// idx is read during the call only (IndexSelect copies it): pooled.
-	ip := lossIdx.Get().(*[]int)
+	ip := lossIdx.Get()
 	defer lossIdx.Put(ip)
 	idx := slices.Grow((*ip)[:0], 4*fg)
 	defer func() { *ip = idx[:0] }()
@@ -100,4 +100,4 @@ func FastRCNNLoss(g *nn.Graph, classLogits, boxRegression *nn.Var, labels []int,
 }
 
 // lossIdx recycles FastRCNNLoss's index lists.
-var lossIdx = sync.Pool{New: func() any { return new([]int) }}
+var lossIdx freelist.List[[]int] // not emptied by a collection, unlike a sync.Pool

@@ -3,7 +3,6 @@ package roialign
 import (
 	"math"
 	"runtime"
-	"sync"
 
 	"github.com/detlab/detlab/lib/internal/freelist"
 	"github.com/detlab/detlab/lib/internal/workpool"
@@ -186,7 +185,7 @@ func run(job kernelJob) {
 }
 
 // geomPool reuses roi layouts between calls.
-var geomPool = sync.Pool{New: func() any { return new(roiGeom) }}
+var geomPool freelist.List[roiGeom] // not emptied by a collection, unlike a sync.Pool
 
 // estWork approximates the kernel's sample evaluations.
 func estWork(k int, s Shape, cfg Config) int {
@@ -203,7 +202,7 @@ func forward(out, features []float32, s Shape, rois []float32, k int, cfg Config
 func forwardRange(out, features []float32, s Shape, rois []float32, cfg Config, lo, hi int) {
 	plane := s.H * s.W
 	nbins := cfg.OutH * cfg.OutW
-	g := geomPool.Get().(*roiGeom)
+	g := geomPool.Get()
 	defer geomPool.Put(g)
 	for r := lo; r < hi; r++ {
 		layout(g, rois[r*5:r*5+5], s.H, s.W, cfg)
@@ -259,7 +258,7 @@ func backward(grad, gradOut []float32, s Shape, rois []float32, k int, cfg Confi
 func backwardRange(grad, gradOut []float32, s Shape, rois []float32, k int, cfg Config, c0, c1 int) {
 	plane := s.H * s.W
 	nbins := cfg.OutH * cfg.OutW
-	g := geomPool.Get().(*roiGeom)
+	g := geomPool.Get()
 	defer geomPool.Put(g)
 	for r := 0; r < k; r++ {
 		layout(g, rois[r*5:r*5+5], s.H, s.W, cfg)

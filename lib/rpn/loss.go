@@ -3,9 +3,9 @@ package rpn
 import (
 	"fmt"
 	"slices"
-	"sync"
 
 	"github.com/detlab/detlab/lib/box"
+	"github.com/detlab/detlab/lib/internal/freelist"
 	"github.com/detlab/detlab/lib/nn"
 	"github.com/detlab/detlab/lib/tensor"
 )
@@ -65,7 +65,7 @@ func ComputeLoss(g *nn.Graph, objectness, deltas *nn.Var, targets []AnchorTarget
 	}
 	// sel, boxIdx and the unions are read during the call only (the loss
 	// ops copy the indices they keep): pooled.
-	ws := lossWork.Get().(*lossScratch)
+	ws := lossWork.Get()
 	defer lossWork.Put(ws)
 	sel := slices.Grow(ws.sel[:0], nsampled) // each image's union holds at most its two lists
 	boxIdx := slices.Grow(ws.boxIdx[:0], 4*npos)
@@ -113,7 +113,7 @@ func ComputeLoss(g *nn.Graph, objectness, deltas *nn.Var, targets []AnchorTarget
 // lossScratch is ComputeLoss's index memory, pooled between calls.
 type lossScratch struct{ sel, boxIdx, union []int }
 
-var lossWork = sync.Pool{New: func() any { return new(lossScratch) }}
+var lossWork freelist.List[lossScratch] // not emptied by a collection, unlike a sync.Pool
 
 // smoothL1Gather returns smooth_l1(x.flat[idx] viewed as (P, 4), target
 // (P, 4), beta, "sum"); an empty idx gives a constant 0.

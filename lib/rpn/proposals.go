@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sync"
 
 	"github.com/detlab/detlab/lib/box"
+	"github.com/detlab/detlab/lib/internal/freelist"
 )
 
 // FilterProposals selects one image's proposals from the RPN outputs, as
@@ -145,7 +145,7 @@ func gather[T any](dst, v []T, idx []int) []T {
 // topKLogits returns the indices of the k largest values in decreasing order,
 // equal values in increasing index order (-0 equals +0); NaN ranks last.
 func topKLogits(v []float32, k int) []int {
-	kp := keyPool.Get().(*[]uint64)
+	kp := keyPool.Get()
 	var out []int
 	*kp, out = appendTopKLogits(*kp, make([]int, 0, k), v, k)
 	keyPool.Put(kp)
@@ -184,7 +184,7 @@ func appendTopKLogits(keys []uint64, dst []int, v []float32, k int) ([]uint64, [
 }
 
 // keyPool recycles topKLogits' sort keys between calls.
-var keyPool = sync.Pool{New: func() any { return new([]uint64) }}
+var keyPool freelist.List[[]uint64]
 
 // proposalSigmoid is torch.sigmoid in float32 (computed in float64 and rounded).
 func proposalSigmoid(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
