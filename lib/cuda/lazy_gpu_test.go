@@ -33,11 +33,12 @@ func lazyFake(t *testing.T) *cuda.Backend {
 
 // TestGPULazyFake runs the GPU tests that exercise whole networks and
 // lib/nn graphs (ResNet18 and a Faster R-CNN training step against the
-// CPU and the goldens, autocast products, NMS, RoIAlign, graph passes) on
+// CPU and the goldens, inference, autocast products, NMS, RoIAlign, graph passes) on
 // a lazy fake device, in every plain `go test` run: a host read or write
 // of a tensor that a queued operation still computes or reads, without
 // the synchronization before it, makes them fail. (DETLAB_CUDA_FAKE=lazy
-// runs the whole suite so.)
+// runs the whole suite so, TestGPUFasterRCNNAMPStep's two minutes
+// included.)
 func TestGPULazyFake(t *testing.T) {
 	b := lazyFake(t)
 	if b.Mode() != "async" {
@@ -49,6 +50,7 @@ func TestGPULazyFake(t *testing.T) {
 	}{
 		{"ResNet18", TestGPUResNet18},
 		{"FasterRCNNTrainStep", TestGPUFasterRCNNTrainStep},
+		{"FasterRCNNInference", TestGPUFasterRCNNInference},
 		{"Half", TestGPUHalf},
 		{"NMS", TestGPUNMS},
 		{"RoIAlign", TestGPURoIAlign},
