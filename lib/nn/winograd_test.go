@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"strings"
 	"testing"
 
+	"github.com/detlab/detlab/lib/compute"
 	"github.com/detlab/detlab/lib/tensor"
 )
 
@@ -251,10 +253,14 @@ func abs(v int) int { return max(v, -v) }
 // TestWinogradAllocs: with a scratch that keeps its buffers, a Winograd
 // convolution allocates nothing once its weights are transformed, on both
 // schedules (blocked: 56x56; phased: 14x14, whose rows are narrower than a
-// 16-pixel transpose) and with a residual.
+// 16-pixel transpose) and with a residual. It needs the Go GEMM: with
+// DETLAB_BLAS=openblas or onednn, PackedB's products call the library.
 func TestWinogradAllocs(t *testing.T) {
 	if !hasWinograd {
 		t.Skip("no AVX-512: the Go loops are not allocation-free")
+	}
+	if b := compute.Backend(); !strings.HasPrefix(b, "Go") {
+		t.Skipf("GEMMs run on %s", b)
 	}
 	for _, tc := range []wgCase{{1, 64, 56, 56, 64, true, true, true, true}, {1, 32, 14, 14, 32, true, true, false, true}} {
 		for _, pl := range []*winogradPlan{wgF2, wgF4} {
