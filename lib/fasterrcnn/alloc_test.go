@@ -49,6 +49,12 @@ func TestTrainStepAllocationBudget(t *testing.T) {
 	if c := strings.ToLower(os.Getenv(compute.EnvConv)); c == "onednn" || c == "dnnl" || c == "auto" {
 		allocBudget = 2100
 	}
+	if b := compute.Backend(); !strings.HasPrefix(b, "Go") {
+		// The library paths allocate per call (with OpenBLAS about 38
+		// MiB in 1860 allocations a step, measured 2026-11-30): the
+		// budget is the Go kernels'.
+		t.Skipf("GEMMs run on %s", b)
+	}
 	c := Defaults(4)
 	c.MinSize, c.MaxSize = 128, 128
 	m, err := New(c)
