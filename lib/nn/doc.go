@@ -34,8 +34,11 @@
 // Convolution paths on the CPU: im2col into the GEMM's panels by default;
 // on inference graphs (NewInferenceGraph) float32 3x3 stride-1
 // convolutions with channel counts that are multiples of 16 use Winograd
-// F(4,3) on maps of 20 and more and F(2,3) below (AVX-512 processors;
-// DETLAB_WINOGRAD=off|2|4 overrides), and BatchNorm-folded convolutions may
+// F(4,3) or F(2,3), whichever a cost estimate (its GEMMs' rows plus the
+// transformed weights they stream) says is faster for the layer's map and
+// batch: F(4,3) on ResNet18's 56x56 and 28x28 at batch 1, F(2,3) on 14x14
+// and 7x7 (AVX-512 processors; DETLAB_WINOGRAD=off|2|4 overrides), and
+// BatchNorm-folded convolutions may
 // go to oneDNN (lib/compute's DETLAB_CONV). CPU.Name says which run.
 //
 // Cached weights: values derived from a parameter (Winograd-transformed or

@@ -112,7 +112,7 @@ var wgCases = []wgCase{
 	{2, 16, 5, 17, 16, true, true, false, false},   // wide
 	{1, 32, 18, 33, 48, true, true, true, true},    // 16x16 transposes, overlapping last block
 	{2, 16, 16, 16, 32, false, false, true, false}, // exactly one block, residual without ReLU
-	{1, 16, 40, 44, 32, true, true, true, true},     // 110 or 440 tiles: the blocked schedule
+	{1, 16, 40, 44, 32, true, true, true, true},    // 110 or 440 tiles: the blocked schedule
 }
 
 // TestWinogradMatchesDirect checks both algorithms against the float64
