@@ -20,6 +20,7 @@ func init() {
 		"NewBackend":  reflect.ValueOf(cuda.NewBackend),
 		"ParseDevice": reflect.ValueOf(cuda.ParseDevice),
 		"Probe":       reflect.ValueOf(cuda.Probe),
+		"SyncEnv":     reflect.ValueOf(constant.MakeFromLiteral("\"DETLAB_CUDA_SYNC\"", token.STRING, 0)),
 
 		// type definitions
 		"Backend":    reflect.ValueOf((*cuda.Backend)(nil)),

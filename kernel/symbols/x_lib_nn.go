@@ -55,6 +55,7 @@ func init() {
 		"Softmax":           reflect.ValueOf(nn.Softmax),
 		"State":             reflect.ValueOf(nn.State),
 		"Sum":               reflect.ValueOf(nn.Sum),
+		"Sync":              reflect.ValueOf(nn.Sync),
 		"Uniform":           reflect.ValueOf(nn.Uniform),
 		"ZeroGrads":         reflect.ValueOf(nn.ZeroGrads),
 		"ZeroGradsOn":       reflect.ValueOf(nn.ZeroGradsOn),
@@ -91,6 +92,7 @@ func init() {
 		"ScalerBackend":      reflect.ValueOf((*nn.ScalerBackend)(nil)),
 		"Scratch":            reflect.ValueOf((*nn.Scratch)(nil)),
 		"StateDict":          reflect.ValueOf((*nn.StateDict)(nil)),
+		"Syncer":             reflect.ValueOf((*nn.Syncer)(nil)),
 		"Var":                reflect.ValueOf((*nn.Var)(nil)),
 		"WeightCache":        reflect.ValueOf((*nn.WeightCache)(nil)),
 		"Zeroer":             reflect.ValueOf((*nn.Zeroer)(nil)),
@@ -110,6 +112,7 @@ func init() {
 		"_RoundingBackend":    reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_RoundingBackend)(nil)),
 		"_ScalerBackend":      reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_ScalerBackend)(nil)),
 		"_Scratch":            reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_Scratch)(nil)),
+		"_Syncer":             reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_Syncer)(nil)),
 		"_Zeroer":             reflect.ValueOf((*_github_com_detlab_detlab_lib_nn_Zeroer)(nil)),
 	}
 }
@@ -308,6 +311,16 @@ func (W _github_com_detlab_detlab_lib_nn_Scratch) Get(n int) []float32 {
 }
 func (W _github_com_detlab_detlab_lib_nn_Scratch) Put(b []float32) {
 	W.WPut(b)
+}
+
+// _github_com_detlab_detlab_lib_nn_Syncer is an interface wrapper for Syncer type
+type _github_com_detlab_detlab_lib_nn_Syncer struct {
+	IValue interface{}
+	WSync  func() error
+}
+
+func (W _github_com_detlab_detlab_lib_nn_Syncer) Sync() error {
+	return W.WSync()
 }
 
 // _github_com_detlab_detlab_lib_nn_Zeroer is an interface wrapper for Zeroer type

@@ -20,6 +20,7 @@ func init() {
 		"Postprocess":    reflect.ValueOf(transform.Postprocess),
 		"ResizeBilinear": reflect.ValueOf(transform.ResizeBilinear),
 		"ResizeBoxes":    reflect.ValueOf(transform.ResizeBoxes),
+		"ResizeRatios":   reflect.ValueOf(transform.ResizeRatios),
 		"ResizedSize":    reflect.ValueOf(transform.ResizedSize),
 		"Scale":          reflect.ValueOf(transform.Scale),
 
