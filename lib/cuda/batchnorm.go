@@ -116,3 +116,82 @@ func (b *Backend) BatchNormBackward(x, dy, dx, dgamma, dbeta []float32, n, c, hw
 }
 
 var _ nn.BatchNormBackend = (*Backend)(nil)
+
+// BatchNormTrainForward implements nn.BatchNormTrainBackend: one
+// detlab_bn_train_stats kernel (one block per channel: two-pass float64
+// mean and variance, then invstd, the running statistics, stats and the
+// affine coefficients in lib/nn's float64 arithmetic) and one
+// detlab_channel_affine. Nothing comes back to the host: the operation
+// stays queued.
+func (b *Backend) BatchNormTrainForward(x, y []float32, n, c, hw int, gamma, beta, runningMean, runningVar, stats []float32, momentum, eps float64, relu bool) {
+	const op = "BatchNormTrainForward"
+	total := n * c * hw
+	xs, ys := need(op, "x", x, total), need(op, "y", y, total)
+	gamma, beta = need(op, "gamma", gamma, c), need(op, "beta", beta, c)
+	runningMean, runningVar = need(op, "runningMean", runningMean, c), need(op, "runningVar", runningVar, c)
+	stats = need(op, "stats", stats, nn.BatchNormStatsPerChannel*c)
+	if total == 0 {
+		return
+	}
+	b.run(op, func(s *scope) {
+		px, py := s.f32(xs, read), s.f32(ys, write)
+		pg, pb := s.f32(gamma, read), s.f32(beta, read)
+		prm, prv := s.f32(runningMean, readWrite), s.f32(runningVar, readWrite)
+		pst := s.f32(stats, write)
+		affine := s.temp(4 * 2 * c)
+		s.launch("detlab_bn_train_stats", channelGrid(c), pArg(px), iArg(n), iArg(c), iArg(hw), pArg(pg), pArg(pb),
+			pArg(prm), pArg(prv), dArg(momentum), dArg(eps), pArg(pst), pArg(affine))
+		s.launch("detlab_channel_affine", gridFor(total), pArg(px), pArg(py), iArg(n), iArg(c), iArg(hw),
+			pArg(affine), pArg(at(affine, c)), bArg(relu))
+	})
+}
+
+// BatchNormTrainBackward implements nn.BatchNormTrainBackend: one
+// detlab_bn_backward_sums kernel (per channel float64 sums, dgamma and
+// dbeta, three float64 coefficients in a device temp) and, with dx, one
+// detlab_bn_backward_dx. Nothing comes back to the host.
+func (b *Backend) BatchNormTrainBackward(x, y, dy, dx, dgamma, dbeta []float32, n, c, hw int, stats, gamma []float32, relu bool) {
+	const op = "BatchNormTrainBackward"
+	total := n * c * hw
+	if dx == nil && dgamma == nil && dbeta == nil {
+		return
+	}
+	xs, dys := need(op, "x", x, total), need(op, "dy", dy, total)
+	if relu {
+		y = need(op, "y", y, total)
+	} else {
+		y = nil
+	}
+	if dx != nil {
+		dx = need(op, "dx", dx, total)
+		gamma = need(op, "gamma", gamma, c)
+	} else {
+		gamma = nil
+	}
+	if dgamma != nil {
+		dgamma = need(op, "dgamma", dgamma, c)
+	}
+	if dbeta != nil {
+		dbeta = need(op, "dbeta", dbeta, c)
+	}
+	stats = need(op, "stats", stats, nn.BatchNormStatsPerChannel*c)
+	if total == 0 {
+		return
+	}
+	b.run(op, func(s *scope) {
+		px, py, pdy := s.f32(xs, read), s.f32(y, read), s.f32(dys, read)
+		pst, pg := s.f32(stats, read), s.f32(gamma, read)
+		pdg, pdb := s.f32(dgamma, readWrite), s.f32(dbeta, readWrite)
+		coef := s.temp(8 * 3 * c)
+		s.launch("detlab_bn_backward_sums", channelGrid(c), pArg(px), pArg(py), pArg(pdy), pArg(pst), pArg(pg),
+			iArg(n), iArg(c), iArg(hw), bArg(relu), pArg(pdg), pArg(pdb), pArg(coef))
+		if dx == nil {
+			return
+		}
+		pdx := s.f32(dx, readWrite)
+		s.launch("detlab_bn_backward_dx", gridFor(total), pArg(px), pArg(py), pArg(pdy), pArg(pst), pArg(coef), pArg(pdx),
+			iArg(n), iArg(c), iArg(hw), bArg(relu))
+	})
+}
+
+var _ nn.BatchNormTrainBackend = (*Backend)(nil)

@@ -31,7 +31,7 @@ func channelGrid(c int) int {
 
 // karg is one kernel argument before packing.
 type karg struct {
-	kind byte // 'p', 'i' or 'f'
+	kind byte // 'p', 'i', 'f' or 'd'
 	v    int64
 }
 
@@ -44,6 +44,9 @@ func iArg(v int) karg { return karg{kind: 'i', v: int64(v)} }
 // fArg is a float argument.
 func fArg(v float32) karg { return karg{kind: 'f', v: int64(math.Float32bits(v))} }
 
+// dArg is a double argument.
+func dArg(v float64) karg { return karg{kind: 'd', v: int64(math.Float64bits(v))} }
+
 // bArg is a C int flag (1 for true).
 func bArg(v bool) karg {
 	if v {
@@ -54,7 +57,7 @@ func bArg(v bool) karg {
 
 // packArgs checks args against the kernel's parameter kinds sig and
 // returns one 64-bit slot per argument holding the value as the kernel
-// reads it (little endian: an int or float in the low 4 bytes), ready for
+// reads it (little endian: an int or float in the low 4 bytes, a double in all 8), ready for
 // cuLaunchKernel's array of pointers to values. A wrong count, a wrong
 // kind or an int beyond C int's range is an error, never a launch.
 func packArgs(name, sig string, args []karg) ([]uint64, error) {
@@ -76,6 +79,8 @@ func packArgs(name, sig string, args []karg) ([]uint64, error) {
 			slots[i] = uint64(uint32(int32(a.v)))
 		case 'f':
 			slots[i] = uint64(uint32(a.v))
+		case 'd':
+			slots[i] = uint64(a.v)
 		default:
 			return nil, fmt.Errorf("cuda: kernel %s argument %d: unknown kind %q", name, i, a.kind)
 		}

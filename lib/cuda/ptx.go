@@ -26,6 +26,9 @@ var kernelNames = []string{
 	"detlab_channel_sum_add",
 	"detlab_channel_stats",
 	"detlab_channel_affine",
+	"detlab_bn_train_stats",
+	"detlab_bn_backward_sums",
+	"detlab_bn_backward_dx",
 	"detlab_maxpool2d",
 	"detlab_maxpool2d_backward",
 	"detlab_round_bf16",
@@ -51,7 +54,8 @@ var kernelNames = []string{
 
 // kernelParams gives each kernel's parameter list, one letter per
 // parameter: 'p' a pointer (PTX .u64; pass a device address), 'i' a C int
-// (.u32; pass int32), 'f' a C float (.f32; pass float32). The launcher
+// (.u32; pass int32), 'f' a C float (.f32; pass float32), 'd' a C double
+// (.f64; pass float64). The launcher
 // checks its arguments against it; the tests check it against the PTX and
 // against kernels.h.
 var kernelParams = map[string]string{
@@ -61,7 +65,10 @@ var kernelParams = map[string]string{
 	"detlab_channel_sum_add":    "ppiii",
 	"detlab_channel_stats":      "piiipp",
 	"detlab_channel_affine":     "ppiiippi",
-	"detlab_maxpool2d":          "ppp" + "iiiiiiiiiii", // planes,H,W, KH,KW, SH,SW, PH,PW, OH,OW
+	"detlab_bn_train_stats":     "piiipppp" + "ddpp",      // x, N,C,HW, gamma, beta, run_mean, run_var, momentum, eps, stats, affine
+	"detlab_bn_backward_sums":   "ppppp" + "iiii" + "ppp", // x, y, dy, stats, gamma, N,C,HW, relu, dgamma, dbeta, coef
+	"detlab_bn_backward_dx":     "pppppp" + "iiii",        // x, y, dy, stats, coef, dx, N,C,HW, relu
+	"detlab_maxpool2d":          "ppp" + "iiiiiiiiiii",    // planes,H,W, KH,KW, SH,SW, PH,PW, OH,OW
 	"detlab_maxpool2d_backward": "pppiiiii",
 	"detlab_round_bf16":         "ppi",
 	"detlab_round_fp16":         "ppi",
@@ -85,7 +92,7 @@ var kernelParams = map[string]string{
 }
 
 // ptxParamKinds maps PTX parameter types to kernelParams letters.
-var ptxParamKinds = map[string]byte{".u64": 'p', ".u32": 'i', ".f32": 'f'}
+var ptxParamKinds = map[string]byte{".u64": 'p', ".u32": 'i', ".f32": 'f', ".f64": 'd'}
 
 // ptxEntries parses the kernel entry points of a PTX module: each
 // `.entry name(.param .type name_param_0, ...)` becomes name -> its

@@ -66,7 +66,8 @@ func TestPTXEntries(t *testing.T) {
 		{"no entry", ".version 7.8\n.target sm_80\n", nil, "no .entry"},
 		{"unclosed", ".entry a(\n.param .u64 a_param_0,\n", nil, "not closed"},
 		{"no list", ".entry a\n{ ret; }", nil, "without a parameter list"},
-		{"double type", ".entry a(.param .f64 a_param_0)", nil, "unsupported parameter type .f64"},
+		{"double type", ".entry a(.param .f64 a_param_0)", map[string]string{"a": "d"}, ""},
+		{"half type", ".entry a(.param .f16 a_param_0)", nil, "unsupported parameter type .f16"},
 		{"struct param", ".entry a(.param .align 8 .b8 a_param_0[16])", nil, "unsupported parameter"},
 		{"duplicate", ".entry a()\n.entry a()", nil, "defined twice"},
 	}
@@ -122,8 +123,10 @@ func cParamKind(decl string) (byte, error) {
 		return 'i', nil
 	case typ == "float":
 		return 'f', nil
+	case typ == "double":
+		return 'd', nil
 	}
-	return 0, fmt.Errorf("parameter %q: type %q is not a pointer, int or float", decl, typ)
+	return 0, fmt.Errorf("parameter %q: type %q is not a pointer, int, float or double", decl, typ)
 }
 
 func TestKernelsHeaderMatchesTable(t *testing.T) {

@@ -54,6 +54,9 @@ type BatchNorm2d struct {
 	NumBatchesTracked *tensor.Tensor
 
 	statsVersion atomic.Uint64
+	// statsQueued: a BatchNormTrainBackend forward may still be writing
+	// RunningMean and RunningVar in queued device work.
+	statsQueued bool
 }
 
 // StatsVersion returns the change stamp of the running statistics (see
@@ -137,6 +140,15 @@ func (bn *BatchNorm2d) forward(g *Graph, x *Var, relu bool) (*Var, error) {
 	n, c, hw := shape[0], shape[1], shape[2]*shape[3]
 	m := n * hw
 	gamma, beta := bn.Weight.Value.Data(), bn.Bias.Value.Data()
+	if tb, ok := g.backend.(BatchNormTrainBackend); ok && bn.Mode == BNTrain {
+		return bn.forwardOn(g, tb, x, relu)
+	}
+	if bn.statsQueued {
+		// A device train-mode forward updated the running statistics in
+		// queued work: wait for it before reading them here.
+		g.hostSync()
+		bn.statsQueued = false
+	}
 	// The statistics (kept for backward) and the affine coefficients
 	// live in memory g owns until Release: with an arena, recycled.
 	stats := g.newFloat64s(3 * c)
@@ -188,6 +200,33 @@ func (bn *BatchNorm2d) forward(g *Graph, x *Var, relu bool) (*Var, error) {
 	return g.push(out, inputs, nil, op), nil
 }
 
+// forwardOn is the train-mode forward on a BatchNormTrainBackend: the
+// statistics stay in backend memory (stats, owned by g until Release) and
+// the backward reads them there; nothing waits for the device.
+func (bn *BatchNorm2d) forwardOn(g *Graph, tb BatchNormTrainBackend, x *Var, relu bool) (*Var, error) {
+	shape := x.Shape()
+	n, c, hw := shape[0], shape[1], shape[2]*shape[3]
+	if n*hw < 2 {
+		return nil, fmt.Errorf("nn: BatchNorm2d %s: train mode needs more than one value per channel, input shape %v", bn.Weight.Name, shape)
+	}
+	stats := g.newTensorNoZero(BatchNormStatsPerChannel * c).Data()
+	out := g.newTensorNoZero(shape...)
+	tb.BatchNormTrainForward(x.Value.Data(), out.Data(), n, c, hw, bn.Weight.Value.Data(), bn.Bias.Value.Data(),
+		bn.RunningMean.Data(), bn.RunningVar.Data(), stats, bn.Momentum, bn.Eps, relu)
+	bn.statsQueued = true
+	bn.NumBatchesTracked.Data()[0]++
+	bn.MarkStatsChanged()
+	wv, bv := g.Param(bn.Weight), g.Param(bn.Bias)
+	inputs := g.varList(x, wv, bv)
+	if !g.records(inputs) {
+		return g.constant(out), nil
+	}
+	op := g.opLists().bn.take()
+	*op = bnOp{g: g, x: x.Value.Data(), out: out.Data(), n: n, c: c, hw: hw,
+		stats: stats, device: tb, gamma: bn.Weight.Value.Data(), train: true, relu: relu}
+	return g.push(out, inputs, nil, op), nil
+}
+
 // bnOp is BatchNorm2d's (and with relu, ReLU(BatchNorm)'s) backward:
 // inputs x, weight, bias.
 type bnOp struct {
@@ -197,11 +236,20 @@ type bnOp struct {
 	mean, invstd []float64
 	gamma        []float32
 	train, relu  bool
+	// stats and device: a BatchNormTrainBackend forward's statistics
+	// (mean and invstd unused), for device's backward.
+	stats  []float32
+	device BatchNormTrainBackend
 }
 
 func (o *bnOp) backward(gy *tensor.Tensor, gin []*tensor.Tensor) {
 	g := o.g
 	dy := gy.Data()
+	if o.device != nil {
+		o.device.BatchNormTrainBackward(o.x, o.out, dy, gradData(gin[0]), gradData(gin[1]), gradData(gin[2]),
+			o.n, o.c, o.hw, o.stats, o.gamma, o.relu)
+		return
+	}
 	if o.relu {
 		// Mask in a scratch copy: gy belongs to the graph's output.
 		masked := g.scratch().Get(len(dy))

@@ -213,3 +213,39 @@ func (g *Graph) biasGrad(dy, db []float32, rows, cols int) {
 		db[j] += float32(s)
 	}
 }
+
+// BatchNormStatsPerChannel is how many float32s per channel the statistics
+// buffer of BatchNormTrainBackend holds.
+const BatchNormStatsPerChannel = 4
+
+// BatchNormTrainBackend runs BatchNorm2d's train-mode forward and backward
+// on the backend with no host round trip: the batch statistics, the
+// running statistics' update, the normalisation and the backward's sums
+// all stay in backend memory, so a device backend need not wait for its
+// queue at every BatchNorm (BatchNormBackend's backward takes host
+// statistics; ChannelStats returns them to the host). BatchNorm2d uses it
+// in train mode when the graph's backend has it.
+//
+// stats (len >= BatchNormStatsPerChannel*c, backend memory the graph owns
+// until Release) carries the forward's statistics to the backward:
+// stats[0:c] the float64 batch mean rounded to float32, stats[c:2c] the
+// remainder mean - float64(stats[0:c]) rounded to float32, and
+// stats[2c:3c], stats[3c:4c] the same for invstd = 1/sqrt(var+eps), var
+// the biased batch variance. Host code reads it only after a Sync.
+type BatchNormTrainBackend interface {
+	// BatchNormTrainForward normalises x (n, c, hw) with its batch
+	// statistics into y = x*scale + shift (then max(y, 0) with relu, NaN
+	// passing), scale = gamma*invstd and shift = beta - mean*scale rounded
+	// to float32; it writes stats and updates runningMean and runningVar
+	// as torch: r = (1-momentum)*r + momentum*s in float64 rounded to
+	// float32, with the unbiased variance var*m/(m-1) (m = n*hw >= 2) for
+	// runningVar. Mean and variance are float64 sums (two passes).
+	BatchNormTrainForward(x, y []float32, n, c, hw int, gamma, beta, runningMean, runningVar, stats []float32, momentum, eps float64, relu bool)
+	// BatchNormTrainBackward adds the train-mode gradients given the
+	// forward's x, its output y (read only with relu: the output gradient
+	// is +0 where y is not positive), dy and stats: dbeta[c] += sum(g),
+	// dgamma[c] += sum(g*xhat) and dx += gamma*invstd*(g - mean(g) -
+	// xhat*mean(g*xhat)), g the (masked) dy, sums in float64. Any of dx,
+	// dgamma and dbeta may be nil.
+	BatchNormTrainBackward(x, y, dy, dx, dgamma, dbeta []float32, n, c, hw int, stats, gamma []float32, relu bool)
+}

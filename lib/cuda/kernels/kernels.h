@@ -56,6 +56,33 @@ DETLAB_GLOBAL void detlab_channel_stats(const float* x, int N, int C, int HW, do
 DETLAB_GLOBAL void detlab_channel_affine(const float* x, float* y, int N, int C, int HW,
                                          const float* scale, const float* shift, int relu);
 
+// detlab_bn_train_stats: BatchNorm2d's train-mode forward statistics
+// for x (N,C,HW): per channel the two-pass float64 mean and biased
+// variance (as detlab_channel_stats), then invstd = 1/sqrt(var+eps), the
+// running statistics updated in place (momentum; run_var with the
+// unbiased variance), stats (4*C floats: mean and invstd as float32
+// hi/lo pairs, see ops.h) and affine (2*C floats: the scale
+// gamma*invstd, then the shift beta - mean*scale). Grid: C blocks x 256
+// threads (as detlab_channel_sum_add).
+DETLAB_GLOBAL void detlab_bn_train_stats(const float* x, int N, int C, int HW, const float* gamma, const float* beta,
+                                         float* run_mean, float* run_var, double momentum, double eps, float* stats,
+                                         float* affine);
+
+// detlab_bn_backward_sums: BatchNorm2d's train-mode backward sums per
+// channel of g and g*(x-mean) in float64, g = dy, or with relu != 0 +0
+// where y <= 0 or NaN (y may be NULL without relu); dgamma += sum(g*xhat),
+// dbeta += sum(g) (NULL: skipped); coef (3*C doubles) = gamma*invstd
+// (0 when gamma is NULL), mean(g), mean(g*xhat). Grid: C blocks x 256.
+DETLAB_GLOBAL void detlab_bn_backward_sums(const float* x, const float* y, const float* dy, const float* stats,
+                                           const float* gamma, int N, int C, int HW, int relu, float* dgamma,
+                                           float* dbeta, double* coef);
+
+// detlab_bn_backward_dx: dx += k*(g - mean(g) - xhat*mean(g*xhat)) with
+// coef from detlab_bn_backward_sums, in float64 rounded to float32.
+// n = N*C*HW.
+DETLAB_GLOBAL void detlab_bn_backward_dx(const float* x, const float* y, const float* dy, const float* stats,
+                                         const double* coef, float* dx, int N, int C, int HW, int relu);
+
 // --- pooling (pool.cu) ---
 
 // detlab_maxpool2d: x (planes,H,W) -> y (planes,OH,OW); padding acts as

@@ -39,3 +39,59 @@ extern "C" __global__ void detlab_channel_affine(const float* x, float* y, int N
     y[i] = o;
   })
 }
+
+extern "C" __global__ void detlab_bn_train_stats(const float* x, int N, int C, int HW, const float* gamma,
+                                                 const float* beta, float* run_mean, float* run_var, double momentum,
+                                                 double eps, float* stats, float* affine) {
+  __shared__ double s[DETLAB_MAX_BLOCK];
+  const unsigned t = threadIdx.x, nt = blockDim.x;
+  const double m = (double)N * HW;
+  for (int c = blockIdx.x; c < C; c += gridDim.x) {  // uniform across the block
+    s[t] = detlab_channel_partial_sum(x, N, C, HW, c, t, nt);
+    __syncthreads();
+    for (unsigned k = 1; k < nt; k <<= 1) {
+      detlab_tree_step(s, t, k, nt);
+      __syncthreads();
+    }
+    const double mu = s[0] / m;
+    __syncthreads();  // every thread has read s[0] before it is overwritten
+    s[t] = detlab_channel_partial_sq(x, N, C, HW, c, mu, t, nt);
+    __syncthreads();
+    for (unsigned k = 1; k < nt; k <<= 1) {
+      detlab_tree_step(s, t, k, nt);
+      __syncthreads();
+    }
+    if (t == 0) detlab_bn_finish(c, C, mu, s[0] / m, m, gamma, beta, run_mean, run_var, momentum, eps, stats, affine);
+    __syncthreads();  // s is reused for the next channel
+  }
+}
+
+extern "C" __global__ void detlab_bn_backward_sums(const float* x, const float* y, const float* dy,
+                                                   const float* stats, const float* gamma, int N, int C, int HW,
+                                                   int relu, float* dgamma, float* dbeta, double* coef) {
+  __shared__ double s[DETLAB_MAX_BLOCK];
+  __shared__ double q[DETLAB_MAX_BLOCK];
+  const unsigned t = threadIdx.x, nt = blockDim.x;
+  const double m = (double)N * HW;
+  for (int c = blockIdx.x; c < C; c += gridDim.x) {  // uniform across the block
+    detlab_bn_partial(x, y, dy, N, C, HW, c, detlab_bn_mean(stats, c, C), relu, t, nt, &s[t], &q[t]);
+    __syncthreads();
+    for (unsigned k = 1; k < nt; k <<= 1) {
+      detlab_tree_step(s, t, k, nt);
+      detlab_tree_step(q, t, k, nt);
+      __syncthreads();
+    }
+    if (t == 0) detlab_bn_backward_finish(c, C, s[0], q[0], m, stats, gamma, dgamma, dbeta, coef);
+    __syncthreads();  // s and q are reused for the next channel
+  }
+}
+
+extern "C" __global__ void detlab_bn_backward_dx(const float* x, const float* y, const float* dy, const float* stats,
+                                                 const double* coef, float* dx, int N, int C, int HW, int relu) {
+  DETLAB_FOR_EACH(i, (detlab_i64)N * C * HW, {
+    const int c = (int)((i / HW) % C);
+    const float g = detlab_bn_grad(dy[i], relu ? y[i] : 0.0f, relu);
+    dx[i] = detlab_bn_dx(dx[i], x[i], g, detlab_bn_mean(stats, c, C), detlab_bn_invstd(stats, c, C), coef[c],
+                         coef[C + c], coef[2 * C + c]);
+  })
+}

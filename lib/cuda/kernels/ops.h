@@ -28,9 +28,15 @@
 #if defined(__CUDA_ARCH__)
 #define DETLAB_MUL(a, b) __fmul_rn((a), (b))
 #define DETLAB_ADD(a, b) __fadd_rn((a), (b))
+#define DETLAB_DMUL(a, b) __dmul_rn((a), (b))
+#define DETLAB_DADD(a, b) __dadd_rn((a), (b))
+#define DETLAB_DSUB(a, b) __dsub_rn((a), (b))
 #else
 #define DETLAB_MUL(a, b) ((a) * (b))
 #define DETLAB_ADD(a, b) ((a) + (b))
+#define DETLAB_DMUL(a, b) ((a) * (b))
+#define DETLAB_DADD(a, b) ((a) + (b))
+#define DETLAB_DSUB(a, b) ((a) - (b))
 #endif
 
 typedef long long detlab_i64;
@@ -240,6 +246,96 @@ DETLAB_HD double detlab_channel_partial_sq(const float* x, int N, int C, int HW,
 // barrier. Any nt works.
 DETLAB_HD void detlab_tree_step(double* s, unsigned t, unsigned k, unsigned nt) {
   if ((t & (2 * k - 1)) == 0 && t + k < nt) s[t] += s[t + k];
+}
+
+// --- BatchNorm in training mode on the device ---
+//
+// stats (4*C floats) holds each channel's float64 mean and invstd as
+// float32 pairs: [0,C) mean rounded to float32, [C,2C) the remainder
+// (mean - hi) rounded, [2C,3C) and [3C,4C) the same for invstd; hi + lo
+// carries ~48 bits, and float32 slots keep the buffer free of alignment
+// needs. The float64 arithmetic below is lib/nn's host arithmetic
+// (batchnorm.go) written with DETLAB_D* (no FMA contraction), so given
+// the same sums it rounds to the same float32 results.
+
+DETLAB_HD double detlab_bn_mean(const float* stats, int c, int C) { return (double)stats[c] + (double)stats[C + c]; }
+
+DETLAB_HD double detlab_bn_invstd(const float* stats, int c, int C) {
+  return (double)stats[2 * C + c] + (double)stats[3 * C + c];
+}
+
+// detlab_bn_finish is channel c's train-mode epilogue from its mean mu and
+// biased variance var over m values: invstd = 1/sqrt(var+eps); running
+// statistics rm, rv updated with momentum (rv with the unbiased variance
+// var*m/(m-1)); stats as above; affine[c] = gamma*invstd and affine[C+c]
+// = beta - mu*gamma*invstd, the normalisation's scale and shift.
+DETLAB_HD void detlab_bn_finish(int c, int C, double mu, double var, double m, const float* gamma, const float* beta,
+                                float* rm, float* rv, double momentum, double eps, float* stats, float* affine) {
+  const double is = 1.0 / sqrt(DETLAB_DADD(var, eps));
+  const double keep = DETLAB_DSUB(1.0, momentum), unbias = m / DETLAB_DSUB(m, 1.0);
+  rm[c] = (float)DETLAB_DADD(DETLAB_DMUL(keep, (double)rm[c]), DETLAB_DMUL(momentum, mu));
+  rv[c] = (float)DETLAB_DADD(DETLAB_DMUL(keep, (double)rv[c]), DETLAB_DMUL(DETLAB_DMUL(momentum, var), unbias));
+  const float mh = (float)mu, ih = (float)is;
+  stats[c] = mh;
+  stats[C + c] = (float)DETLAB_DSUB(mu, (double)mh);
+  stats[2 * C + c] = ih;
+  stats[3 * C + c] = (float)DETLAB_DSUB(is, (double)ih);
+  const double s = DETLAB_DMUL((double)gamma[c], is);
+  affine[c] = (float)s;
+  affine[C + c] = (float)DETLAB_DSUB((double)beta[c], DETLAB_DMUL(mu, s));
+}
+
+// detlab_bn_grad is the output gradient BatchNorm's backward sees: dy, or
+// with relu (a fused ReLU after it) +0 where the output y is not positive.
+DETLAB_HD float detlab_bn_grad(float dy, float y, int relu) { return (relu && !(y > 0.0f)) ? 0.0f : dy; }
+
+// detlab_bn_partial is thread t's (of nt) share of channel c's sums of g
+// and g*(x-mu), g = detlab_bn_grad(dy, y, relu), stepping as
+// detlab_channel_partial_sum.
+DETLAB_HD void detlab_bn_partial(const float* x, const float* y, const float* dy, int N, int C, int HW, int c,
+                                 double mu, int relu, unsigned t, unsigned nt, double* sdy, double* sdyx) {
+  double s = 0, q = 0;
+  if (N > 0 && HW > 0) {
+    const int dn = (int)(nt / (unsigned)HW), dhw = (int)(nt % (unsigned)HW);
+    for (detlab_i64 n = t / (unsigned)HW, hw = t % (unsigned)HW; n < N;) {
+      const detlab_i64 i = (n * C + c) * HW + hw;
+      const double d = (double)detlab_bn_grad(dy[i], relu ? y[i] : 0.0f, relu);
+      s = DETLAB_DADD(s, d);
+      q = DETLAB_DADD(q, DETLAB_DMUL(d, DETLAB_DSUB((double)x[i], mu)));
+      n += dn;
+      hw += dhw;
+      if (hw >= HW) {
+        hw -= HW;
+        n++;
+      }
+    }
+  }
+  *sdy = s;
+  *sdyx = q;
+}
+
+// detlab_bn_backward_finish is channel c's backward epilogue from its sums
+// sdy and sdyx (of g and g*(x-mean)) over m values: dgamma[c] +=
+// sdyx*invstd, dbeta[c] += sdy (float32 adds; NULL: skipped) and coef =
+// k = gamma*invstd (0 without gamma), mean(g), mean(g*xhat) at c, C+c,
+// 2C+c.
+DETLAB_HD void detlab_bn_backward_finish(int c, int C, double sdy, double sdyx, double m, const float* stats,
+                                         const float* gamma, float* dgamma, float* dbeta, double* coef) {
+  const double is = detlab_bn_invstd(stats, c, C);
+  sdyx = DETLAB_DMUL(sdyx, is);
+  if (dgamma) dgamma[c] = DETLAB_ADD(dgamma[c], (float)sdyx);
+  if (dbeta) dbeta[c] = DETLAB_ADD(dbeta[c], (float)sdy);
+  coef[c] = gamma ? DETLAB_DMUL((double)gamma[c], is) : 0.0;
+  coef[C + c] = sdy / m;
+  coef[2 * C + c] = sdyx / m;
+}
+
+// detlab_bn_dx is dx + k*(g - mean(g) - xhat*mean(g*xhat)) in float64,
+// rounded to float32 and added in float32 (lib/nn's host loop).
+DETLAB_HD float detlab_bn_dx(float dx, float x, float g, double mu, double is, double k, double mdy, double mdyx) {
+  const double xhat = DETLAB_DMUL(DETLAB_DSUB((double)x, mu), is);
+  const double v = DETLAB_DMUL(k, DETLAB_DSUB(DETLAB_DSUB((double)g, mdy), DETLAB_DMUL(xhat, mdyx)));
+  return DETLAB_ADD(dx, (float)v);
 }
 
 #endif  // DETLAB_OPS_H

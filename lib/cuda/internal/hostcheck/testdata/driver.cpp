@@ -3,8 +3,8 @@
 //
 //	driver KERNEL GRID BLOCK SCALARS... -- FILES...
 //
-// SCALARS are decimal integers, a float parameter given as its IEEE-754
-// bits. Each FILE holds one pointer argument as raw little-endian bytes; the
+// SCALARS are decimal integers, a float or double parameter given as its
+// IEEE-754 bits. Each FILE holds one pointer argument as raw little-endian bytes; the
 // files are read, the kernel runs, and every file is written back (the
 // kernel's outputs), in the order the kernel takes its pointers.
 #include <cstdint>
@@ -61,6 +61,13 @@ float bits_float(long long v) {
   return f;
 }
 
+double bits_double(long long v) {
+  const uint64_t u = (uint64_t)v;
+  double d;
+  std::memcpy(&d, &u, sizeof d);
+  return d;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -100,6 +107,22 @@ int main(int argc, char** argv) {
   } else if (k == "detlab_channel_affine") {
     need(4, 4);
     sim_launch(grid, block, false, [&] { detlab_channel_affine(P(0), P(1), I(0), I(1), I(2), P(2), P(3), I(3)); });
+  } else if (k == "detlab_bn_train_stats") {
+    need(5, 7);  // N, C, HW, momentum, eps (double bits); x, gamma, beta, run_mean, run_var, stats, affine
+    sim_launch(grid, block, true, [&] {
+      detlab_bn_train_stats(P(0), I(0), I(1), I(2), P(1), P(2), P(3), P(4), bits_double(s[3]), bits_double(s[4]), P(5),
+                            P(6));
+    });
+  } else if (k == "detlab_bn_backward_sums") {
+    need(4, 8);  // N, C, HW, relu; x, y, dy, stats, gamma, dgamma, dbeta, coef (empty files: NULL)
+    sim_launch(grid, block, true, [&] {
+      detlab_bn_backward_sums(P(0), P(1), P(2), P(3), P(4), I(0), I(1), I(2), I(3), P(5), P(6), f[7].as<double>());
+    });
+  } else if (k == "detlab_bn_backward_dx") {
+    need(4, 6);  // N, C, HW, relu; x, y, dy, stats, coef, dx
+    sim_launch(grid, block, false, [&] {
+      detlab_bn_backward_dx(P(0), P(1), P(2), P(3), f[4].as<double>(), P(5), I(0), I(1), I(2), I(3));
+    });
   } else if (k == "detlab_maxpool2d") {
     need(11, 3);
     sim_launch(grid, block, false, [&] {
