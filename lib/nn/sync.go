@@ -57,7 +57,8 @@ func (g *Graph) newZeroed(shape ...int) *tensor.Tensor {
 // onDevice reports whether op's backward touches tensor data only through
 // operations of b (no host loop), so that Backward need not wait for the
 // work queued before it: the convolution, the fused ConvBN, BatchNorm
-// (without its ReLU mask), Linear, ReLU, the residual sum and max pooling
+// (without its ReLU mask, or with it in train mode on a
+// BatchNormTrainBackend), Linear, ReLU, the residual sum and max pooling
 // when b offers the optional interfaces their backward uses.
 func onDevice(op backwardOp, b Backend) bool {
 	if _, ok := b.(Syncer); !ok {
@@ -71,6 +72,9 @@ func onDevice(op backwardOp, b Backend) bool {
 		_, ok := b.(ConvBNBackend)
 		return ok && (o.ac == Float32 || rounds)
 	case *bnOp:
+		if o.device != nil {
+			return true // BatchNormTrainBackend: the ReLU mask too
+		}
 		_, ok := b.(BatchNormBackend)
 		return ok && !o.relu
 	case *linearOp:
