@@ -183,3 +183,49 @@ func TestBatchNormTrainBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchNormEvalAfterDeviceTrain: an eval-mode forward right after a
+// train-mode one on a lazy fake device reads the running statistics the
+// queued train-mode work updates; BatchNorm2d must wait for it (else the
+// eval output uses the old statistics and differs from the CPU's).
+func TestBatchNormEvalAfterDeviceTrain(t *testing.T) {
+	b := cuda.NewFakeBackend(true)
+	defer b.Close()
+	const n, c, h, w = 2, 3, 4, 5
+	rng := rand.New(rand.NewSource(3))
+	x := tensor.MustFromSlice(randn(rng, n*c*h*w), n, c, h, w)
+	for i := range x.Data() {
+		x.Data()[i] = 5 + 2*x.Data()[i]
+	}
+	run := func(be nn.Backend, arena *nn.Arena, alloc func(int) []float32) []float32 {
+		bn, err := nn.NewBatchNorm2d("bn", c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The running statistics in the backend's memory, as a model's
+		// on the device (Go memory would be staged and waited for).
+		bn.RunningMean = tensor.MustFromSlice(alloc(c), c)
+		bn.RunningVar = tensor.MustFromSlice(alloc(c), c)
+		for i := range c {
+			bn.RunningVar.Data()[i] = 1
+		}
+		bn.SetMode(nn.BNTrain)
+		g := nn.NewGraph().WithBackend(be).WithArena(arena)
+		defer g.Release()
+		if _, err := bn.Forward(g, g.Input(x)); err != nil {
+			t.Fatal(err)
+		}
+		bn.SetMode(nn.BNEval)
+		out, err := bn.Forward(g, g.Input(x))
+		if err != nil {
+			t.Fatal(err)
+		}
+		syncT(t, be)
+		return append([]float32(nil), out.Value.Data()...)
+	}
+	want := run(nn.CPU{}, nil, func(k int) []float32 { return make([]float32, k) })
+	got := run(b, nn.NewArenaWith(b.Alloc), b.Alloc)
+	if d := golden.Compare(got, want, golden.Tol{Atol: 1e-5, RelL2: 1e-6}); d != "" {
+		t.Errorf("eval forward after a device train forward: %s", d)
+	}
+}
