@@ -169,7 +169,7 @@ func sgemmKernel(kern *microKernel, transA, transB bool, m, n, k int, alpha floa
 	}
 	workers := gemmWorkers(m, n, k)
 	if workers == 1 {
-		gemmBlock(kern, transA, transB, 0, m, 0, n, k, alpha, a, lda, pkA{}, b, ldb, nil, c, ldc, nil)
+		gemmBlock(kern, transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, nil, c, ldc, nil)
 		return
 	}
 	if splitOverK(m, n, k, workers) {
@@ -214,7 +214,7 @@ func sgemmKernelEp(kern *microKernel, transA, transB bool, m, n, k int, a []floa
 		sgemmSimple(transA, transB, m, n, k, 1, a, lda, b, ldb, 1, c, ldc)
 		applyEpilogue(0, m, n, c, ldc, ep, true)
 	case workers == 1:
-		gemmBlock(kern, transA, transB, 0, m, 0, n, k, 1, a, lda, pkA{}, b, ldb, src, c, ldc, ep)
+		gemmBlock(kern, transA, transB, 0, m, 0, n, k, 1, a, lda, b, ldb, src, c, ldc, ep)
 	case splitOverK(m, n, k, workers):
 		scaleC(m, n, 0, c, ldc)
 		sgemmSplitK(kern, workers, transA, transB, m, n, k, 1, a, lda, b, ldb, src, c, ldc)
@@ -337,10 +337,7 @@ func putSplitBuf(b []float32) {
 // jc-pc-ic order repacks A for every column panel, which for the tall-k,
 // wide-n products of a box head's backward meant packing A dozens of
 // times).
-//
-// A non-empty pk supplies A already packed (PackedA: alpha and any row
-// scale are in it, ep.Scale must be nil) and a is unused.
-func gemmBlock(kern *microKernel, transA, transB bool, i0, i1, j0, j1, k int, alpha float32, a []float32, lda int, pk pkA, b []float32, ldb int, src PanelSource, c []float32, ldc int, ep *Epilogue) {
+func gemmBlock(kern *microKernel, transA, transB bool, i0, i1, j0, j1, k int, alpha float32, a []float32, lda int, b []float32, ldb int, src PanelSource, c []float32, ldc int, ep *Epilogue) {
 	buf := getPackBuf()
 	defer putPackBuf(buf)
 	mr, nr := kern.mr, kern.nr
@@ -353,9 +350,7 @@ func gemmBlock(kern *microKernel, transA, transB bool, i0, i1, j0, j1, k int, al
 		mpb := min(mp, i1-ip)
 		for pc := 0; pc < k; pc += kc {
 			kb := min(kc, k-pc)
-			if pk.data == nil {
-				packA(buf.a, mr, transA, a, lda, ip, mpb, pc, kb, alpha, rowScale, &buf.scale)
-			}
+			packA(buf.a, mr, transA, a, lda, ip, mpb, pc, kb, alpha, rowScale, &buf.scale)
 			first, last := pc == 0, pc+kb >= k
 			for jc := j0; jc < j1; jc += nc {
 				nb := min(nc, j1-jc)
@@ -371,9 +366,6 @@ func gemmBlock(kern *microKernel, transA, transB bool, i0, i1, j0, j1, k int, al
 						w := min(nr, nb-jr)
 						for ir := ic; ir < ic+mb; ir += mr {
 							as := buf.a[ir*kb : ir*kb+kb*mr]
-							if pk.data != nil {
-								as = pk.strip(ip+ir, mr, pc, kb)
-							}
 							h := min(mr, mpb-ir)
 							row, col := ip+ir, jc+jr
 							off := row*ldc + col

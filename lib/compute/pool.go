@@ -36,7 +36,6 @@ type gemmTask struct {
 	lda            int
 	pa             packedA // kern16 only: op(A) converted, when hasPA
 	hasPA          bool
-	pk             pkA // kern only: A prepacked (PackedA), when pk.data != nil
 	b              []float32
 	ldb            int
 	src            PanelSource
@@ -126,9 +125,9 @@ func (t *gemmTask) Run(w int) {
 			return
 		}
 		if t.splitRows {
-			t.block16or32(lo, hi, 0, t.n, t.k, t.a, t.pa, t.pk, t.b, t.src, t.c, t.ldc, ep)
+			t.block16or32(lo, hi, 0, t.n, t.k, t.a, t.pa, t.b, t.src, t.c, t.ldc, ep)
 		} else {
-			t.block16or32(0, t.m, lo, hi, t.k, t.a, t.pa, t.pk, t.b, t.src, t.c, t.ldc, ep)
+			t.block16or32(0, t.m, lo, hi, t.k, t.a, t.pa, t.b, t.src, t.c, t.ldc, ep)
 		}
 		return
 	}
@@ -147,10 +146,7 @@ func (t *gemmTask) Run(w int) {
 	// op(A)[:, p0:], op(B)[p0:, :]
 	var as, bs []float32
 	pa := t.pa
-	pk := t.pk
 	switch {
-	case pk.data != nil:
-		pk.off += p0
 	case t.hasPA:
 		pa.off += p0 / 2
 	case t.transA:
@@ -161,15 +157,15 @@ func (t *gemmTask) Run(w int) {
 	if t.src == nil {
 		bs = bRowsFrom(t.b, t.ldb, t.transB, p0)
 	}
-	t.block16or32(0, t.m, 0, t.n, p1-p0, as, pa, pk, bs, srcAt(t.src, p0), dst, ld, nil)
+	t.block16or32(0, t.m, 0, t.n, p1-p0, as, pa, bs, srcAt(t.src, p0), dst, ld, nil)
 }
 
 // block16or32 runs the task's serial block product (gemmBlock or
 // gemmBlockBF16) on rows [i0,i1) and columns [j0,j1) of dst with the
 // given k and operands.
-func (t *gemmTask) block16or32(i0, i1, j0, j1, k int, a []float32, pa packedA, pk pkA, b []float32, src PanelSource, dst []float32, ld int, ep *Epilogue) {
+func (t *gemmTask) block16or32(i0, i1, j0, j1, k int, a []float32, pa packedA, b []float32, src PanelSource, dst []float32, ld int, ep *Epilogue) {
 	if t.kern16 == nil {
-		gemmBlock(t.kern, t.transA, t.transB, i0, i1, j0, j1, k, t.alpha, a, t.lda, pk, b, t.ldb, src, dst, ld, ep)
+		gemmBlock(t.kern, t.transA, t.transB, i0, i1, j0, j1, k, t.alpha, a, t.lda, b, t.ldb, src, dst, ld, ep)
 		return
 	}
 	var ppa *packedA

@@ -21,7 +21,7 @@ func SgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 	}
 	if beta == 0 && alpha == 1 && k > 0 && m*n*k >= 512 {
 		// Overwrite C in the kernel's store (no clearing pass).
-		gemmBlock(kern, transA, transB, 0, m, 0, n, k, 1, a, lda, pkA{}, b, ldb, nil, c, ldc, &Epilogue{})
+		gemmBlock(kern, transA, transB, 0, m, 0, n, k, 1, a, lda, b, ldb, nil, c, ldc, &Epilogue{})
 		return
 	}
 	scaleC(m, n, beta, c, ldc)
@@ -32,7 +32,7 @@ func SgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 		sgemmSimple(transA, transB, m, n, k, alpha, a, lda, b, ldb, 1, c, ldc)
 		return
 	}
-	gemmBlock(kern, transA, transB, 0, m, 0, n, k, alpha, a, lda, pkA{}, b, ldb, nil, c, ldc, nil)
+	gemmBlock(kern, transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, nil, c, ldc, nil)
 }
 
 // PackedB is a k x n float32 matrix packed once into the Go GEMM's B panels,

@@ -236,12 +236,6 @@ func (b CPU) Conv2dFused(geo ConvGeom, x, w []float32, ep ConvEpilogue, y []floa
 			defer wb.Release()
 		}
 	}
-	var pa *compute.PackedA
-	if !bf16 && !geo.pointwise() {
-		if pa = cachedPackedA(geo, w, ep.Scale); pa != nil {
-			cep.Scale = nil // in pa
-		}
-	}
 	for n := 0; n < geo.N; n++ {
 		xn := x[n*chw : (n+1)*chw]
 		yn := y[n*geo.K*ohw : (n+1)*geo.K*ohw]
@@ -260,55 +254,15 @@ func (b CPU) Conv2dFused(geo ConvGeom, x, w []float32, ep ConvEpilogue, y []floa
 		// (padPanels: no bounds tests per row of a panel).
 		src := padPanelSources.Get()
 		*src = newPadPanels(geo, xn, s)
-		switch {
-		case bf16:
+		if bf16 {
 			wb.Panels(ohw, src, yn, ohw, cep)
-		case pa != nil:
-			compute.SgemmPanelsPacked(pa, ohw, src, yn, ohw, cep)
-		default:
+		} else {
 			compute.SgemmPanels(geo.K, ohw, ckk, w, ckk, src, yn, ohw, cep)
 		}
 		src.release()
 		*src = padPanels{}
 		padPanelSources.Put(src)
 	}
-}
-
-// packedAWeights is a convolution's weights (K x C*KH*KW) scaled by the
-// fused BatchNorm's scale and packed as the im2col GEMM's left operand,
-// cached under "cpu/packed-a".
-type packedAWeights struct{ a *compute.PackedA }
-
-// DerivedBytes implements Derived.
-func (w *packedAWeights) DerivedBytes() int64 { return w.a.Bytes() }
-
-// packedAMin is the fewest weights (floats) cachedPackedA keeps packed:
-// 256 KiB, beyond which the weights are read from memory rather than a
-// core's cache at every forward, and their packing pass costs as much
-// again. Below it the GEMM packs them on each call, which also keeps a
-// small layer's weights written in place without Param.MarkChanged (a
-// finite-difference check, a notebook experiment) effective at once
-// (the cache's stamp samples only 61 of the values).
-const packedAMin = 64 << 10
-
-// cachedPackedA returns w scaled by scale and packed (compute.PackedA)
-// from geo.Weights' cache, or nil where the packing would not be reused
-// or is cheap: weights that are not a parameter's, a graph that records
-// gradients (training changes the weights every step, so the cache would
-// repack and reallocate them each time; packing inside the GEMM allocates
-// nothing), fewer than packedAMin weights. Packing once saves, per
-// forward, a pass that reads the weights from memory and rewrites them
-// (ResNet18 at 224: layer2-4's first and downsampling convolutions, 2.4M
-// weights, 9.5 MB).
-func cachedPackedA(geo ConvGeom, w, scale []float32) *compute.PackedA {
-	ckk := geo.C * geo.KH * geo.KW
-	if !geo.forwardOnly || geo.Weights == nil || geo.K*ckk < packedAMin {
-		return nil
-	}
-	d, _ := geo.Weights.Get("cpu/packed-a", scale, func() (Derived, error) {
-		return &packedAWeights{a: compute.NewPackedA(geo.K, ckk, w, ckk, scale)}, nil
-	})
-	return d.(*packedAWeights).a
 }
 
 // im2colPanels is one image's patch matrix (C*KH*KW rows, OH*OW columns)
