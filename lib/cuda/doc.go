@@ -23,8 +23,15 @@
 //     folded BatchNorm's scale and shift, the residual and the ReLU with
 //     lib/nn's arithmetic, so lib/nn's ConvBN (torchvision's body, in
 //     training too) makes one pass over the output instead of three;
-//   - BatchNorm statistics, affine and backward (nn.BatchNormBackend,
-//     composed with cuBLAS), max pooling forward and backward;
+//   - BatchNorm in training mode entirely on the device
+//     (nn.BatchNormTrainBackend: detlab_bn_train_stats computes the
+//     float64 two-pass mean and variance, invstd, the running statistics'
+//     update and the affine coefficients per channel; detlab_bn_backward_sums
+//     and detlab_bn_backward_dx the backward from the device-resident
+//     statistics, ReLU mask included; no host round trip), BatchNorm
+//     statistics, affine and backward with host statistics
+//     (nn.Backend.ChannelStats, nn.BatchNormBackend, composed with cuBLAS),
+//     max pooling forward and backward;
 //   - the elementwise operations lib/nn's ReLU, Add and AddReLU use
 //     (nn.ElementwiseBackend), autocast rounding (nn.RoundingBackend), the
 //     SGD step (nn.OptimizerBackend) and the gradient scaler's unscale and
@@ -89,7 +96,8 @@
 // overwriting an input a queued kernel still reads corrupts its result.
 // Operations still wait when they must: results copied back to Go memory
 // (staged outputs), results the backend or its caller reads on the host
-// (NMS masks, BatchNorm statistics, the scaler's Inf/NaN flag), Go memory a
+// (NMS masks, ChannelStats and BatchNormBackward's host statistics, not
+// BatchNormTrainForward/Backward's; the scaler's Inf/NaN flag), Go memory a
 // kernel addresses in place, Prefetch, Free and Close. Stats.Syncs counts
 // the waits. A device failure of queued work surfaces at the next
 // synchronization (Sync's error, or the *OpError of the operation that

@@ -7,7 +7,9 @@ package nn
 // otherwise keep their host loops. ReLU, Add and AddReLU (forward and
 // backward) use ElementwiseBackend when the graph's backend has it;
 // autocast rounding goes through Graph.RoundedCopy, which uses
-// RoundingBackend; BatchNorm2d's backward uses BatchNormBackend; lib/train's
+// RoundingBackend; BatchNorm2d uses BatchNormTrainBackend in train mode
+// (forward and backward, no host statistics) and otherwise
+// BatchNormBackend for its backward; lib/train's
 // SGD uses OptimizerBackend (and Allocator for its momentum buffers) and its
 // Scaler ScalerBackend when given the model's backend; Graph.NewTensor
 // clears new tensors with Zeroer, and so does ZeroGradsOn; the fused
