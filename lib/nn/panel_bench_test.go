@@ -40,28 +40,35 @@ func BenchmarkIm2colLayers(b *testing.B) {
 // BenchmarkColdWeights runs inference convolutions of ResNet18 at 224,
 // batch 1, with their weights out of the cache, as a forward reads them
 // (72 MB of Winograd weights and 11 MB of others, more than the VM's L3):
-// between calls it reads a 64 MiB buffer (not timed). Layer4's 3x3
-// stride-1 convolution (7x7 map) with Winograd F(2,3) (16.7 MB of
-// transformed weights) against im2col (9.4 MB), and layer3's and layer4's
-// 3x3 stride-2 ones on im2col. Measured (2 cores, loaded): F(2,3) 1.6-1.8
-// ms, im2col 2.5-2.8 ms: the smaller stream does not make up for
-// im2col's 1.7x the multiplications and its 49-column product, so the
-// cost rule (wgCost) keeps Winograd there. Keeping im2col's weights
-// packed between calls (so the micro-kernel reads them from memory, not
-// from a buffer just packed) measured slower cold: layer4's stride-2
-// convolution 1.5-2.5 ms against 1.0-1.7 ms packing per call.
+// between calls it reads a 64 MiB buffer (not timed). Layer3's and
+// layer4's 3x3 stride-1 convolutions (14x14 and 7x7 maps) with the plan
+// winogradFor chooses (F(2,3) on both: 16.7 MB of transformed weights on
+// layer4), F(4,3) and im2col (9.4 MB), and the 3x3 stride-2 ones of both
+// (im2col). Measured (2 cores, load 3, fastest to slowest of 3): layer4
+// F(2,3) 1.54-1.71 ms, F(4,3) 1.89-1.99, im2col 2.53-2.59; layer3 F(2,3)
+// 1.21-1.25, F(4,3) 1.24-1.39, im2col 1.75-1.89. The smaller weight
+// stream does not make up for im2col's 1.7x (7x7) and 2.25x (14x14) the
+// multiplications, so the cost rule (wgCost) stays as it is. Keeping
+// im2col's weights packed between calls (the micro-kernel then reads them
+// from memory instead of a buffer just packed) measured slower cold:
+// layer4's stride-2 convolution 1.5-2.5 ms against 1.0-1.7 ms packing per
+// call.
 func BenchmarkColdWeights(b *testing.B) {
 	flush := make([]float32, 16<<20)
 	var sink float32
 	for _, l := range []struct {
 		name       string
 		c, h, k, s int
-		im2col     bool
+		mode       string // DETLAB_WINOGRAD's values; "" chooses
 	}{
-		{"layer4-3x3s1-winograd", 512, 7, 512, 1, false},
-		{"layer4-3x3s1-im2col", 512, 7, 512, 1, true},
-		{"layer4-3x3s2", 256, 14, 512, 2, true},
-		{"layer3-3x3s2", 128, 28, 256, 2, true},
+		{"layer4-3x3s1-chosen", 512, 7, 512, 1, ""},
+		{"layer4-3x3s1-F4", 512, 7, 512, 1, "4"},
+		{"layer4-3x3s1-im2col", 512, 7, 512, 1, "off"},
+		{"layer3-3x3s1-chosen", 256, 14, 256, 1, ""},
+		{"layer3-3x3s1-F4", 256, 14, 256, 1, "4"},
+		{"layer3-3x3s1-im2col", 256, 14, 256, 1, "off"},
+		{"layer4-3x3s2", 256, 14, 512, 2, ""},
+		{"layer3-3x3s2", 128, 28, 256, 2, ""},
 	} {
 		oh := (l.h+2-3)/l.s + 1
 		b.Run(l.name, func(b *testing.B) {
@@ -71,10 +78,8 @@ func BenchmarkColdWeights(b *testing.B) {
 			copy(p.Value.Data(), randTensor(rng, 0, l.k, l.c, 3, 3).Data())
 			geo := ConvGeom{N: 1, C: l.c, H: l.h, W: l.h, K: l.k, KH: 3, KW: 3,
 				SH: l.s, SW: l.s, PH: 1, PW: 1, OH: oh, OW: oh, Weights: p.Cache(), forwardOnly: true}
-			if l.im2col {
-				defer func(m string) { winogradMode = m }(winogradMode)
-				winogradMode = "off"
-			}
+			defer func(m string) { winogradMode = m }(winogradMode)
+			winogradMode = l.mode
 			ep := ConvEpilogue{Scale: randTensor(rng, 0, l.k).Data(), Shift: randTensor(rng, 0, l.k).Data(), ReLU: true}
 			y := make([]float32, l.k*oh*oh)
 			arena := NewArena()
