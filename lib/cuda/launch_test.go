@@ -35,6 +35,8 @@ func TestPackArgs(t *testing.T) {
 		{"pointers ints floats", "ppif", []karg{pArg(0xdead0000), pArg(0), iArg(7), fArg(1.5)},
 			[]uint64{0xdead0000, 0, 7, uint64(math.Float32bits(1.5))}, ""},
 		{"negative int is two's complement in 32 bits", "i", []karg{iArg(-1)}, []uint64{0xffffffff}, ""},
+		{"doubles use all 64 bits", "dd", []karg{dArg(0.1), dArg(-1e-5)}, []uint64{math.Float64bits(0.1), math.Float64bits(-1e-5)}, ""},
+		{"float for double", "d", []karg{fArg(0.1)}, nil, `argument 0: want kind 'd', got 'f'`},
 		{"flags", "ii", []karg{bArg(true), bArg(false)}, []uint64{1, 0}, ""},
 		{"largest int", "i", []karg{iArg(math.MaxInt32)}, []uint64{math.MaxInt32}, ""},
 		{"too few", "ppi", []karg{pArg(1), pArg(2)}, nil, "takes 3 arguments (ppi), got 2"},
