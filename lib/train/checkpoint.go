@@ -78,6 +78,11 @@ func (t *Trainer) modelTensors() ([]string, map[string]*tensor.Tensor) {
 // Save writes a checkpoint of the model, optimizer, scaler, counters and
 // history to path atomically.
 func (t *Trainer) Save(path string) (err error) {
+	// A device backend may still be running queued work that writes the
+	// parameters, momentum buffers or BatchNorm's running statistics.
+	if err := nn.Sync(t.Opt.Backend); err != nil {
+		return fmt.Errorf("train: checkpoint: %w", err)
+	}
 	keys, mt := t.modelTensors()
 	names := make([]string, 0, len(keys))
 	all := map[string]*tensor.Tensor{}
