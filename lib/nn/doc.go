@@ -62,8 +62,11 @@
 // Devices: a Backend may live on an accelerator (lib/cuda). NewArenaWith
 // gives graphs buffers from its memory; the optional interfaces in
 // device.go (ElementwiseBackend, RoundingBackend, BatchNormBackend,
-// ConvBNBackend, BiasBackend, OptimizerBackend, ScalerBackend, Zeroer, ...)
-// name the work such a backend can take over from the host loops.
+// BatchNormTrainBackend, ConvBNBackend, BiasBackend, OptimizerBackend,
+// ScalerBackend, Zeroer, ...) name the work such a backend can take over
+// from the host loops. A backend whose operations return before the device
+// has run them implements Syncer; host code calls Sync before touching
+// tensor data such work may still use (sync.go).
 //
 // NaN policy: NaN inputs are not rejected by the layers; they propagate to
 // the outputs (ReLU and max pooling pass NaN on, as torch does). Callers
