@@ -524,19 +524,7 @@ func frcnnStep(t *testing.T, device string, be nn.Backend) (map[string]float32, 
 	for i := 0; golden.Has(ef, "images."+strconv.Itoa(i)); i++ {
 		images = append(images, golden.Entry(t, ef, "images."+strconv.Itoa(i)).Tensor())
 	}
-	var targets []fasterrcnn.Target
-	for i := 0; golden.Has(f, "gt.boxes."+strconv.Itoa(i)); i++ {
-		s := strconv.Itoa(i)
-		bx, err := box.FromTensor(golden.Entry(t, f, "gt.boxes."+s).Tensor())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var l []int
-		for _, v := range golden.Entry(t, f, "gt.labels."+s).I64Data {
-			l = append(l, int(v))
-		}
-		targets = append(targets, fasterrcnn.Target{Boxes: bx, Labels: l})
-	}
+	targets := goldenTargets(t, f)
 	m.Train()
 	m.ZeroGrad()
 	losses, err := m.Losses(context.Background(), images, targets)
@@ -635,4 +623,24 @@ func syncT(t testing.TB, be nn.Backend) {
 	if err := nn.Sync(be); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// goldenTargets returns frcnn_train's ground truth (gt.boxes.i,
+// gt.labels.i) as the model's targets.
+func goldenTargets(t *testing.T, f *weights.File) []fasterrcnn.Target {
+	t.Helper()
+	var targets []fasterrcnn.Target
+	for i := 0; golden.Has(f, "gt.boxes."+strconv.Itoa(i)); i++ {
+		s := strconv.Itoa(i)
+		bx, err := box.FromTensor(golden.Entry(t, f, "gt.boxes."+s).Tensor())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var l []int
+		for _, v := range golden.Entry(t, f, "gt.labels."+s).I64Data {
+			l = append(l, int(v))
+		}
+		targets = append(targets, fasterrcnn.Target{Boxes: bx, Labels: l})
+	}
+	return targets
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/detlab/detlab/internal/golden"
 	"github.com/detlab/detlab/lib/box"
 	"github.com/detlab/detlab/lib/cuda"
-	"github.com/detlab/detlab/lib/fasterrcnn"
 	"github.com/detlab/detlab/lib/nn"
 	"github.com/detlab/detlab/lib/tensor"
 	"github.com/detlab/detlab/lib/train"
@@ -81,19 +80,7 @@ func TestGPUFasterRCNNAMPStep(t *testing.T) {
 	needGolden(t, "frcnn_train.safetensors", "frcnn_eval.safetensors", "frcnn_weights.safetensors", "resnet18.safetensors")
 	f := golden.Load(t, "frcnn_train.safetensors")
 	images := goldenEvalImages(t)
-	var targets []fasterrcnn.Target
-	for i := 0; golden.Has(f, "gt.boxes."+strconv.Itoa(i)); i++ {
-		s := strconv.Itoa(i)
-		bx, err := box.FromTensor(golden.Entry(t, f, "gt.boxes."+s).Tensor())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var l []int
-		for _, v := range golden.Entry(t, f, "gt.labels."+s).I64Data {
-			l = append(l, int(v))
-		}
-		targets = append(targets, fasterrcnn.Target{Boxes: bx, Labels: l})
-	}
+	targets := goldenTargets(t, f)
 	step := func(syncEach bool) (map[string]float32, map[string][]float32) {
 		m := goldenFRCNN(t, f, "cuda:0")
 		defer m.ReleaseDevice()

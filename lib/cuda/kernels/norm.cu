@@ -2,31 +2,44 @@
 // map, with the ReLU that usually follows fused in).
 #include "common.cuh"
 
+// detlab_block_mean_var leaves channel c's mean and biased variance in
+// *mu and *var for every thread of the block, in two passes (the sum, then
+// the squared deviations from the mean; float64 tree sums in s). Every
+// thread of the block calls it: it synchronizes the block, and returns
+// with s free for reuse.
+__device__ __forceinline__ void detlab_block_mean_var(const float* x, int N, int C, int HW, int c, double* s,
+                                                      unsigned t, unsigned nt, double* mu, double* var) {
+  const double m = (double)N * HW;
+  s[t] = detlab_channel_partial_sum(x, N, C, HW, c, t, nt);
+  __syncthreads();
+  for (unsigned k = 1; k < nt; k <<= 1) {
+    detlab_tree_step(s, t, k, nt);
+    __syncthreads();
+  }
+  const double mean = s[0] / m;
+  __syncthreads();  // every thread has read s[0] before it is overwritten
+  s[t] = detlab_channel_partial_sq(x, N, C, HW, c, mean, t, nt);
+  __syncthreads();
+  for (unsigned k = 1; k < nt; k <<= 1) {
+    detlab_tree_step(s, t, k, nt);
+    __syncthreads();
+  }
+  *mu = mean;
+  *var = s[0] / m;
+  __syncthreads();  // every thread has read s[0] before s is reused
+}
+
 extern "C" __global__ void detlab_channel_stats(const float* x, int N, int C, int HW, double* mean,
                                                 double* var) {
   __shared__ double s[DETLAB_MAX_BLOCK];
   const unsigned t = threadIdx.x, nt = blockDim.x;
-  const double m = (double)N * HW;
   for (int c = blockIdx.x; c < C; c += gridDim.x) {  // uniform across the block
-    s[t] = detlab_channel_partial_sum(x, N, C, HW, c, t, nt);
-    __syncthreads();
-    for (unsigned k = 1; k < nt; k <<= 1) {
-      detlab_tree_step(s, t, k, nt);
-      __syncthreads();
-    }
-    const double mu = s[0] / m;
-    __syncthreads();  // every thread has read s[0] before it is overwritten
-    s[t] = detlab_channel_partial_sq(x, N, C, HW, c, mu, t, nt);
-    __syncthreads();
-    for (unsigned k = 1; k < nt; k <<= 1) {
-      detlab_tree_step(s, t, k, nt);
-      __syncthreads();
-    }
+    double mu, v;
+    detlab_block_mean_var(x, N, C, HW, c, s, t, nt, &mu, &v);
     if (t == 0) {
       mean[c] = mu;
-      var[c] = s[0] / m;
+      var[c] = v;
     }
-    __syncthreads();  // s is reused for the next channel
   }
 }
 
@@ -47,22 +60,9 @@ extern "C" __global__ void detlab_bn_train_stats(const float* x, int N, int C, i
   const unsigned t = threadIdx.x, nt = blockDim.x;
   const double m = (double)N * HW;
   for (int c = blockIdx.x; c < C; c += gridDim.x) {  // uniform across the block
-    s[t] = detlab_channel_partial_sum(x, N, C, HW, c, t, nt);
-    __syncthreads();
-    for (unsigned k = 1; k < nt; k <<= 1) {
-      detlab_tree_step(s, t, k, nt);
-      __syncthreads();
-    }
-    const double mu = s[0] / m;
-    __syncthreads();  // every thread has read s[0] before it is overwritten
-    s[t] = detlab_channel_partial_sq(x, N, C, HW, c, mu, t, nt);
-    __syncthreads();
-    for (unsigned k = 1; k < nt; k <<= 1) {
-      detlab_tree_step(s, t, k, nt);
-      __syncthreads();
-    }
-    if (t == 0) detlab_bn_finish(c, C, mu, s[0] / m, m, gamma, beta, run_mean, run_var, momentum, eps, stats, affine);
-    __syncthreads();  // s is reused for the next channel
+    double mu, v;
+    detlab_block_mean_var(x, N, C, HW, c, s, t, nt, &mu, &v);
+    if (t == 0) detlab_bn_finish(c, C, mu, v, m, gamma, beta, run_mean, run_var, momentum, eps, stats, affine);
   }
 }
 
