@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -118,6 +119,10 @@ func TestQuickstartInBrowser(t *testing.T) {
 		fmt.Sprintf("--port=%d", port), "--port-retries=0", "--NotebookApp.token="+token,
 		"--notebook-dir="+nbDir, "--allow-root")
 	srv.Env = env
+	// Stop the server as a person would (SIGTERM: it shuts its kernels
+	// down), not with CommandContext's SIGKILL, which orphans them.
+	srv.Cancel = func() error { return srv.Process.Signal(syscall.SIGTERM) }
+	srv.WaitDelay = 20 * time.Second
 	logPath := filepath.Join(tmp, "notebook.log")
 	logf, err := os.Create(logPath)
 	if err != nil {

@@ -45,15 +45,18 @@ func install(opts kernelspec.Options) error {
 }
 
 // runKernel serves one kernel until the front end shuts it down. SIGINT is
-// ignored (interrupts come as messages); SIGTERM ends it.
+// ignored (interrupts come as messages); SIGTERM ends it, and so does the
+// death of the launcher that JPY_PARENT_PID names (watchParent).
 func runKernel(connFile, historyFile string) error {
 	info, err := wire.ReadConnectionFile(connFile)
 	if err != nil {
 		return err
 	}
 	signal.Ignore(syscall.SIGINT)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	sigCtx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
+	ctx, cancel := watchParent(sigCtx, os.Getenv, os.Getppid, parentPollInterval)
+	defer cancel()
 	sess, err := session.New(session.Options{CaptureFDs: true})
 	if err != nil {
 		return err
@@ -67,6 +70,10 @@ func runKernel(connFile, historyFile string) error {
 	defer srv.Close()
 	d := dispatch.New(srv, sess, dispatch.Options{Version: version(), HistoryFile: historyFile, Logger: logger})
 	restart, err := d.Run(ctx)
+	if parentGone(sigCtx, ctx) {
+		logger.Printf("the launcher (%s=%s) is gone; exiting", parentEnv, os.Getenv(parentEnv))
+		return nil
+	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
