@@ -144,10 +144,13 @@ func (d *Dispatcher) userExpressions(ctx context.Context, exprs map[string]strin
 
 // abortQueued answers every shell request already received with status
 // "aborted" (ipykernel's stop_on_error with its default timeout of 0): requests
-// that arrive after the failed execution's reply run normally.
+// that arrive after the failed execution's reply run normally. Already
+// received means queued when the abort starts: a front end that sends its
+// next request as soon as it has the aborted replies must not see that one
+// aborted too, however slowly this loop runs.
 func (d *Dispatcher) abortQueued(ctx context.Context) {
 	in := d.srv.Incoming(wire.Shell)
-	for {
+	for range len(in) {
 		select {
 		case m, ok := <-in:
 			if !ok {
