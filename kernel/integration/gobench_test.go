@@ -42,14 +42,7 @@ func startKernel(t testing.TB) (*wiretest.Client, *exec.Cmd, time.Time, func()) 
 		t.Skip("integration test skipped in -short mode")
 	}
 	bin := detlab(t)
-	p := freePorts(t, 5)
-	info := wire.ConnectionInfo{Transport: "tcp", IP: "127.0.0.1", ShellPort: p[0], ControlPort: p[1],
-		StdinPort: p[2], IOPubPort: p[3], HBPort: p[4], Key: wire.NewID(), SignatureScheme: "hmac-sha256"}
-	b, _ := json.Marshal(info)
-	conn := filepath.Join(t.TempDir(), "kernel.json")
-	if err := os.WriteFile(conn, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	info, conn := connectionFile(t)
 	cmd := exec.Command(bin, "kernel", conn)
 	cmd.Stderr = os.Stderr
 	start := time.Now()
@@ -73,6 +66,21 @@ func startKernel(t testing.TB) (*wiretest.Client, *exec.Cmd, time.Time, func()) 
 		t.Fatal(err)
 	}
 	return c, cmd, start, stop
+}
+
+// connectionFile writes a connection file for a kernel on free loopback
+// ports and returns its contents and path.
+func connectionFile(t testing.TB) (wire.ConnectionInfo, string) {
+	t.Helper()
+	p := freePorts(t, 5)
+	info := wire.ConnectionInfo{Transport: "tcp", IP: "127.0.0.1", ShellPort: p[0], ControlPort: p[1],
+		StdinPort: p[2], IOPubPort: p[3], HBPort: p[4], Key: wire.NewID(), SignatureScheme: "hmac-sha256"}
+	b, _ := json.Marshal(info)
+	conn := filepath.Join(t.TempDir(), "kernel.json")
+	if err := os.WriteFile(conn, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return info, conn
 }
 
 // TestKernelProcess drives the real `detlab kernel` process over the wire:

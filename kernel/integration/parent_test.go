@@ -3,18 +3,15 @@ package integration
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/detlab/detlab/kernel/wire"
 	"github.com/detlab/detlab/kernel/wire/wiretest"
 )
 
@@ -28,14 +25,7 @@ func TestKernelExitsWhenLauncherDies(t *testing.T) {
 		t.Skip("integration test skipped in -short mode")
 	}
 	bin := detlab(t)
-	p := freePorts(t, 5)
-	info := wire.ConnectionInfo{Transport: "tcp", IP: "127.0.0.1", ShellPort: p[0], ControlPort: p[1],
-		StdinPort: p[2], IOPubPort: p[3], HBPort: p[4], Key: wire.NewID(), SignatureScheme: "hmac-sha256"}
-	b, _ := json.Marshal(info)
-	conn := filepath.Join(t.TempDir(), "kernel.json")
-	if err := os.WriteFile(conn, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	info, conn := connectionFile(t)
 	launcher := exec.Command("sh", "-c", `JPY_PARENT_PID=$$ "$0" kernel "$1" & echo $!; wait`, bin, conn)
 	launcher.Stderr = os.Stderr
 	out, err := launcher.StdoutPipe()
