@@ -1,12 +1,11 @@
 package fasterrcnn
 
 import (
-	"math"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/detlab/detlab/internal/allocs"
 	"github.com/detlab/detlab/lib/compute"
 )
 
@@ -68,22 +67,13 @@ func TestTrainStepAllocationBudget(t *testing.T) {
 	// The fewest of three rounds: a collection during a round makes the
 	// runtime remake its pools' caches, which is not the step's doing.
 	const steps = 2
-	perStep, allocs := math.Inf(1), uint64(math.MaxUint64)
-	for range 3 {
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		for range steps {
-			step()
-		}
-		runtime.ReadMemStats(&after)
-		perStep = min(perStep, float64(after.TotalAlloc-before.TotalAlloc)/steps)
-		allocs = min(allocs, (after.Mallocs-before.Mallocs)/steps)
-	}
-	t.Logf("steady-state step: %.0f KiB, %d allocations (budgets %d KiB, %d)", perStep/1024, allocs, budget>>10, allocBudget)
+	mallocs, bytes := allocs.Fewest(3, steps, step)
+	perStep, perStepAllocs := float64(bytes)/steps, mallocs/steps
+	t.Logf("steady-state step: %.0f KiB, %d allocations (budgets %d KiB, %d)", perStep/1024, perStepAllocs, budget>>10, allocBudget)
 	if perStep > budget {
 		t.Errorf("a steady-state training step allocates %.0f KiB on the heap, budget %d KiB", perStep/1024, budget>>10)
 	}
-	if allocs > allocBudget {
-		t.Errorf("a steady-state training step makes %d heap allocations, budget %d", allocs, allocBudget)
+	if perStepAllocs > allocBudget {
+		t.Errorf("a steady-state training step makes %d heap allocations, budget %d", perStepAllocs, allocBudget)
 	}
 }

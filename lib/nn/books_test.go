@@ -1,12 +1,11 @@
 package nn
 
 import (
-	"math"
 	"math/rand"
-	"runtime"
 	"slices"
 	"testing"
 
+	"github.com/detlab/detlab/internal/allocs"
 	"github.com/detlab/detlab/lib/tensor"
 )
 
@@ -151,16 +150,7 @@ func TestKernelJobsAllocateNothing(t *testing.T) {
 		// The fewest of three rounds: on a loaded machine a pool worker
 		// may not be back at its queue in time, and the chunk then gets
 		// a goroutine of its own (allocations that are not the kernel's).
-		got := uint64(math.MaxUint64)
-		for range 3 {
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			for range runs {
-				k.run()
-			}
-			runtime.ReadMemStats(&after)
-			got = min(got, after.Mallocs-before.Mallocs)
-		}
+		got, _ := allocs.Fewest(3, runs, k.run)
 		// A few objects of the runtime's own (goroutine parking records
 		// after a collection) are tolerated; one per call is ours.
 		if got >= runs/2 {

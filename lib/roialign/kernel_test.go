@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/detlab/detlab/internal/allocs"
 	"github.com/detlab/detlab/lib/tensor"
 )
 
@@ -365,16 +366,7 @@ func TestKernelsAllocateNothing(t *testing.T) {
 	// three rounds: a collection may cost a pooled layout once, and a
 	// busy machine may leave a worker's cache cold. Two per call (a
 	// closure and a goroutine's) is what this guards against.
-	n := uint64(math.MaxUint64)
-	for range 3 {
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		for range calls {
-			run()
-		}
-		runtime.ReadMemStats(&after)
-		n = min(n, after.Mallocs-before.Mallocs)
-	}
+	n, _ := allocs.Fewest(3, calls, run)
 	if n >= calls/2 {
 		t.Errorf("%d allocations in %d forward and backward calls, want none", n, calls)
 	}

@@ -3,10 +3,10 @@ package transform_test
 import (
 	"math"
 	"math/rand"
-	"runtime"
 	"slices"
 	"testing"
 
+	"github.com/detlab/detlab/internal/allocs"
 	"github.com/detlab/detlab/lib/tensor"
 	"github.com/detlab/detlab/lib/transform"
 )
@@ -238,16 +238,7 @@ func TestApplyToAllocatesNothing(t *testing.T) {
 	// Not testing.AllocsPerRun (GOMAXPROCS 1 would resize inline); the
 	// fewest of three rounds, for a collection or a busy machine.
 	const steps = 20
-	n := uint64(math.MaxUint64)
-	for range 3 {
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		for range steps {
-			step()
-		}
-		runtime.ReadMemStats(&after)
-		n = min(n, after.Mallocs-before.Mallocs)
-	}
+	n, _ := allocs.Fewest(3, steps, step)
 	if n >= steps/2 {
 		t.Errorf("%d allocations in %d steps, want none", n, steps)
 	}
