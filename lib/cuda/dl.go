@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 
 	"github.com/ebitengine/purego"
@@ -13,6 +14,10 @@ import (
 // library first, when it has one) and returns its handle and path, or an
 // error listing every attempt.
 func dlopenFirst(cands []string) (uintptr, string, error) {
+	// purego reads dlerror, which is per thread, in a call after dlopen's:
+	// on another OS thread it may read nothing (an empty reason).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	var errs []string
 	for _, c := range cands {
 		if comp := companion(c); comp != "" {
@@ -23,7 +28,11 @@ func dlopenFirst(cands []string) (uintptr, string, error) {
 		if err == nil {
 			return h, c, nil
 		}
-		errs = append(errs, err.Error())
+		msg := err.Error()
+		if !strings.Contains(msg, c) {
+			msg = c + ": " + msg
+		}
+		errs = append(errs, msg)
 	}
 	if len(errs) > 4 {
 		errs = append(errs[:4], fmt.Sprintf("and %d more", len(errs)-4))
