@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	"github.com/ebitengine/purego"
+
+	"github.com/detlab/detlab/lib/internal/dl"
 )
 
 // Sizes and enum values of oneDNN 2.x's C API (dnnl_types.h of 2.6.3,
@@ -130,12 +132,7 @@ func openConvEngine() (e *dnnlConvEngine, err error) {
 	if p := getenv(EnvOneDNNPath); p != "" {
 		names = []string{p}
 	}
-	var h uintptr
-	for _, n := range names {
-		if h, err = purego.Dlopen(n, purego.RTLD_NOW|purego.RTLD_LOCAL); err == nil {
-			break
-		}
-	}
+	h, _, _ := dl.OpenFirst(names, purego.RTLD_NOW|purego.RTLD_LOCAL, nil)
 	if h == 0 {
 		return nil, fmt.Errorf("compute: %w", errNoOneDNN)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/ebitengine/purego"
+
+	"github.com/detlab/detlab/lib/internal/dl"
 )
 
 // EnvOneDNNPath names an explicit oneDNN shared library to load instead of
@@ -71,15 +73,7 @@ func loadOneDNN(threads int) (lib *onednnLib, err error) {
 		// fakecgo runtime, both of which forward setenv to libc).
 		os.Setenv("OMP_NUM_THREADS", strconv.Itoa(threads))
 	}
-	var h uintptr
-	var errs []string
-	for _, n := range names {
-		h, err = purego.Dlopen(n, purego.RTLD_NOW|purego.RTLD_LOCAL)
-		if err == nil {
-			break
-		}
-		errs = append(errs, err.Error())
-	}
+	h, _, errs := dl.OpenFirst(names, purego.RTLD_NOW|purego.RTLD_LOCAL, nil)
 	if h == 0 {
 		return nil, fmt.Errorf("compute: %w (%s)", errNoOneDNN, strings.Join(errs, "; "))
 	}

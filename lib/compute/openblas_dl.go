@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/ebitengine/purego"
+
+	"github.com/detlab/detlab/lib/internal/dl"
 )
 
 // EnvOpenBLASPath names an explicit OpenBLAS shared library to load instead
@@ -38,15 +40,7 @@ func loadOpenBLAS(threads int) (lib *openblasLib, err error) {
 	if p := getenv(EnvOpenBLASPath); p != "" {
 		names = []string{p}
 	}
-	var h uintptr
-	var errs []string
-	for _, n := range names {
-		h, err = purego.Dlopen(n, purego.RTLD_NOW|purego.RTLD_LOCAL)
-		if err == nil {
-			break
-		}
-		errs = append(errs, err.Error())
-	}
+	h, _, errs := dl.OpenFirst(names, purego.RTLD_NOW|purego.RTLD_LOCAL, nil)
 	if h == 0 {
 		return nil, fmt.Errorf("compute: %w (%s)", errNoOpenBLAS, strings.Join(errs, "; "))
 	}

@@ -4,35 +4,25 @@ package cuda
 
 import (
 	"fmt"
-	"runtime"
 	"strings"
 
 	"github.com/ebitengine/purego"
+
+	"github.com/detlab/detlab/lib/internal/dl"
 )
 
 // dlopenFirst opens the first loadable candidate (with its companion
 // library first, when it has one) and returns its handle and path, or an
 // error listing every attempt.
 func dlopenFirst(cands []string) (uintptr, string, error) {
-	// purego reads dlerror, which is per thread, in a call after dlopen's:
-	// on another OS thread it may read nothing (an empty reason).
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var errs []string
-	for _, c := range cands {
+	h, path, errs := dl.OpenFirst(cands, purego.RTLD_NOW|purego.RTLD_GLOBAL, func(c string) {
 		if comp := companion(c); comp != "" {
 			// Best effort: a failure shows up when c itself fails.
 			_, _ = purego.Dlopen(comp, purego.RTLD_NOW|purego.RTLD_GLOBAL)
 		}
-		h, err := purego.Dlopen(c, purego.RTLD_NOW|purego.RTLD_GLOBAL)
-		if err == nil {
-			return h, c, nil
-		}
-		msg := err.Error()
-		if !strings.Contains(msg, c) {
-			msg = c + ": " + msg
-		}
-		errs = append(errs, msg)
+	})
+	if h != 0 {
+		return h, path, nil
 	}
 	if len(errs) > 4 {
 		errs = append(errs[:4], fmt.Sprintf("and %d more", len(errs)-4))
