@@ -12,6 +12,10 @@
 //	                     torchvision's on the GPU and writes gpu-check.md;
 //	                     without a GPU it runs a CPU smoke test instead
 //	scripts/gpu/         the PyTorch side of that benchmark
+//	scripts/bench-ab     compares builds of detlab-bench on one workload,
+//	                     interleaving their runs round by round (a change
+//	                     on a shared VM is measured by winning every round,
+//	                     not by one run)
 //
 // The tests here run gpu-check's CPU smoke mode and dry run, so the script
 // and its Python are exercised on every machine.

@@ -28,8 +28,14 @@ import (
 type Task interface{ Run(part int) }
 
 // SpinWait is the longest an idle worker, and a caller whose own parts
-// are done, poll before parking.
-const SpinWait = 100 * time.Microsecond
+// are done, poll before parking. Waits of a few hundred microseconds are
+// common in a forward pass (a serial stretch between two parallel
+// phases, a part that runs longer than the caller's), and on this VM a
+// park and wake-up pair costs more than spinning through them: ResNet18's
+// batch-1 forward took 15.3 ms with a 100 us cap, 11.7 with 300 us and
+// 10.9-13.4 with 1 ms (medians of six interleaved rounds each,
+// scripts/bench-ab, 2 cores); a 3 ms cap gained nothing more.
+const SpinWait = 1000 * time.Microsecond
 
 // The current spin budgets, in nanoseconds, adapt between 0 and SpinWait:
 // a wait that the spin ended (the work came, the parts finished) doubles
@@ -55,12 +61,21 @@ func adapt(budget *atomic.Int64, b int64, ok bool) {
 	}
 }
 
-// call is one Run in flight: the parts handed to workers not yet done.
+// call is one Run in flight.
 type call struct {
-	t       Task
-	pending atomic.Int32
-	wg      sync.WaitGroup
+	t Task
+	// state counts the parts handed to workers and not yet done, plus
+	// parking once the caller has stopped spinning and is about to wait
+	// on done. One word for both, so that the worker whose decrement
+	// ends the call learns in the same atomic operation whether the
+	// caller waits for a wake-up (then it sends on done) or not (then it
+	// must not touch the call again: the caller may be reusing it).
+	state atomic.Int64
+	done  chan struct{} // capacity 1
 }
+
+// parking is the bit of call.state the caller sets before it parks.
+const parking = 1 << 32
 
 // item is one part of a call for a worker.
 type item struct {
@@ -93,9 +108,11 @@ func worker() {
 		if !ok {
 			it = <-items
 		}
-		it.c.t.Run(it.part)
-		it.c.pending.Add(-1)
-		it.c.wg.Done()
+		c := it.c
+		c.t.Run(it.part)
+		if c.state.Add(-1) == parking {
+			c.done <- struct{}{}
+		}
 	}
 }
 
@@ -154,6 +171,9 @@ func Run(parts int, t Task) {
 	}
 	start.Do(startPool)
 	c := calls.Get()
+	if c.done == nil {
+		c.done = make(chan struct{}, 1)
+	}
 	c.t = t
 	inline := parts // parts from inline on run here
 	for p := 1; p < parts; p++ {
@@ -161,15 +181,14 @@ func Run(parts int, t Task) {
 			inline = p
 			break
 		}
-		c.pending.Add(1)
-		c.wg.Add(1)
+		c.state.Add(1)
 		items <- item{c: c, part: p}
 	}
 	t.Run(0)
 	for p := inline; p < parts; p++ {
 		t.Run(p)
 	}
-	if c.pending.Load() > 0 {
+	if c.state.Load() > 0 {
 		// Busy-wait without yielding: a yield would let this processor
 		// run a worker that a send just readied here, and the caller
 		// resume on the other one, so that the runtime's parking records
@@ -178,15 +197,23 @@ func Run(parts int, t Task) {
 		b := callerBudget.Load()
 		t0 := time.Now()
 		ok := true
-		for i := 1; c.pending.Load() > 0; i++ {
+		for i := 1; c.state.Load() > 0; i++ {
 			if i&255 == 0 && time.Since(t0) > time.Duration(b) {
 				ok = false
 				break
 			}
 		}
 		adapt(&callerBudget, b, ok)
+		// Park only if parts are still running; a worker that ends the
+		// call after this sees the bit and wakes the caller. Parking
+		// through a WaitGroup instead cost a futex wake-up whenever the
+		// caller reached Wait a moment before the last worker's Done,
+		// even after its spin had seen every part finish.
+		if !ok && c.state.Add(parking) != parking {
+			<-c.done
+		}
+		c.state.Store(0)
 	}
-	c.wg.Wait()
 	c.t = nil
 	calls.Put(c)
 }

@@ -130,3 +130,35 @@ func TestAdaptBudget(t *testing.T) {
 		})
 	}
 }
+
+// slowTask's part 1 (on a worker) outlasts the caller's spin, so that the
+// caller parks and the worker must wake it; done records the part's end.
+type slowTask struct {
+	sleep time.Duration
+	done  atomic.Bool
+}
+
+func (s *slowTask) Run(part int) {
+	if part == 1 {
+		time.Sleep(s.sleep)
+		s.done.Store(true)
+	}
+}
+
+// TestRunWaitsForParkedWorkerPart checks that Run returns only after
+// every part has finished when the caller stops spinning and parks, and
+// that the call's parking state is reset for the next Run that reuses it.
+func TestRunWaitsForParkedWorkerPart(t *testing.T) {
+	for i := range 4 {
+		s := &slowTask{sleep: 2 * SpinWait}
+		Run(2, s)
+		if !s.done.Load() {
+			t.Fatalf("round %d: Run returned before the worker's part finished", i)
+		}
+		c := &countTask{runs: make([]atomic.Int32, 2)}
+		Run(2, c)
+		if c.runs[0].Load() != 1 || c.runs[1].Load() != 1 {
+			t.Fatalf("round %d: next call's parts ran %d and %d times, want 1 and 1", i, c.runs[0].Load(), c.runs[1].Load())
+		}
+	}
+}
