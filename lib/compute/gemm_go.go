@@ -31,6 +31,10 @@ type microKernel struct {
 	// shift and the residual tile and clamps below at ep.floor. Kernels
 	// without one get the epilogue from a Go loop over an edge-tile buffer.
 	fnEp func(kb int, a, b, c []float32, ldc int, ep *kernEp)
+	// storeEdge, when set, stores an h x w edge tile computed into a
+	// buffer (rows nr apart) into c with fnEp's epilogue and arithmetic,
+	// instead of the Go loop.
+	storeEdge func(h, w int, tile, c []float32, ldc int, ep *kernEp)
 	// part, when set, returns a kernel that computes at least the first
 	// h rows and w columns of fn's tile, with the same bits: edge tiles
 	// then cost less than a full one.
@@ -402,28 +406,17 @@ func storeTileEp(kern *microKernel, kb int, as, bs, tile, c []float32, ldc, row,
 	mr, nr := kern.mr, kern.nr
 	off := row*ldc + col
 	if h == mr && w == nr && kern.fnEp != nil {
-		*args = kernEp{shift: &zeroTile[0], res: &zeroTile[0], floor: negInf}
-		if !first {
-			args.load = 1
-		}
-		if last {
-			if ep.Shift != nil {
-				args.shift = &ep.Shift[row : row+mr][0]
-			}
-			if ep.Residual != nil {
-				ro := row*ep.LdResidual + col
-				_ = ep.Residual[ro+(mr-1)*ep.LdResidual+nr-1]
-				args.res, args.ldr = &ep.Residual[ro], uintptr(4*ep.LdResidual)
-			}
-			if ep.ReLU {
-				args.floor = 0
-			}
-		}
+		setKernEp(args, ep, row, col, h, w, first, last)
 		kern.fnEp(kb, as, bs, c[off:], ldc, args)
 		return
 	}
 	clear(tile)
 	kern.edgeFn(h, w)(kb, as, bs, tile, nr)
+	if kern.storeEdge != nil {
+		setKernEp(args, ep, row, col, h, w, first, last)
+		kern.storeEdge(h, w, tile, c[off:], ldc, args)
+		return
+	}
 	for i := 0; i < h; i++ {
 		dst := c[off+i*ldc : off+i*ldc+w]
 		src := tile[i*nr : i*nr+w]
@@ -455,6 +448,32 @@ func storeTileEp(kern *microKernel, kb int, as, bs, tile, c []float32, ldc, row,
 			}
 			dst[j] = v
 		}
+	}
+}
+
+// setKernEp fills args for a fused store of the h x w tile at (row, col):
+// add into C unless first, and only when last the shift, the residual
+// and the ReLU floor (an earlier block's store adds zeros and clamps at
+// -Inf). It checks that the rows of ep.Shift and ep.Residual the store
+// reads exist.
+func setKernEp(args *kernEp, ep *Epilogue, row, col, h, w int, first, last bool) {
+	*args = kernEp{shift: &zeroTile[0], res: &zeroTile[0], floor: negInf}
+	if !first {
+		args.load = 1
+	}
+	if !last {
+		return
+	}
+	if ep.Shift != nil {
+		args.shift = &ep.Shift[row : row+h][0]
+	}
+	if ep.Residual != nil {
+		ro := row*ep.LdResidual + col
+		_ = ep.Residual[ro+(h-1)*ep.LdResidual+w-1]
+		args.res, args.ldr = &ep.Residual[ro], uintptr(4*ep.LdResidual)
+	}
+	if ep.ReLU {
+		args.floor = 0
 	}
 }
 

@@ -32,6 +32,9 @@ func kernel12x16AVX512(kb int, a, b, c *float32, ldc int)
 //go:noescape
 func kernel12x32AVX512Ep(kb int, a, b, c *float32, ldc int, ep *kernEp)
 
+//go:noescape
+func storeEdgeAVX512(h int, tile, c *float32, ldc int, ep *kernEp, mlo, mhi uint16)
+
 // hasAVX512F reports whether the CPU and the OS support AVX-512F.
 func hasAVX512F() bool {
 	if !hasAVX2FMA() {
@@ -132,6 +135,16 @@ func avx512KernelEp(kb int, a, b, c []float32, ldc int, ep *kernEp) {
 	kernel12x32AVX512Ep(kb, &a[0], &b[0], &c[0], ldc, ep)
 }
 
+// avx512StoreEdge is storeEdgeAVX512 with its slice checks: the h x w
+// edge tile in tile (rows 32 apart) into c with the fused epilogue.
+func avx512StoreEdge(h, w int, tile, c []float32, ldc int, ep *kernEp) {
+	_ = tile[(h-1)*32+w-1]
+	_ = c[(h-1)*ldc+w-1]
+	lo := uint16(1<<min(w, 16) - 1)
+	hi := uint16(1<<max(w-16, 0) - 1)
+	storeEdgeAVX512(h, &tile[0], &c[0], ldc, ep, lo, hi)
+}
+
 // hasAVX2FMA reports whether the CPU and the OS support AVX2 and FMA3.
 func hasAVX2FMA() bool {
 	maxID, _, _, _ := cpuid(0, 0)
@@ -161,7 +174,7 @@ func avx2Kernel(kb int, a, b, c []float32, ldc int) {
 // avx2Kernel6x16 and avx512Kernel12x32 describe the assembly kernels.
 var (
 	avx2Kernel6x16    = &microKernel{name: "avx2+fma assembly kernel 6x16", mr: 6, nr: 16, fn: avx2Kernel}
-	avx512Kernel12x32 = &microKernel{name: "avx512 assembly kernel 12x32", mr: 12, nr: 32, fn: avx512Kernel, fnEp: avx512KernelEp, part: avx512Part}
+	avx512Kernel12x32 = &microKernel{name: "avx512 assembly kernel 12x32", mr: 12, nr: 32, fn: avx512Kernel, fnEp: avx512KernelEp, part: avx512Part, storeEdge: avx512StoreEdge}
 )
 
 func init() {

@@ -982,3 +982,57 @@ loop12x16:
 	VMOVUPS Z26, (DX)
 	VZEROUPPER
 	RET
+
+// func storeEdgeAVX512(h int, tile, c *float32, ldc int, ep *kernEp, mlo, mhi uint16)
+//
+// Stores an edge tile of the 12x32 kernel with kernel12x32AVX512Ep's
+// epilogue: for i < h, and the columns j < 32 whose bit is set in mlo
+// (0-15) and mhi (16-31),
+// c[i*ldc+j] = max(floor, load*c[i*ldc+j] + tile[i*32+j] + shift[i] + res[i*ldr+j]),
+// in that order, with the same instructions as the full tile. h >= 1;
+// masked-off columns are neither read nor written.
+TEXT ·storeEdgeAVX512(SB), NOSPLIT, $0-44
+	MOVQ h+0(FP), CX
+	MOVQ tile+8(FP), SI
+	MOVQ c+16(FP), DX
+	MOVQ ldc+24(FP), R8
+	SHLQ $2, R8
+	MOVQ ep+32(FP), AX
+	KMOVW mlo+40(FP), K1
+	KMOVW mhi+42(FP), K2
+	MOVQ 0(AX), R12
+	MOVQ 8(AX), R11
+	MOVQ 16(AX), R9
+	MOVQ 24(AX), R10
+	VBROADCASTSS 32(AX), Z28
+
+edgerow:
+	VMOVUPS.Z (SI), K1, Z4
+	VMOVUPS.Z 64(SI), K2, Z5
+	CMPQ R12, $0
+	JEQ  edgeshift
+	VMOVUPS.Z (DX), K1, Z0
+	VMOVUPS.Z 64(DX), K2, Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+
+edgeshift:
+	VBROADCASTSS (R11), Z2
+	VADDPS Z2, Z4, Z4
+	VADDPS Z2, Z5, Z5
+	VMOVUPS.Z (R9), K1, Z0
+	VMOVUPS.Z 64(R9), K2, Z1
+	VADDPS Z0, Z4, Z4
+	VADDPS Z1, Z5, Z5
+	VMAXPS Z4, Z28, Z4
+	VMAXPS Z5, Z28, Z5
+	VMOVUPS Z4, K1, (DX)
+	VMOVUPS Z5, K2, 64(DX)
+	ADDQ $128, SI
+	ADDQ R8, DX
+	ADDQ R10, R9
+	ADDQ $4, R11
+	DECQ CX
+	JNE  edgerow
+	VZEROUPPER
+	RET

@@ -51,3 +51,71 @@ func TestKernelParts(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreEdge checks every edge-tile store against its kernel's fused
+// full-tile store: for each h x w corner, each choice of first/last block
+// and epilogue (shift, residual, ReLU), the corner of C must hold the
+// full tile's bits (NaN, -0 and +Inf in C and the residual included) and
+// the rest of C must be untouched.
+func TestStoreEdge(t *testing.T) {
+	rng := rand.New(rand.NewSource(11))
+	special := []float32{float32(math.NaN()), float32(math.Copysign(0, -1)), float32(math.Inf(1)), 0}
+	for _, kern := range asmKernels {
+		if kern.storeEdge == nil {
+			continue
+		}
+		mr, nr := kern.mr, kern.nr
+		const kb = 7
+		for h := 1; h <= mr; h++ {
+			for _, w := range []int{1, nr/2 - 1, nr / 2, nr/2 + 1, nr - 1, nr} {
+				for _, st := range []struct {
+					first, last, shift, res, relu bool
+				}{
+					{true, true, false, false, false},
+					{true, true, true, true, true},
+					{false, true, true, false, true},
+					{false, true, false, true, false},
+					{true, false, true, true, true},
+					{false, false, true, true, true},
+				} {
+					name := fmt.Sprintf("%s %dx%d %+v", kern.name, h, w, st)
+					a, b := randSlice(rng, kb*mr), randSlice(rng, kb*nr)
+					const ldc, ldr = 41, 37
+					init := randSlice(rng, mr*ldc)
+					resid := randSlice(rng, mr*ldr)
+					for i, v := range special {
+						init[i*ldc+i] = v
+						resid[(i+1)*ldr+i] = v
+					}
+					ep := &Epilogue{ReLU: st.relu}
+					if st.shift {
+						ep.Shift = randSlice(rng, mr)
+					}
+					if st.res {
+						ep.Residual, ep.LdResidual = resid, ldr
+					}
+					var args kernEp
+					full := append([]float32(nil), init...)
+					setKernEp(&args, ep, 0, 0, mr, nr, st.first, st.last)
+					kern.fnEp(kb, a, b, full, ldc, &args)
+
+					tile := make([]float32, mr*nr)
+					kern.edgeFn(h, w)(kb, a, b, tile, nr)
+					edge := append([]float32(nil), init...)
+					setKernEp(&args, ep, 0, 0, h, w, st.first, st.last)
+					kern.storeEdge(h, w, tile, edge, ldc, &args)
+					for i := range edge {
+						r, c := i/ldc, i%ldc
+						want := init[i]
+						if r < h && c < w {
+							want = full[i]
+						}
+						if math.Float32bits(edge[i]) != math.Float32bits(want) {
+							t.Fatalf("%s: c[%d][%d] = %v, want %v", name, r, c, edge[i], want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
