@@ -83,7 +83,7 @@ type CPU struct{}
 // Name reports the backend, the GEMM implementation it calls and the
 // convolution paths it takes besides im2col (Winograd, oneDNN).
 func (CPU) Name() string {
-	return "cpu (im2col + compute.Sgemm: " + compute.Backend() + "; " + winogradDescription() + "; conv " + compute.ConvBackend() + ")"
+	return "cpu (im2col + compute.Sgemm: " + compute.Backend() + "; " + winogradDescription() + "; " + patchRowsDescription() + "; conv " + compute.ConvBackend() + ")"
 }
 
 // Gemm calls compute.Sgemm, which is itself parallel (pure Go or

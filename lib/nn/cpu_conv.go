@@ -196,7 +196,10 @@ func (j *col2imJob) run(c0, c1 int) {
 	}
 }
 
-// Conv2dFused implements FusedConvBackend: in float32 the epilogue runs in
+// Conv2dFused implements FusedConvBackend. On inference graphs, float32
+// 3x3 stride-1 convolutions run as Winograd products (winogradFor) and
+// those with at most 256 output pixels as patch-row products
+// (usePatchRows). Otherwise, in float32 the epilogue runs in
 // the GEMM's store (compute.SgemmPanels, the scale folded into the packed
 // weights) and the patch matrix is generated straight into the packed
 // panels. In bfloat16 on a CPU that multiplies it natively the same holds
@@ -211,6 +214,10 @@ func (b CPU) Conv2dFused(geo ConvGeom, x, w []float32, ep ConvEpilogue, y []floa
 	// (BenchmarkWinogradLayers, ResNet18's layers at 224).
 	if pl := winogradFor(geo); pl != nil {
 		conv2dWinograd(pl, geo, x, w, ep, y, s)
+		return
+	}
+	if usePatchRows(geo) {
+		conv2dPatchRows(geo, x, w, ep, y, s)
 		return
 	}
 	if convOneDNN(geo, x, w, ep, y) { // oneDNN's convolutions when compute.EnvConv selects them

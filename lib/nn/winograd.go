@@ -438,7 +438,12 @@ func wgOutTile(pl *winogradPlan, src []float32, ss int, dst []float32, rs, cs in
 // (the last block of a row overlaps the one before: it rewrites the same
 // values).
 func wgPadNHWC(geo ConvGeom, x, xt []float32, hp, wp int) {
-	runPooled(geo.N*hp, &wgPadJobs, wgPadJob{geo: geo, x: x, xt: xt, hp: hp, wp: wp, vec: hasWinograd && geo.W >= 16})
+	wgPadNHWCAt(geo, x, xt, hp, wp, 1, 1)
+}
+
+// wgPadNHWCAt is wgPadNHWC with the image ph pixels down and pw right.
+func wgPadNHWCAt(geo ConvGeom, x, xt []float32, hp, wp, ph, pw int) {
+	runPooled(geo.N*hp, &wgPadJobs, wgPadJob{geo: geo, x: x, xt: xt, hp: hp, wp: wp, ph: ph, pw: pw, vec: hasWinograd && geo.W >= 16})
 }
 
 // wgPadJob is wgPadNHWC's loop over padded rows as a pooled job (a closure
@@ -447,27 +452,28 @@ type wgPadJob struct {
 	geo    ConvGeom
 	x, xt  []float32
 	hp, wp int
+	ph, pw int // where the image starts
 	vec    bool
 }
 
 var wgPadJobs freelist.List[wgPadJob]
 
 func (j *wgPadJob) run(r0, r1 int) {
-	c, h, w, x, xt, hp, wp := j.geo.C, j.geo.H, j.geo.W, j.x, j.xt, j.hp, j.wp
+	c, h, w, x, xt, hp, wp, pw := j.geo.C, j.geo.H, j.geo.W, j.x, j.xt, j.hp, j.wp, j.pw
 	for nr := r0; nr < r1; nr++ {
 		img, r := nr/hp, nr%hp
 		row := xt[nr*wp*c : (nr+1)*wp*c]
-		ih := r - 1
+		ih := r - j.ph
 		if ih < 0 || ih >= h {
 			clear(row)
 			continue
 		}
-		clear(row[:c])
-		clear(row[(w+1)*c:])
+		clear(row[:pw*c])
+		clear(row[(w+pw)*c:])
 		if !j.vec {
 			for ci := 0; ci < c; ci++ {
 				src := x[((img*c+ci)*h+ih)*w : ((img*c+ci)*h+ih+1)*w]
-				dst := row[c+ci:]
+				dst := row[pw*c+ci:]
 				for iw, val := range src {
 					dst[iw*c] = val
 				}
@@ -479,7 +485,7 @@ func (j *wgPadJob) run(r0, r1 int) {
 			_ = src[15*h*w+w-1]
 			for w0 := 0; w0 < w; w0 += 16 {
 				w0 = min(w0, w-16)
-				dst := row[(w0+1)*c+c0:]
+				dst := row[(w0+pw)*c+c0:]
 				_ = dst[15*c+15]
 				transpose16AVX512(&src[w0], h*w*4, &dst[0], c*4)
 			}
