@@ -79,6 +79,7 @@ func main() {
 		lanes    = flag.Int("lanes", 0, "fp32 lanes per FMA for the peak (0: guess)")
 		ghz      = flag.Float64("ghz", 0, "clock in GHz for the peak (0: /proc/cpuinfo)")
 		cpuprof  = flag.String("cpuprofile", "", "with -worker: write a CPU profile of the timed runs (after warm-up) to this file")
+		layers   = flag.Bool("layers", false, "with -worker: print the time of each convolution geometry (inference convolutions, ConvBN) per run to stderr")
 		memprof  = flag.String("memprofile", "", "with -worker: write heap profiles after warm-up (FILE.base) and after the timed runs (FILE); compare with go tool pprof -sample_index=alloc_space -base FILE.base")
 		device   = flag.String("device", "cpu", "where the Faster R-CNN workloads run: cpu, cuda or cuda:N (fasterrcnn.Config.Device); with a GPU the torch side is scripts/gpu/torch_gpu_bench.py on the same device")
 		suite    = flag.String("suite", "", "gpu: run the GPU check's workloads (640x480 train b2/b8, fp32/AMP, inference) instead of the table above")
@@ -102,7 +103,7 @@ func main() {
 		if *memprof != "" {
 			runtime.MemProfileRate = 64 << 10
 		}
-		os.Exit(runWorker(*worker, *runs, *quick, *warmup, *cpuprof, *memprof))
+		os.Exit(runWorker(*worker, *runs, *quick, *warmup, *cpuprof, *memprof, *layers))
 	}
 	pk := withMeasuredPeak(peakFLOPS(*fmaUnits, *lanes, *ghz))
 	fmt.Printf("detlab-bench  %s\n", time.Now().UTC().Format(time.RFC3339))
@@ -219,7 +220,7 @@ func runSide(cmd *exec.Cmd) result {
 }
 
 // runWorker times one workload in this process and prints a JSON result.
-func runWorker(name string, runs int, quick bool, warmup int, cpuprof, memprof string) int {
+func runWorker(name string, runs int, quick bool, warmup int, cpuprof, memprof string, layers bool) int {
 	w, err := findWorkload(name)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "detlab-bench: %v\n", err)
@@ -227,6 +228,9 @@ func runWorker(name string, runs int, quick bool, warmup int, cpuprof, memprof s
 	}
 	runs = pickRuns(w, runs, quick)
 	cnt := &counting{Backend: nn.CurrentBackend()}
+	if layers {
+		cnt.layers = &layerTimes{}
+	}
 	nn.SetBackend(cnt)
 	r := result{Name: name, Backend: cnt.Backend.Name()}
 	fail := func(err error) int {
@@ -244,6 +248,9 @@ func runWorker(name string, runs int, quick bool, warmup int, cpuprof, memprof s
 		}
 	}
 	cnt.flops.Store(0)
+	if cnt.layers != nil {
+		cnt.layers.reset()
+	}
 	if memprof != "" {
 		if err := writeHeap(memprof + ".base"); err != nil {
 			return fail(err)
@@ -280,6 +287,9 @@ func runWorker(name string, runs int, quick bool, warmup int, cpuprof, memprof s
 	r.GFLOP = float64(cnt.flops.Load()) / float64(runs) / 1e9
 	r.MedianMS = median(r.TimesMS)
 	r.PeakRSSMB = peakRSSMB()
+	if cnt.layers != nil {
+		cnt.layers.write(os.Stderr, runs, r.MedianMS)
+	}
 	deviceResult(&r)
 	_ = json.NewEncoder(os.Stdout).Encode(r)
 	return 0

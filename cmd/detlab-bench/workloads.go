@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand"
 	"sync/atomic"
+	"time"
 
 	"github.com/detlab/detlab/lib/anchor"
 	"github.com/detlab/detlab/lib/box"
@@ -52,7 +53,8 @@ var workloads = []workload{
 // matrix products and convolutions (2 per multiply-add).
 type counting struct {
 	nn.Backend
-	flops atomic.Int64
+	flops  atomic.Int64
+	layers *layerTimes // -layers: per-geometry times of Conv2dFused
 }
 
 func (c *counting) Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, cc []float32, ldc int) {
@@ -87,6 +89,9 @@ func (c *counting) Conv2d(geo nn.ConvGeom, x, w, bias, y []float32, s nn.Scratch
 // ConvBN would run.
 func (c *counting) Conv2dFused(geo nn.ConvGeom, x, w []float32, ep nn.ConvEpilogue, y []float32, s nn.Scratch) {
 	c.flops.Add(convFlops(geo))
+	if c.layers != nil {
+		defer func(t0 time.Time) { c.layers.add(geo, time.Since(t0)) }(time.Now())
+	}
 	if fb, ok := c.Backend.(nn.FusedConvBackend); ok {
 		fb.Conv2dFused(geo, x, w, ep, y, s)
 		return
