@@ -5,8 +5,6 @@ import (
 	"math"
 	"math/rand"
 	"testing"
-
-	"github.com/detlab/detlab/lib/tensor"
 )
 
 // TestPatchRowsMatchesDirect checks the patch-row convolution against the
@@ -40,25 +38,8 @@ func TestPatchRowsMatchesDirect(t *testing.T) {
 			p := NewParam("w", tc.k, tc.c, tc.r, tc.r)
 			KaimingNormal(p.Value, tc.c*tc.r*tc.r, rng)
 			geo.Weights = p.Cache()
-			xt := tensor.New(tc.n, tc.c, tc.h, tc.w)
-			for i := range xt.Data() {
-				xt.Data()[i] = float32(math.Max(0, rng.NormFloat64()+0.3))
-			}
-			x := xt.Data()
-			var ep ConvEpilogue
-			if tc.scale {
-				ep.Scale = randTensor(rng, 0, tc.k).Data()
-				for i := range ep.Scale {
-					ep.Scale[i] = 0.3 + float32(math.Abs(float64(ep.Scale[i])))
-				}
-			}
-			if tc.shift {
-				ep.Shift = randTensor(rng, 0, tc.k).Data()
-			}
-			if tc.res {
-				ep.Residual = randTensor(rng, 0, tc.n, tc.k, oh, ow).Data()
-			}
-			ep.ReLU = tc.relu
+			x := activations(rng, tc.n, tc.c, tc.h, tc.w)
+			ep := randEpilogue(rng, tc.k, []int{tc.n, tc.k, oh, ow}, tc.scale, tc.shift, tc.res, tc.relu)
 			ref := convRef64(geo, x, p.Value.Data(), ep)
 
 			defer func(w, r string) { winogradMode, patchRowsMode = w, r }(winogradMode, patchRowsMode)

@@ -81,25 +81,40 @@ func (tc wgCase) build(seed int64) (geo ConvGeom, p *Param, x []float32, ep Conv
 	KaimingNormal(p.Value, tc.k*9, rng)
 	geo.Weights = p.Cache()
 	geo.forwardOnly = true
-	// Post-ReLU-like activations: non-negative, mean about 0.5.
-	xt := tensor.New(tc.n, tc.c, tc.h, tc.w)
-	for i := range xt.Data() {
-		xt.Data()[i] = float32(math.Max(0, rng.NormFloat64()+0.3))
+	x = activations(rng, tc.n, tc.c, tc.h, tc.w)
+	ep = randEpilogue(rng, tc.k, []int{tc.n, tc.k, tc.h, tc.w}, tc.scale, tc.shift, tc.res, tc.relu)
+	return geo, p, x, ep
+}
+
+// activations returns post-ReLU-like values of the given shape:
+// non-negative, mean about 0.5.
+func activations(rng *rand.Rand, shape ...int) []float32 {
+	x := tensor.New(shape...).Data()
+	for i := range x {
+		x[i] = float32(math.Max(0, rng.NormFloat64()+0.3))
 	}
-	if tc.scale {
-		ep.Scale = randTensor(rng, 0, tc.k).Data()
+	return x
+}
+
+// randEpilogue returns a ConvEpilogue for k output channels with the
+// parts asked for: a BatchNorm-like positive scale, a shift, a residual of
+// shape out and ReLU.
+func randEpilogue(rng *rand.Rand, k int, out []int, scale, shift, res, relu bool) ConvEpilogue {
+	var ep ConvEpilogue
+	if scale {
+		ep.Scale = randTensor(rng, 0, k).Data()
 		for i := range ep.Scale {
 			ep.Scale[i] = 0.3 + float32(math.Abs(float64(ep.Scale[i])))
 		}
 	}
-	if tc.shift {
-		ep.Shift = randTensor(rng, 0, tc.k).Data()
+	if shift {
+		ep.Shift = randTensor(rng, 0, k).Data()
 	}
-	if tc.res {
-		ep.Residual = randTensor(rng, 0, tc.n, tc.k, tc.h, tc.w).Data()
+	if res {
+		ep.Residual = randTensor(rng, 0, out...).Data()
 	}
-	ep.ReLU = tc.relu
-	return geo, p, xt.Data(), ep
+	ep.ReLU = relu
+	return ep
 }
 
 var wgCases = []wgCase{
