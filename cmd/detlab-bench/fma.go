@@ -11,8 +11,17 @@ import (
 // of three 100 ms windows), the fp32 rate the cores really reach at the
 // clock they run now (turbo included), in GFLOP/s; 0 where there is no
 // vector FMA loop for this CPU.
-func measuredFMAPeak() float64 {
-	loop, per := fmaKernel()
+func measuredFMAPeak() float64 { return measuredLoopPeak(fmaKernel()) }
+
+// measuredBF16Peak is measuredFMAPeak for VDPBF16PS (bf16 pairs, float32
+// accumulation), 0 without AVX512_BF16: the rate bf16 autocast's kernel
+// could reach, to set our bf16 times against.
+func measuredBF16Peak() float64 { return measuredLoopPeak(bf16Kernel()) }
+
+// measuredLoopPeak runs loop (per flops an iteration) on every core at
+// once and returns the best rate of three 100 ms windows in GFLOP/s, 0
+// for a nil loop.
+func measuredLoopPeak(loop func(n int), per int) float64 {
 	if loop == nil {
 		return 0
 	}

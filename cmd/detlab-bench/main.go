@@ -113,6 +113,9 @@ func main() {
 	fmt.Printf("gemm:     %s\n", compute.Backend())
 	fmt.Printf("backend:  %s\n", nn.CurrentBackend().Name())
 	fmt.Printf("autocast: %s\n", nn.AutocastKernels(nn.BFloat16))
+	if b := measuredBF16Peak(); b > 0 {
+		fmt.Printf("bf16:     VDPBF16PS loop on all cores %.1f GFLOP/s = %.2fx the fp32 peak (the bf16 rows' %%pk stays against fp32)\n", b, b/pk.gflops)
+	}
 	fmt.Printf("load:     %s (before)  GOMAXPROCS %d\n", loadAvg(), runtime.GOMAXPROCS(0))
 	sp := *script
 	if sp == "" {
