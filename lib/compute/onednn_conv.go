@@ -17,7 +17,10 @@ import (
 // frozen BN) for which it picks a JIT direct AVX-512 implementation
 // (brgconv or jit, not its reference or GEMM-based ones, nor its AVX2
 // kernels, which were not measured against the Go AVX2 GEMM); the caller's
-// own code otherwise.
+// own code otherwise. A bfloat16 convolution (ConvShape.BF16) goes to
+// oneDNN under auto, whatever its epilogue, where oneDNN picks a JIT
+// implementation that multiplies in bfloat16 (avx512_core_bf16, or
+// avx512_core_amx on CPUs with AMX); under onednn always; under go never.
 //
 // Measured on a Zen 5 EPYC (2 cores, 2026-11-30): ResNet18's convolutions
 // at 224x224 batch 1 take 10-12 ms in oneDNN 2.6.3's brgconv including the
@@ -42,12 +45,22 @@ var ErrConvShape = errors.New("compute: invalid convolution")
 
 // ConvShape is a 2-D convolution's geometry in NCHW, groups 1, dilation 1:
 // input (N, C, H, W), weights (K, C, KH, KW), output (N, K, OH, OW) with
-// OH = (H + 2*PH - KH)/SH + 1 and OW likewise.
+// OH = (H + 2*PH - KH)/SH + 1 and OW likewise, and the precision its
+// product runs in.
 type ConvShape struct {
 	N, C, H, W     int
 	K, KH, KW      int
 	SH, SW, PH, PW int
 	OH, OW         int
+
+	// BF16 runs the product in bfloat16, as torch's autocast does: the
+	// float32 input and weights are rounded to bfloat16 (nearest, ties to
+	// even) while oneDNN reorders them into its blocked layouts, the
+	// products are accumulated in float32, and the output and the
+	// epilogue (Scale, Shift, Residual, ReLU) stay float32, applied to
+	// the float32 sum. false: float32 throughout. See ConvOneDNN and
+	// EnvConv for when oneDNN runs a bfloat16 convolution.
+	BF16 bool
 }
 
 // check returns an error naming the first inconsistency of s with the
@@ -147,7 +160,7 @@ func chooseConv(env string) convChoice {
 	if mode == convForced {
 		c.name = fmt.Sprintf("onednn %s convolutions (%s=onednn)", eng.version, EnvConv)
 	} else {
-		c.name = fmt.Sprintf("onednn %s convolutions for folded-BN ones where it picks a JIT direct one, else im2col + Sgemm", eng.version)
+		c.name = fmt.Sprintf("onednn %s convolutions for folded-BN ones where it picks a JIT direct one, and bfloat16 ones where it picks a JIT bf16 or AMX one, else im2col + Sgemm", eng.version)
 	}
 	return c
 }
@@ -164,7 +177,8 @@ func ConvBackend() string { return convChosen().name }
 // residual is shaped like y), with one oneDNN convolution primitive over
 // the batch, when EnvConv selects oneDNN for this shape. x is (N,C,H,W)
 // and w (K,C,KH,KW), both plain row-major float32; y must not alias x or
-// ep.Residual.
+// ep.Residual. With s.BF16 the product is bfloat16 with float32
+// accumulation (x and w rounded to bfloat16), the epilogue float32.
 //
 // It returns false, with y untouched, when oneDNN is not used for this
 // call (see EnvConv and ConvBackend): the caller then runs its own
@@ -261,7 +275,7 @@ func ConvOneDNNImpl(s ConvShape, ep Epilogue) (string, error) {
 	return p.impl, nil
 }
 
-// convKey identifies one cached primitive.
+// convKey identifies one cached primitive; s.BF16 is its data type.
 type convKey struct {
 	s                       ConvShape
 	scale, shift, res, relu bool
@@ -271,9 +285,13 @@ func convKeyOf(s ConvShape, ep Epilogue) convKey {
 	return convKey{s: s, scale: ep.Scale != nil, shift: ep.Shift != nil, res: ep.Residual != nil, relu: ep.ReLU}
 }
 
-// autoUses reports whether DETLAB_CONV=auto runs a convolution with
-// epilogue ep on oneDNN's implementation impl (see EnvConv).
-func autoUses(impl string, ep Epilogue) bool {
+// autoUses reports whether DETLAB_CONV=auto runs a convolution of shape s
+// with epilogue ep on oneDNN's implementation impl (see EnvConv; bfloat16
+// ones: autoUsesBF16).
+func autoUses(s ConvShape, impl string, ep Epilogue) bool {
+	if s.BF16 {
+		return autoUsesBF16(impl)
+	}
 	return ep.Scale != nil && jitDirect(impl) && strings.Contains(impl, "avx512")
 }
 

@@ -21,6 +21,7 @@ const (
 	dnnlMemoryDescSize = 696  // sizeof(dnnl_memory_desc_t)
 	dnnlConvDescSize   = 5976 // sizeof(dnnl_convolution_desc_t)
 
+	dnnlBF16           = 2
 	dnnlF32            = 3
 	dnnlFormatAny      = 1
 	dnnlTagA           = 2 // dnnl_x: a 1-D tensor
@@ -223,11 +224,19 @@ type convPrim struct {
 	wKind  string
 	wBytes int
 	wBuf   []float32
+
+	// cPad is the channel count the primitive was built for: s.C, or
+	// s.C+1 for a bfloat16 one with odd s.C (bf16PaddedChannels), whose
+	// input and weights are then copied into xPad and wPad (channel
+	// s.C, never written, stays zero) before their reorders.
+	cPad       int
+	xPad, wPad []float32
 }
 
-// mdByTag fills a plain (or format_kind any) float32 memory descriptor.
-func (e *dnnlConvEngine) mdByTag(md *memDesc, tag int32, dims ...int64) error {
-	return dnnlErr("dnnl_memory_desc_init_by_tag", e.api.mdInitByTag(md.ptr(), int32(len(dims)), unsafe.Pointer(&dims[0]), dnnlF32, tag))
+// mdByTag fills a plain (or format_kind any) memory descriptor of data
+// type dt (dnnlF32 or dnnlBF16).
+func (e *dnnlConvEngine) mdByTag(md *memDesc, dt, tag int32, dims ...int64) error {
+	return dnnlErr("dnnl_memory_desc_init_by_tag", e.api.mdInitByTag(md.ptr(), int32(len(dims)), unsafe.Pointer(&dims[0]), dt, tag))
 }
 
 // mem creates a memory object for md: handle dnnlMemoryAllocate lets
@@ -303,25 +312,40 @@ func (e *dnnlConvEngine) primLocked(k convKey) (*convPrim, error) {
 // build creates the convolution for k, its post-ops (binary mul by Scale,
 // binary add of Shift, or Shift as the bias without Scale; sum of the
 // residual; ReLU), the memories and the reorders it needs.
+//
+// With k.s.BF16 the convolution's source and weights are bfloat16 (format
+// any) while the caller's plain ones stay float32, so the reorders into
+// the blocked layouts also round to bfloat16 (oneDNN's float-to-bfloat16
+// conversion: nearest, ties to even); bias, post-op operands and the
+// destination stay float32.
 func (e *dnnlConvEngine) build(p *convPrim, k convKey) error {
 	a := &e.api
 	s := k.s
+	opDT := int32(dnnlF32) // the product's operands (source and weights)
+	if s.BF16 {
+		opDT = dnnlBF16
+	}
+	// The channels oneDNN sees: one zero channel more for an odd count
+	// in bfloat16 (bf16ChannelPad).
+	p.cPad = bf16PaddedChannels(s)
+	cp := int64(p.cPad)
 	var srcPlain, wPlain, dstPlain, srcAny, wAny, dstAny, biasMD, chanMD memDesc
 	for _, d := range []struct {
 		md   *memDesc
+		dt   int32
 		tag  int32
 		dims []int64
 	}{
-		{&srcPlain, dnnlTagABCD, []int64{int64(s.N), int64(s.C), int64(s.H), int64(s.W)}},
-		{&wPlain, dnnlTagABCD, []int64{int64(s.K), int64(s.C), int64(s.KH), int64(s.KW)}},
-		{&dstPlain, dnnlTagABCD, []int64{int64(s.N), int64(s.K), int64(s.OH), int64(s.OW)}},
-		{&srcAny, dnnlFormatAny, []int64{int64(s.N), int64(s.C), int64(s.H), int64(s.W)}},
-		{&wAny, dnnlFormatAny, []int64{int64(s.K), int64(s.C), int64(s.KH), int64(s.KW)}},
-		{&dstAny, dnnlFormatAny, []int64{int64(s.N), int64(s.K), int64(s.OH), int64(s.OW)}},
-		{&biasMD, dnnlTagA, []int64{int64(s.K)}},
-		{&chanMD, dnnlTagABCD, []int64{1, int64(s.K), 1, 1}},
+		{&srcPlain, dnnlF32, dnnlTagABCD, []int64{int64(s.N), cp, int64(s.H), int64(s.W)}},
+		{&wPlain, dnnlF32, dnnlTagABCD, []int64{int64(s.K), cp, int64(s.KH), int64(s.KW)}},
+		{&dstPlain, dnnlF32, dnnlTagABCD, []int64{int64(s.N), int64(s.K), int64(s.OH), int64(s.OW)}},
+		{&srcAny, opDT, dnnlFormatAny, []int64{int64(s.N), cp, int64(s.H), int64(s.W)}},
+		{&wAny, opDT, dnnlFormatAny, []int64{int64(s.K), cp, int64(s.KH), int64(s.KW)}},
+		{&dstAny, dnnlF32, dnnlFormatAny, []int64{int64(s.N), int64(s.K), int64(s.OH), int64(s.OW)}},
+		{&biasMD, dnnlF32, dnnlTagA, []int64{int64(s.K)}},
+		{&chanMD, dnnlF32, dnnlTagABCD, []int64{1, int64(s.K), 1, 1}},
 	} {
-		if err := e.mdByTag(d.md, d.tag, d.dims...); err != nil {
+		if err := e.mdByTag(d.md, d.dt, d.tag, d.dims...); err != nil {
 			return err
 		}
 	}
@@ -502,10 +526,11 @@ func alignedFloats(n int) []float32 {
 }
 
 // OneDNNWeights are a convolution's weights reordered into the blocked
-// layout oneDNN's convolution primitive wants, made by NewOneDNNWeights
-// for ConvOneDNNPrepared: callers keep them while the weights are
-// unchanged (nn keeps them in the parameter's WeightCache) and skip the
-// reorder on every call. They are Go memory; nothing needs freeing.
+// layout oneDNN's convolution primitive wants (and, for a ConvShape.BF16
+// convolution, rounded to bfloat16), made by NewOneDNNWeights for
+// ConvOneDNNPrepared: callers keep them while the weights are unchanged
+// (nn keeps them in the parameter's WeightCache) and skip the reorder on
+// every call. They are Go memory; nothing needs freeing.
 type OneDNNWeights struct {
 	kind string
 	data []float32
@@ -523,7 +548,7 @@ func (e *dnnlConvEngine) weightsKind(s ConvShape, ep Epilogue, force bool) (kind
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p, err := e.primLocked(convKeyOf(s, ep))
-	if err != nil || p.err != nil || (!force && !autoUses(p.impl, ep)) {
+	if err != nil || p.err != nil || (!force && !autoUses(s, p.impl, ep)) {
 		return "", false
 	}
 	return p.wKind, true
@@ -544,13 +569,40 @@ func (e *dnnlConvEngine) newWeights(s ConvShape, ep Epilogue, w []float32) (*One
 		return nil, fmt.Errorf("compute: oneDNN's convolution for %+v reads plain weights: nothing to reorder", s)
 	}
 	ow := &OneDNNWeights{kind: p.wKind, data: alignedFloats((p.wBytes + 3) / 4)}
-	if err := e.reorderWeights(p, w, ow.data); err != nil {
+	if err := e.reorderWeights(p, p.paddedWeights(s, w), ow.data); err != nil {
 		return nil, err
 	}
 	return ow, nil
 }
 
-// reorderWeights runs p's weights reorder from w into dst; e.mu is held.
+// paddedWeights returns w (K,C,KH,KW) as the primitive reads it: w
+// itself, or copied into p.wPad with the zero channel bf16PaddedChannels
+// adds. e.mu is held.
+func (p *convPrim) paddedWeights(s ConvShape, w []float32) []float32 {
+	if p.cPad == s.C {
+		return w
+	}
+	if p.wPad == nil {
+		p.wPad = make([]float32, s.K*p.cPad*s.KH*s.KW)
+	}
+	padChannels(p.wPad, w, s.K, s.C, p.cPad, s.KH*s.KW)
+	return p.wPad
+}
+
+// paddedInput is paddedWeights for the input x (N,C,H,W).
+func (p *convPrim) paddedInput(s ConvShape, x []float32) []float32 {
+	if p.cPad == s.C {
+		return x
+	}
+	if p.xPad == nil {
+		p.xPad = make([]float32, s.N*p.cPad*s.H*s.W)
+	}
+	padChannels(p.xPad, x, s.N, s.C, p.cPad, s.H*s.W)
+	return p.xPad
+}
+
+// reorderWeights runs p's weights reorder from w (already padded:
+// paddedWeights) into dst; e.mu is held.
 func (e *dnnlConvEngine) reorderWeights(p *convPrim, w, dst []float32) error {
 	a := &e.api
 	defer func() {
@@ -590,7 +642,7 @@ func (e *dnnlConvEngine) run(s ConvShape, x, w []float32, pw *OneDNNWeights, ep 
 	if err != nil {
 		return false, err
 	}
-	if p.err != nil || (!force && !autoUses(p.impl, ep)) {
+	if p.err != nil || (!force && !autoUses(s, p.impl, ep)) {
 		return false, nil
 	}
 	a := &e.api
@@ -603,7 +655,7 @@ func (e *dnnlConvEngine) run(s ConvShape, x, w []float32, pw *OneDNNWeights, ep 
 	for _, h := range []struct {
 		m uintptr
 		v []float32
-	}{{p.uSrc, x}, {p.uW, w}, {p.uDst, y}, {p.uScale, ep.Scale}, {p.uShft, ep.Shift}} {
+	}{{p.uSrc, p.paddedInput(s, x)}, {p.uW, w}, {p.uDst, y}, {p.uScale, ep.Scale}, {p.uShft, ep.Shift}} {
 		if h.m != 0 {
 			if err := set(h.m, h.v); err != nil {
 				return false, err
@@ -647,6 +699,11 @@ func (e *dnnlConvEngine) run(s ConvShape, x, w []float32, pw *OneDNNWeights, ep 
 			}
 			if err := set(p.bW, p.wBuf); err != nil {
 				return false, err
+			}
+			if p.cPad != s.C {
+				if err := set(p.uW, p.paddedWeights(s, w)); err != nil {
+					return false, err
+				}
 			}
 			if err := exec("weights reorder", p.wRe, []execArg{{arg: dnnlArgSrc, mem: p.uW}, {arg: dnnlArgDst, mem: p.bW}}); err != nil {
 				return false, err

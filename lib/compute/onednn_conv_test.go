@@ -248,16 +248,25 @@ func TestConvOneDNNErrors(t *testing.T) {
 		{"short shift", good, x, w, y, Epilogue{Shift: make([]float32, 5)}, "len(Shift) = 5"},
 		{"short residual", good, x, w, y, Epilogue{Residual: make([]float32, 9)}, "len(Residual) = 9"},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			ran, err := ConvOneDNN(c.s, c.x, c.w, c.ep, c.y)
-			if ran || !errors.Is(err, ErrConvShape) || !strings.Contains(err.Error(), c.wantInText) {
-				t.Fatalf("ran %v, err %v; want ErrConvShape mentioning %q", ran, err, c.wantInText)
-			}
-		})
-	}
-	if ran, err := ConvOneDNN(good, x, w, Epilogue{}, y); !ran || err != nil {
-		t.Fatalf("valid call: ran %v, err %v", ran, err)
+	for _, bf16 := range []bool{false, true} {
+		for _, c := range cases {
+			t.Run(fmt.Sprintf("%s/bf16=%v", c.name, bf16), func(t *testing.T) {
+				c.s.BF16 = bf16
+				y := append([]float32(nil), c.y...)
+				ran, err := ConvOneDNN(c.s, c.x, c.w, c.ep, y)
+				if ran || !errors.Is(err, ErrConvShape) || !strings.Contains(err.Error(), c.wantInText) {
+					t.Fatalf("ran %v, err %v; want ErrConvShape mentioning %q", ran, err, c.wantInText)
+				}
+				if _, err := ConvOneDNNPrepared(c.s, c.x, c.w, nil, c.ep, y); !errors.Is(err, ErrConvShape) {
+					t.Fatalf("ConvOneDNNPrepared: err %v, want ErrConvShape", err)
+				}
+			})
+		}
+		s := good
+		s.BF16 = bf16
+		if ran, err := ConvOneDNN(s, x, w, Epilogue{}, y); !ran || err != nil {
+			t.Fatalf("valid call (bf16 %v): ran %v, err %v", bf16, ran, err)
+		}
 	}
 	restore2 := SetConvChoice("go")
 	defer restore2()
