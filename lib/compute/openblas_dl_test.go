@@ -134,6 +134,9 @@ func ldbFor(transB bool, n, k int) int {
 // sgemm_ allocates nothing on the Go heap (cblas_sgemm bound with
 // purego.RegisterLibFunc allocated 12 times, 400 bytes, per call).
 func TestOpenBLASCallAllocatesNothing(t *testing.T) {
+	if openblasRace {
+		t.Skip("allocation counts under the race detector include its sync.Pool drops")
+	}
 	lib := loadedOpenBLAS(t)
 	cases := []struct {
 		name           string
@@ -170,6 +173,9 @@ func TestOpenBLASCallAllocatesNothing(t *testing.T) {
 // collection and remakes at the next Get. That is at most a few
 // allocations per collection, never per call.
 func TestOpenBLASAllocationsAfterCollection(t *testing.T) {
+	if openblasRace {
+		t.Skip("allocation counts under the race detector include its sync.Pool drops")
+	}
 	lib := loadedOpenBLAS(t)
 	r := rand.New(rand.NewSource(1))
 	a, b, c := randSlice(r, 32*32), randSlice(r, 32*32), make([]float32, 32*32)
