@@ -39,8 +39,12 @@ var resnet18ConvShapes = []struct {
 // BatchNorm folded into scale and shift, the block's residual and ReLU),
 // once per DETLAB_CONV choice: go (im2col + Go GEMM) and onednn (oneDNN's
 // primitives, NCHW reordered to its blocked layouts and back per layer,
-// weights reordered once into the parameter's WeightCache). Reported:
-// ms per forward's convolutions and GFLOP/s.
+// weights reordered once into the parameter's WeightCache), in float32
+// and under bfloat16 autocast (bf16-go: the Go VDPBF16PS GEMM, or its
+// emulation; bf16-onednn: oneDNN's bfloat16 primitives,
+// avx512_core_bf16 or AMX). The graphs are not inference ones, so
+// float32 runs no Winograd here. Reported: ms per forward's convolutions
+// and GFLOP/s.
 //
 //	go test -run X -bench ResNet18Convs -benchtime 20x ./lib/compute
 func BenchmarkResNet18Convs(b *testing.B) {
@@ -77,19 +81,30 @@ func BenchmarkResNet18Convs(b *testing.B) {
 		total += l.flops
 		layers = append(layers, l)
 	}
-	for _, mode := range []string{"go", "onednn"} {
-		b.Run(mode, func(b *testing.B) {
-			restore := compute.SetConvChoice(mode)
+	for _, m := range []struct {
+		name, conv string
+		prec       nn.Precision
+	}{{"go", "go", nn.Float32}, {"onednn", "onednn", nn.Float32}, {"bf16-go", "go", nn.BFloat16}, {"bf16-onednn", "onednn", nn.BFloat16}} {
+		b.Run(m.name, func(b *testing.B) {
+			restore := compute.SetConvChoice(m.conv)
 			defer restore()
-			if mode == "onednn" && compute.ConvBackend()[:6] != "onednn" {
+			if m.conv == "onednn" && compute.ConvBackend()[:6] != "onednn" {
 				b.Skipf("oneDNN absent, install libdnnl2: %s", compute.ConvBackend())
 			}
-			b.Logf("%s | %s", compute.CPU(), compute.ConvBackend())
+			b.Logf("%s | %s | %s", compute.CPU(), compute.ConvBackend(), compute.BF16Backend())
+			if m.conv == "onednn" && m.prec == nn.BFloat16 {
+				s := layers[1].geo
+				impl, err := compute.ConvOneDNNImpl(compute.ConvShape{N: s.N, C: s.C, H: s.H, W: s.W, K: s.K, KH: s.KH, KW: s.KW,
+					SH: s.SH, SW: s.SW, PH: s.PH, PW: s.PW, OH: s.OH, OW: s.OW, BF16: true}, compute.Epilogue{Scale: []float32{}})
+				b.Logf("oneDNN bfloat16 implementation (layer1): %s %v", impl, err)
+			}
 			arena := nn.NewArena()
 			run := func() {
 				for _, l := range layers {
+					geo := l.geo
+					geo.Precision = m.prec
 					for range l.times {
-						nn.CPU{}.Conv2dFused(l.geo, l.x, l.w.Value.Data(), l.ep, l.y, arena)
+						nn.CPU{}.Conv2dFused(geo, l.x, l.w.Value.Data(), l.ep, l.y, arena)
 					}
 				}
 			}
