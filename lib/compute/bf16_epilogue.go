@@ -50,7 +50,8 @@ func SgemmBF16Panels(m, n, k int, a []float32, lda int, src PanelSource, c []flo
 	}
 	if !bf16Enabled() {
 		b := materialize(src, k, n)
-		sgemmBF16Emulated(false, false, m, n, k, 1, a, lda, b, n, 0, c, ldc)
+		defer b.release()
+		sgemmBF16Emulated(false, false, m, n, k, 1, a, lda, b.b, n, 0, c, ldc)
 		applyEpilogue(0, m, n, c, ldc, &ep, true)
 		return
 	}

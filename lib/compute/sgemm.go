@@ -264,6 +264,7 @@ func SgemmPanels(m, n, k int, a []float32, lda int, src PanelSource, c []float32
 		return
 	}
 	b := materialize(src, k, n)
-	sgemm(false, false, m, n, k, 1, a, lda, b, n, 0, c, ldc)
+	defer b.release()
+	sgemm(false, false, m, n, k, 1, a, lda, b.b, n, 0, c, ldc)
 	applyEpilogue(0, m, n, c, ldc, &ep, true)
 }

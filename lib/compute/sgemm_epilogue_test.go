@@ -242,7 +242,9 @@ func TestSgemmPanels(t *testing.T) {
 		}})
 	}
 	vs = append(vs, variant{"materialized", func(m, n, k int, a []float32, lda int, src PanelSource, c []float32, ldc int, ep Epilogue) {
-		Sgemm(false, false, m, n, k, 1, a, lda, materialize(src, k, n), max(n, 1), 0, c, ldc)
+		b := materialize(src, k, n)
+		defer b.release()
+		Sgemm(false, false, m, n, k, 1, a, lda, b.b, max(n, 1), 0, c, ldc)
 		applyEpilogue(0, m, n, c, ldc, &ep, true)
 	}})
 	for _, v := range vs {
