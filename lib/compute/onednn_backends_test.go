@@ -76,7 +76,7 @@ func TestOneDNNThreadsFollowGOMAXPROCS(t *testing.T) {
 // BenchmarkSgemmOneDNN measures dnnl_sgemm on the benchmark shapes.
 func BenchmarkSgemmOneDNN(b *testing.B) { benchSgemm(b, loadedOneDNN(b).raw) }
 
-// BenchmarkSgemmOpenBLAS measures cblas_sgemm on the benchmark shapes.
+// BenchmarkSgemmOpenBLAS measures OpenBLAS's sgemm_ (through purego.SyscallN) on the benchmark shapes.
 func BenchmarkSgemmOpenBLAS(b *testing.B) {
 	lib, err := openBLAS()
 	if err != nil {
