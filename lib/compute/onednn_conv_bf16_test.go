@@ -2,6 +2,7 @@ package compute
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand"
 	"strings"
@@ -361,4 +362,24 @@ func TestConvOneDNNBF16NonFinite(t *testing.T) {
 			}
 		}
 	}
+}
+
+// ExampleConvShape_bfloat16 runs a 3x3 convolution with a folded BatchNorm in
+// bfloat16 (torch autocast's product: operands rounded to bfloat16, float32
+// accumulation and epilogue) through oneDNN when DETLAB_CONV selects it,
+// and names the kernel oneDNN picks for it, e.g. brgconv:avx512_core_bf16
+// on a CPU with AVX512_BF16, or an avx512_core_amx one on one with AMX.
+func ExampleConvShape_bfloat16() {
+	s := ConvShape{N: 1, C: 16, H: 8, W: 8, K: 32, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1, OH: 8, OW: 8, BF16: true}
+	x := make([]float32, 1*16*8*8)
+	w := make([]float32, 32*16*3*3)
+	y := make([]float32, 1*32*8*8)
+	ep := Epilogue{Scale: make([]float32, 32), Shift: make([]float32, 32), ReLU: true}
+	ran, err := ConvOneDNN(s, x, w, ep, y)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	impl, err := ConvOneDNNImpl(s, ep)
+	fmt.Println("oneDNN ran it:", ran, "| its kernel:", impl, err)
 }
