@@ -162,12 +162,13 @@ func chooseConv(env string) convChoice {
 	} else {
 		c.name = fmt.Sprintf("onednn %s convolutions for folded-BN ones where it picks a JIT direct one, and bfloat16 ones where it picks a JIT bf16 or AMX one, else im2col + Sgemm", eng.version)
 	}
-	return c
+	return c.withBF16Kernel()
 }
 
 // ConvBackend says how ConvOneDNN's callers convolve, e.g. "onednn 2.6.3
-// convolutions for folded-BN ones where it picks a JIT direct one, else
-// im2col + Sgemm" or
+// convolutions (DETLAB_CONV=onednn; bfloat16 3x3: brgconv:avx512_core_bf16)"
+// (the kernel oneDNN picks for a small bfloat16 3x3 convolution: whether
+// autocast runs on AVX512_BF16 or AMX) or
 // "go (im2col + Sgemm; compute: oneDNN (libdnnl.so.3 or .2) not installed:
 // apt-get install libdnnl2 ...)", with the reason when oneDNN is not used.
 func ConvBackend() string { return convChosen().name }

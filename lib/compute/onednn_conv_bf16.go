@@ -1,6 +1,9 @@
 package compute
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // bfloat16 convolutions through oneDNN (ConvShape.BF16).
 //
@@ -59,4 +62,23 @@ func padChannels(dst, src []float32, outer, c, cp, inner int) {
 	for o := 0; o < outer; o++ {
 		copy(dst[o*cp*inner:(o*cp+c)*inner], src[o*c*inner:(o+1)*c*inner])
 	}
+}
+
+// withBF16Kernel appends to c's name the implementation oneDNN picks for
+// a small bfloat16 3x3 convolution (64 channels, 8x8: its buffers are
+// small), which says whether autocast's convolutions would run on AMX,
+// AVX512_BF16 or neither.
+func (c convChoice) withBF16Kernel() convChoice {
+	s := ConvShape{N: 1, C: 64, H: 8, W: 8, K: 64, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1, OH: 8, OW: 8, BF16: true}
+	p, err := c.eng.prim(convKeyOf(s, Epilogue{}))
+	if err != nil {
+		c.name = strings.TrimSuffix(c.name, ")") + fmt.Sprintf("; bfloat16 3x3: none, %v)", err)
+		return c
+	}
+	if strings.HasSuffix(c.name, ")") {
+		c.name = strings.TrimSuffix(c.name, ")") + "; bfloat16 3x3: " + p.impl + ")"
+	} else {
+		c.name += " (bfloat16 3x3: " + p.impl + ")"
+	}
+	return c
 }

@@ -303,6 +303,11 @@ func TestConvOneDNNBF16Auto(t *testing.T) {
 	if !strings.Contains(ConvBackend(), "bfloat16 ones where it picks a JIT bf16 or AMX one") {
 		t.Errorf("ConvBackend() = %q does not say what auto does with bfloat16", ConvBackend())
 	}
+	s8 := convShapeOf(1, 64, 8, 8, 64, 3, 3, 1, 1, 1, 1)
+	s8.BF16 = true
+	if impl8, err := ConvOneDNNImpl(s8, Epilogue{}); err != nil || !strings.Contains(ConvBackend(), "(bfloat16 3x3: "+impl8+")") {
+		t.Errorf("ConvBackend() = %q does not name the bfloat16 kernel %q (%v)", ConvBackend(), impl8, err)
+	}
 }
 
 // TestAutoUsesBF16 pins the implementation names auto accepts for
