@@ -239,7 +239,7 @@ func conv2dWinograd(pl *winogradPlan, geo ConvGeom, x, w []float32, ep ConvEpilo
 		// Blocked: each worker takes a contiguous range of tiles and runs
 		// it block by block through all three steps.
 		j.step, j.workers = wgStepBlocked, min(numWorkers(), p/wgBlockTiles)
-		j.per = xi * (wgBlockTiles*(c+k) + j.cm)
+		j.per = xi * (wgPlane(wgBlockTiles, c) + wgPlane(wgBlockTiles, k) + j.cm)
 		j.buf = s.Get(j.workers * j.per)
 		defer s.Put(j.buf)
 		runPooled(j.workers, &wgJobs, j)
@@ -248,11 +248,11 @@ func conv2dWinograd(pl *winogradPlan, geo ConvGeom, x, w []float32, ep ConvEpilo
 		// idle in a blocked schedule; each step is split across the
 		// workers in turn, the GEMMs by position xi.
 		j.workers = min(numWorkers(), p)
-		j.v = s.Get(xi * p * c)
+		j.v = s.Get(xi * wgPlane(p, c))
 		defer s.Put(j.v)
 		j.buf = s.Get(j.workers * xi * j.cm)
 		defer s.Put(j.buf)
-		j.mm = s.Get(xi * p * k)
+		j.mm = s.Get(xi * wgPlane(p, k))
 		defer s.Put(j.mm)
 		j.step = wgStepIn
 		runPooled(j.workers, &wgJobs, j)
@@ -290,7 +290,7 @@ func (j *wgJob) run(lo, hi int) {
 	xi, c, k, p := len(l.u), l.c, l.k, j.p
 	switch j.step {
 	case wgStepBlocked:
-		nv, nm := xi*wgBlockTiles*c, xi*wgBlockTiles*k
+		nv, nm := xi*wgPlane(wgBlockTiles, c), xi*wgPlane(wgBlockTiles, k)
 		for wk := lo; wk < hi; wk++ {
 			b := j.buf[wk*j.per : (wk+1)*j.per]
 			vb, mb, t := b[:nv], b[nv:nv+nm], b[nv+nm:]
@@ -309,18 +309,27 @@ func (j *wgJob) run(lo, hi int) {
 			t := j.buf[wk*xi*j.cm : (wk+1)*xi*j.cm]
 			for pi := p * wk / j.workers; pi < p*(wk+1)/j.workers; pi++ {
 				if j.step == wgStepIn {
-					l.inTile(pi, j.v[pi*c:], p*c, t)
+					l.inTile(pi, j.v[pi*c:], wgPlane(p, c), t)
 				} else {
-					l.outTile(pi, j.mm[pi*k:], p*k, t)
+					l.outTile(pi, j.mm[pi*k:], wgPlane(p, k), t)
 				}
 			}
 		}
 	case wgStepGEMM:
 		for e := lo; e < hi; e++ {
-			l.u[e].MulSerial(p, j.v[e*p*c:(e+1)*p*c], c, j.mm[e*p*k:(e+1)*p*k], k)
+			vs, ms := wgPlane(p, c), wgPlane(p, k)
+			l.u[e].MulSerial(p, j.v[e*vs:e*vs+p*c], c, j.mm[e*ms:e*ms+p*k], k)
 		}
 	}
 }
+
+// wgPlane is the distance in floats between two positions' planes of V or
+// M (p tiles of n channels each): p*n plus one cache line. Planes a
+// multiple of 4 KiB apart (48 tiles x 64 channels is 12 KiB; 16 x 512 is
+// 32 KiB) put the 16 or 36 vectors a tile transform stores, one per
+// plane, in the same L1 set, more than its ways, and the loads that
+// follow alias them; one line of skew spreads them over consecutive sets.
+func wgPlane(p, n int) int { return p*n + 16 }
 
 // wgBlockTiles is the most tiles one block of the blocked schedule takes
 // through the input transform, the GEMMs and the output transform (four
@@ -370,14 +379,15 @@ func (l *wgLayer) outTile(pi int, src []float32, ss int, t []float32) {
 // calling goroutine; t is the transforms' scratch.
 func (l *wgLayer) block(p0, p1 int, vb, mb, t []float32) {
 	pb, c, k := p1-p0, l.c, l.k
+	vs, ms := wgPlane(pb, c), wgPlane(pb, k)
 	for pi := p0; pi < p1; pi++ {
-		l.inTile(pi, vb[(pi-p0)*c:], pb*c, t)
+		l.inTile(pi, vb[(pi-p0)*c:], vs, t)
 	}
 	for e, u := range l.u {
-		u.MulSerial(pb, vb[e*pb*c:(e+1)*pb*c], c, mb[e*pb*k:(e+1)*pb*k], k)
+		u.MulSerial(pb, vb[e*vs:e*vs+pb*c], c, mb[e*ms:e*ms+pb*k], k)
 	}
 	for pi := p0; pi < p1; pi++ {
-		l.outTile(pi, mb[(pi-p0)*k:], pb*k, t)
+		l.outTile(pi, mb[(pi-p0)*k:], ms, t)
 	}
 }
 
