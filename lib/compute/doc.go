@@ -34,9 +34,13 @@
 // text says why.
 //
 // Convolutions: ConvOneDNN runs a convolution with its epilogue (folded
-// BatchNorm scale and shift, residual, ReLU) through oneDNN's convolution
-// primitives when DETLAB_CONV selects them: auto for
-// BatchNorm-folded convolutions where oneDNN picks an AVX-512 JIT kernel,
+// BatchNorm scale and shift, residual, ReLU), in float32 or bfloat16
+// (ConvShape.BF16: autocast, on oneDNN's avx512_core_bf16 or AMX
+// kernels), through oneDNN's convolution primitives when DETLAB_CONV
+// selects them: unset for bfloat16 inference convolutions
+// (ConvShape.Inference) with an even channel count, auto also for
+// BatchNorm-folded float32 convolutions where oneDNN picks an AVX-512 JIT
+// kernel and for every bfloat16 one where it picks a bfloat16 kernel,
 // onednn for every convolution, go for none; ConvBackend says which.
 //
 // Backend says which runs and CPU describes the processor, for benchmark

@@ -9,8 +9,9 @@ import (
 )
 
 // EnvConv is the environment variable that chooses how ConvOneDNN's
-// callers convolve: unset or "go" (never oneDNN: ConvOneDNN reports false
-// and the caller runs its own im2col + GEMM, or Winograd), "onednn"
+// callers convolve: "go" (never oneDNN: ConvOneDNN reports false and the
+// caller runs its own im2col + GEMM, or Winograd), unset (go, except
+// bfloat16 inference convolutions, below), "onednn"
 // (oneDNN's convolution primitives for every convolution, whatever
 // implementation oneDNN picks), or "auto": oneDNN, when libdnnl 2.x loads, for convolutions with a
 // BatchNorm folded in (Epilogue.Scale set: ResNet's ConvBN in eval or with
@@ -20,7 +21,16 @@ import (
 // own code otherwise. A bfloat16 convolution (ConvShape.BF16) goes to
 // oneDNN under auto, whatever its epilogue, where oneDNN picks a JIT
 // implementation that multiplies in bfloat16 (avx512_core_bf16, or
-// avx512_core_amx on CPUs with AMX); under onednn always; under go never.
+// avx512_core_amx on CPUs with AMX); under onednn always; under go never;
+// unset, when it belongs to an inference graph (ConvShape.Inference) and
+// has an even channel count, libdnnl loaded at the first such call.
+// Measured (same machine, 2026-11-30, scripts/bench-ab, six rounds):
+// ResNet18's bfloat16 forward at 224 batch 1 takes 12.0 ms that way
+// against 16.1 ms on the Go VDPBF16PS GEMM, and 19.5 against 27.0 ms of
+// CPU; the 3-channel stem, which oneDNN 2.6 runs only with a zero channel
+// added (see bf16PaddedChannels), took 1.7-1.8 ms there against 1.3 on Go,
+// and a bfloat16 Faster R-CNN training step was no faster on oneDNN
+// (756 against 730 ms), so those stay on Go.
 //
 // Measured on a Zen 5 EPYC (2 cores, 2026-11-30): ResNet18's convolutions
 // at 224x224 batch 1 take 10-12 ms in oneDNN 2.6.3's brgconv including the
@@ -61,6 +71,12 @@ type ConvShape struct {
 	// the float32 sum. false: float32 throughout. See ConvOneDNN and
 	// EnvConv for when oneDNN runs a bfloat16 convolution.
 	BF16 bool
+
+	// Inference marks a convolution of an inference graph, whose weights
+	// stay the same between calls: with EnvConv unset, bfloat16 inference
+	// convolutions of an even channel count run on oneDNN where it picks
+	// a bfloat16 or AMX kernel. It chooses who computes, not what.
+	Inference bool
 }
 
 // check returns an error naming the first inconsistency of s with the
@@ -123,6 +139,7 @@ const (
 	convAuto convMode = iota
 	convGo
 	convForced
+	convUnset // go, except bfloat16 inference convolutions (EnvConv)
 )
 
 // convChoice is what EnvConv asked for and what loading oneDNN gave.
@@ -142,7 +159,7 @@ func chooseConv(env string) convChoice {
 	var mode convMode
 	switch strings.ToLower(strings.TrimSpace(env)) {
 	case "":
-		return convChoice{mode: convGo, name: "go (im2col + Sgemm; " + EnvConv + "=auto or onednn opts in to oneDNN)"}
+		return convChoice{mode: convUnset, name: "go (im2col + Sgemm), bfloat16 inference on oneDNN where libdnnl loads and picks a bf16 or AMX kernel (" + EnvConv + "=go: never oneDNN; auto or onednn: more)"}
 	case "auto":
 		mode = convAuto
 	case "go", "purego", "pure":
@@ -171,7 +188,18 @@ func chooseConv(env string) convChoice {
 // autocast runs on AVX512_BF16 or AMX) or
 // "go (im2col + Sgemm; compute: oneDNN (libdnnl.so.3 or .2) not installed:
 // apt-get install libdnnl2 ...)", with the reason when oneDNN is not used.
-func ConvBackend() string { return convChosen().name }
+func ConvBackend() string {
+	c := convChosen()
+	if c.mode == convUnset && c.eng == nil {
+		// Which kernel bfloat16 inference would run on, as the other
+		// modes say (this loads libdnnl, once).
+		if eng := bf16InferenceEngine(); eng != nil {
+			return convChoice{mode: c.mode, eng: eng, name: c.name}.withBF16Kernel().name
+		}
+		return strings.Replace(c.name, "bfloat16 inference on oneDNN where libdnnl loads", "bfloat16 inference too: libdnnl does not load", 1)
+	}
+	return c.name
+}
 
 // ConvOneDNN writes y (N,K,OH,OW) = relu(Scale[k]*conv(x, w) + Shift[k] +
 // Residual), each part of ep as present (ep.LdResidual is ignored: the
@@ -189,15 +217,33 @@ func ConvBackend() string { return convChosen().name }
 // per shape and epilogue and cached; the weights are reordered on every
 // call. Calls are serialised (each already uses every core).
 func ConvOneDNN(s ConvShape, x, w []float32, ep Epilogue, y []float32) (bool, error) {
-	c := convChosen()
-	if c.eng == nil {
-		return false, nil
-	}
-	if err := s.check(x, w, ep, y); err != nil {
-		return false, err
-	}
-	return c.eng.run(s, x, w, nil, ep, y, c.mode == convForced)
+	return ConvOneDNNPrepared(s, x, w, nil, ep, y)
 }
+
+// convEngineFor returns the oneDNN engine that may run s under the
+// EnvConv choice, nil for none, and whether it must (onednn) rather than
+// may (where autoUses agrees).
+func convEngineFor(s ConvShape) (eng *dnnlConvEngine, force bool) {
+	c := convChosen()
+	if c.eng != nil {
+		return c.eng, c.mode == convForced
+	}
+	if c.mode == convUnset && s.BF16 && s.Inference && s.C%2 == 0 {
+		return bf16InferenceEngine(), false
+	}
+	return nil, false
+}
+
+// bf16InferenceEngine is oneDNN's convolution API for bfloat16 inference
+// convolutions with EnvConv unset, loaded at the first one (nil when
+// libdnnl does not load: they then stay on Go).
+var bf16InferenceEngine = sync.OnceValue(func() *dnnlConvEngine {
+	e, err := loadConvEngine()
+	if err != nil {
+		return nil
+	}
+	return e
+})
 
 // ConvOneDNNPrepared is ConvOneDNN with the weights already reordered by
 // NewOneDNNWeights (for the same shape and epilogue parts, from the same
@@ -205,14 +251,14 @@ func ConvOneDNN(s ConvShape, x, w []float32, ep Epilogue, y []float32) (bool, er
 // another layout than the primitive now wants (ConvOneDNNWeightsKind),
 // reorders w as ConvOneDNN does.
 func ConvOneDNNPrepared(s ConvShape, x, w []float32, pw *OneDNNWeights, ep Epilogue, y []float32) (bool, error) {
-	c := convChosen()
-	if c.eng == nil {
+	eng, force := convEngineFor(s)
+	if eng == nil {
 		return false, nil
 	}
 	if err := s.check(x, w, ep, y); err != nil {
 		return false, err
 	}
-	return c.eng.run(s, x, w, pw, ep, y, c.mode == convForced)
+	return eng.run(s, x, w, pw, ep, y, force)
 }
 
 // ConvOneDNNWeightsKind reports whether ConvOneDNN would run a convolution
@@ -221,14 +267,14 @@ func ConvOneDNNPrepared(s ConvShape, x, w []float32, pw *OneDNNWeights, ep Epilo
 // which callers cache NewOneDNNWeights' result ("" when the primitive
 // reads the plain weights and there is nothing to cache).
 func ConvOneDNNWeightsKind(s ConvShape, ep Epilogue) (kind string, use bool) {
-	c := convChosen()
-	if c.eng == nil {
+	eng, force := convEngineFor(s)
+	if eng == nil {
 		return "", false
 	}
 	if s.checkDims() != nil {
 		return "", false
 	}
-	return c.eng.weightsKind(s, ep, c.mode == convForced)
+	return eng.weightsKind(s, ep, force)
 }
 
 // NewOneDNNWeights reorders w (K,C,KH,KW) into the layout oneDNN's
@@ -283,6 +329,7 @@ type convKey struct {
 }
 
 func convKeyOf(s ConvShape, ep Epilogue) convKey {
+	s.Inference = false // who runs it, not what: one primitive for both
 	return convKey{s: s, scale: ep.Scale != nil, shift: ep.Shift != nil, res: ep.Residual != nil, relu: ep.ReLU}
 }
 

@@ -310,6 +310,54 @@ func TestConvOneDNNBF16Auto(t *testing.T) {
 	}
 }
 
+// TestConvOneDNNBF16Unset checks what oneDNN takes with DETLAB_CONV
+// unset: bfloat16 inference convolutions with an even channel count
+// where it picks a JIT bfloat16 or AMX kernel, nothing else (training's,
+// odd channel counts, float32), and that ConvBackend names the kernel.
+func TestConvOneDNNBF16Unset(t *testing.T) {
+	loadedConvEngine(t)
+	restore := SetConvChoice("")
+	defer restore()
+	rng := rand.New(rand.NewSource(6))
+	even := convShapeOf(1, 16, 10, 10, 32, 3, 3, 1, 1, 1, 1)
+	even.BF16 = true
+	impl, err := ConvOneDNNImpl(even, Epilogue{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auto := autoUsesBF16(impl)
+	odd := convShapeOf(1, 3, 16, 16, 16, 7, 7, 2, 2, 3, 3)
+	odd.BF16 = true
+	for _, c := range []struct {
+		name      string
+		s         ConvShape
+		inference bool
+		want      bool
+	}{
+		{"bf16 inference", even, true, auto},
+		{"bf16 training", even, false, false},
+		{"bf16 inference, 3 channels", odd, true, false},
+		{"float32 inference", func() ConvShape { s := even; s.BF16 = false; return s }(), true, false},
+	} {
+		s := c.s
+		s.Inference = c.inference
+		x, w := randSlice(rng, s.N*s.C*s.H*s.W), randSlice(rng, s.K*s.C*s.KH*s.KW)
+		y := make([]float32, s.N*s.K*s.OH*s.OW)
+		ran, err := ConvOneDNN(s, x, w, Epilogue{}, y)
+		if err != nil || ran != c.want {
+			t.Errorf("%s: ran %v, err %v; want ran %v (impl %s)", c.name, ran, err, c.want, impl)
+		}
+		if _, use := ConvOneDNNWeightsKind(s, Epilogue{}); use != ran {
+			t.Errorf("%s: ConvOneDNNWeightsKind says use %v, ConvOneDNN ran %v", c.name, use, ran)
+		}
+	}
+	s8 := convShapeOf(1, 64, 8, 8, 64, 3, 3, 1, 1, 1, 1)
+	s8.BF16 = true
+	if impl8, err := ConvOneDNNImpl(s8, Epilogue{}); err != nil || !strings.Contains(ConvBackend(), "bfloat16 3x3: "+impl8) {
+		t.Errorf("ConvBackend() = %q does not name the bfloat16 kernel %q (%v)", ConvBackend(), impl8, err)
+	}
+}
+
 // TestAutoUsesBF16 pins the implementation names auto accepts for
 // bfloat16 convolutions.
 func TestAutoUsesBF16(t *testing.T) {

@@ -287,7 +287,7 @@ func TestChooseConv(t *testing.T) {
 		{"go", convGo, false, "DETLAB_CONV=go"},
 		{"GO ", convGo, false, "DETLAB_CONV=go"},
 		{"bogus", convGo, false, `unknown DETLAB_CONV="bogus"`},
-		{"", convGo, false, "DETLAB_CONV=auto or onednn opts in"},
+		{"", convUnset, false, "bfloat16 inference on oneDNN where libdnnl loads"},
 		{"auto", convAuto, true, "for folded-BN ones where it picks a JIT direct one"},
 		{"onednn", convForced, true, "DETLAB_CONV=onednn"},
 		{"dnnl", convForced, true, "DETLAB_CONV=onednn"},
@@ -300,7 +300,7 @@ func TestChooseConv(t *testing.T) {
 			}
 			continue
 		}
-		if got.mode != c.mode || (got.eng != nil) != (c.mode != convGo) || !strings.Contains(got.name, c.contains) {
+		if got.mode != c.mode || (got.eng != nil) != (c.mode != convGo && c.mode != convUnset) || !strings.Contains(got.name, c.contains) {
 			t.Errorf("chooseConv(%q) = mode %v, engine %v, %q; want mode %v, name containing %q", c.env, got.mode, got.eng != nil, got.name, c.mode, c.contains)
 		}
 	}

@@ -13,7 +13,10 @@ import "github.com/detlab/detlab/lib/compute"
 // to bfloat16, multiplies them in bfloat16 with float32 accumulation
 // (avx512_core_bf16, or AMX where the CPU has it) and applies the epilogue
 // in float32, as the Go bfloat16 path does; under DETLAB_CONV=auto it
-// takes every bfloat16 convolution for which oneDNN picks such a kernel.
+// takes every bfloat16 convolution for which oneDNN picks such a kernel,
+// and with DETLAB_CONV unset those of inference graphs (forwardOnly) with
+// an even channel count (compute.ConvShape.Inference; measured faster
+// there, not in training).
 // Float16 never goes to oneDNN.
 //
 // The weights, reordered into oneDNN's blocked layout (and rounded, in
@@ -31,7 +34,8 @@ func convOneDNN(geo ConvGeom, x, w []float32, ep ConvEpilogue, y []float32) bool
 		return false
 	}
 	s := compute.ConvShape{N: geo.N, C: geo.C, H: geo.H, W: geo.W, K: geo.K, KH: geo.KH, KW: geo.KW,
-		SH: geo.SH, SW: geo.SW, PH: geo.PH, PW: geo.PW, OH: geo.OH, OW: geo.OW, BF16: geo.Precision == BFloat16}
+		SH: geo.SH, SW: geo.SW, PH: geo.PH, PW: geo.PW, OH: geo.OH, OW: geo.OW, BF16: geo.Precision == BFloat16,
+		Inference: geo.forwardOnly}
 	cep := compute.Epilogue{Scale: ep.Scale, Shift: ep.Shift, Residual: ep.Residual, ReLU: ep.ReLU}
 	kind, use := compute.ConvOneDNNWeightsKind(s, cep)
 	if !use {

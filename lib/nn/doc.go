@@ -37,9 +37,13 @@
 // F(4,3) or F(2,3), whichever a cost estimate (its GEMMs' rows plus the
 // transformed weights they stream) says is faster for the layer's map and
 // batch: F(4,3) on ResNet18's 56x56 and 28x28 at batch 1, F(2,3) on 14x14
-// and 7x7 (AVX-512 processors; DETLAB_WINOGRAD=off|2|4 overrides), and
-// BatchNorm-folded convolutions may
-// go to oneDNN (lib/compute's DETLAB_CONV). CPU.Name says which run.
+// and 7x7 (AVX-512 processors; DETLAB_WINOGRAD=off|2|4 overrides); other
+// float32 inference convolutions with at most 256 output pixels run as
+// patch-row products (one row per output pixel times the weights packed
+// once; DETLAB_PATCH_ROWS=off); bfloat16 (autocast) inference
+// convolutions go to oneDNN's bfloat16 or AMX kernels where libdnnl loads,
+// and under lib/compute's DETLAB_CONV=auto|onednn BatchNorm-folded and all
+// bfloat16 convolutions may too. CPU.Name says which run.
 //
 // Cached weights: values derived from a parameter (Winograd-transformed or
 // oneDNN-reordered weights, bfloat16 copies) are kept in the parameter's
