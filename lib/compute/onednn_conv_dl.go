@@ -64,37 +64,45 @@ type execArg struct {
 	mem uintptr
 }
 
-// dnnlConvAPI holds the bound functions of the 2.x C API that the
-// convolution path calls. Handles are uintptr (C memory); pointers to Go
-// memory are unsafe.Pointer, valid for the call only.
+// dnnlConvAPI holds the 2.x C API that the convolution path calls.
+// Handles are uintptr (C memory); pointers to Go memory are
+// unsafe.Pointer, valid for the call only.
+//
+// What runs once per shape (descriptors, primitive creation) is bound
+// with purego.RegisterLibFunc, whose reflect-based calls allocate on every
+// call. What every convolution calls (setHandle, execute, wait: integer
+// and pointer arguments only) is kept as the C function's address and
+// called through purego.SyscallN by dnnlCall, which allocates nothing.
 type dnnlConvAPI struct {
-	engineCreate      func(eng unsafe.Pointer, kind int32, index uintptr) int32
-	streamCreate      func(st unsafe.Pointer, eng uintptr, flags uint32) int32
-	streamWait        func(st uintptr) int32
-	mdInitByTag       func(md unsafe.Pointer, ndims int32, dims unsafe.Pointer, dt int32, tag int32) int32
-	mdEqual           func(a, b unsafe.Pointer) int32
-	mdGetSize         func(md unsafe.Pointer) uintptr
-	convFwdDescInit   func(cd unsafe.Pointer, prop, alg int32, src, wei, bias, dst, strides, padL, padR unsafe.Pointer) int32
-	attrCreate        func(attr unsafe.Pointer) int32
-	attrDestroy       func(attr uintptr) int32
-	attrSetPostOps    func(attr, po uintptr) int32
-	postOpsCreate     func(po unsafe.Pointer) int32
-	postOpsDestroy    func(po uintptr) int32
-	postOpsAppendSum  func(po uintptr, scale float32) int32
-	postOpsAppendBin  func(po uintptr, alg int32, src1 unsafe.Pointer) int32
-	pdCreate          func(pd unsafe.Pointer, opDesc unsafe.Pointer, attr, eng, hint uintptr) int32
-	pdQuery           func(pd uintptr, what, index int32, result unsafe.Pointer) int32
-	pdQueryMD         func(pd uintptr, what, index int32) unsafe.Pointer
-	pdDestroy         func(pd uintptr) int32
-	reorderPDCreate   func(pd unsafe.Pointer, src unsafe.Pointer, srcEng uintptr, dst unsafe.Pointer, dstEng, attr uintptr) int32
-	primCreate        func(p unsafe.Pointer, pd uintptr) int32
-	primDestroy       func(p uintptr) int32
-	primExecute       func(p, st uintptr, nargs int32, args unsafe.Pointer) int32
-	memCreate         func(m unsafe.Pointer, md unsafe.Pointer, eng uintptr, handle uintptr) int32
-	memDestroy        func(m uintptr) int32
-	memSetHandle      func(m uintptr, handle unsafe.Pointer) int32
-	memSetHandleAlloc func(m uintptr, handle uintptr) int32
-	version           func() *dnnlVersion
+	// setHandle is dnnl_memory_set_data_handle(memory, void *handle),
+	// execute dnnl_primitive_execute(primitive, stream, int nargs,
+	// const dnnl_exec_arg_t *args), wait dnnl_stream_wait(stream); each
+	// returns a dnnl_status_t.
+	setHandle, execute, wait uintptr
+
+	engineCreate     func(eng unsafe.Pointer, kind int32, index uintptr) int32
+	streamCreate     func(st unsafe.Pointer, eng uintptr, flags uint32) int32
+	mdInitByTag      func(md unsafe.Pointer, ndims int32, dims unsafe.Pointer, dt int32, tag int32) int32
+	mdEqual          func(a, b unsafe.Pointer) int32
+	mdGetSize        func(md unsafe.Pointer) uintptr
+	convFwdDescInit  func(cd unsafe.Pointer, prop, alg int32, src, wei, bias, dst, strides, padL, padR unsafe.Pointer) int32
+	attrCreate       func(attr unsafe.Pointer) int32
+	attrDestroy      func(attr uintptr) int32
+	attrSetPostOps   func(attr, po uintptr) int32
+	postOpsCreate    func(po unsafe.Pointer) int32
+	postOpsDestroy   func(po uintptr) int32
+	postOpsAppendSum func(po uintptr, scale float32) int32
+	postOpsAppendBin func(po uintptr, alg int32, src1 unsafe.Pointer) int32
+	pdCreate         func(pd unsafe.Pointer, opDesc unsafe.Pointer, attr, eng, hint uintptr) int32
+	pdQuery          func(pd uintptr, what, index int32, result unsafe.Pointer) int32
+	pdQueryMD        func(pd uintptr, what, index int32) unsafe.Pointer
+	pdDestroy        func(pd uintptr) int32
+	reorderPDCreate  func(pd unsafe.Pointer, src unsafe.Pointer, srcEng uintptr, dst unsafe.Pointer, dstEng, attr uintptr) int32
+	primCreate       func(p unsafe.Pointer, pd uintptr) int32
+	primDestroy      func(p uintptr) int32
+	memCreate        func(m unsafe.Pointer, md unsafe.Pointer, eng uintptr, handle uintptr) int32
+	memDestroy       func(m uintptr) int32
+	version          func() *dnnlVersion
 }
 
 // dnnlConvEngine is oneDNN's CPU engine and stream with the primitives
@@ -109,6 +117,10 @@ type dnnlConvEngine struct {
 	mu    sync.Mutex
 	cache map[convKey]*convPrim
 	order []convKey // oldest first, for eviction
+
+	// callArgs is the argument list of the dnnlCall in progress (e.mu
+	// held): part of the engine, so on the heap and reused.
+	callArgs [4]uintptr
 }
 
 var convEngine = sync.OnceValues(func() (*dnnlConvEngine, error) { return openConvEngine() })
@@ -155,7 +167,6 @@ func openConvEngine() (e *dnnlConvEngine, err error) {
 	}{
 		{&a.engineCreate, "dnnl_engine_create"},
 		{&a.streamCreate, "dnnl_stream_create"},
-		{&a.streamWait, "dnnl_stream_wait"},
 		{&a.mdInitByTag, "dnnl_memory_desc_init_by_tag"},
 		{&a.mdEqual, "dnnl_memory_desc_equal"},
 		{&a.mdGetSize, "dnnl_memory_desc_get_size"},
@@ -174,16 +185,26 @@ func openConvEngine() (e *dnnlConvEngine, err error) {
 		{&a.reorderPDCreate, "dnnl_reorder_primitive_desc_create"},
 		{&a.primCreate, "dnnl_primitive_create"},
 		{&a.primDestroy, "dnnl_primitive_destroy"},
-		{&a.primExecute, "dnnl_primitive_execute"},
 		{&a.memCreate, "dnnl_memory_create"},
 		{&a.memDestroy, "dnnl_memory_destroy"},
-		{&a.memSetHandle, "dnnl_memory_set_data_handle"},
-		{&a.memSetHandleAlloc, "dnnl_memory_set_data_handle"},
 	} {
 		if _, err := purego.Dlsym(h, f.name); err != nil {
 			return nil, fmt.Errorf("compute: oneDNN lacks %s: %w", f.name, err)
 		}
 		purego.RegisterLibFunc(f.fn, h, f.name)
+	}
+	for _, f := range []struct {
+		fn   *uintptr
+		name string
+	}{
+		{&a.setHandle, "dnnl_memory_set_data_handle"},
+		{&a.execute, "dnnl_primitive_execute"},
+		{&a.wait, "dnnl_stream_wait"},
+	} {
+		var err error
+		if *f.fn, err = purego.Dlsym(h, f.name); err != nil {
+			return nil, fmt.Errorf("compute: oneDNN lacks %s: %w", f.name, err)
+		}
 	}
 	if st := a.engineCreate(unsafe.Pointer(&e.eng), dnnlCPU, 0); st != 0 {
 		return nil, fmt.Errorf("compute: dnnl_engine_create: %s", dnnlStatusName(st))
@@ -202,6 +223,58 @@ func dnnlErr(call string, st int32) error {
 	return fmt.Errorf("compute: %s: %s", call, dnnlStatusName(st))
 }
 
+// dnnlCall calls the C function at fn with the first n of a0..a3 through
+// purego.SyscallN and returns its dnnl_status_t. The list goes in args (an
+// engine's callArgs, e.mu held) rather than a variadic call: SyscallN is
+// //go:uintptrescapes, which makes the compiler put a call's "..." list on
+// the heap, one allocation a call.
+//
+// dnnlCall is //go:uintptrescapes too: an argument that is Go memory must
+// be converted from its pointer in the call expression (unsafe.Pointer
+// rule 4), which puts the object on the heap (where it does not move)
+// and keeps it alive until the call returns. A handle oneDNN keeps past
+// the call (dnnl_memory_set_data_handle) must be kept alive by the caller
+// until it is reset.
+//
+//go:uintptrescapes
+func dnnlCall(fn uintptr, args *[4]uintptr, n int, a0, a1, a2, a3 uintptr) int32 {
+	*args = [4]uintptr{a0, a1, a2, a3}
+	r1, _, _ := purego.SyscallN(fn, args[:n]...)
+	*args = [4]uintptr{}
+	// dnnl_status_t is a C int: the low 32 bits of the return register.
+	return int32(r1)
+}
+
+// setHandle points memory object m at v's first element; e.mu is held. v
+// is Go memory that oneDNN keeps: the caller keeps it alive until
+// clearHandle (run and reorderWeights do, to their end).
+func (e *dnnlConvEngine) setHandle(m uintptr, v []float32) error {
+	return dnnlErr("dnnl_memory_set_data_handle", dnnlCall(e.api.setHandle, &e.callArgs, 2, m, uintptr(unsafe.Pointer(&v[0])), 0, 0))
+}
+
+// clearHandle drops the pointer to Go memory that m holds; e.mu is held.
+func (e *dnnlConvEngine) clearHandle(m uintptr) error {
+	return dnnlErr("dnnl_memory_set_data_handle", dnnlCall(e.api.setHandle, &e.callArgs, 2, m, 0, 0, 0))
+}
+
+// execute runs primitive prim on the engine's stream with args (Go memory
+// that must stay alive: a convPrim's fields); e.mu is held. what names the
+// primitive in the error.
+func (e *dnnlConvEngine) execute(what string, prim uintptr, args []execArg) error {
+	st := dnnlCall(e.api.execute, &e.callArgs, 4, prim, e.stream, uintptr(len(args)), uintptr(unsafe.Pointer(&args[0])))
+	if st != 0 {
+		// Built here: a message concatenated before the call would
+		// allocate on every call.
+		return fmt.Errorf("compute: dnnl_primitive_execute (%s): %s", what, dnnlStatusName(st))
+	}
+	return nil
+}
+
+// wait waits for the engine's stream to finish; e.mu is held.
+func (e *dnnlConvEngine) wait() error {
+	return dnnlErr("dnnl_stream_wait", dnnlCall(e.api.wait, &e.callArgs, 1, e.stream, 0, 0, 0))
+}
+
 // convPrim is one cached convolution with the reorders and memory
 // objects around it. Memories named u* wrap the caller's slices (their
 // handles are set on every call); b* are oneDNN's own buffers in the
@@ -216,6 +289,10 @@ type convPrim struct {
 	bSrc, bW, bDst                uintptr
 	convArgs                      []execArg
 	owned                         []uintptr // memories to destroy
+
+	// The reorders' arguments (source, destination), made once by build
+	// so that a call passes oneDNN Go memory that is already on the heap.
+	srcReArgs, wReArgs, dstReArgs, resReArgs [2]execArg
 
 	// The reordered weights live in Go memory (bW's handle is set on
 	// every call): wBuf for a per-call reorder, or a cached OneDNNWeights
@@ -478,6 +555,10 @@ func (e *dnnlConvEngine) build(p *convPrim, k convKey) error {
 			return err
 		}
 	}
+	p.srcReArgs = [2]execArg{{arg: dnnlArgSrc, mem: p.uSrc}, {arg: dnnlArgDst, mem: p.bSrc}}
+	p.wReArgs = [2]execArg{{arg: dnnlArgSrc, mem: p.uW}, {arg: dnnlArgDst, mem: p.bW}}
+	p.dstReArgs = [2]execArg{{arg: dnnlArgSrc, mem: p.bDst}, {arg: dnnlArgDst, mem: p.uDst}}
+	p.resReArgs = [2]execArg{{arg: dnnlArgSrc, mem: p.uDst}, {arg: dnnlArgDst, mem: p.bDst}}
 	p.convArgs = []execArg{{arg: dnnlArgSrc, mem: p.bSrc}, {arg: dnnlArgWeights, mem: p.bW}, {arg: dnnlArgDst, mem: p.bDst}}
 	if useBias {
 		if p.uShft, err = e.mem(p, biasMD.ptr(), 0); err != nil {
@@ -604,22 +685,22 @@ func (p *convPrim) paddedInput(s ConvShape, x []float32) []float32 {
 // reorderWeights runs p's weights reorder from w (already padded:
 // paddedWeights) into dst; e.mu is held.
 func (e *dnnlConvEngine) reorderWeights(p *convPrim, w, dst []float32) error {
-	a := &e.api
 	defer func() {
-		a.memSetHandleAlloc(p.uW, 0)
-		a.memSetHandleAlloc(p.bW, 0)
+		e.clearHandle(p.uW)
+		e.clearHandle(p.bW)
+		runtime.KeepAlive(w)
+		runtime.KeepAlive(dst)
 	}()
-	if err := dnnlErr("dnnl_memory_set_data_handle", a.memSetHandle(p.uW, unsafe.Pointer(&w[0]))); err != nil {
+	if err := e.setHandle(p.uW, w); err != nil {
 		return err
 	}
-	if err := dnnlErr("dnnl_memory_set_data_handle", a.memSetHandle(p.bW, unsafe.Pointer(&dst[0]))); err != nil {
+	if err := e.setHandle(p.bW, dst); err != nil {
 		return err
 	}
-	args := []execArg{{arg: dnnlArgSrc, mem: p.uW}, {arg: dnnlArgDst, mem: p.bW}}
-	if err := dnnlErr("dnnl_primitive_execute (weights reorder)", a.primExecute(p.wRe, e.stream, 2, unsafe.Pointer(&args[0]))); err != nil {
+	if err := e.execute("weights reorder", p.wRe, p.wReArgs[:]); err != nil {
 		return err
 	}
-	return dnnlErr("dnnl_stream_wait", a.streamWait(e.stream))
+	return e.wait()
 }
 
 // cString copies a NUL-terminated C string.
@@ -645,23 +726,40 @@ func (e *dnnlConvEngine) run(s ConvShape, x, w []float32, pw *OneDNNWeights, ep 
 	if p.err != nil || (!force && !autoUses(s, p.impl, ep)) {
 		return false, nil
 	}
-	a := &e.api
-	set := func(m uintptr, v []float32) error {
-		return dnnlErr("dnnl_memory_set_data_handle", a.memSetHandle(m, unsafe.Pointer(&v[0])))
-	}
-	exec := func(what string, prim uintptr, args []execArg) error {
-		return dnnlErr("dnnl_primitive_execute ("+what+")", a.primExecute(prim, e.stream, int32(len(args)), unsafe.Pointer(&args[0])))
-	}
-	for _, h := range []struct {
+	// The memory objects point into x, w, y, pw and ep's slices (Go
+	// memory, which the garbage collector does not move) from here until
+	// the handles are cleared below; the KeepAlives at the end keep them
+	// allocated that long. Every call below is a dnnlCall, which
+	// allocates nothing.
+	for _, h := range [...]struct {
 		m uintptr
 		v []float32
 	}{{p.uSrc, p.paddedInput(s, x)}, {p.uW, w}, {p.uDst, y}, {p.uScale, ep.Scale}, {p.uShft, ep.Shift}} {
 		if h.m != 0 {
-			if err := set(h.m, h.v); err != nil {
+			if err := e.setHandle(h.m, h.v); err != nil {
 				return false, err
 			}
 		}
 	}
+	defer func() {
+		// Drop the pointers to Go memory the memory objects still hold,
+		// on success and failure alike.
+		for _, m := range [...]uintptr{p.uSrc, p.uW, p.uDst, p.uScale, p.uShft} {
+			if m != 0 {
+				e.clearHandle(m)
+			}
+		}
+		if p.wRe != 0 {
+			e.clearHandle(p.bW)
+		}
+		runtime.KeepAlive(x)
+		runtime.KeepAlive(w)
+		runtime.KeepAlive(y)
+		runtime.KeepAlive(pw)
+		runtime.KeepAlive(ep.Scale)
+		runtime.KeepAlive(ep.Shift)
+		runtime.KeepAlive(ep.Residual)
+	}()
 	if ep.Residual != nil {
 		if p.resRe == 0 {
 			// The output is plain NCHW: the sum post-op reads y.
@@ -669,70 +767,60 @@ func (e *dnnlConvEngine) run(s ConvShape, x, w []float32, pw *OneDNNWeights, ep 
 		} else {
 			// The residual has y's shape: uDst wraps it for the
 			// reorder, then points back at y.
-			if err := set(p.uDst, ep.Residual); err != nil {
+			if err := e.setHandle(p.uDst, ep.Residual); err != nil {
 				return false, err
 			}
-			if err := exec("residual reorder", p.resRe, []execArg{{arg: dnnlArgSrc, mem: p.uDst}, {arg: dnnlArgDst, mem: p.bDst}}); err != nil {
+			if err := e.execute("residual reorder", p.resRe, p.resReArgs[:]); err != nil {
 				return false, err
 			}
-			if err := dnnlErr("dnnl_stream_wait", a.streamWait(e.stream)); err != nil {
+			if err := e.wait(); err != nil {
 				return false, err
 			}
-			if err := set(p.uDst, y); err != nil {
+			if err := e.setHandle(p.uDst, y); err != nil {
 				return false, err
 			}
 		}
 	}
 	if p.srcRe != 0 {
-		if err := exec("input reorder", p.srcRe, []execArg{{arg: dnnlArgSrc, mem: p.uSrc}, {arg: dnnlArgDst, mem: p.bSrc}}); err != nil {
+		if err := e.execute("input reorder", p.srcRe, p.srcReArgs[:]); err != nil {
 			return false, err
 		}
 	}
 	if p.wRe != 0 {
 		if pw != nil && pw.kind == p.wKind && len(pw.data)*4 >= p.wBytes {
-			if err := set(p.bW, pw.data); err != nil {
+			if err := e.setHandle(p.bW, pw.data); err != nil {
 				return false, err
 			}
 		} else {
 			if p.wBuf == nil {
 				p.wBuf = alignedFloats((p.wBytes + 3) / 4)
 			}
-			if err := set(p.bW, p.wBuf); err != nil {
+			if err := e.setHandle(p.bW, p.wBuf); err != nil {
 				return false, err
 			}
 			if p.cPad != s.C {
-				if err := set(p.uW, p.paddedWeights(s, w)); err != nil {
+				if err := e.setHandle(p.uW, p.paddedWeights(s, w)); err != nil {
 					return false, err
 				}
 			}
-			if err := exec("weights reorder", p.wRe, []execArg{{arg: dnnlArgSrc, mem: p.uW}, {arg: dnnlArgDst, mem: p.bW}}); err != nil {
+			if err := e.execute("weights reorder", p.wRe, p.wReArgs[:]); err != nil {
 				return false, err
 			}
 		}
 	}
-	if err := exec("convolution", p.conv, p.convArgs); err != nil {
+	if err := e.execute("convolution", p.conv, p.convArgs); err != nil {
 		return false, err
 	}
 	if p.dstRe != 0 {
-		if err := exec("output reorder", p.dstRe, []execArg{{arg: dnnlArgSrc, mem: p.bDst}, {arg: dnnlArgDst, mem: p.uDst}}); err != nil {
+		if err := e.execute("output reorder", p.dstRe, p.dstReArgs[:]); err != nil {
 			return false, err
 		}
 	}
-	if err := dnnlErr("dnnl_stream_wait", a.streamWait(e.stream)); err != nil {
+	if err := e.wait(); err != nil {
 		return false, err
 	}
 	if ep.ReLU {
 		reluInPlace(y[:s.N*s.K*s.OH*s.OW])
 	}
-	// Drop the pointers to Go memory the memory objects still hold.
-	for _, m := range []uintptr{p.uSrc, p.uW, p.uDst, p.uScale, p.uShft} {
-		if m != 0 {
-			a.memSetHandleAlloc(m, 0)
-		}
-	}
-	if p.wRe != 0 {
-		a.memSetHandleAlloc(p.bW, 0)
-	}
-	runtime.KeepAlive(pw)
 	return true, nil
 }
