@@ -41,8 +41,9 @@ import (
 // lists (bound by reflection they took 1360 allocations, 31 KiB, a step;
 // now 5-11 allocations, 0-1 KiB, as with Go's convolutions, 2026-11-30).
 // GEMMs on OpenBLAS (the default where the CPU lacks AVX-512) are within
-// the same budget: its sgemm_ calls allocate nothing and the patch matrices they take come from
-// compute's reused buffers (they were 38 MiB in 42 allocations a step).
+// the same budget: its sgemm_ calls allocate nothing and the patch
+// matrices they take come from compute's reused buffers (they were 38 MiB
+// in 42 allocations a step).
 func TestTrainStepAllocationBudget(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a model for eight steps")
