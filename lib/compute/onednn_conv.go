@@ -42,11 +42,12 @@ import (
 // own float32 error there is 1.2e-6) and the ReLU kink moves a backbone
 // gradient past its tolerance; DETLAB_CONV=onednn routes them too.
 //
-// The default is go: end to end, with Winograd taking the 3x3 stride-1
-// convolutions of inference graphs, auto measured no faster
+// The default keeps float32 on go: end to end, with Winograd taking the
+// 3x3 stride-1 convolutions of inference graphs, auto measured no faster
 // (detlab-bench, 2026-11-30, same machine: resnet18-fwd-224-b1 17.0 vs
 // 17.3 ms, frcnn-infer-320-b1 183 vs 160 ms, frcnn-train-320-b2 1.92-1.99 vs
-// 1.85-1.93 s of CPU per step), and each oneDNN call allocates (purego).
+// 1.85-1.93 s of CPU per step). A steady-state oneDNN convolution call
+// allocates nothing (its per-call functions go through purego.SyscallN).
 const EnvConv = "DETLAB_CONV"
 
 // ErrConvShape is returned (wrapped) by ConvOneDNN for a ConvShape or
