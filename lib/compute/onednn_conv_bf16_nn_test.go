@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/detlab/detlab/internal/convref"
 	"github.com/detlab/detlab/lib/compute"
 	"github.com/detlab/detlab/lib/nn"
 )
@@ -22,33 +23,6 @@ func oneDNNOrSkip(t *testing.T) {
 		}
 		t.Skipf("oneDNN's convolutions unavailable, install libdnnl2 (apt-get install libdnnl2): %v", err)
 	}
-}
-
-// absCopy returns |v| elementwise (nil stays nil).
-func absCopy(v []float32) []float32 {
-	if v == nil {
-		return nil
-	}
-	a := make([]float32, len(v))
-	for i, x := range v {
-		a[i] = float32(math.Abs(float64(x)))
-	}
-	return a
-}
-
-// bf16Units returns the largest |got - ref| / (2^-24 * mag) over the
-// outputs, and where; NaN counts as infinitely far.
-func bf16Units(got []float32, ref, mag []float64) (worst float64, at int) {
-	for i := range ref {
-		d := math.Abs(float64(got[i]) - ref[i])
-		if math.IsNaN(d) {
-			return math.Inf(1), i
-		}
-		if u := d / (max(mag[i], 1e-30) / (1 << 24)); u > worst {
-			worst, at = u, i
-		}
-	}
-	return worst, at
 }
 
 // oneDNNBF16Bound is the agreement demanded, in units of 2^-24 times the
@@ -124,11 +98,10 @@ func TestConv2dFusedOneDNNBF16(t *testing.T) {
 					ep.Residual = fill(geo.N * geo.K * geo.OH * geo.OW)
 				}
 				ep.ReLU = ec.relu
-				ref := refConv64(geo, xr, wr, ep)
-				mag := refConv64(geo, absCopy(xr), absCopy(wr), nn.ConvEpilogue{Scale: absCopy(ep.Scale), Shift: absCopy(ep.Shift), Residual: absCopy(ep.Residual)})
+				ref, mag := refConv64(geo, xr, wr, ep)
 				// The test can tell bfloat16 from float32: unrounded
 				// operands miss the reference by far more than the bound.
-				if u, _ := bf16Units(f32Of(refConv64(geo, x, w, ep)), ref, mag); u <= oneDNNBF16Bound {
+				if u, _ := convref.WorstUnits(f32Of(first(refConv64(geo, x, w, ep))), ref, mag); u <= oneDNNBF16Bound {
 					t.Fatalf("float32 operands within %v units (%v) of the bfloat16 reference", oneDNNBF16Bound, u)
 				}
 				// oneDNN twice: the second call takes the cached primitive
@@ -148,7 +121,7 @@ func TestConv2dFusedOneDNNBF16(t *testing.T) {
 					if use != (mode == "onednn") {
 						t.Fatalf("DETLAB_CONV=%s: oneDNN used %v", mode, use)
 					}
-					u, at := bf16Units(y, ref, mag)
+					u, at := convref.WorstUnits(y, ref, mag)
 					if u > oneDNNBF16Bound {
 						impl, _ := compute.ConvOneDNNImpl(s, compute.Epilogue{})
 						t.Fatalf("DETLAB_CONV=%s (%s): y[%d] = %v, want %v: %.3g units of %.3g (bound %v)", mode, impl, at, y[at], ref[at], u, mag[at]/(1<<24), oneDNNBF16Bound)
@@ -175,48 +148,15 @@ func f32Of(v []float64) []float32 {
 	return r
 }
 
-// refConv64 is the direct convolution in float64 with ep applied.
-func refConv64(geo nn.ConvGeom, x, w []float32, ep nn.ConvEpilogue) []float64 {
-	y := make([]float64, geo.N*geo.K*geo.OH*geo.OW)
-	for n := 0; n < geo.N; n++ {
-		for k := 0; k < geo.K; k++ {
-			for oh := 0; oh < geo.OH; oh++ {
-				for ow := 0; ow < geo.OW; ow++ {
-					var acc float64
-					for c := 0; c < geo.C; c++ {
-						for kh := 0; kh < geo.KH; kh++ {
-							ih := oh*geo.SH - geo.PH + kh
-							if ih < 0 || ih >= geo.H {
-								continue
-							}
-							for kw := 0; kw < geo.KW; kw++ {
-								iw := ow*geo.SW - geo.PW + kw
-								if iw < 0 || iw >= geo.W {
-									continue
-								}
-								acc += float64(x[((n*geo.C+c)*geo.H+ih)*geo.W+iw]) * float64(w[((k*geo.C+c)*geo.KH+kh)*geo.KW+kw])
-							}
-						}
-					}
-					i := ((n*geo.K+k)*geo.OH+oh)*geo.OW + ow
-					if ep.Scale != nil {
-						acc *= float64(ep.Scale[k])
-					}
-					if ep.Shift != nil {
-						acc += float64(ep.Shift[k])
-					}
-					if ep.Residual != nil {
-						acc += float64(ep.Residual[i])
-					}
-					if ep.ReLU && acc < 0 {
-						acc = 0
-					}
-					y[i] = acc
-				}
-			}
-		}
-	}
-	return y
+// first returns its first argument.
+func first(y, _ []float64) []float64 { return y }
+
+// refConv64 is the direct convolution in float64 with ep applied and each
+// output's magnitude (convref.Direct).
+func refConv64(geo nn.ConvGeom, x, w []float32, ep nn.ConvEpilogue) (y, mag []float64) {
+	return convref.Direct(convref.Shape{N: geo.N, C: geo.C, H: geo.H, W: geo.W, K: geo.K, KH: geo.KH, KW: geo.KW,
+		SH: geo.SH, SW: geo.SW, PH: geo.PH, PW: geo.PW, OH: geo.OH, OW: geo.OW},
+		x, w, convref.Epilogue{Scale: ep.Scale, Shift: ep.Shift, Residual: ep.Residual, ReLU: ep.ReLU})
 }
 
 // TestConv2dFusedOneDNNPrecisions checks which precisions nn's CPU

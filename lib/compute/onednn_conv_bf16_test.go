@@ -7,6 +7,8 @@ import (
 	"math/rand"
 	"strings"
 	"testing"
+
+	"github.com/detlab/detlab/internal/convref"
 )
 
 // bf16Unit is float32's unit roundoff, 2^-24: the relative error of one
@@ -35,81 +37,11 @@ const bf16Unit = 1.0 / (1 << 24)
 // 2^-9 = 32768 units and a term dropped or counted twice by far more.
 const bf16SumOrderBound = 16
 
-// convRefMag is a direct float64 convolution of x and w as given (callers
-// round them to bfloat16 first) with the epilogue, before ReLU as want and
-// after it as y, and for each output the magnitude
-// |Scale|*sum|x*w| + |Shift| + |Residual| that bounds the rounding error
-// of a float32 evaluation.
-func convRefMag(s ConvShape, x, w []float32, ep Epilogue) (want, mag []float64) {
-	want = make([]float64, s.N*s.K*s.OH*s.OW)
-	mag = make([]float64, len(want))
-	for n := 0; n < s.N; n++ {
-		for k := 0; k < s.K; k++ {
-			for oh := 0; oh < s.OH; oh++ {
-				for ow := 0; ow < s.OW; ow++ {
-					var acc, abs float64
-					for c := 0; c < s.C; c++ {
-						for i := 0; i < s.KH; i++ {
-							ih := oh*s.SH - s.PH + i
-							if ih < 0 || ih >= s.H {
-								continue
-							}
-							for j := 0; j < s.KW; j++ {
-								iw := ow*s.SW - s.PW + j
-								if iw < 0 || iw >= s.W {
-									continue
-								}
-								p := float64(x[((n*s.C+c)*s.H+ih)*s.W+iw]) * float64(w[((k*s.C+c)*s.KH+i)*s.KW+j])
-								acc += p
-								abs += math.Abs(p)
-							}
-						}
-					}
-					o := ((n*s.K+k)*s.OH+oh)*s.OW + ow
-					if ep.Scale != nil {
-						acc *= float64(ep.Scale[k])
-						abs *= math.Abs(float64(ep.Scale[k]))
-					}
-					if ep.Shift != nil {
-						acc += float64(ep.Shift[k])
-						abs += math.Abs(float64(ep.Shift[k]))
-					}
-					if ep.Residual != nil {
-						acc += float64(ep.Residual[o])
-						abs += math.Abs(float64(ep.Residual[o]))
-					}
-					if ep.ReLU {
-						acc = max(acc, 0)
-					}
-					want[o], mag[o] = acc, abs
-				}
-			}
-		}
-	}
-	return want, mag
-}
-
 // roundedCopy returns v rounded to bfloat16 (RoundBF16Slice).
 func roundedCopy(v []float32) []float32 {
 	r := make([]float32, len(v))
 	RoundBF16Slice(r, v)
 	return r
-}
-
-// worstUnits returns the largest |y - want| / (bf16Unit * mag) and where
-// it occurs; NaN in y counts as infinitely far.
-func worstUnits(y []float32, want, mag []float64) (worst float64, at int) {
-	for i := range want {
-		d := math.Abs(float64(y[i]) - want[i])
-		if math.IsNaN(d) {
-			return math.Inf(1), i
-		}
-		u := d / (bf16Unit * max(mag[i], 1e-30))
-		if u > worst {
-			worst, at = u, i
-		}
-	}
-	return worst, at
 }
 
 // bf16ConvShapes are the shapes the bfloat16 tests run: strides 1 and 2,
@@ -171,7 +103,7 @@ func TestConvOneDNNBF16(t *testing.T) {
 				}
 				ep.ReLU = ec.relu
 				want, mag := convRefMag(s, xr, wr, ep)
-				if u, _ := worstUnits(convRef(s, x, w, ep), want, mag); u <= bf16SumOrderBound {
+				if u, _ := convref.WorstUnits(convRef(s, x, w, ep), want, mag); u <= bf16SumOrderBound {
 					t.Fatalf("the float32 product of the unrounded operands is within %v units (%v): the test cannot tell bfloat16 from float32", bf16SumOrderBound, u)
 				}
 				p, err := e.prim(convKeyOf(s, ep))
@@ -196,7 +128,7 @@ func TestConvOneDNNBF16(t *testing.T) {
 					if err != nil || !ran {
 						t.Fatalf("run: ran %v, err %v", ran, err)
 					}
-					u, at := worstUnits(y, want, mag)
+					u, at := convref.WorstUnits(y, want, mag)
 					if u > bf16SumOrderBound {
 						t.Fatalf("pass %d (%s): y[%d] = %v, want %v: %.3g units of %.3g (bound %v)", pass, p.impl, at, y[at], want[at], u, bf16Unit*mag[at], bf16SumOrderBound)
 					}

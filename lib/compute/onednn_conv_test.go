@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/detlab/detlab/internal/convref"
 )
 
 // loadedConvEngine returns oneDNN's convolution API, skipping the test
@@ -30,48 +32,24 @@ func convShapeOf(n, c, h, w, k, kh, kw, sh, sw, ph, pw int) ConvShape {
 		OH: (h+2*ph-kh)/sh + 1, OW: (w+2*pw-kw)/sw + 1}
 }
 
-// convRef is a direct float64 convolution with the epilogue.
+// convRef is a direct float64 convolution with the epilogue, rounded to
+// float32.
 func convRef(s ConvShape, x, w []float32, ep Epilogue) []float32 {
-	y := make([]float32, s.N*s.K*s.OH*s.OW)
-	for n := 0; n < s.N; n++ {
-		for k := 0; k < s.K; k++ {
-			for oh := 0; oh < s.OH; oh++ {
-				for ow := 0; ow < s.OW; ow++ {
-					var acc float64
-					for c := 0; c < s.C; c++ {
-						for i := 0; i < s.KH; i++ {
-							ih := oh*s.SH - s.PH + i
-							if ih < 0 || ih >= s.H {
-								continue
-							}
-							for j := 0; j < s.KW; j++ {
-								iw := ow*s.SW - s.PW + j
-								if iw < 0 || iw >= s.W {
-									continue
-								}
-								acc += float64(x[((n*s.C+c)*s.H+ih)*s.W+iw]) * float64(w[((k*s.C+c)*s.KH+i)*s.KW+j])
-							}
-						}
-					}
-					o := ((n*s.K+k)*s.OH+oh)*s.OW + ow
-					if ep.Scale != nil {
-						acc *= float64(ep.Scale[k])
-					}
-					if ep.Shift != nil {
-						acc += float64(ep.Shift[k])
-					}
-					if ep.Residual != nil {
-						acc += float64(ep.Residual[o])
-					}
-					if ep.ReLU && acc < 0 {
-						acc = 0
-					}
-					y[o] = float32(acc)
-				}
-			}
-		}
+	want, _ := convRefMag(s, x, w, ep)
+	y := make([]float32, len(want))
+	for i, v := range want {
+		y[i] = float32(v)
 	}
 	return y
+}
+
+// convRefMag is convref.Direct for s and ep: the float64 convolution and
+// each output's magnitude |Scale|*sum|x*w| + |Shift| + |Residual|, which
+// bounds the rounding error of a float32 evaluation.
+func convRefMag(s ConvShape, x, w []float32, ep Epilogue) (want, mag []float64) {
+	return convref.Direct(convref.Shape{N: s.N, C: s.C, H: s.H, W: s.W, K: s.K, KH: s.KH, KW: s.KW,
+		SH: s.SH, SW: s.SW, PH: s.PH, PW: s.PW, OH: s.OH, OW: s.OW},
+		x, w, convref.Epilogue{Scale: ep.Scale, Shift: ep.Shift, Residual: ep.Residual, ReLU: ep.ReLU})
 }
 
 // TestConvOneDNN compares oneDNN's convolutions (forced, whatever

@@ -7,52 +7,17 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/detlab/detlab/internal/convref"
 	"github.com/detlab/detlab/lib/compute"
 	"github.com/detlab/detlab/lib/tensor"
 )
 
 // convRef64 is the direct convolution in float64 with ep applied (the
-// reference both algorithms are measured against).
+// reference every algorithm is measured against).
 func convRef64(geo ConvGeom, x, w []float32, ep ConvEpilogue) []float64 {
-	y := make([]float64, geo.N*geo.K*geo.OH*geo.OW)
-	for n := 0; n < geo.N; n++ {
-		for k := 0; k < geo.K; k++ {
-			for oh := 0; oh < geo.OH; oh++ {
-				for ow := 0; ow < geo.OW; ow++ {
-					var acc float64
-					for c := 0; c < geo.C; c++ {
-						for kh := 0; kh < geo.KH; kh++ {
-							ih := oh*geo.SH - geo.PH + kh
-							if ih < 0 || ih >= geo.H {
-								continue
-							}
-							for kw := 0; kw < geo.KW; kw++ {
-								iw := ow*geo.SW - geo.PW + kw
-								if iw < 0 || iw >= geo.W {
-									continue
-								}
-								acc += float64(x[((n*geo.C+c)*geo.H+ih)*geo.W+iw]) * float64(w[((k*geo.C+c)*geo.KH+kh)*geo.KW+kw])
-							}
-						}
-					}
-					i := ((n*geo.K+k)*geo.OH+oh)*geo.OW + ow
-					if ep.Scale != nil {
-						acc *= float64(ep.Scale[k])
-					}
-					if ep.Shift != nil {
-						acc += float64(ep.Shift[k])
-					}
-					if ep.Residual != nil {
-						acc += float64(ep.Residual[i])
-					}
-					if ep.ReLU && acc < 0 {
-						acc = 0
-					}
-					y[i] = acc
-				}
-			}
-		}
-	}
+	y, _ := convref.Direct(convref.Shape{N: geo.N, C: geo.C, H: geo.H, W: geo.W, K: geo.K, KH: geo.KH, KW: geo.KW,
+		SH: geo.SH, SW: geo.SW, PH: geo.PH, PW: geo.PW, OH: geo.OH, OW: geo.OW},
+		x, w, convref.Epilogue{Scale: ep.Scale, Shift: ep.Shift, Residual: ep.Residual, ReLU: ep.ReLU})
 	return y
 }
 
