@@ -23,7 +23,9 @@ func loadedOneDNN(t testing.TB) *onednnLib {
 }
 
 // TestSgemmOneDNN runs the Sgemm cases through the oneDNN backend as Sgemm
-// would (small products in Go) and through dnnl_sgemm for every size.
+// would (small products in Go) and through dnnl_sgemm (the matmul's
+// fallback) for every size; TestSgemmOneDNNMatmul runs them through the
+// matmul primitive for every size.
 func TestSgemmOneDNN(t *testing.T) {
 	lib := loadedOneDNN(t)
 	t.Logf("onednn %s (%s, %d threads)", lib.version, lib.runtime, lib.threads)
@@ -73,7 +75,9 @@ func TestOneDNNThreadsFollowGOMAXPROCS(t *testing.T) {
 	}
 }
 
-// BenchmarkSgemmOneDNN measures dnnl_sgemm on the benchmark shapes.
+// BenchmarkSgemmOneDNN measures dnnl_sgemm (the matmul's fallback, bound by
+// reflection) on the benchmark shapes; BenchmarkSgemmOneDNNMatmul measures
+// what the backend runs.
 func BenchmarkSgemmOneDNN(b *testing.B) { benchSgemm(b, loadedOneDNN(b).raw) }
 
 // BenchmarkSgemmOpenBLAS measures OpenBLAS's sgemm_ (through purego.SyscallN) on the benchmark shapes.

@@ -53,7 +53,8 @@ func dnnlStatusName(s int32) string {
 }
 
 // loadOneDNN opens libdnnl with dlopen (no cgo, no headers needed) and binds
-// dnnl_sgemm and dnnl_version. With the OpenMP runtime (Debian's build),
+// dnnl_sgemm and dnnl_version; the backend's products run on oneDNN's
+// matmul primitive (matmulSgemm), with dnnl_sgemm as its fallback. With the OpenMP runtime (Debian's build),
 // OMP_NUM_THREADS is set to threads before the library (and so libgomp,
 // which reads it once at load) is loaded, unless the user already set it;
 // the thread count reported is what OpenMP then says it will use.
@@ -135,9 +136,26 @@ func loadOneDNN(threads int) (lib *onednnLib, err error) {
 			sgemmGo(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 			return
 		}
-		lib.raw(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		matmulSgemm(lib.raw, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 	}
 	return lib, nil
+}
+
+// matmulSgemm runs a product (m, n > 0) through oneDNN's matmul primitive
+// (onednn_matmul_dl.go), which allocates nothing per call, and through
+// fallback (dnnl_sgemm) where the matmul cannot run it: a oneDNN other than
+// 2.x, whose matmul API is not bound, or a shape for which oneDNN offers
+// only its reference implementation or none.
+func matmulSgemm(fallback gemmFunc, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if alpha == 0 || k == 0 {
+		// BLAS's quick return, C = beta*C (see raw on oneDNN and k == 0).
+		scaleC(m, n, beta, c, ldc)
+		return
+	}
+	if e, err := matmulEngine(); err == nil && e.sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) {
+		return
+	}
+	fallback(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // first returns the address of s's first element, or of a zero scratch
