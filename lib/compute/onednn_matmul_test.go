@@ -120,8 +120,10 @@ func TestOneDNNMatmulMatchesGo(t *testing.T) {
 			}
 		}
 	}
-	impl, err := e.implOf(false, false, 256, 196, 576, 576, 196, 196, 1, 0)
-	t.Logf("oneDNN %s matmul 256x196x576: %s %v", e.version, impl, err)
+	for _, sc := range scalars[:3] {
+		impl, err := e.implOf(false, false, 256, 196, 576, 576, 196, 196, sc.alpha, sc.beta)
+		t.Logf("oneDNN %s matmul 256x196x576, alpha %g, beta %g: %s %v", e.version, sc.alpha, sc.beta, impl, err)
+	}
 }
 
 // TestOneDNNMatmulRefusedShape checks that a shape oneDNN refuses is
