@@ -30,9 +30,10 @@ const (
 	dnnlArgAttrOutputScales = 513        // DNNL_ARG_ATTR_OUTPUT_SCALES
 	dnnlRuntimeF32ValBits   = 0x7fc000d0 // DNNL_RUNTIME_F32_VAL's bits
 
-	// matmulCacheSize bounds the cached matmul primitives. A Faster
-	// R-CNN step at one image size makes about 60 product shapes
-	// (forward and backward); varying image sizes make more.
+	// matmulCacheSize bounds the cached matmul primitives (one per
+	// product shape, alpha == 1 or not, beta == 0 or not); Faster
+	// R-CNN's varying image sizes keep making new shapes, and a full
+	// cache drops its oldest.
 	matmulCacheSize = 256
 )
 
@@ -88,7 +89,7 @@ type matmulKey struct {
 // after); alpha is a one-float buffer of oneDNN's, which alphaVal points
 // into, holding the run-time output scale.
 type matmulPrim struct {
-	impl string // oneDNN's implementation name, e.g. "brg:avx512_core"
+	impl string // oneDNN's implementation name, e.g. "gemm:jit"
 	err  error  // oneDNN refused the shape: the caller falls back
 
 	prim     uintptr
@@ -102,8 +103,8 @@ type matmulPrim struct {
 
 // dnnlMatmul is the matmul products' CPU engine and stream with the
 // primitives made so far. mu serialises everything: a primitive's memory
-// objects hold one call's pointers at a time (and a stream is not meant
-// to be shared by threads). Each product already runs on every OpenMP
+// objects hold one call's pointers at a time, and the engine has one
+// stream. Each product already runs on every OpenMP
 // thread, so concurrent callers lose nothing by taking turns.
 type dnnlMatmul struct {
 	api     dnnlMatmulAPI
