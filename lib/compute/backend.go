@@ -11,7 +11,7 @@ import (
 // EnvBLAS is the environment variable that forces a backend: "go" for the
 // Go implementation with the best assembly kernel the CPU runs, "portable"
 // for the Go implementation with its portable (no assembly) kernel,
-// "openblas" for OpenBLAS, "onednn" for oneDNN's dnnl_sgemm (each falling
+// "openblas" for OpenBLAS, "onednn" for oneDNN (its matmul primitive, dnnl_sgemm where that cannot run; each falling
 // back to Go, with the reason in Backend, when its library cannot be
 // loaded). Unset or "auto" uses the Go implementation where the AVX-512
 // kernel runs, otherwise OpenBLAS when present.
@@ -42,7 +42,7 @@ func chooseBackend(env string) backend {
 			pure.name += fmt.Sprintf(" (%s=onednn but %v)", EnvBLAS, err)
 			return pure
 		}
-		return backend{name: fmt.Sprintf("onednn %s (runtime, %s, %d threads)", lib.version, lib.runtime, lib.threads), gemm: lib.sgemm}
+		return backend{name: fmt.Sprintf("onednn %s (%s; runtime, %s, %d threads)", lib.version, oneDNNGemmPath(), lib.runtime, lib.threads), gemm: lib.sgemm}
 	case "", "auto":
 		if strings.HasPrefix(bestKernel().name, "avx512") {
 			// Measured on a Zen 5 EPYC (Faster R-CNN train step): the Go
@@ -73,7 +73,7 @@ func chooseBackend(env string) backend {
 }
 
 // Backend names the implementation Sgemm runs, e.g.
-// "openblas 0.3.21 (runtime, 2 threads)", "onednn 2.6.3 (runtime, omp, 2
+// "openblas 0.3.21 (runtime, 2 threads)", "onednn 2.6.3 (matmul primitives; runtime, omp, 2
 // threads)", "Go, avx2+fma assembly kernel 6x16" or "Go, portable kernel
 // 4x4", with the reason when DETLAB_BLAS asked for something that could not
 // be used.

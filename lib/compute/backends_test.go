@@ -14,7 +14,7 @@ func TestChooseBackendOneDNN(t *testing.T) {
 		got := chooseBackend(env).name
 		switch {
 		case err == nil:
-			want := "onednn " + lib.version + " (runtime, "
+			want := "onednn " + lib.version + " (" + oneDNNGemmPath() + "; runtime, "
 			if !strings.HasPrefix(got, want) {
 				t.Errorf("chooseBackend(%q) = %q, want the prefix %q", env, got, want)
 			}

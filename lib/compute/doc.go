@@ -16,7 +16,8 @@
 //     install libopenblas0 or libopenblas-dev); its thread count is set to
 //     GOMAXPROCS. DETLAB_OPENBLAS names an explicit library path.
 //   - oneDNN, loaded the same way (libdnnl.so.3 or .so.2; Debian: apt-get
-//     install libdnnl2), dnnl_sgemm on OpenMP threads that follow
+//     install libdnnl2), cached matmul primitives (dnnl_sgemm where they
+//     cannot run) on OpenMP threads that follow
 //     GOMAXPROCS unless OMP_NUM_THREADS is set. DETLAB_ONEDNN names an
 //     explicit library path. Faster than Go on bare products here, slower
 //     end to end because convolutions must then write the whole patch

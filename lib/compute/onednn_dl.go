@@ -141,6 +141,15 @@ func loadOneDNN(threads int) (lib *onednnLib, err error) {
 	return lib, nil
 }
 
+// oneDNNGemmPath says, for Backend, which oneDNN call the products take
+// (after oneDNN has loaded: matmulEngine waits for it).
+func oneDNNGemmPath() string {
+	if _, err := matmulEngine(); err != nil {
+		return fmt.Sprintf("dnnl_sgemm: %v", err)
+	}
+	return "matmul primitives"
+}
+
 // matmulSgemm runs a product (m, n > 0) through oneDNN's matmul primitive
 // (onednn_matmul_dl.go), which allocates nothing per call, and through
 // fallback (dnnl_sgemm) where the matmul cannot run it: a oneDNN other than
