@@ -63,3 +63,48 @@ func (e *dnnlConvEngine) execute(what string, prim uintptr, args []execArg) erro
 func (e *dnnlConvEngine) wait() error {
 	return dnnlErr("dnnl_stream_wait", dnnlCall(e.api.wait, &e.callArgs, 1, e.stream, 0, 0, 0))
 }
+
+// dnnlBinding is a oneDNN function bound by reflection (fn points to a Go
+// func variable): setup-time calls, made once per shape.
+type dnnlBinding struct {
+	fn   any
+	name string
+}
+
+// dnnlSymbol is a oneDNN function called through dnnlCall (fn receives
+// its address): the calls made on every product or convolution.
+type dnnlSymbol struct {
+	fn   *uintptr
+	name string
+}
+
+// bindDNNL binds fns with purego.RegisterLibFunc and looks syms up in the
+// library h, failing with the first function it lacks.
+func bindDNNL(h uintptr, fns []dnnlBinding, syms []dnnlSymbol) error {
+	for _, f := range fns {
+		if _, err := purego.Dlsym(h, f.name); err != nil {
+			return fmt.Errorf("compute: oneDNN lacks %s: %w", f.name, err)
+		}
+		purego.RegisterLibFunc(f.fn, h, f.name)
+	}
+	for _, f := range syms {
+		var err error
+		if *f.fn, err = purego.Dlsym(h, f.name); err != nil {
+			return fmt.Errorf("compute: oneDNN lacks %s: %w", f.name, err)
+		}
+	}
+	return nil
+}
+
+// newEngineStream creates a CPU engine and a stream on it with the bound
+// dnnl_engine_create and dnnl_stream_create.
+func newEngineStream(engineCreate func(eng unsafe.Pointer, kind int32, index uintptr) int32,
+	streamCreate func(st unsafe.Pointer, eng uintptr, flags uint32) int32) (eng, stream uintptr, err error) {
+	if st := engineCreate(unsafe.Pointer(&eng), dnnlCPU, 0); st != 0 {
+		return 0, 0, fmt.Errorf("compute: dnnl_engine_create: %s", dnnlStatusName(st))
+	}
+	if st := streamCreate(unsafe.Pointer(&stream), eng, dnnlStreamDefault); st != 0 {
+		return 0, 0, fmt.Errorf("compute: dnnl_stream_create: %s", dnnlStatusName(st))
+	}
+	return eng, stream, nil
+}

@@ -7,10 +7,6 @@ import (
 	"runtime"
 	"sync"
 	"unsafe"
-
-	"github.com/ebitengine/purego"
-
-	"github.com/detlab/detlab/lib/internal/dl"
 )
 
 // Sizes and enum values of oneDNN 2.x's C API (dnnl_types.h of 2.6.3,
@@ -102,7 +98,6 @@ type dnnlConvAPI struct {
 	primDestroy      func(p uintptr) int32
 	memCreate        func(m unsafe.Pointer, md unsafe.Pointer, eng uintptr, handle uintptr) int32
 	memDestroy       func(m uintptr) int32
-	version          func() *dnnlVersion
 }
 
 // dnnlConvEngine is oneDNN's CPU engine and stream with the primitives
@@ -136,35 +131,14 @@ func openConvEngine() (e *dnnlConvEngine, err error) {
 			e, err = nil, fmt.Errorf("compute: binding oneDNN's convolutions: %v", r)
 		}
 	}()
-	if _, err := oneDNN(); err != nil {
+	h, version, err := dnnlHandleV2("convolutions are")
+	if err != nil {
 		return nil, err
-	}
-	// dlopen returns the handle of the library compute's loader opened
-	// (same name list, same order), counting one more reference.
-	names := []string{"libdnnl.so.3", "libdnnl.so.2", "libdnnl.so", "libdnnl.3.dylib", "libdnnl.2.dylib", "libdnnl.dylib"}
-	if p := getenv(EnvOneDNNPath); p != "" {
-		names = []string{p}
-	}
-	h, _, _ := dl.OpenFirst(names, purego.RTLD_NOW|purego.RTLD_LOCAL, nil)
-	if h == 0 {
-		return nil, fmt.Errorf("compute: %w", errNoOneDNN)
 	}
 	e = &dnnlConvEngine{cache: map[convKey]*convPrim{}}
 	a := &e.api
-	purego.RegisterLibFunc(&a.version, h, "dnnl_version")
-	v := a.version()
-	if v == nil || v.Major != 2 {
-		major := int32(-1)
-		if v != nil {
-			major = v.Major
-		}
-		return nil, fmt.Errorf("compute: oneDNN major version %d: its convolutions are bound for the 2.x C API only", major)
-	}
-	e.version = fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch)
-	for _, f := range []struct {
-		fn   any
-		name string
-	}{
+	e.version = version
+	if err := bindDNNL(h, []dnnlBinding{
 		{&a.engineCreate, "dnnl_engine_create"},
 		{&a.streamCreate, "dnnl_stream_create"},
 		{&a.mdInitByTag, "dnnl_memory_desc_init_by_tag"},
@@ -187,30 +161,15 @@ func openConvEngine() (e *dnnlConvEngine, err error) {
 		{&a.primDestroy, "dnnl_primitive_destroy"},
 		{&a.memCreate, "dnnl_memory_create"},
 		{&a.memDestroy, "dnnl_memory_destroy"},
-	} {
-		if _, err := purego.Dlsym(h, f.name); err != nil {
-			return nil, fmt.Errorf("compute: oneDNN lacks %s: %w", f.name, err)
-		}
-		purego.RegisterLibFunc(f.fn, h, f.name)
-	}
-	for _, f := range []struct {
-		fn   *uintptr
-		name string
-	}{
+	}, []dnnlSymbol{
 		{&a.setHandle, "dnnl_memory_set_data_handle"},
 		{&a.execute, "dnnl_primitive_execute"},
 		{&a.wait, "dnnl_stream_wait"},
-	} {
-		var err error
-		if *f.fn, err = purego.Dlsym(h, f.name); err != nil {
-			return nil, fmt.Errorf("compute: oneDNN lacks %s: %w", f.name, err)
-		}
+	}); err != nil {
+		return nil, err
 	}
-	if st := a.engineCreate(unsafe.Pointer(&e.eng), dnnlCPU, 0); st != 0 {
-		return nil, fmt.Errorf("compute: dnnl_engine_create: %s", dnnlStatusName(st))
-	}
-	if st := a.streamCreate(unsafe.Pointer(&e.stream), e.eng, dnnlStreamDefault); st != 0 {
-		return nil, fmt.Errorf("compute: dnnl_stream_create: %s", dnnlStatusName(st))
+	if e.eng, e.stream, err = newEngineStream(a.engineCreate, a.streamCreate); err != nil {
+		return nil, err
 	}
 	return e, nil
 }

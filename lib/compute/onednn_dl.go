@@ -58,6 +58,50 @@ func dnnlStatusName(s int32) string {
 // OMP_NUM_THREADS is set to threads before the library (and so libgomp,
 // which reads it once at load) is loaded, unless the user already set it;
 // the thread count reported is what OpenMP then says it will use.
+// oneDNNNames are the library names loadOneDNN tries, in order: the one
+// DETLAB_ONEDNN names, or the usual sonames.
+func oneDNNNames() []string {
+	if p := getenv(EnvOneDNNPath); p != "" {
+		return []string{p}
+	}
+	return []string{"libdnnl.so.3", "libdnnl.so.2", "libdnnl.so", "libdnnl.3.dylib", "libdnnl.2.dylib", "libdnnl.dylib"}
+}
+
+// dnnlHandle loads oneDNN through compute's loader (which sets up its
+// OpenMP threads) and returns the library's handle for binding more of
+// its API: dlopen of the same names in the same order returns the handle
+// the loader opened, counting one more reference.
+func dnnlHandle() (uintptr, error) {
+	if _, err := oneDNN(); err != nil {
+		return 0, err
+	}
+	h, _, _ := dl.OpenFirst(oneDNNNames(), purego.RTLD_NOW|purego.RTLD_LOCAL, nil)
+	if h == 0 {
+		return 0, fmt.Errorf("compute: %w", errNoOneDNN)
+	}
+	return h, nil
+}
+
+// dnnlHandleV2 is dnnlHandle for binding a part of oneDNN 2.x's C API
+// (what: "convolutions are", "matmul is"): it fails, naming the part, on another
+// major version, and returns the version as "2.6.3".
+func dnnlHandleV2(what string) (h uintptr, version string, err error) {
+	if h, err = dnnlHandle(); err != nil {
+		return 0, "", err
+	}
+	var versionOf func() *dnnlVersion
+	purego.RegisterLibFunc(&versionOf, h, "dnnl_version")
+	v := versionOf()
+	if v == nil || v.Major != 2 {
+		major := int32(-1)
+		if v != nil {
+			major = v.Major
+		}
+		return 0, "", fmt.Errorf("compute: oneDNN major version %d: its %s bound for the 2.x C API only", major, what)
+	}
+	return h, fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch), nil
+}
+
 func loadOneDNN(threads int) (lib *onednnLib, err error) {
 	defer func() {
 		// purego panics when a symbol's signature cannot be bound.
@@ -65,10 +109,7 @@ func loadOneDNN(threads int) (lib *onednnLib, err error) {
 			lib, err = nil, fmt.Errorf("compute: binding oneDNN: %v", r)
 		}
 	}()
-	names := []string{"libdnnl.so.3", "libdnnl.so.2", "libdnnl.so", "libdnnl.3.dylib", "libdnnl.2.dylib", "libdnnl.dylib"}
-	if p := getenv(EnvOneDNNPath); p != "" {
-		names = []string{p}
-	}
+	names := oneDNNNames()
 	if _, set := os.LookupEnv("OMP_NUM_THREADS"); !set && threads > 0 {
 		// os.Setenv reaches the C environment (purego runs the cgo or
 		// fakecgo runtime, both of which forward setenv to libc).

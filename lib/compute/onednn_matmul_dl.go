@@ -17,10 +17,6 @@ import (
 	"strings"
 	"sync"
 	"unsafe"
-
-	"github.com/ebitengine/purego"
-
-	"github.com/detlab/detlab/lib/internal/dl"
 )
 
 // More of oneDNN 2.x's C API (dnnl_types.h of 2.6.3, checked with a C
@@ -71,7 +67,6 @@ type dnnlMatmulAPI struct {
 	memCreate           func(m unsafe.Pointer, md unsafe.Pointer, eng uintptr, handle uintptr) int32
 	memDestroy          func(m uintptr) int32
 	memGetDataHandle    func(m uintptr, handle unsafe.Pointer) int32
-	version             func() *dnnlVersion
 }
 
 // matmulKey is one product shape: everything a matmul primitive is made
@@ -140,35 +135,14 @@ func openMatmul() (e *dnnlMatmul, err error) {
 			e, err = nil, fmt.Errorf("compute: binding oneDNN's matmul: %v", r)
 		}
 	}()
-	if _, err := oneDNN(); err != nil {
+	h, version, err := dnnlHandleV2("matmul is")
+	if err != nil {
 		return nil, err
-	}
-	// dlopen returns the handle of the library compute's loader opened
-	// (same name list, same order), counting one more reference.
-	names := []string{"libdnnl.so.3", "libdnnl.so.2", "libdnnl.so", "libdnnl.3.dylib", "libdnnl.2.dylib", "libdnnl.dylib"}
-	if p := getenv(EnvOneDNNPath); p != "" {
-		names = []string{p}
-	}
-	h, _, _ := dl.OpenFirst(names, purego.RTLD_NOW|purego.RTLD_LOCAL, nil)
-	if h == 0 {
-		return nil, fmt.Errorf("compute: %w", errNoOneDNN)
 	}
 	e = &dnnlMatmul{cache: map[matmulKey]*matmulPrim{}, limit: matmulCacheSize}
 	a := &e.api
-	purego.RegisterLibFunc(&a.version, h, "dnnl_version")
-	v := a.version()
-	if v == nil || v.Major != 2 {
-		major := int32(-1)
-		if v != nil {
-			major = v.Major
-		}
-		return nil, fmt.Errorf("compute: oneDNN major version %d: its matmul is bound for the 2.x C API only", major)
-	}
-	e.version = fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch)
-	for _, f := range []struct {
-		fn   any
-		name string
-	}{
+	e.version = version
+	if err := bindDNNL(h, []dnnlBinding{
 		{&a.engineCreate, "dnnl_engine_create"},
 		{&a.streamCreate, "dnnl_stream_create"},
 		{&a.mdInitByStrides, "dnnl_memory_desc_init_by_strides"},
@@ -192,30 +166,15 @@ func openMatmul() (e *dnnlMatmul, err error) {
 		{&a.memCreate, "dnnl_memory_create"},
 		{&a.memDestroy, "dnnl_memory_destroy"},
 		{&a.memGetDataHandle, "dnnl_memory_get_data_handle"},
-	} {
-		if _, err := purego.Dlsym(h, f.name); err != nil {
-			return nil, fmt.Errorf("compute: oneDNN lacks %s: %w", f.name, err)
-		}
-		purego.RegisterLibFunc(f.fn, h, f.name)
-	}
-	for _, f := range []struct {
-		fn   *uintptr
-		name string
-	}{
+	}, []dnnlSymbol{
 		{&a.setHandle, "dnnl_memory_set_data_handle"},
 		{&a.execute, "dnnl_primitive_execute"},
 		{&a.wait, "dnnl_stream_wait"},
-	} {
-		var err error
-		if *f.fn, err = purego.Dlsym(h, f.name); err != nil {
-			return nil, fmt.Errorf("compute: oneDNN lacks %s: %w", f.name, err)
-		}
+	}); err != nil {
+		return nil, err
 	}
-	if st := a.engineCreate(unsafe.Pointer(&e.eng), dnnlCPU, 0); st != 0 {
-		return nil, fmt.Errorf("compute: dnnl_engine_create: %s", dnnlStatusName(st))
-	}
-	if st := a.streamCreate(unsafe.Pointer(&e.stream), e.eng, dnnlStreamDefault); st != 0 {
-		return nil, fmt.Errorf("compute: dnnl_stream_create: %s", dnnlStatusName(st))
+	if e.eng, e.stream, err = newEngineStream(a.engineCreate, a.streamCreate); err != nil {
+		return nil, err
 	}
 	return e, nil
 }
