@@ -197,7 +197,7 @@ func ConvBackend() string {
 		if eng := bf16InferenceEngine(); eng != nil {
 			return convChoice{mode: c.mode, eng: eng, name: c.name}.withBF16Kernel().name
 		}
-		return strings.Replace(c.name, "bfloat16 inference on oneDNN where libdnnl loads", "bfloat16 inference too: libdnnl does not load", 1)
+		return "go (im2col + Sgemm; bfloat16 inference too: oneDNN's convolutions do not load)"
 	}
 	return c.name
 }

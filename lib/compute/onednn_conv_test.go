@@ -387,6 +387,16 @@ func TestConvBackendHonoursEnv(t *testing.T) {
 		if got := ConvBackend(); !strings.HasPrefix(got, "go (") || convChosen().eng != nil {
 			t.Fatalf("%s=%s but ConvBackend() = %q", EnvConv, env, got)
 		}
+	case "":
+		// bfloat16 inference only: the kernel it would run on, or that
+		// oneDNN does not load (DETLAB_ONEDNN=/nonexistent tries that).
+		want := "bfloat16 3x3: "
+		if _, err := loadConvEngine(); err != nil {
+			want = "go (im2col + Sgemm; bfloat16 inference too: oneDNN's convolutions do not load)"
+		}
+		if got := ConvBackend(); !strings.HasPrefix(got, "go (") || !strings.Contains(got, want) {
+			t.Fatalf("%s unset: ConvBackend() = %q, want it to contain %q", EnvConv, got, want)
+		}
 	}
 }
 
